@@ -1,0 +1,96 @@
+/**
+ * The one error vocabulary of medfit. Every failure a user can cause is a `MedfitError` made by a
+ * factory in `Errors`, with a stable code (`MEDFIT_ERR_*`), an HTTP status and a CLI exit code, so
+ * the CLI and the API edges can each translate it once without guessing.
+ *
+ * Messages name what is wrong and where (file, line, column, parameter) and never include record
+ * values: a clinical table's cells are personal health information.
+ */
+
+/** One located problem, e.g. a validation failure at a JSON pointer or a CSV line. */
+export interface ErrorDetail {
+  /** Where: a JSON pointer, `file:line`, a column name or a parameter name. */
+  pointer: string;
+  message: string;
+}
+
+/** Stable error codes; scripts may match on them. */
+export type ErrorCode =
+  | 'MEDFIT_ERR_USAGE'
+  | 'MEDFIT_ERR_BAD_DATA'
+  | 'MEDFIT_ERR_BAD_PARAM'
+  | 'MEDFIT_ERR_NOT_FOUND'
+  | 'MEDFIT_ERR_MANIFEST'
+  | 'MEDFIT_ERR_CANCELLED'
+  | 'MEDFIT_ERR_INTERNAL';
+
+const STATUS: Record<ErrorCode, number> = {
+  MEDFIT_ERR_USAGE: 400,
+  MEDFIT_ERR_BAD_DATA: 422,
+  MEDFIT_ERR_BAD_PARAM: 400,
+  MEDFIT_ERR_NOT_FOUND: 404,
+  MEDFIT_ERR_MANIFEST: 422,
+  MEDFIT_ERR_CANCELLED: 409,
+  MEDFIT_ERR_INTERNAL: 500,
+};
+
+/** An error medfit raised on purpose, carrying everything an edge needs to report it. */
+export class MedfitError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: ErrorDetail[];
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = []) {
+    super(message);
+    this.name = 'MedfitError';
+    this.code = code;
+    this.status = STATUS[code];
+    this.details = details;
+  }
+
+  /** CLI exit code: 2 for anything the user can fix (usage, data, parameters), 1 for our bugs. */
+  get exitCode(): 1 | 2 {
+    return this.code === 'MEDFIT_ERR_INTERNAL' ? 1 : 2;
+  }
+}
+
+/** Coded factories, so every place raises the same shape of error for the same problem. */
+export const Errors = {
+  /** Bad command-line usage: unknown flag, missing argument. */
+  usage: (message: string) => new MedfitError('MEDFIT_ERR_USAGE', message),
+  /** Data that cannot be used; `where` is `file:line`, `file, column "x"` or similar. */
+  badData: (where: string, message: string, details: ErrorDetail[] = []) =>
+    new MedfitError('MEDFIT_ERR_BAD_DATA', where ? `${where}: ${message}` : message, details),
+  /** A hyperparameter or option with a bad value; `name` is the parameter. */
+  badParam: (name: string, message: string) =>
+    new MedfitError('MEDFIT_ERR_BAD_PARAM', `parameter ${name}: ${message}`, [{ pointer: name, message }]),
+  notFound: (what: string) => new MedfitError('MEDFIT_ERR_NOT_FOUND', `${what} not found`),
+  /** A model artifact that is tampered with, incomplete or from an incompatible format. */
+  manifest: (dir: string, message: string) => new MedfitError('MEDFIT_ERR_MANIFEST', `${dir}: ${message}`),
+  cancelled: (what = 'operation') => new MedfitError('MEDFIT_ERR_CANCELLED', `${what} was cancelled`),
+  internal: (message: string) => new MedfitError('MEDFIT_ERR_INTERNAL', message),
+};
+
+/** Whether `e` is a MedfitError (also across worker-thread boundaries, where classes are lost). */
+export function isMedfitError(e: unknown): e is MedfitError {
+  return e instanceof MedfitError;
+}
+
+/** Plain-object form of an error, for crossing a worker boundary with `postMessage`. */
+export interface SerializedError {
+  code: ErrorCode;
+  message: string;
+  details: ErrorDetail[];
+}
+
+/** Serializes any thrown value; unknown errors become internal ones without their stack. */
+export function serializeError(e: unknown): SerializedError {
+  if (e instanceof MedfitError) return { code: e.code, message: e.message, details: e.details };
+  const message = e instanceof Error ? e.message : String(e);
+  return { code: 'MEDFIT_ERR_INTERNAL', message, details: [] };
+}
+
+/** Rebuilds an error serialized by `serializeError`. */
+export function deserializeError(s: SerializedError): MedfitError {
+  return new MedfitError(s.code, s.message, s.details);
+}

@@ -1,0 +1,76 @@
+import type { Matrix, ProgressFn, Task } from '../core/index.js';
+
+/** The model families medfit trains. */
+export type Family = 'logistic' | 'linear' | 'gbdt' | 'mlp';
+
+/** Hyperparameters as plain JSON, validated by each family's `parseParams`. */
+export type Params = Record<string, number | string | boolean | number[]>;
+
+/**
+ * What a family is trained on: features already through the fitted pipeline.
+ * For classification `y` holds class indices 0..nClasses-1; for regression, the target values.
+ */
+export interface TrainData {
+  x: Matrix;
+  y: Float64Array;
+  task: Task;
+  /** Number of classes (2 for binary); 1 for regression. */
+  nClasses: number;
+  /** Per-row weights (class weights for imbalance); absent means all ones. */
+  weights?: Float64Array;
+  /**
+   * Rows held out from `x` for early stopping. Families that do not early-stop ignore it. Never
+   * the rows a score is reported on.
+   */
+  valid?: { x: Matrix; y: Float64Array };
+}
+
+/** Context for one training run. */
+export interface TrainContext {
+  seed: number;
+  onProgress?: ProgressFn;
+  signal?: AbortSignal;
+}
+
+/** Serializable engine state: what `save` writes and `load` reads back. */
+export interface ModelState {
+  family: Family;
+  task: Task;
+  nClasses: number;
+  nFeatures: number;
+  params: Params;
+  /** Family-specific weights, JSON-serializable. */
+  weights: unknown;
+}
+
+/**
+ * A trained model. `predict` returns, for classification, `rows × nClasses` probabilities in
+ * row-major order (binary included: two columns, so all tasks read the same way); for
+ * regression, one value per row.
+ */
+export interface TrainedModel {
+  readonly family: Family;
+  readonly task: Task;
+  readonly nClasses: number;
+  readonly nFeatures: number;
+  readonly params: Params;
+  predict(x: Matrix): Float64Array;
+  toState(): ModelState;
+}
+
+/** A family: its defaults, parameter parsing, training and loading. */
+export interface ModelFamily {
+  readonly name: Family;
+  /** Tasks this family can learn. */
+  readonly tasks: readonly Task[];
+  /** Default hyperparameters (what `--model <family>` uses without `--param`). */
+  defaults(task: Task, rows: number): Params;
+  /**
+   * Validates user-given hyperparameters (strings from `--param family.key=value`, or JSON values)
+   * merged over the defaults; throws `Errors.badParam` naming the parameter.
+   */
+  parseParams(raw: Record<string, unknown>, task: Task, rows: number): Params;
+  train(data: TrainData, params: Params, ctx: TrainContext): Promise<TrainedModel>;
+  /** Rebuilds a model from `toState()`; throws `Errors.manifest`-style errors on bad state. */
+  load(state: ModelState): TrainedModel;
+}
