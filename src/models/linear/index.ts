@@ -1,0 +1,1 @@
+export { logistic, linear, type LinearWeights } from './linear.js';
