@@ -1,0 +1,1 @@
+export { trainTable, MLP_MIN_ROWS, type TrainOptions, type TrainResult, type CandidateResult, type MetricSummary } from './train.js';

@@ -1,0 +1,307 @@
+import { readFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { trainTable, type TrainResult } from '../automl/index.js';
+import { Errors, MedfitError, type ColumnType, type Warning } from '../core/index.js';
+import { profileFile, readTable, readTableFromStream, type Table, type TableFormat } from '../data/index.js';
+import type { Family } from '../models/index.js';
+import { loadArtifact, nextVersionDir, predictTable, saveArtifact, sha256 } from '../registry/index.js';
+import { intFlag, paramFlags, parse } from './args.js';
+import { num, progressBar, table } from './format.js';
+import { VERSION } from './version.js';
+
+/** Where the CLI writes; injectable so tests run commands in-process. */
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WriteStream;
+  stdin: NodeJS.ReadableStream;
+}
+
+const HELP = `medfit ${VERSION}: train, evaluate and serve health and fitness models
+
+Usage:
+  medfit train <file> --target <col> [options]   clean, cross-validate, choose and save a model
+  medfit predict <model-dir> <file|-> [--json]   predict every row of a file (or stdin)
+  medfit profile <file> [--target <col>] [--json] per-column types, missing values, statistics
+  medfit --version | help [command]
+
+Exit codes: 0 success, 2 bad usage or bad data, 1 internal error.
+`;
+
+const TRAIN_HELP = `medfit train <file> --target <col> [options]
+
+  --target <col>          column to predict (required)
+  --task <t>              auto | binary | multiclass | regression (default auto)
+  --model <m>             auto | logistic | linear | gbdt | mlp (default auto: best by CV)
+  --group <col>           keep each group (e.g. patient id) on one side of every split
+  --ignore <a,b>          columns to leave out
+  --type <col=type>       override an inferred type (numeric, integer, boolean, categorical,
+                          datetime, identifier, text); repeatable
+  --cv <k>                folds of stratified cross-validation (default 5)
+  --seed <n>              seed for splits and training (default 0)
+  --param <f.key=value>   a hyperparameter, e.g. gbdt.trees=300, mlp.units=64,32; repeatable
+  --clip-outliers         clip numeric features to Q1-3IQR..Q3+3IQR of the training rows
+  --out <dir>             model directory (default models/<file name>/v<N>, next free N)
+  --json                  print one JSON document on stdout
+`;
+
+const PREDICT_HELP = `medfit predict <model-dir> <file|-> [--format csv|json|ndjson] [--json]
+
+Prints one prediction per input row: the label and class probabilities, or the value.
+`;
+
+const PROFILE_HELP = `medfit profile <file> [--target <col>] [--format csv|json|ndjson] [--json]
+
+Streams the file once: per-column type, missing %, distinct count, min/max/mean/std/quartiles,
+top categories, IQR outliers; duplicate rows; target balance.
+`;
+
+/** Runs one CLI invocation and returns its exit code; never throws. */
+export async function main(argv: string[], io: Io = process): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    const [command, ...rest] = argv;
+    switch (command) {
+      case 'train':
+        return await train(rest, io);
+      case 'predict':
+        return await predict(rest, io);
+      case 'profile':
+        return await profile(rest, io);
+      case '--version':
+      case 'version':
+        io.stdout.write(`${VERSION}\n`);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h': {
+        const topic = rest[0];
+        io.stdout.write(topic === 'train' ? TRAIN_HELP : topic === 'predict' ? PREDICT_HELP : topic === 'profile' ? PROFILE_HELP : HELP);
+        return 0;
+      }
+      default:
+        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile; see medfit help)`);
+    }
+  } catch (e) {
+    return reportError(e, io, json);
+  }
+}
+
+function reportError(e: unknown, io: Io, json: boolean): number {
+  const err = e instanceof MedfitError ? e : Errors.internal(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+  // One line, no stack: the message names file, line or column. MEDFIT_DEBUG shows the stack.
+  io.stderr.write(`medfit: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
+  if (process.env['MEDFIT_DEBUG'] && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
+  if (json) io.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, details: err.details } }) + '\n');
+  return err.exitCode;
+}
+
+async function train(argv: string[], io: Io): Promise<number> {
+  const { values: o, positionals } = parse(
+    argv,
+    {
+      target: { type: 'string' },
+      task: { type: 'string', default: 'auto' },
+      model: { type: 'string', default: 'auto' },
+      group: { type: 'string' },
+      ignore: { type: 'string' },
+      type: { type: 'string', multiple: true, default: [] },
+      cv: { type: 'string' },
+      seed: { type: 'string' },
+      param: { type: 'string', multiple: true, default: [] },
+      'clip-outliers': { type: 'boolean', default: false },
+      out: { type: 'string' },
+      format: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    'train',
+  );
+  if (o.help) {
+    io.stdout.write(TRAIN_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw Errors.usage('train: expected one data file (see medfit train --help)');
+  if (!o.target) throw Errors.usage('train: --target <column> is required');
+  const task = oneOf(o.task!, ['auto', 'binary', 'multiclass', 'regression'] as const, 'task');
+  const model = oneOf(o.model!, ['auto', 'logistic', 'linear', 'gbdt', 'mlp'] as const, 'model');
+  const types: Record<string, ColumnType> = {};
+  for (const t of o.type!) {
+    const m = /^(.+)=(numeric|integer|boolean|categorical|datetime|identifier|text)$/.exec(t);
+    if (!m) throw Errors.usage(`--type "${t}": expected column=type with type one of numeric, integer, boolean, categorical, datetime, identifier, text`);
+    types[m[1]!] = m[2] as ColumnType;
+  }
+  const file = positionals[0]!;
+  const tbl = await readTable(file, o.format ? { format: formatFlag(o.format) } : {});
+  const seed = intFlag(o.seed, 'seed', 0, 0);
+  const bar = progressBar(io.stderr);
+  const result = await trainTable(tbl, {
+    target: o.target,
+    task,
+    model,
+    ...(o.group !== undefined ? { group: o.group } : {}),
+    ignore: o.ignore ? o.ignore.split(',').map((s) => s.trim()).filter(Boolean) : [],
+    types,
+    cv: intFlag(o.cv, 'cv', 5, 2),
+    seed,
+    params: paramFlags(o.param!, model) as Partial<Record<Family, Record<string, unknown>>>,
+    clipOutliers: o['clip-outliers']!,
+    onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
+  });
+  bar.done();
+  const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
+  saveArtifact(
+    out,
+    {
+      task: result.task,
+      target: result.target,
+      schema: result.schema,
+      pipeline: result.pipeline,
+      model: { family: result.model.family, params: result.model.params, nFeatures: result.model.nFeatures, nClasses: result.model.nClasses },
+      metrics: { cv: result.cv, selection: result.selection },
+      dataset: { source: basename(file), sha256: sha256(readFileSync(file)), rows: result.rows.total, rowsUsed: result.rows.used },
+      seed,
+      created: new Date().toISOString(),
+      engines: { medfit: VERSION, node: process.versions.node },
+    },
+    result.model,
+  );
+  if (o.json) {
+    io.stdout.write(
+      JSON.stringify({
+        task: result.task,
+        target: result.target.column,
+        classes: result.target.classes,
+        model: { family: result.model.family, params: result.model.params },
+        cv: result.cv,
+        leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, seconds: c.seconds })),
+        rows: result.rows,
+        warnings: result.warnings,
+        artifact: out,
+      }) + '\n',
+    );
+  } else {
+    printWarnings(io, result.warnings);
+    io.stdout.write(trainReport(tbl, result, out));
+  }
+  return 0;
+}
+
+function trainReport(tbl: Table, r: TrainResult, out: string): string {
+  const lines: string[] = [];
+  const classes = r.target.classes ? ` (${r.target.classes.join(', ')})` : '';
+  lines.push(`${tbl.source}: ${r.rows.used} rows, ${r.schema.columns.filter((c) => c.role === 'feature').length} feature columns, target "${r.target.column}": ${r.task}${classes}`);
+  lines.push('', `Leaderboard (${r.cv.folds}-fold cross-validation, ranked by ${r.selection}):`);
+  const cols = r.task === 'regression' ? ['r2', 'rmse', 'mae'] : ['auroc', 'accuracy', 'log_loss'];
+  lines.push(
+    table(
+      ['family', ...cols, 'seconds'],
+      r.leaderboard.map((c) => [c.family, ...cols.map((m) => `${num(c.metrics[m]!.mean)} ± ${num(c.metrics[m]!.std)}`), c.seconds.toFixed(1)]),
+    ),
+  );
+  lines.push('', `Chosen: ${r.model.family} ${JSON.stringify(r.model.params)}`, '');
+  lines.push(table(['metric', 'mean', 'std'], Object.entries(r.cv.metrics).map(([m, s]) => [m, num(s.mean), num(s.std)])));
+  if ('aurocCi' in r.report) {
+    const rep = r.report;
+    lines.push('', `Pooled out-of-fold AUROC ${num(rep.metrics.auroc)}, 95% CI ${num(rep.aurocCi.lower)}–${num(rep.aurocCi.upper)} (DeLong)`);
+    const labels = r.target.classes!;
+    lines.push(`Confusion matrix (rows true, columns predicted${rep.threshold !== null ? `, threshold ${rep.threshold}` : ''}):`);
+    lines.push(table(['', ...labels], rep.confusion.map((row, i) => [labels[i]!, ...row.map(String)])));
+  }
+  lines.push('', `Saved ${out}`, '');
+  return lines.join('\n');
+}
+
+async function predict(argv: string[], io: Io): Promise<number> {
+  const { values: o, positionals } = parse(
+    argv,
+    { json: { type: 'boolean', default: false }, format: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    'predict',
+  );
+  if (o.help) {
+    io.stdout.write(PREDICT_HELP);
+    return 0;
+  }
+  if (positionals.length !== 2) throw Errors.usage('predict: expected <model-dir> and <file|-> (see medfit predict --help)');
+  const [dir, file] = positionals as [string, string];
+  const artifact = loadArtifact(dir);
+  const format = o.format ? formatFlag(o.format) : undefined;
+  const tbl = file === '-' ? await readTableFromStream(io.stdin as NodeJS.ReadableStream & import('node:stream').Readable, '<stdin>', format) : await readTable(file, format ? { format } : {});
+  const { predictions, warnings } = predictTable(artifact, tbl);
+  if (o.json) {
+    const m = artifact.manifest;
+    io.stdout.write(JSON.stringify({ model: { dir, family: m.model.family, task: m.task, target: m.target.column }, predictions, warnings }) + '\n');
+    return 0;
+  }
+  printWarnings(io, warnings);
+  for (const p of predictions) {
+    io.stdout.write(
+      'value' in p
+        ? `${p.value}\n`
+        : `${p.label}\t${Object.entries(p.probabilities).map(([c, v]) => `${c}=${v.toFixed(4)}`).join('\t')}\n`,
+    );
+  }
+  return 0;
+}
+
+async function profile(argv: string[], io: Io): Promise<number> {
+  const { values: o, positionals } = parse(
+    argv,
+    {
+      target: { type: 'string' },
+      format: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    'profile',
+  );
+  if (o.help) {
+    io.stdout.write(PROFILE_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw Errors.usage('profile: expected one data file (see medfit profile --help)');
+  const p = await profileFile(positionals[0]!, {
+    ...(o.target !== undefined ? { target: o.target } : {}),
+    ...(o.format ? { format: formatFlag(o.format) } : {}),
+  });
+  if (o.json) {
+    io.stdout.write(JSON.stringify(p) + '\n');
+    return 0;
+  }
+  printWarnings(io, p.warnings ?? []);
+  io.stdout.write(`${positionals[0]}: ${p.rows} rows, ${p.columns.length} columns, ${p.duplicateRows} duplicate row(s)\n\n`);
+  io.stdout.write(
+    table(
+      ['column', 'type', 'missing%', 'distinct', 'min', 'median', 'max', 'mean', 'std', 'outliers', 'top'],
+      p.columns.map((c) => [
+        c.name,
+        c.type,
+        (c.missingPct ?? 0).toFixed(1),
+        String(c.distinct),
+        num(c.min),
+        num(c.median),
+        num(c.max),
+        num(c.mean),
+        num(c.std),
+        c.outliers === undefined || c.outliers === null ? '-' : String(c.outliers),
+        (c.top ?? []).slice(0, 3).map((t) => `${t.value} (${t.count})`).join(', '),
+      ]),
+    ) + '\n',
+  );
+  if (p.target) io.stdout.write(`\nTarget "${p.target.column}": ${JSON.stringify(p.target.balance ?? p.target.summary)}\n`);
+  return 0;
+}
+
+function printWarnings(io: Io, warnings: Warning[]): void {
+  for (const w of warnings) io.stderr.write(`warning: ${w.message}\n`);
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], name: string): T {
+  if (!(allowed as readonly string[]).includes(value)) throw Errors.usage(`--${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+  return value as T;
+}
+
+function formatFlag(v: string): TableFormat {
+  return oneOf(v, ['csv', 'json', 'ndjson'] as const, 'format');
+}
+

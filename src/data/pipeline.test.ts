@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { MedfitError, type Schema } from '../core/index.js';
+import {
+  dropDuplicateRows,
+  encodeTarget,
+  fitPipeline,
+  transformRecords,
+  transformTable,
+  validatePipeline,
+} from './pipeline.js';
+import type { Table } from './table.js';
+
+const table: Table = {
+  source: 'visits.csv',
+  format: 'csv',
+  columns: ['age', 'sex', 'smoker', 'admitted', 'outcome'],
+  rows: [
+    ['60', 'F', 'yes', '2024-01-01', 'pos'],
+    ['40', 'M', 'no', '2024-02-01', 'neg'],
+    [null, 'F', null, '2024-03-01', 'neg'],
+    ['80', null, 'yes', null, 'pos'],
+    ['abc', 'X', 'no', '2024-05-01', 'neg'],
+  ],
+  lines: [2, 3, 4, 5, 6],
+};
+const schema: Schema = {
+  columns: [
+    { name: 'age', type: 'numeric', role: 'feature' },
+    { name: 'sex', type: 'categorical', role: 'feature' },
+    { name: 'smoker', type: 'boolean', role: 'feature' },
+    { name: 'admitted', type: 'datetime', role: 'feature' },
+    { name: 'outcome', type: 'categorical', role: 'target' },
+  ],
+};
+
+describe('fitPipeline', () => {
+  it('learns imputation, scaling and categories from the training rows only', () => {
+    const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+    const age = p.steps[0]!;
+    expect(age).toMatchObject({ kind: 'numeric', fill: 60, indicator: true });
+    if (age.kind !== 'numeric') throw new Error('unreachable');
+    // Imputed column 60, 40, 60, 80: mean 60, population std sqrt(200).
+    expect(age.center).toBeCloseTo(60, 12);
+    expect(age.scale).toBeCloseTo(Math.sqrt(200), 12);
+    // 'X' appears only in row 4, which was not a training row.
+    expect(p.steps[1]).toMatchObject({ kind: 'categorical', categories: ['F', 'M'], fill: 'F', indicator: true });
+    expect(p.features).toEqual([
+      'age',
+      'age__missing',
+      'sex=F',
+      'sex=M',
+      'sex__missing',
+      'smoker',
+      'smoker__missing',
+      'admitted__year',
+      'admitted__month',
+      'admitted__day',
+      'admitted__weekday',
+      'admitted__missing',
+    ]);
+    validatePipeline(JSON.parse(JSON.stringify(p)));
+  });
+
+  it('gives an unseen category all zeros and counts unparsable numbers as missing', () => {
+    const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+    const { x, warnings } = transformTable(p, table, [4]);
+    const row = Array.from(x.data);
+    expect(row[0]).toBeCloseTo(0, 12); // 'abc' imputed with the median 60, which is the mean
+    expect(row[1]).toBe(1); // ...and flagged
+    expect(row.slice(2, 5)).toEqual([0, 0, 0]); // unseen 'X'
+    expect(warnings).toEqual([expect.objectContaining({ code: 'unparsed_value', column: 'age' })]);
+    expect(warnings[0]!.message).not.toContain('abc');
+  });
+
+  it('clips outliers to the fences of the training rows when asked', () => {
+    const t: Table = { ...table, rows: Array.from({ length: 20 }, (_, i) => [String(i === 19 ? 1000 : i), 'F', 'no', '2024-01-01', 'neg']), lines: [] };
+    const p = fitPipeline(t, schema, Array.from({ length: 20 }, (_, i) => i), { clipOutliers: true });
+    const step = p.steps[0]!;
+    if (step.kind !== 'numeric' || !step.clip) throw new Error('expected clip bounds');
+    expect(step.clip[1]).toBeLessThan(100);
+  });
+});
+
+describe('transformRecords', () => {
+  const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+
+  it('imputes absent features and says which', () => {
+    const { x, warnings } = transformRecords(p, [{ age: 70, sex: 'M', smoker: true, admitted: '2024-01-15' }, { age: '50' }]);
+    expect(x.rows).toBe(2);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.message).toBe('record 1: sex, smoker, admitted missing, imputed as in training');
+  });
+
+  it('names the field of a wrong type without echoing the value', () => {
+    try {
+      transformRecords(p, [{ age: 'seventy', sex: 'M' }]);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(MedfitError);
+      const err = e as MedfitError;
+      expect(err.message).toBe('records.0.age: expected a finite number');
+      expect(err.details[0]).toEqual({ pointer: '/records/0/age', message: 'expected a finite number' });
+    }
+    expect(() => transformRecords(p, [{ age: Number.NaN }])).toThrow(/records\.0\.age: expected a finite number/);
+    expect(() => transformRecords(p, [{ age: { nested: 1 } }])).toThrow(/records\.0\.age/);
+  });
+
+  it('refuses a record with none of the features', () => {
+    expect(() => transformRecords(p, [{ weight: 3 }])).toThrow(/records\.0: has none of the model's features/);
+  });
+});
+
+describe('encodeTarget', () => {
+  it('puts the positive-looking class second and drops rows without a target', () => {
+    const t: Table = { ...table, rows: [...table.rows, ['1', 'F', 'no', '2024-01-01', null]], lines: [2, 3, 4, 5, 6, 7] };
+    const r = encodeTarget(t, 'outcome', 'categorical', 'auto');
+    expect(r.encoding).toEqual({ column: 'outcome', task: 'binary', classes: ['neg', 'pos'] });
+    expect(Array.from(r.y)).toEqual([1, 0, 0, 1, 0]);
+    expect(r.rows.length).toBe(5);
+    expect(r.warnings[0]!.code).toBe('missing_target');
+    const flipped: Table = { ...table, rows: table.rows.map((row) => [...row.slice(0, 4), row[4] === 'pos' ? 'yes' : 'a-no']) };
+    expect(encodeTarget(flipped, 'outcome', 'categorical', 'auto').encoding.classes).toEqual(['a-no', 'yes']);
+  });
+
+  it('chooses regression for many numeric values and refuses a constant target', () => {
+    const t: Table = { ...table, rows: Array.from({ length: 30 }, (_, i) => ['1', 'F', 'no', '2024-01-01', String(i * 1.5)]) };
+    expect(encodeTarget(t, 'outcome', 'numeric', 'auto').encoding.task).toBe('regression');
+    const c: Table = { ...table, rows: table.rows.map((row) => [...row.slice(0, 4), 'neg']) };
+    expect(() => encodeTarget(c, 'outcome', 'categorical', 'auto')).toThrow(/visits\.csv, target column "outcome": has a single value/);
+  });
+
+  it('names the line of a non-numeric value in a regression target', () => {
+    expect(() => encodeTarget(table, 'outcome', 'categorical', 'regression')).toThrow(/visits\.csv:2, target column "outcome": regression needs a numeric target/);
+  });
+});
+
+describe('dropDuplicateRows', () => {
+  it('keeps the first of identical rows', () => {
+    const t: Table = { ...table, rows: [table.rows[0]!, table.rows[1]!, [...table.rows[0]!]] };
+    expect(dropDuplicateRows(t, [0, 1, 2])).toEqual({ kept: Int32Array.from([0, 1]), duplicates: 1 });
+  });
+});
+
+describe('validatePipeline', () => {
+  it('names what is wrong', () => {
+    const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+    expect(() => validatePipeline({ ...p, version: 9 })).toThrow(/format version 9 is not 1/);
+    expect(() => validatePipeline({ ...p, features: p.features.slice(1) })).toThrow(/steps make 12 features but 11 are named/);
+  });
+});
