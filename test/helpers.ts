@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** A fixture's absolute path. */
+export const fixture = (name: string) => join(ROOT, 'test', 'fixtures', name);
+
+/** A fresh temporary directory. */
+export const tempDir = (prefix = 'medfit-test-') => mkdtempSync(join(tmpdir(), prefix));
+
+/** What a CLI run printed and returned. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/**
+ * Runs the real `medfit` command in a child process, from the TypeScript sources through tsx, so
+ * exit codes, stdout/stderr separation and the absence of stack traces are tested as a user sees
+ * them.
+ */
+export function medfit(args: string[], opts: { cwd?: string; stdin?: string } = {}): Promise<CliRun> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, MEDFIT_DEBUG: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, seconds: (performance.now() - started) / 1000 }));
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
