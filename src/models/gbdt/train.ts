@@ -1,0 +1,265 @@
+import { Errors, Rng, type Matrix } from '../../core/index.js';
+import type { Params, TrainContext, TrainData } from '../types.js';
+import { applyBins, fitBins } from './binning.js';
+import { GbdtModel, outputsFor, sigmoid, softmaxInto, type GbdtWeights, type Objective } from './model.js';
+import { predictBinned, predictRaw, TreeGrower, type GrowParams, type Tree } from './tree.js';
+
+/** Hessians are floored so a confidently-fit row cannot make a leaf's denominator vanish. */
+const MIN_HESS = 1e-16;
+/** Probabilities are clipped in log loss so one confident mistake reports a finite loss. */
+const EPS = 1e-15;
+/** Early stopping needs at least this relative improvement to count as better (as scikit-learn). */
+const TOL = 1e-7;
+/** Longest stretch of synchronous work before yielding, so an abort message can be delivered. */
+const YIELD_MS = 50;
+
+/** Newton boosting of histogram trees; see `gbdt` in index.ts for the parameters. */
+export async function trainGbdt(data: TrainData, params: Params, ctx: TrainContext): Promise<GbdtModel> {
+  const { x, y, task, nClasses } = data;
+  const n = x.rows;
+  const nf = x.cols;
+  checkData(data);
+  const k = outputsFor(task, nClasses);
+  const objective: Objective = task === 'binary' ? 'logistic' : task === 'multiclass' ? 'softmax' : 'squared_error';
+  const trees = params.trees as number;
+  const maxBins = params.max_bins as number;
+  const subsample = params.subsample as number;
+  const colsample = params.colsample as number;
+  const esRounds = params.early_stopping_rounds as number;
+  const grow: GrowParams = {
+    maxDepth: params.max_depth as number,
+    maxLeaves: params.max_leaves as number,
+    minSamplesLeaf: params.min_samples_leaf as number,
+    minChildWeight: params.min_child_weight as number,
+    l2: params.l2 as number,
+    minGain: params.min_split_gain as number,
+    learningRate: params.learning_rate as number,
+  };
+  const rng = new Rng(ctx.seed);
+  const w = data.weights;
+
+  const mapper = fitBins(x, maxBins);
+  const bins = applyBins(x, mapper);
+  const grower = new TreeGrower(bins, n, nf, mapper.nBins, mapper.upper, maxBins);
+
+  const base = initialScores(task, y, w, k);
+  const raw = new Float64Array(n * k);
+  for (let r = 0; r < n; r++) raw.set(base, r * k);
+  const valid = data.valid;
+  const vraw = valid ? new Float64Array(valid.x.rows * k) : null;
+  if (vraw) for (let r = 0; r < valid!.x.rows; r++) vraw.set(base, r * k);
+
+  const grad: Float64Array[] = Array.from({ length: k }, () => new Float64Array(n));
+  const hess: Float64Array[] = Array.from({ length: k }, () => new Float64Array(n));
+  const prob = new Float64Array(n * k);
+  const all = Int32Array.from({ length: nf }, (_, i) => i);
+  const nCols = Math.max(1, Math.ceil(colsample * nf));
+  const sampleBuf = new Uint32Array(n);
+
+  const out: Tree[] = [];
+  let bestLoss = Infinity;
+  let bestRounds = 0;
+  let sinceBest = 0;
+  let lastYield = performance.now();
+  const useEs = vraw !== null && esRounds > 0;
+
+  for (let round = 0; round < trees; round++) {
+    if (performance.now() - lastYield > YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastYield = performance.now();
+    }
+    if (ctx.signal?.aborted) throw Errors.cancelled('training');
+
+    computeGradients(task, y, w, raw, prob, grad, hess, n, k);
+
+    // One row sample per round, shared by the round's per-class trees (as XGBoost does).
+    let sample: Uint32Array | null = null;
+    if (subsample < 1) {
+      let m = 0;
+      for (let r = 0; r < n; r++) if (rng.next() < subsample) sampleBuf[m++] = r;
+      sample = sampleBuf.subarray(0, m);
+    }
+    for (let c = 0; c < k; c++) {
+      let features = all;
+      if (nCols < nf) {
+        // Partial Fisher-Yates: the first nCols entries are a uniform subset; sorted for stable scans.
+        const perm = all.slice();
+        for (let i = 0; i < nCols; i++) {
+          const j = i + rng.int(nf - i);
+          const t = perm[i]!;
+          perm[i] = perm[j]!;
+          perm[j] = t;
+        }
+        features = perm.subarray(0, nCols).sort();
+      }
+      const tree = grower.grow(grad[c]!, hess[c]!, sample, features, grow);
+      tree.target = c;
+      for (let r = 0; r < n; r++) raw[r * k + c] += predictBinned(tree, bins, nf, r);
+      if (vraw) {
+        const vx = valid!.x;
+        for (let r = 0; r < vx.rows; r++) vraw[r * k + c] += predictRaw(tree, vx.data, r * vx.cols);
+      }
+      // The bin indices only route training rows; the stored tree keeps float32 thresholds.
+      out.push({ target: c, feature: tree.feature, threshold: tree.threshold, left: tree.left, right: tree.right, value: tree.value });
+    }
+
+    const last = round === trees - 1;
+    let valLoss: number | undefined;
+    if (vraw) valLoss = lossOf(task, valid!.y, undefined, vraw, valid!.x.rows, k);
+    if (useEs) {
+      if (valLoss! < bestLoss - TOL * Math.abs(bestLoss) || round === 0) {
+        bestLoss = valLoss!;
+        bestRounds = round + 1;
+        sinceBest = 0;
+      } else if (++sinceBest >= esRounds) {
+        report(ctx, round, task, y, w, raw, n, k, valLoss, 1);
+        break;
+      }
+    }
+    if ((round + 1) % 10 === 0 || last) report(ctx, round, task, y, w, raw, n, k, valLoss, (round + 1) / trees);
+  }
+  const rounds = useEs ? bestRounds : out.length / k;
+  const weights: GbdtWeights = { format: 1, objective, baseScore: Array.from(base), rounds, trees: out.slice(0, rounds * k) };
+  return new GbdtModel(task, nClasses, nf, { ...params }, weights);
+}
+
+function report(
+  ctx: TrainContext,
+  round: number,
+  task: TrainData['task'],
+  y: Float64Array,
+  w: Float64Array | undefined,
+  raw: Float64Array,
+  n: number,
+  k: number,
+  valLoss: number | undefined,
+  fraction: number,
+): void {
+  if (!ctx.onProgress) return;
+  const loss = lossOf(task, y, w, raw, n, k);
+  ctx.onProgress({ stage: 'gbdt', fraction: Math.min(1, fraction), epoch: round + 1, loss, ...(valLoss !== undefined ? { valLoss } : {}) });
+}
+
+function checkData(data: TrainData): void {
+  const { x, y, task, nClasses } = data;
+  if (x.rows === 0) throw Errors.badData('', 'gbdt: no training rows');
+  if (y.length !== x.rows) throw Errors.badData('', `gbdt: ${x.rows} rows but ${y.length} targets`);
+  if (data.weights && data.weights.length !== x.rows) throw Errors.badData('', `gbdt: ${x.rows} rows but ${data.weights.length} weights`);
+  if (task !== 'regression' && (!Number.isInteger(nClasses) || nClasses < 2))
+    throw Errors.badData('', `gbdt: ${task} needs nClasses >= 2, got ${nClasses}`);
+  const checkY = (ys: Float64Array, where: string) => {
+    for (let i = 0; i < ys.length; i++) {
+      const v = ys[i]!;
+      if (task === 'regression' ? !Number.isFinite(v) : !(Number.isInteger(v) && v >= 0 && v < nClasses))
+        throw Errors.badData('', `gbdt: ${where} target at row ${i + 1} is not ${task === 'regression' ? 'a finite number' : `a class index in [0, ${nClasses})`}`);
+    }
+  };
+  checkY(y, 'training');
+  if (data.valid) {
+    if (data.valid.x.cols !== x.cols) throw Errors.badData('', `gbdt: validation rows have ${data.valid.x.cols} columns, training rows ${x.cols}`);
+    if (data.valid.y.length !== data.valid.x.rows) throw Errors.badData('', 'gbdt: validation rows and targets differ in length');
+    checkY(data.valid.y, 'validation');
+  }
+}
+
+/** Log-odds of the (weighted) positive rate, log class priors, or the (weighted) mean. */
+function initialScores(task: TrainData['task'], y: Float64Array, w: Float64Array | undefined, k: number): Float64Array {
+  const n = y.length;
+  let total = 0;
+  for (let i = 0; i < n; i++) total += w ? w[i]! : 1;
+  if (total <= 0) total = 1;
+  const base = new Float64Array(k);
+  if (task === 'regression') {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += (w ? w[i]! : 1) * y[i]!;
+    base[0] = s / total;
+  } else if (task === 'binary') {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += (w ? w[i]! : 1) * y[i]!;
+    // Clipped so a single-class training set still gives a finite (JSON-serializable) score.
+    const p = Math.min(1 - 1e-6, Math.max(1e-6, s / total));
+    base[0] = Math.log(p / (1 - p));
+  } else {
+    const counts = new Float64Array(k);
+    for (let i = 0; i < n; i++) counts[y[i]!]! += w ? w[i]! : 1;
+    for (let c = 0; c < k; c++) base[c] = Math.log(Math.max(1e-6, counts[c]! / total));
+  }
+  return base;
+}
+
+function computeGradients(
+  task: TrainData['task'],
+  y: Float64Array,
+  w: Float64Array | undefined,
+  raw: Float64Array,
+  prob: Float64Array,
+  grad: Float64Array[],
+  hess: Float64Array[],
+  n: number,
+  k: number,
+): void {
+  if (task === 'regression') {
+    const g = grad[0]!;
+    const h = hess[0]!;
+    for (let i = 0; i < n; i++) {
+      const wi = w ? w[i]! : 1;
+      g[i] = wi * (raw[i]! - y[i]!);
+      h[i] = wi;
+    }
+  } else if (task === 'binary') {
+    const g = grad[0]!;
+    const h = hess[0]!;
+    for (let i = 0; i < n; i++) {
+      const wi = w ? w[i]! : 1;
+      const p = sigmoid(raw[i]!);
+      g[i] = wi * (p - y[i]!);
+      h[i] = wi * Math.max(p * (1 - p), MIN_HESS);
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      softmaxInto(raw, i * k, k, prob);
+      const wi = w ? w[i]! : 1;
+      const yi = y[i]!;
+      for (let c = 0; c < k; c++) {
+        const p = prob[i * k + c]!;
+        grad[c]![i] = wi * (p - (c === yi ? 1 : 0));
+        hess[c]![i] = wi * Math.max(p * (1 - p), MIN_HESS);
+      }
+    }
+  }
+}
+
+/** Weighted mean loss: log loss, softmax cross-entropy, or mean squared error. */
+export function lossOf(
+  task: TrainData['task'],
+  y: Float64Array,
+  w: Float64Array | undefined,
+  raw: Float64Array,
+  n: number,
+  k: number,
+): number {
+  let s = 0;
+  let total = 0;
+  const tmp = task === 'multiclass' ? new Float64Array(k) : null;
+  for (let i = 0; i < n; i++) {
+    const wi = w ? w[i]! : 1;
+    total += wi;
+    if (task === 'regression') {
+      const d = raw[i]! - y[i]!;
+      s += wi * d * d;
+    } else if (task === 'binary') {
+      const p = sigmoid(raw[i]!);
+      s -= wi * Math.log(Math.min(1 - EPS, Math.max(EPS, y[i] === 1 ? p : 1 - p)));
+    } else {
+      softmaxInto(raw.subarray(i * k, i * k + k), 0, k, tmp!);
+      s -= wi * Math.log(Math.max(EPS, tmp![y[i]!]!));
+    }
+  }
+  return total > 0 ? s / total : 0;
+}
+
+/** Exposed for tests: the bins a matrix would get (used to check the threshold invariant). */
+export function binsOf(x: Matrix, maxBins: number): { upper: Float64Array[]; bins: Uint8Array } {
+  const m = fitBins(x, maxBins);
+  return { upper: m.upper, bins: applyBins(x, m) };
+}
