@@ -70,7 +70,7 @@ describe('medfit train, profile and predict on a clinical table', () => {
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines).toHaveLength(120);
-    expect(lines[0]).toMatch(/^(yes|no)\tno=0\.\d{4}\tyes=0\.\d{4}$/);
+    expect(lines[0]).toMatch(/^(yes|no)\tno=[01]\.\d{4}\tyes=[01]\.\d{4}$/);
     const json = await medfit(['predict', out, '-', '--json'], { stdin: 'age,sex,sbp,smoker\n70,F,170,yes\n31,M,,no\n' });
     expect(json.code).toBe(0);
     const doc = JSON.parse(json.stdout) as { predictions: Array<{ label: string; probabilities: Record<string, number> }> };
@@ -130,8 +130,13 @@ describe('bad input: exit 2 and one line naming file, line or column', () => {
     expectUserError(await medfit(['profile', join(dir, 'nope.csv')]), /nope\.csv/);
   });
 
+  it('a table whose only column is a row number', async () => {
+    const f = write('row-number.csv', 'n,y\n' + Array.from({ length: 30 }, (_, i) => `${i},${i % 2 ? 'a' : 'b'}`).join('\n') + '\n');
+    expectUserError(await medfit(['train', f, '--target', 'y']), /row-number\.csv: no usable feature columns: left out "n" \(.*\); override with --type column=numeric/);
+  });
+
   it('a class too small for the folds', async () => {
-    const f = write('tiny-class.csv', 'a,y\n' + Array.from({ length: 30 }, (_, i) => `${i},${i < 2 ? 'rare' : 'common'}`).join('\n') + '\n');
+    const f = write('tiny-class.csv', 'a,y\n' + Array.from({ length: 30 }, (_, i) => `${(i * 7) % 13},${i < 2 ? 'rare' : 'common'}`).join('\n') + '\n');
     expectUserError(await medfit(['train', f, '--target', 'y']), /class "rare" has 2 row\(s\), fewer than the 5 folds of --cv/);
   });
 

@@ -117,7 +117,10 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const { schema, warnings } = inferSchema(table, { target: opts.target, overrides: opts.types ?? {}, drop });
   const targetCol = schema.columns.find((c) => c.name === opts.target)!;
   const features = schema.columns.filter((c) => c.role === 'feature');
-  if (features.length === 0) throw Errors.badData(table.source, 'no usable feature columns remain after inference (see the warnings)');
+  if (features.length === 0) {
+    const left = schema.columns.filter((c) => c.role === 'ignored').map((c) => `"${c.name}" (${c.reason ?? c.type})`);
+    throw Errors.badData(table.source, `no usable feature columns: ${left.length ? `left out ${left.join(', ')}` : 'the table has only the target'}; override with --type column=numeric`);
+  }
 
   const enc = encodeTarget(table, opts.target, targetCol.type, opts.task ?? 'auto');
   warnings.push(...enc.warnings);

@@ -7,7 +7,11 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  * `util.parseArgs` with its errors turned into usage errors: Node's own messages are clear but
  * carry an error code prefix and a stack that the CLI must not print.
  */
-export function parse<O extends Options>(argv: string[], options: O, command: string) {
+export function parse<O extends Options>(
+  argv: string[],
+  options: O,
+  command: string,
+): ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {

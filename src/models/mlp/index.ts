@@ -1,0 +1,144 @@
+/**
+ * The MLP family: a Keras-style feed-forward network (Dense + ReLU [+ Dropout] per hidden layer,
+ * softmax or linear head) trained with TensorFlow.js on the WASM backend in a worker thread, and
+ * predicted on the main thread by a plain-TypeScript forward pass over the exported weights.
+ */
+import { Errors } from '../../core/index.js';
+import type { Matrix, Task } from '../../core/index.js';
+import { parseParams } from '../params.js';
+import type { ParamSpec } from '../params.js';
+import type { ModelFamily, ModelState, Params, TrainedModel, TrainData, TrainContext } from '../types.js';
+import { forward, validateWeights } from './forward.js';
+import type { MlpActivation, MlpWeights } from './forward.js';
+import { runTraining } from './host.js';
+import type { MlpConfig, MlpTrainInfo } from './protocol.js';
+
+export type { MlpLayer, MlpWeights, MlpActivation } from './forward.js';
+export type { MlpTrainInfo } from './protocol.js';
+export { forward as mlpForward } from './forward.js';
+
+const TASKS: readonly Task[] = ['binary', 'multiclass', 'regression'];
+
+/** Hyperparameters of the MLP family, as `--param mlp.<key>=<value>` accepts them. */
+export const MLP_PARAMS: Record<string, ParamSpec> = {
+  units: { type: 'intList', min: 1, max: 4096, maxLength: 8, help: 'hidden layer widths, e.g. 64,32' },
+  dropout: { type: 'float', min: 0, max: 0.9, help: 'dropout rate after each hidden layer' },
+  learning_rate: { type: 'float', min: 0, max: 1, exclusiveMin: true, help: 'Adam learning rate' },
+  epochs: { type: 'int', min: 1, max: 100000, help: 'maximum epochs (early stopping usually ends sooner)' },
+  batch_size: { type: 'int', min: 1, max: 65536, help: 'rows per gradient step' },
+  patience: { type: 'int', min: 1, max: 100000, help: 'epochs without validation improvement before stopping' },
+  l2: { type: 'float', min: 0, max: 10, help: 'L2 penalty on kernels (Keras semantics: l2 · Σw²)' },
+  class_weight: { type: 'enum', values: ['none', 'balanced'], help: 'balanced: weight classes n/(k·count)' },
+};
+
+/**
+ * Default batch size: 32 (the Keras default the reference network used) up to a few thousand
+ * rows; beyond that, larger batches keep the steps per epoch near 100, because tfjs-wasm pays a
+ * fixed cost per step that dominates small batches.
+ */
+function defaultBatchSize(rows: number): number {
+  if (rows <= 4000) return 32;
+  return Math.min(512, 2 ** Math.round(Math.log2(rows / 100)));
+}
+
+function defaults(_task: Task, rows: number): Params {
+  return {
+    units: [64, 32],
+    dropout: 0.1,
+    learning_rate: 0.001,
+    epochs: 200,
+    batch_size: defaultBatchSize(rows),
+    patience: 20,
+    l2: 0.0001,
+    class_weight: 'none',
+  };
+}
+
+function toConfig(p: Params): MlpConfig {
+  return {
+    units: p.units as number[],
+    dropout: p.dropout as number,
+    learningRate: p.learning_rate as number,
+    epochs: p.epochs as number,
+    batchSize: p.batch_size as number,
+    patience: p.patience as number,
+    l2: p.l2 as number,
+    classWeight: p.class_weight as 'none' | 'balanced',
+  };
+}
+
+/** A trained MLP; `info` is present on a freshly trained model, absent on a loaded one. */
+export interface MlpModel extends TrainedModel {
+  readonly weights: MlpWeights;
+  readonly info?: MlpTrainInfo;
+}
+
+function makeModel(task: Task, nClasses: number, nFeatures: number, params: Params, weights: MlpWeights, info?: MlpTrainInfo): MlpModel {
+  return {
+    family: 'mlp',
+    task,
+    nClasses,
+    nFeatures,
+    params,
+    weights,
+    ...(info ? { info } : {}),
+    predict: (x: Matrix) => forward(weights, x),
+    toState: (): ModelState => ({
+      family: 'mlp',
+      task,
+      nClasses,
+      nFeatures,
+      params: structuredClone(params),
+      weights: structuredClone(weights),
+    }),
+  };
+}
+
+function checkTargets(y: Float64Array, classify: boolean, nClasses: number, what: string): void {
+  for (let i = 0; i < y.length; i++) {
+    const v = y[i]!;
+    if (classify ? !(Number.isInteger(v) && v >= 0 && v < nClasses) : !Number.isFinite(v))
+      throw Errors.badData('', classify ? `${what} at row ${i} is not a class index in 0..${nClasses - 1}` : `${what} at row ${i} is not finite`);
+  }
+}
+
+function headFor(task: Task): MlpActivation {
+  return task === 'regression' ? 'linear' : 'softmax';
+}
+
+/** The MLP model family. */
+export const mlp: ModelFamily = {
+  name: 'mlp',
+  tasks: TASKS,
+  defaults,
+  parseParams: (raw, task, rows) => parseParams('mlp', MLP_PARAMS, defaults(task, rows), raw),
+  async train(data: TrainData, params: Params, ctx: TrainContext): Promise<MlpModel> {
+    if (!TASKS.includes(data.task)) throw Errors.badParam('task', `mlp cannot learn ${data.task}`);
+    const classify = data.task !== 'regression';
+    const nClasses = classify ? data.nClasses : 1;
+    if (classify && nClasses < 2) throw Errors.badData('', `classification needs at least 2 classes, got ${nClasses}`);
+    if (data.x.rows < 2 || data.x.rows !== data.y.length)
+      throw Errors.badData('', `need at least 2 rows with one target each (got ${data.x.rows} rows, ${data.y.length} targets)`);
+    if (data.weights && data.weights.length !== data.x.rows)
+      throw Errors.badData('', `weights has ${data.weights.length} entries for ${data.x.rows} rows`);
+    if (data.valid && (data.valid.x.cols !== data.x.cols || data.valid.x.rows !== data.valid.y.length))
+      throw Errors.badData('', 'validation rows do not match the training columns or targets');
+    checkTargets(data.y, classify, nClasses, 'target');
+    if (data.valid) checkTargets(data.valid.y, classify, nClasses, 'validation target');
+    if (data.weights && !data.weights.every((w) => Number.isFinite(w) && w >= 0))
+      throw Errors.badData('', 'weights must be finite and non-negative');
+    const { weights, info } = await runTraining(data, nClasses, toConfig(params), ctx);
+    return makeModel(data.task, nClasses, data.x.cols, params, weights, info);
+  },
+  load(state: ModelState): MlpModel {
+    const bad = (msg: string) => Errors.manifest('mlp', msg);
+    if (state.family !== 'mlp') throw bad(`state is for family ${String(state.family)}, not mlp`);
+    if (!TASKS.includes(state.task)) throw bad(`unknown task ${String(state.task)}`);
+    if (!Number.isInteger(state.nFeatures) || state.nFeatures < 1) throw bad('nFeatures must be a positive integer');
+    const classify = state.task !== 'regression';
+    if (classify ? !Number.isInteger(state.nClasses) || state.nClasses < 2 : state.nClasses !== 1)
+      throw bad(`nClasses ${String(state.nClasses)} does not fit task ${state.task}`);
+    const weights = validateWeights(state.weights, state.nFeatures, classify ? state.nClasses : 1, headFor(state.task));
+    return makeModel(state.task, state.nClasses, state.nFeatures, state.params, structuredClone(weights));
+  },
+};
