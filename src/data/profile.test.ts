@@ -1,0 +1,104 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { HyperLogLog, quantileSorted } from './evidence.js';
+import { profileFile, profileTable } from './profile.js';
+import { readTable } from './read.js';
+import { inferSchema } from './schema.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'medfit-profile-'));
+const CSV = 'x,c,y\n1,a,yes\n2,b,no\n3,a,yes\n4,a,yes\n100,b,no\n1,a,yes\n,,no\n';
+const path = join(dir, 'small.csv');
+writeFileSync(path, CSV);
+
+// Hand-computed: x = 1,1,2,3,4,100 (one missing of 7 rows); mean 111/6 = 18.5; squared
+// deviations sum to 7977.5, so the sample variance is 7977.5/5 = 1595.5; quantiles by linear
+// interpolation at (n-1)q = 1.25, 2.5, 3.75 → 1.25, 2.5, 3.75; IQR 2.5, fences -2.5 and 7.5, so
+// one outlier (100). Row 6 repeats row 1.
+const X = {
+  name: 'x',
+  type: 'integer',
+  role: 'feature',
+  missing: 1,
+  missingPct: 100 / 7,
+  invalid: 0,
+  distinct: 5,
+  distinctApprox: false,
+  min: 1,
+  max: 100,
+  mean: 18.5,
+  q1: 1.25,
+  median: 2.5,
+  q3: 3.75,
+  outliers: 1,
+};
+
+describe('profile', () => {
+  it('profileTable: hand-computed numbers', async () => {
+    const t = await readTable(path);
+    const { schema } = inferSchema(t, { target: 'y' });
+    const p = profileTable(t, schema);
+    expect(p.rows).toBe(7);
+    expect(p.duplicateRows).toBe(1);
+    expect(p.columns[0]).toMatchObject(X);
+    expect(p.columns[0]!.std).toBeCloseTo(Math.sqrt(1595.5), 12);
+    expect(p.columns[1]).toMatchObject({
+      type: 'categorical',
+      missing: 1,
+      distinct: 2,
+      top: [
+        { value: 'a', count: 4 },
+        { value: 'b', count: 2 },
+      ],
+    });
+    expect(p.columns[2]).toMatchObject({ type: 'boolean', role: 'target', missing: 0, top: [{ value: true, count: 4 }, { value: false, count: 3 }] });
+    expect(p.target).toEqual({ column: 'y', type: 'boolean', balance: { true: 4, false: 3 } });
+    expect(p.warnings).toContainEqual({ code: 'duplicate_rows', message: '1 rows repeat an earlier row' });
+    expect(p.approximate).toEqual({ quantiles: false, distinct: false, duplicateRows: false });
+  });
+
+  it('profileFile: same numbers in one streaming pass, with the inferred schema', async () => {
+    const p = await profileFile(path, { target: 'y' });
+    expect(p.rows).toBe(7);
+    expect(p.duplicateRows).toBe(1);
+    expect(p.columns[0]).toMatchObject(X);
+    expect(p.columns[0]!.std).toBeCloseTo(Math.sqrt(1595.5), 12);
+    expect(p.schema.columns.map((c) => c.type)).toEqual(['integer', 'categorical', 'boolean']);
+    expect(p.target).toEqual({ column: 'y', type: 'boolean', balance: { true: 4, false: 3 } });
+    expect(p.approximate.quantiles).toBe(false);
+  });
+
+  it('numeric target summary and categorical balance', async () => {
+    const p = await profileFile(path, { target: 'x' });
+    expect(p.target).toMatchObject({ column: 'x', type: 'integer', balance: { 1: 2, 2: 1, 3: 1, 4: 1, 100: 1 } });
+    const big = join(dir, 'reg.csv');
+    writeFileSync(big, 'v\n' + Array.from({ length: 50 }, (_, i) => String(i * 2)).join('\n') + '\n');
+    const r = await profileFile(big, { target: 'v' });
+    expect(r.target!.summary).toEqual({ min: 0, max: 98, mean: 49, std: r.columns[0]!.std, median: 49 });
+  });
+
+  it('streaming approximations stay close on a larger column', async () => {
+    const n = 20000;
+    const lines = ['id,v,cat'];
+    for (let i = 0; i < n; i++) lines.push(`${i},${(i % 1000) / 10},k${i % 3000}`);
+    const f = join(dir, 'big.csv');
+    writeFileSync(f, lines.join('\n') + '\n');
+    const p = await profileFile(f, { accumulator: { distinctCap: 1000, reservoirSize: 2000, seed: 1 } });
+    const v = p.columns[1]!;
+    expect(v.mean).toBeCloseTo(49.95, 6); // exact whatever the sample
+    expect(Math.abs(v.median! - 49.95)).toBeLessThan(3);
+    expect(p.columns[0]!.type).toBe('identifier');
+    expect(p.columns[2]!.distinctApprox).toBe(true);
+    expect(Math.abs(p.columns[2]!.distinct - 3000) / 3000).toBeLessThan(0.05);
+    expect(p.approximate).toEqual({ quantiles: true, distinct: true, duplicateRows: true });
+  });
+
+  it('HyperLogLog and quantiles', () => {
+    const h = new HyperLogLog();
+    for (let i = 0; i < 200000; i++) h.add(`v${i}`);
+    expect(Math.abs(h.estimate() - 200000) / 200000).toBeLessThan(0.03);
+    expect(quantileSorted([1, 2, 3, 4], 0.5)).toBe(2.5);
+    expect(quantileSorted([5], 0.25)).toBe(5);
+  });
+});

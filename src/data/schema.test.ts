@@ -1,0 +1,150 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Cell } from '../core/index.js';
+import { MedfitError } from '../core/index.js';
+import type { Table } from './table.js';
+import { readTable } from './read.js';
+import { inferSchema, nameWords } from './schema.js';
+
+const FIXTURES = join(import.meta.dirname, '../../test/fixtures');
+
+function table(columns: Record<string, Cell[]>): Table {
+  const names = Object.keys(columns);
+  const n = columns[names[0]!]!.length;
+  const rows = Array.from({ length: n }, (_, i) => names.map((c) => columns[c]![i]!));
+  return { source: 't.csv', format: 'csv', columns: names, rows, lines: rows.map((_, i) => i + 2) };
+}
+const range = (n: number, f: (i: number) => Cell): Cell[] => Array.from({ length: n }, (_, i) => f(i));
+const typeOf = (s: ReturnType<typeof inferSchema>, name: string) => s.schema.columns.find((c) => c.name === name)!;
+
+describe('inferSchema', () => {
+  it('detects identifiers by name, by row counter, and by unique codes', () => {
+    const s = inferSchema(
+      table({
+        patient_id: range(30, (i) => String(1000 + ((i * 7) % 30))),
+        row: range(30, (i) => String(i + 1)),
+        counter: range(30, (i) => String(i + 10)),
+        code: range(30, (i) => `P-${String(i).padStart(5, '0')}`),
+        visit_id: range(30, (i) => String(i % 5)), // repeated: a group key, still an identifier
+        age: range(30, (i) => String(20 + (i % 7))),
+      }),
+    );
+    for (const c of ['patient_id', 'row', 'counter', 'code', 'visit_id']) {
+      expect(typeOf(s, c)).toMatchObject({ type: 'identifier', role: 'ignored', reason: 'identifier' });
+    }
+    expect(typeOf(s, 'age')).toMatchObject({ type: 'integer', role: 'feature' });
+    expect(s.warnings.filter((w) => w.code === 'identifier').map((w) => w.column)).toHaveLength(5);
+  });
+
+  it('never calls distinct measurements identifiers', () => {
+    const s = inferSchema(
+      table({
+        mean_radius: range(50, (i) => (10 + i * 0.37).toFixed(3)), // distinct and increasing floats
+        insulin: range(50, (i) => String(15 + ((i * 37) % 800))), // distinct integers, not a row count
+        steps: range(50, (i) => String(3000 + i * 17)), // strictly increasing, but not by 1
+      }),
+    );
+    expect(typeOf(s, 'mean_radius').type).toBe('numeric');
+    expect(typeOf(s, 'insulin').type).toBe('integer');
+    expect(typeOf(s, 'steps').type).toBe('integer');
+    expect(s.schema.columns.every((c) => c.role === 'feature')).toBe(true);
+  });
+
+  it('keeps a mostly-numeric column numeric and counts the stray text', () => {
+    const vals = range(100, (i) => (i < 3 ? 'pending' : (i * 1.5).toFixed(1)));
+    const s = inferSchema(table({ glucose: vals }));
+    expect(typeOf(s, 'glucose').type).toBe('numeric');
+    expect(s.warnings).toContainEqual({
+      code: 'non_numeric',
+      column: 'glucose',
+      message: 'column "glucose": 3 non-numeric values treated as missing',
+    });
+    // Above 5 % stray text: not numeric any more.
+    const s2 = inferSchema(table({ x: range(100, (i) => (i < 6 ? 'pending' : String(i % 9))) }));
+    expect(typeOf(s2, 'x').type).toBe('categorical');
+  });
+
+  it('booleans, datetimes, free text, categoricals, all-missing and constant columns', () => {
+    const s = inferSchema(
+      table({
+        smoker: range(40, (i) => (i % 3 === 0 ? 'yes' : i % 5 === 0 ? null : 'no')),
+        flag01: range(40, (i) => String(i % 2)),
+        visit: range(40, (i) => `2024-01-${String(1 + (i % 28)).padStart(2, '0')}`),
+        notes: range(40, (i) => `patient reports mild symptoms on day ${i} after the change`),
+        sex: range(40, (i) => (i % 2 ? 'F' : 'M')),
+        empty: range(40, () => null),
+        site: range(40, () => 'north'),
+      }),
+    );
+    expect(typeOf(s, 'smoker').type).toBe('boolean');
+    expect(typeOf(s, 'flag01').type).toBe('integer');
+    expect(typeOf(s, 'visit').type).toBe('datetime');
+    expect(typeOf(s, 'notes')).toMatchObject({ type: 'text', role: 'ignored', reason: 'free text' });
+    expect(typeOf(s, 'sex')).toMatchObject({ type: 'categorical', role: 'feature' });
+    expect(typeOf(s, 'empty')).toMatchObject({ role: 'ignored', reason: 'all values missing' });
+    expect(typeOf(s, 'site')).toMatchObject({ role: 'ignored', reason: 'constant' });
+    expect(s.warnings.map((w) => w.code).sort()).toEqual(['all_missing', 'constant', 'free_text']);
+  });
+
+  it('applies target, overrides and drop, and rejects unknown names with suggestions', () => {
+    const t = table({
+      age: range(20, (i) => String(30 + i * 2)),
+      zip: range(20, (i) => String(10000 + (i % 4))),
+      outcome: range(20, (i) => (i % 2 ? 'pos' : 'neg')),
+      record_no: range(20, (i) => String(i * 3)),
+    });
+    const s = inferSchema(t, { target: 'outcome', overrides: { zip: 'categorical' }, drop: ['age'] });
+    expect(typeOf(s, 'outcome')).toEqual({ name: 'outcome', type: 'categorical', role: 'target' });
+    expect(typeOf(s, 'zip')).toEqual({ name: 'zip', type: 'categorical', role: 'feature' });
+    expect(typeOf(s, 'age')).toEqual({ name: 'age', type: 'integer', role: 'ignored', reason: 'dropped by user' });
+    expect(typeOf(s, 'record_no').type).toBe('identifier');
+    const err = (f: () => unknown): MedfitError => {
+      try {
+        f();
+      } catch (e) {
+        return e as MedfitError;
+      }
+      throw new Error('expected a failure');
+    };
+    const e = err(() => inferSchema(t, { overrides: { Age: 'numeric' } }));
+    expect(e.code).toBe('MEDFIT_ERR_USAGE');
+    expect(e.message).toBe('type override: no column "Age"; did you mean "age"?');
+    expect(err(() => inferSchema(t, { target: 'outcom' })).message).toMatch(/no column "outcom"; did you mean "outcome"/);
+    expect(err(() => inferSchema(t, { drop: ['nothing_like_it'] })).message).toBe('drop: no column "nothing_like_it"');
+    expect(err(() => inferSchema(t, { target: 'age', drop: ['age'] })).code).toBe('MEDFIT_ERR_USAGE');
+  });
+
+  it('splits names into words', () => {
+    expect(nameWords('PatientID')).toEqual(['patient', 'id']);
+    expect(nameWords('row_no')).toEqual(['row', 'no']);
+    expect(nameWords('lipid_panel')).toEqual(['lipid', 'panel']);
+  });
+});
+
+describe('inferSchema on the real fixtures', () => {
+  it('pima: all numeric features, categorical target, no identifiers', async () => {
+    const t = await readTable(join(FIXTURES, 'pima_diabetes.csv'));
+    const { schema, warnings } = inferSchema(t, { target: 'diabetes' });
+    const features = schema.columns.filter((c) => c.role === 'feature');
+    expect(features).toHaveLength(8);
+    expect(features.every((c) => c.type === 'numeric' || c.type === 'integer')).toBe(true);
+    expect(typeOf({ schema, warnings }, 'diabetes')).toEqual({ name: 'diabetes', type: 'categorical', role: 'target' });
+    expect(schema.columns.filter((c) => c.type === 'identifier')).toHaveLength(0);
+    expect(warnings).toEqual([]);
+  });
+
+  it('breast cancer: 30 numeric features, no identifiers', async () => {
+    const t = await readTable(join(FIXTURES, 'breast_cancer_wdbc.csv'));
+    const { schema } = inferSchema(t, { target: 'diagnosis' });
+    expect(schema.columns.filter((c) => c.role === 'feature' && c.type === 'numeric')).toHaveLength(30);
+    expect(schema.columns.filter((c) => c.role === 'ignored')).toHaveLength(0);
+  });
+
+  it('diabetes progression and linnerud: numeric features, numeric targets', async () => {
+    const d = inferSchema(await readTable(join(FIXTURES, 'diabetes_progression.csv')), { target: 'progression' });
+    expect(d.schema.columns.filter((c) => c.role === 'feature')).toHaveLength(10);
+    expect(typeOf(d, 'progression').type).toBe('integer');
+    const l = inferSchema(await readTable(join(FIXTURES, 'linnerud_fitness.csv')), { target: 'weight' });
+    expect(l.schema.columns.every((c) => c.type === 'integer' && c.role !== 'ignored')).toBe(true);
+  });
+});

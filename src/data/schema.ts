@@ -1,0 +1,278 @@
+/**
+ * Schema inference: decides each column's type and role from the evidence its cells give (see
+ * `evidence.ts`), explains every column it leaves out, and applies the user's overrides.
+ *
+ * The rules, in order, for a column with at least one value:
+ * - numeric/integer: at least 95 % of the non-missing cells parse as numbers (`parseNumber`); the
+ *   rest are counted in a `non_numeric` warning and read as missing. `integer` when every number
+ *   is written without a point or exponent.
+ * - boolean: every non-missing cell is a boolean token (`parseBoolean`; 0/1 stay integers).
+ * - datetime: at least 95 % parse as ISO dates (`parseDate`), the rest warned as `non_date`.
+ * - otherwise text cells: `identifier`, free `text`, or `categorical` (below).
+ *
+ * Identifiers (role `ignored`) are recognised conservatively, because dropping a real measurement
+ * silently costs accuracy:
+ * - a name whose words include `id`, `uuid`, `guid`, `mrn` or `ssn` (`patient_id`, `PatientID`,
+ *   `mrn`) on an integer or text column, unique or not (a repeated patient id is a group key, not
+ *   a feature);
+ * - an integer column whose values are all distinct AND which is either named like a row key
+ *   (`index`, `record`, `row_no`, `subject_number`...) or counts up by exactly 1 from row to row
+ *   (a row number);
+ * - a text column whose values are all distinct (at least 10 of them) and short single words
+ *   (codes such as `P-00017`), or all distinct with a row-key name.
+ * A float column is never an identifier, however distinct its values (mean_radius), and an
+ * integer measurement with mostly distinct values (insulin) is not either.
+ *
+ * Free text (role `ignored`): text cells with at least half of them distinct (and more than 20
+ * distinct values) that are long (mean length ≥ 25) or mostly several words.
+ * All-missing columns and constant columns (one distinct value) are ignored with a warning.
+ * The target column is typed by the same rules but is never an identifier, free text or ignored.
+ */
+import { Errors, type ColumnSchema, type ColumnType, type Schema, type Warning } from '../core/index.js';
+import type { Table } from './table.js';
+import { ColumnAccumulator, EXACT } from './evidence.js';
+
+/** Options for `inferSchema`. */
+export interface InferOptions {
+  /** The column to predict: role `target`. */
+  target?: string;
+  /** Types the user sets, by column name; they win over inference. */
+  overrides?: Record<string, ColumnType>;
+  /** Columns the user leaves out: role `ignored`, reason `dropped by user`. */
+  drop?: string[];
+}
+
+/** An inferred schema and what the user should know about it. */
+export interface InferredSchema {
+  schema: Schema;
+  warnings: Warning[];
+}
+
+/** Share of non-missing cells that must parse for a numeric or datetime column. */
+export const TYPE_THRESHOLD = 0.95;
+
+const STRONG_ID_WORDS = new Set(['id', 'uuid', 'guid', 'mrn', 'ssn']);
+const ROW_KEY_NAMES = new Set(['index', 'idx', 'key', 'record', 'row', 'rownum', 'rowid']);
+const ROW_KEY_HEADS = new Set([
+  'record', 'row', 'patient', 'subject', 'case', 'sample', 'visit', 'encounter', 'admission', 'episode', 'specimen',
+]);
+const ROW_KEY_TAILS = new Set(['no', 'num', 'nr', 'number', 'key', 'index', 'idx']);
+
+/** Splits a column name into lower-case words: `PatientID` → patient, id; `row_no` → row, no. */
+export function nameWords(name: string): string[] {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w !== '');
+}
+
+function strongIdName(words: string[]): boolean {
+  return words.some((w) => STRONG_ID_WORDS.has(w));
+}
+
+function rowKeyName(words: string[]): boolean {
+  if (words.length === 1) return ROW_KEY_NAMES.has(words[0]!);
+  return ROW_KEY_HEADS.has(words[0]!) && ROW_KEY_TAILS.has(words[words.length - 1]!);
+}
+
+/** What inference decided for one column, before overrides. */
+interface Decision {
+  type: ColumnType;
+  ignoredReason?: string;
+  warnings: Warning[];
+}
+
+/**
+ * Decides one column's type from its evidence.
+ * @internal shared with the streaming profile
+ */
+export function decideColumn(name: string, ev: ColumnAccumulator, isTarget: boolean): Decision {
+  const warnings: Warning[] = [];
+  const nm = ev.nonMissing;
+  const col = `column "${name}"`;
+  if (nm === 0) {
+    warnings.push({ code: 'all_missing', column: name, message: `${col}: all values missing` });
+    return { type: 'categorical', ignoredReason: isTarget ? undefined : 'all values missing', warnings };
+  }
+  const words = nameWords(name);
+  let type: ColumnType;
+  let ignoredReason: string | undefined;
+  if (ev.numCount > 0 && ev.numCount >= TYPE_THRESHOLD * nm) {
+    type = ev.intCount === ev.numCount ? 'integer' : 'numeric';
+    const bad = nm - ev.numCount;
+    if (bad > 0) {
+      warnings.push({
+        code: 'non_numeric',
+        column: name,
+        message: `${col}: ${bad} non-numeric value${bad === 1 ? '' : 's'} treated as missing`,
+      });
+    }
+    if (type === 'integer' && !isTarget) {
+      const unique = ev.distinctExact && ev.distinct === nm;
+      if (strongIdName(words) || (unique && nm >= 2 && (rowKeyName(words) || (ev.consecutive && nm >= 10)))) {
+        type = 'identifier';
+      }
+    }
+  } else if (ev.boolCount === nm) {
+    type = 'boolean';
+  } else if (ev.dateCount > 0 && ev.dateCount >= TYPE_THRESHOLD * nm) {
+    type = 'datetime';
+    const bad = nm - ev.dateCount;
+    if (bad > 0) {
+      warnings.push({
+        code: 'non_date',
+        column: name,
+        message: `${col}: ${bad} value${bad === 1 ? '' : 's'} that are not dates treated as missing`,
+      });
+    }
+  } else {
+    type = 'categorical';
+    if (!isTarget) {
+      const distinct = ev.distinct;
+      const unique = ev.distinctExact && distinct === nm;
+      const strs = Math.max(ev.strCount, 1);
+      const textLike = ev.strLenSum / strs >= 25 || ev.multiWord / strs >= 0.5;
+      if (strongIdName(words) && !textLike) type = 'identifier';
+      else if (unique && !textLike && (nm >= 10 || rowKeyName(words))) type = 'identifier';
+      else if (textLike && distinct > 20 && distinct >= 0.5 * nm) type = 'text';
+      else if (distinct > 100 && distinct > 0.5 * nm) {
+        warnings.push({
+          code: 'high_cardinality',
+          column: name,
+          message: `${col}: ${distinct} distinct values in ${nm} rows; one-hot encoding will be wide`,
+        });
+      }
+    }
+  }
+  if (type === 'identifier') {
+    ignoredReason = 'identifier';
+    warnings.push({ code: 'identifier', column: name, message: `${col}: looks like an identifier; ignored` });
+  } else if (type === 'text') {
+    ignoredReason = 'free text';
+    warnings.push({ code: 'free_text', column: name, message: `${col}: free text; ignored` });
+  } else if (ev.distinct === 1 && ev.distinctExact) {
+    if (isTarget) {
+      warnings.push({ code: 'constant', column: name, message: `${col}: the target has a single value` });
+    } else {
+      ignoredReason = 'constant';
+      warnings.push({ code: 'constant', column: name, message: `${col}: a single value in every row; ignored` });
+    }
+  }
+  return { type, ignoredReason, warnings };
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = t;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** Up to three column names close to `name` (case, edit distance or containment). */
+export function closeMatches(name: string, columns: string[]): string[] {
+  const l = name.toLowerCase();
+  return columns
+    .map((c) => {
+      const cl = c.toLowerCase();
+      const d = cl === l ? 0 : cl.includes(l) || l.includes(cl) ? 1 : editDistance(l, cl);
+      return { c, d };
+    })
+    .filter((x) => x.d <= Math.max(2, Math.floor(name.length / 3)))
+    .sort((a, b) => a.d - b.d)
+    .slice(0, 3)
+    .map((x) => x.c);
+}
+
+/** Throws a usage error for a column name that is not in the table. */
+export function checkColumnName(name: string, columns: string[], what: string): void {
+  if (columns.includes(name)) return;
+  const near = closeMatches(name, columns);
+  const hint = near.length > 0 ? `; did you mean ${near.map((c) => `"${c}"`).join(', ')}?` : '';
+  throw Errors.usage(`${what}: no column "${name}"${hint}`);
+}
+
+const TYPES: readonly ColumnType[] = ['numeric', 'integer', 'boolean', 'categorical', 'datetime', 'identifier', 'text'];
+
+/**
+ * Builds the schema from per-column evidence (used by `inferSchema` and the streaming profile).
+ * @internal
+ */
+export function schemaFromEvidence(columns: string[], evidence: ColumnAccumulator[], opts: InferOptions = {}): InferredSchema {
+  const { target, overrides = {}, drop = [] } = opts;
+  if (target !== undefined) checkColumnName(target, columns, 'target');
+  for (const [name, type] of Object.entries(overrides)) {
+    checkColumnName(name, columns, 'type override');
+    if (!TYPES.includes(type)) throw Errors.usage(`type override for "${name}": unknown type "${type}" (one of ${TYPES.join(', ')})`);
+  }
+  for (const name of drop) {
+    checkColumnName(name, columns, 'drop');
+    if (name === target) throw Errors.usage(`cannot drop the target column "${name}"`);
+  }
+  const dropSet = new Set(drop);
+  const warnings: Warning[] = [];
+  const out: ColumnSchema[] = columns.map((name, j) => {
+    const isTarget = name === target;
+    const ev = evidence[j]!;
+    const d = decideColumn(name, ev, isTarget);
+    const forced = overrides[name];
+    let type = d.type;
+    let reason = d.ignoredReason;
+    let colWarnings = d.warnings;
+    if (forced !== undefined && forced !== d.type) {
+      type = forced;
+      // The inferred type's warnings no longer apply; report what the forced type will lose.
+      colWarnings = colWarnings.filter((w) => w.code === 'all_missing' || w.code === 'constant');
+      reason = reason === 'all values missing' || reason === 'constant' ? reason : undefined;
+      const nm = ev.nonMissing;
+      const bad =
+        type === 'numeric' || type === 'integer'
+          ? nm - ev.numCount
+          : type === 'boolean'
+            ? nm - ev.boolCount
+            : type === 'datetime'
+              ? nm - ev.dateCount
+              : 0;
+      if (bad > 0) {
+        colWarnings.push({
+          code: 'override_unparsed',
+          column: name,
+          message: `column "${name}": ${bad} value${bad === 1 ? '' : 's'} not ${type}, treated as missing`,
+        });
+      }
+      if (isTarget && (type === 'identifier' || type === 'text')) {
+        throw Errors.usage(`the target column "${name}" cannot be of type ${type}`);
+      }
+      if (type === 'identifier') reason = 'identifier (set by user)';
+      if (type === 'text') reason = 'free text (set by user)';
+    }
+    warnings.push(...colWarnings);
+    if (isTarget) return { name, type, role: 'target' };
+    if (dropSet.has(name)) return { name, type, role: 'ignored', reason: 'dropped by user' };
+    if (reason !== undefined) return { name, type, role: 'ignored', reason };
+    return { name, type, role: 'feature' };
+  });
+  return { schema: { columns: out }, warnings };
+}
+
+/**
+ * Infers a table's schema: each column's type and role, with a warning for every column left
+ * out and every value that will be read as missing. See the module comment for the rules.
+ * Unknown names in `target`, `overrides` or `drop` are usage errors that suggest close matches.
+ */
+export function inferSchema(table: Table, opts: InferOptions = {}): InferredSchema {
+  const acc = table.columns.map((_, j) => new ColumnAccumulator({ ...EXACT, reservoirSize: 0 }, j));
+  for (const row of table.rows) {
+    for (let j = 0; j < acc.length; j++) acc[j]!.add(row[j] ?? null);
+  }
+  return schemaFromEvidence(table.columns, acc, opts);
+}
