@@ -283,8 +283,10 @@ function summarize(perFold: Record<string, number>[], task: Task): Record<string
   const names: readonly string[] = task === 'regression' ? REGRESSION_METRICS : CLASSIFICATION_METRICS;
   const out: Record<string, MetricSummary> = {};
   for (const name of names) {
-    const v = perFold.map((m) => m[name]!);
-    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    // A fold can leave a metric undefined (one class in it, or a slope that cannot be fitted when
+    // the model separates the fold): summarise the folds where it is defined.
+    const v = perFold.map((m) => m[name]!).filter((x) => !Number.isNaN(x));
+    const mean = v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
     // Sample standard deviation across folds (ddof = 1), the usual spread of a CV estimate.
     const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
     out[name] = { mean, std };

@@ -20,8 +20,8 @@
 import type { ClassificationMetricName } from '../core/index.js';
 import { Errors } from '../core/index.js';
 import { calibrationOf } from './calibration.js';
-import type { DelongResult, PrCurve, RocCurve } from './ranking.js';
-import { downsamplePr, downsampleRoc, rankBinary, splitMicro, splitScores } from './ranking.js';
+import type { DelongResult, PrCurve, RocCurve, SplitScores } from './ranking.js';
+import { downsamplePr, downsampleRoc, microSplit, rankBinary, splitScores } from './ranking.js';
 import { checkFinite, checkLabels } from './validate.js';
 
 /** Curves in a report keep at most this many points. */
@@ -225,6 +225,7 @@ function multiclassReport(y: Float64Array, proba: Float64Array, k: number): Clas
   const perClass: PerClassMetrics[] = [];
   const specificity: number[] = [];
   const cis: DelongResult[] = [];
+  const splits: SplitScores[] = [];
   const aps: number[] = [];
   const slopes: number[] = [];
   const intercepts: number[] = [];
@@ -246,7 +247,9 @@ function multiclassReport(y: Float64Array, proba: Float64Array, k: number): Clas
     const recall = ratio(tp, support);
     inLabelSet.push(support > 0 || predicted > 0);
     specificity.push(ratio(tn, tn + fp));
-    const rank = rankBinary(splitScores(y, c, proba, k, c));
+    const split = splitScores(y, c, proba, k, c);
+    splits.push(split);
+    const rank = rankBinary(split);
     const cal = calibrationOf(y, c, proba, k, c);
     cis.push(rank.delong);
     aps.push(rank.averagePrecision);
@@ -270,7 +273,7 @@ function multiclassReport(y: Float64Array, proba: Float64Array, k: number): Clas
     auroc: meanDefined(perClass.map((m) => m.auroc)),
   };
   const weighted: ClassAverages = { precision: wavg('precision'), recall: wavg('recall'), f1: wavg('f1'), auroc: wavg('auroc') };
-  const micro = rankBinary(splitMicro(y, proba, k));
+  const micro = rankBinary(microSplit(splits));
   return {
     metrics: {
       auroc: macro.auroc,

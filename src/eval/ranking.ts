@@ -42,25 +42,31 @@ export function splitScores(labels: Float64Array, cls: number, values: Float64Ar
   return { pos, neg };
 }
 
-/**
- * Micro-average split of a multiclass problem: every (row, class) cell is one binary example,
- * positive where the class is the row's label (sklearn: `roc_curve(onehot.ravel(), proba.ravel())`).
- */
-export function splitMicro(labels: Float64Array, proba: Float64Array, k: number): SplitScores {
-  const n = labels.length;
-  const pos = new Float64Array(n);
-  const neg = new Float64Array(n * (k - 1));
-  let b = 0;
-  for (let i = 0; i < n; i++) {
-    const y = labels[i]!;
-    for (let c = 0; c < k; c++) {
-      if (c === y) pos[i] = proba[i * k + c]!;
-      else neg[b++] = proba[i * k + c]!;
-    }
+/** Merges ascending arrays into one ascending array (a k-way merge, pairwise). */
+function mergeSorted(parts: Float64Array[]): Float64Array {
+  let acc = parts[0] ?? new Float64Array(0);
+  for (let p = 1; p < parts.length; p++) {
+    const b = parts[p]!;
+    const out = new Float64Array(acc.length + b.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < acc.length && j < b.length) out[k++] = acc[i]! <= b[j]! ? acc[i++]! : b[j++]!;
+    while (i < acc.length) out[k++] = acc[i++]!;
+    while (j < b.length) out[k++] = b[j++]!;
+    acc = out;
   }
-  pos.sort();
-  neg.sort();
-  return { pos, neg };
+  return acc;
+}
+
+/**
+ * Micro-average split of a multiclass problem from its one-vs-rest splits: every (row, class) cell
+ * is one binary example, positive where the class is the row's label (sklearn:
+ * `roc_curve(onehot.ravel(), proba.ravel())`). Merging the already sorted per-class halves costs
+ * O(n·k·log k) instead of sorting n·k values again.
+ */
+export function microSplit(perClass: SplitScores[]): SplitScores {
+  return { pos: mergeSorted(perClass.map((s) => s.pos)), neg: mergeSorted(perClass.map((s) => s.neg)) };
 }
 
 /** sklearn's `_binary_clf_curve`: cumulative counts at each distinct score, highest first. */
@@ -115,43 +121,61 @@ export interface PrCurve {
   thresholds: number[];
 }
 
-function rocFromClf(c: ClfCurve): RocCurve {
+/** A curve as typed arrays: full curves can have a point per row, and number[] pushes are slow. */
+export interface RocArrays {
+  fpr: Float64Array;
+  tpr: Float64Array;
+  thresholds: Float64Array;
+}
+export interface PrArrays {
+  precision: Float64Array;
+  recall: Float64Array;
+  thresholds: Float64Array;
+}
+
+function rocFromClf(c: ClfCurve): RocArrays {
   const L = c.tps.length;
-  const keep: number[] = [];
+  const keep = new Uint32Array(L);
+  let m = 0;
   for (let i = 0; i < L; i++) {
     // drop_intermediate: a point collinear with its neighbours is never optimal and adds no area.
-    if (i === 0 || i === L - 1 || L <= 2) keep.push(i);
-    else if (c.fps[i + 1]! - 2 * c.fps[i]! + c.fps[i - 1]! !== 0 || c.tps[i + 1]! - 2 * c.tps[i]! + c.tps[i - 1]! !== 0) keep.push(i);
+    if (i === 0 || i === L - 1) keep[m++] = i;
+    else if (c.fps[i + 1]! - 2 * c.fps[i]! + c.fps[i - 1]! !== 0 || c.tps[i + 1]! - 2 * c.tps[i]! + c.tps[i - 1]! !== 0) keep[m++] = i;
   }
   const P = L ? c.tps[L - 1]! : 0;
   const N = L ? c.fps[L - 1]! : 0;
-  const fpr = [N > 0 ? 0 : NaN];
-  const tpr = [P > 0 ? 0 : NaN];
-  const thresholds = [L ? c.thresholds[0]! + 1 : NaN];
-  for (const i of keep) {
-    // A one-class problem has no rate on the missing side: NaN, as sklearn (which also warns).
-    fpr.push(N > 0 ? c.fps[i]! / N : NaN);
-    tpr.push(P > 0 ? c.tps[i]! / P : NaN);
-    thresholds.push(c.thresholds[i]!);
+  const fpr = new Float64Array(m + 1);
+  const tpr = new Float64Array(m + 1);
+  const thresholds = new Float64Array(m + 1);
+  // A one-class problem has no rate on the missing side: NaN, as sklearn (which also warns).
+  fpr[0] = N > 0 ? 0 : NaN;
+  tpr[0] = P > 0 ? 0 : NaN;
+  thresholds[0] = L ? c.thresholds[0]! + 1 : NaN;
+  for (let k = 0; k < m; k++) {
+    const i = keep[k]!;
+    fpr[k + 1] = N > 0 ? c.fps[i]! / N : NaN;
+    tpr[k + 1] = P > 0 ? c.tps[i]! / P : NaN;
+    thresholds[k + 1] = c.thresholds[i]!;
   }
   return { fpr, tpr, thresholds };
 }
 
-function prFromClf(c: ClfCurve): PrCurve {
+function prFromClf(c: ClfCurve): PrArrays {
   const L = c.tps.length;
   const P = L ? c.tps[L - 1]! : 0;
-  const precision: number[] = [];
-  const recall: number[] = [];
-  const thresholds: number[] = [];
-  for (let i = L - 1; i >= 0; i--) {
+  const precision = new Float64Array(L + 1);
+  const recall = new Float64Array(L + 1);
+  const thresholds = new Float64Array(L);
+  for (let k = 0; k < L; k++) {
+    const i = L - 1 - k;
     const ps = c.tps[i]! + c.fps[i]!;
-    precision.push(ps > 0 ? c.tps[i]! / ps : 0);
+    precision[k] = ps > 0 ? c.tps[i]! / ps : 0;
     // sklearn sets recall to 1 everywhere when there is no positive; kept for curve compatibility.
-    recall.push(P > 0 ? c.tps[i]! / P : 1);
-    thresholds.push(c.thresholds[i]!);
+    recall[k] = P > 0 ? c.tps[i]! / P : 1;
+    thresholds[k] = c.thresholds[i]!;
   }
-  precision.push(1);
-  recall.push(0);
+  precision[L] = 1;
+  recall[L] = 0;
   return { precision, recall, thresholds };
 }
 
@@ -234,8 +258,8 @@ export function delongFromSplit({ pos, neg }: SplitScores): DelongResult {
 export interface BinaryRanking {
   delong: DelongResult;
   averagePrecision: number;
-  roc: RocCurve;
-  pr: PrCurve;
+  roc: RocArrays;
+  pr: PrArrays;
 }
 
 /** ROC, PR, AUROC with DeLong CI and average precision of one split. */
@@ -285,12 +309,13 @@ export function averagePrecision(yTrueBinary: Float64Array, score: Float64Array)
 
 /** The full ROC curve, identical to sklearn 1.2 `roc_curve(y, score)` (not downsampled). */
 export function rocCurve(yTrueBinary: Float64Array, score: Float64Array): RocCurve {
-  return rocFromClf(clfCurve(binaryInput('rocCurve', yTrueBinary, score)));
+  const c = rocFromClf(clfCurve(binaryInput('rocCurve', yTrueBinary, score)));
+  return downsampleRoc(c, Infinity);
 }
 
 /** The full PR curve, identical to sklearn 1.2 `precision_recall_curve(y, score)`. */
 export function precisionRecallCurve(yTrueBinary: Float64Array, score: Float64Array): PrCurve {
-  return prFromClf(clfCurve(binaryInput('precisionRecallCurve', yTrueBinary, score)));
+  return downsamplePr(prFromClf(clfCurve(binaryInput('precisionRecallCurve', yTrueBinary, score))), Infinity);
 }
 
 /** Indices of at most `max` points spread evenly over `length`, both endpoints included. */
@@ -302,14 +327,14 @@ function evenIndices(length: number, max: number): number[] {
   return out;
 }
 
-/** Keeps at most `max` ROC points, evenly by index, first and last kept. */
-export function downsampleRoc(c: RocCurve, max: number): RocCurve {
+/** At most `max` ROC points as plain arrays, evenly by index, first and last kept. */
+export function downsampleRoc(c: RocArrays, max: number): RocCurve {
   const idx = evenIndices(c.fpr.length, max);
   return { fpr: idx.map((i) => c.fpr[i]!), tpr: idx.map((i) => c.tpr[i]!), thresholds: idx.map((i) => c.thresholds[i]!) };
 }
 
-/** Keeps at most `max` PR points, evenly by index, first and last kept; thresholds follow. */
-export function downsamplePr(c: PrCurve, max: number): PrCurve {
+/** At most `max` PR points as plain arrays, evenly by index, first and last kept; thresholds follow. */
+export function downsamplePr(c: PrArrays, max: number): PrCurve {
   const idx = evenIndices(c.precision.length, max);
   const last = c.precision.length - 1;
   return {
