@@ -1,13 +1,15 @@
-import { readFileSync } from 'node:fs';
-import { basename, extname } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { createKey, initServer, loadConfig, parseScopes } from '../api/index.js';
+import { openSqliteStore } from '../store/index.js';
 import { trainTable, type TrainResult } from '../automl/index.js';
-import { Errors, MedfitError, type ColumnType, type Warning } from '../core/index.js';
+import { Errors, MedfitError, VERSION, type ColumnType, type Warning } from '../core/index.js';
+import { buildManifest } from '../jobs/index.js';
 import { profileFile, readTable, readTableFromStream, type Table, type TableFormat } from '../data/index.js';
 import type { Family } from '../models/index.js';
 import { loadArtifact, nextVersionDir, predictTable, saveArtifact, sha256 } from '../registry/index.js';
 import { intFlag, paramFlags, parse } from './args.js';
 import { num, progressBar, table } from './format.js';
-import { VERSION } from './version.js';
 
 /** Where the CLI writes; injectable so tests run commands in-process. */
 export interface Io {
@@ -22,6 +24,9 @@ Usage:
   medfit train <file> --target <col> [options]   clean, cross-validate, choose and save a model
   medfit predict <model-dir> <file|-> [--json]   predict every row of a file (or stdin)
   medfit profile <file> [--target <col>] [--json] per-column types, missing values, statistics
+  medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit]
+                                                 the REST API, training workers and dashboard
+  medfit keys create|list|revoke ...             API keys (see medfit keys --help)
   medfit --version | help [command]
 
 Exit codes: 0 success, 2 bad usage or bad data, 1 internal error.
@@ -55,6 +60,23 @@ Streams the file once: per-column type, missing %, distinct count, min/max/mean/
 top categories, IQR outliers; duplicate rows; target balance.
 `;
 
+const SERVE_HELP = `medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit]
+
+Runs the REST API (/v1, and /v2: the Open Inference Protocol), the training workers and the
+dashboard (/) in one process, with SQLite and files under the data directory. The first start
+without MEDFIT_ADMIN_KEY prints an admin key once. Environment: MEDFIT_HOST, MEDFIT_PORT,
+MEDFIT_DATA_DIR, MEDFIT_ADMIN_KEY, MEDFIT_MAX_UPLOAD_MB (100), MEDFIT_MAX_BODY_MB (10),
+MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info).
+`;
+
+const KEYS_HELP = `medfit keys <command> [--data-dir .medfit] [--json]
+
+  create --project <name> --scopes <admin,train,predict,read> [--name <label>]
+                          prints the new key once (only its hash is stored)
+  list [--project <name>] keys with their id, project, scopes, and whether revoked
+  revoke <key-id>         the key stops working within seconds, also on a running server
+`;
+
 /** Runs one CLI invocation and returns its exit code; never throws. */
 export async function main(argv: string[], io: Io = process): Promise<number> {
   const json = argv.includes('--json');
@@ -67,6 +89,10 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
         return await predict(rest, io);
       case 'profile':
         return await profile(rest, io);
+      case 'serve':
+        return await serve(rest, io);
+      case 'keys':
+        return await keys(rest, io);
       case '--version':
       case 'version':
         io.stdout.write(`${VERSION}\n`);
@@ -76,11 +102,12 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
       case '--help':
       case '-h': {
         const topic = rest[0];
-        io.stdout.write(topic === 'train' ? TRAIN_HELP : topic === 'predict' ? PREDICT_HELP : topic === 'profile' ? PROFILE_HELP : HELP);
+        const topics: Record<string, string> = { train: TRAIN_HELP, predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
+        io.stdout.write(topics[topic ?? ''] ?? HELP);
         return 0;
       }
       default:
-        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile; see medfit help)`);
+        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile, serve, keys; see medfit help)`);
     }
   } catch (e) {
     return reportError(e, io, json);
@@ -150,22 +177,7 @@ async function train(argv: string[], io: Io): Promise<number> {
   });
   bar.done();
   const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
-  saveArtifact(
-    out,
-    {
-      task: result.task,
-      target: result.target,
-      schema: result.schema,
-      pipeline: result.pipeline,
-      model: { family: result.model.family, params: result.model.params, nFeatures: result.model.nFeatures, nClasses: result.model.nClasses },
-      metrics: { cv: result.cv, selection: result.selection },
-      dataset: { source: basename(file), sha256: sha256(readFileSync(file)), rows: result.rows.total, rowsUsed: result.rows.used },
-      seed,
-      created: new Date().toISOString(),
-      engines: { medfit: VERSION, node: process.versions.node },
-    },
-    result.model,
-  );
+  saveArtifact(out, buildManifest(result, { source: basename(file), sha256: sha256(readFileSync(file)), seed }), result.model, result.report);
   if (o.json) {
     io.stdout.write(
       JSON.stringify({
@@ -290,6 +302,97 @@ async function profile(argv: string[], io: Io): Promise<number> {
   );
   if (p.target) io.stdout.write(`\nTarget "${p.target.column}": ${JSON.stringify(p.target.balance ?? p.target.summary)}\n`);
   return 0;
+}
+
+async function serve(argv: string[], io: Io): Promise<number> {
+  const { values: o } = parse(
+    argv,
+    { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    'serve',
+  );
+  if (o.help) {
+    io.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  const config = loadConfig(process.env, {
+    ...(o.host !== undefined ? { host: o.host } : {}),
+    ...(o.port !== undefined ? { port: o.port } : {}),
+    ...(o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {}),
+  });
+  const server = await initServer(config);
+  if (server.firstAdminKey) {
+    io.stdout.write(`Admin key for project "default" (shown once; store it now):\n  ${server.firstAdminKey}\n`);
+  }
+  const address = await server.app.listen({ host: config.host, port: config.port });
+  io.stdout.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})\n`);
+  // Graceful shutdown: stop accepting, drain in-flight requests, requeue running jobs, close stores.
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      io.stderr.write(`medfit: ${signal}, shutting down\n`);
+      server.close().then(
+        () => resolve(0),
+        (e: unknown) => {
+          io.stderr.write(`medfit: shutdown failed: ${e instanceof Error ? e.message : String(e)}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+async function keys(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values: o, positionals } = parse(
+    rest,
+    {
+      project: { type: 'string' },
+      scopes: { type: 'string' },
+      name: { type: 'string' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    'keys',
+  );
+  if (o.help || sub === undefined || sub === '--help' || sub === '-h') {
+    io.stdout.write(KEYS_HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  const config = loadConfig(process.env, o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {});
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
+  try {
+    const projects = new Map((await store.listProjects()).map((p) => [p.id, p.name]));
+    switch (sub) {
+      case 'create': {
+        if (!o.project || !o.scopes) throw Errors.usage('keys create: --project <name> and --scopes <list> are required');
+        const { key, record } = await createKey(store, o.project, parseScopes(o.scopes), o.name ?? 'cli');
+        if (o.json) io.stdout.write(JSON.stringify({ id: record.id, project: o.project, scopes: record.scopes, key }) + '\n');
+        else io.stdout.write(`Key ${record.id} for project "${o.project}" (${record.scopes.join(', ')}); shown once:\n  ${key}\n`);
+        return 0;
+      }
+      case 'list': {
+        let list = await store.listKeys();
+        if (o.project) list = list.filter((k) => projects.get(k.projectId) === o.project);
+        const rows = list.map((k) => ({ id: k.id, project: projects.get(k.projectId) ?? k.projectId, name: k.name, scopes: k.scopes, created: k.created, revoked: k.revoked }));
+        if (o.json) io.stdout.write(JSON.stringify({ keys: rows }) + '\n');
+        else io.stdout.write(table(['id', 'project', 'name', 'scopes', 'created', 'revoked'], rows.map((r) => [r.id, r.project, r.name, r.scopes.join(','), r.created, r.revoked ?? ''])) + '\n');
+        return 0;
+      }
+      case 'revoke': {
+        if (positionals.length !== 1) throw Errors.usage('keys revoke: expected one key id (see medfit keys list)');
+        if (!(await store.revokeKey(positionals[0]!))) throw Errors.notFound(`active key "${positionals[0]}"`);
+        io.stdout.write(o.json ? JSON.stringify({ revoked: positionals[0] }) + '\n' : `Revoked ${positionals[0]}\n`);
+        return 0;
+      }
+      default:
+        throw Errors.usage(`keys: unknown command "${sub}" (create, list, revoke)`);
+    }
+  } finally {
+    await store.close();
+  }
 }
 
 function printWarnings(io: Io, warnings: Warning[]): void {

@@ -22,6 +22,11 @@ export type ErrorCode =
   | 'MEDFIT_ERR_NOT_FOUND'
   | 'MEDFIT_ERR_MANIFEST'
   | 'MEDFIT_ERR_CANCELLED'
+  | 'MEDFIT_ERR_UNAUTHORIZED'
+  | 'MEDFIT_ERR_FORBIDDEN'
+  | 'MEDFIT_ERR_TOO_LARGE'
+  | 'MEDFIT_ERR_CONFLICT'
+  | 'MEDFIT_ERR_UNAVAILABLE'
   | 'MEDFIT_ERR_INTERNAL';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -31,6 +36,11 @@ const STATUS: Record<ErrorCode, number> = {
   MEDFIT_ERR_NOT_FOUND: 404,
   MEDFIT_ERR_MANIFEST: 422,
   MEDFIT_ERR_CANCELLED: 409,
+  MEDFIT_ERR_UNAUTHORIZED: 401,
+  MEDFIT_ERR_FORBIDDEN: 403,
+  MEDFIT_ERR_TOO_LARGE: 413,
+  MEDFIT_ERR_CONFLICT: 409,
+  MEDFIT_ERR_UNAVAILABLE: 503,
   MEDFIT_ERR_INTERNAL: 500,
 };
 
@@ -68,6 +78,16 @@ export const Errors = {
   /** A model artifact that is tampered with, incomplete or from an incompatible format. */
   manifest: (dir: string, message: string) => new MedfitError('MEDFIT_ERR_MANIFEST', `${dir}: ${message}`),
   cancelled: (what = 'operation') => new MedfitError('MEDFIT_ERR_CANCELLED', `${what} was cancelled`),
+  /** No valid credentials (HTTP 401). */
+  unauthorized: (message: string) => new MedfitError('MEDFIT_ERR_UNAUTHORIZED', message),
+  /** Valid credentials without the right (HTTP 403). */
+  forbidden: (message: string) => new MedfitError('MEDFIT_ERR_FORBIDDEN', message),
+  /** A body over a configured limit (HTTP 413). */
+  tooLarge: (message: string) => new MedfitError('MEDFIT_ERR_TOO_LARGE', message),
+  /** A request that conflicts with the resource's state (HTTP 409). */
+  conflict: (message: string) => new MedfitError('MEDFIT_ERR_CONFLICT', message),
+  /** The service cannot answer now (shutting down, not ready; HTTP 503). */
+  unavailable: (message: string) => new MedfitError('MEDFIT_ERR_UNAVAILABLE', message),
   internal: (message: string) => new MedfitError('MEDFIT_ERR_INTERNAL', message),
 };
 

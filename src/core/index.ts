@@ -1,3 +1,4 @@
 export * from './types.js';
 export * from './errors.js';
 export { Rng } from './rng.js';
+export { VERSION } from './version.js';

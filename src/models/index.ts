@@ -22,3 +22,4 @@ export function getFamily(name: string): ModelFamily {
 export function familiesFor(task: Task): ModelFamily[] {
   return Object.values(FAMILIES).filter((f) => f.tasks.includes(task));
 }
+export { toOnnx, onnxSignature, decodeOnnx, type OnnxSignature } from './onnx/index.js';

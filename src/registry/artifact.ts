@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { basename, dirname, join } from 'node:path';
 import { Errors, type Schema, type Task } from '../core/index.js';
 import { validatePipeline, type FittedPipeline, type TargetEncoding } from '../data/index.js';
-import { getFamily, type Family, type ModelState, type Params, type TrainedModel } from '../models/index.js';
+import { getFamily, onnxSignature, toOnnx, type Family, type ModelState, type OnnxSignature, type Params, type TrainedModel } from '../models/index.js';
 import type { MetricSummary } from '../automl/index.js';
 
 /** Version of the artifact layout; `loadArtifact` refuses any other. */
@@ -12,6 +12,8 @@ export const FORMAT_VERSION = 1;
 /** The files of a model directory. */
 export const MANIFEST_FILE = 'manifest.json';
 export const WEIGHTS_FILE = 'weights.json';
+export const ONNX_FILE = 'model.onnx';
+export const EVALUATION_FILE = 'evaluation.json';
 
 /** `manifest.json`: everything needed to trust, explain and run a saved model. */
 export interface Manifest {
@@ -22,6 +24,8 @@ export interface Manifest {
   schema: Schema;
   pipeline: FittedPipeline;
   model: { family: Family; params: Params; nFeatures: number; nClasses: number };
+  /** The tensors `model.onnx` takes and returns (what serving and the V2 protocol describe). */
+  signature: OnnxSignature;
   metrics: { cv: { folds: number; metrics: Record<string, MetricSummary> }; selection: string };
   /** Lineage: what the model was made from. */
   dataset: { source: string; sha256: string; rows: number; rowsUsed: number };
@@ -33,6 +37,9 @@ export interface Manifest {
   /** SHA-256 of this manifest's canonical JSON without this field: edits to it are noticed. */
   integrity: string;
 }
+
+/** What a caller of `saveArtifact` provides: the manifest less what saving computes. */
+export type ManifestInput = Omit<Manifest, 'files' | 'integrity' | 'formatVersion' | 'signature'>;
 
 /** A loaded model: its manifest and a runnable engine. */
 export interface Artifact {
@@ -57,16 +64,27 @@ function canonical(value: unknown): string {
  * Writes a model directory atomically: everything goes to a hidden sibling first and is renamed
  * into place, so an interrupted save never leaves a half-written model at `dir`.
  */
-export function saveArtifact(dir: string, manifest: Omit<Manifest, 'files' | 'integrity' | 'formatVersion'>, model: TrainedModel): Manifest {
+export function saveArtifact(
+  dir: string,
+  manifest: ManifestInput,
+  model: TrainedModel,
+  evaluation?: unknown,
+): Manifest {
   if (existsSync(dir) && readdirSync(dir).length > 0) throw Errors.usage(`${dir} already exists and is not empty; choose another --out`);
-  const weights = JSON.stringify(model.toState());
-  const body = { formatVersion: FORMAT_VERSION, ...manifest, files: { [WEIGHTS_FILE]: sha256(weights) } };
+  const files: Record<string, string | Uint8Array> = {
+    [WEIGHTS_FILE]: JSON.stringify(model.toState()),
+    [ONNX_FILE]: toOnnx(model),
+    ...(evaluation !== undefined ? { [EVALUATION_FILE]: JSON.stringify(evaluation) } : {}),
+  };
+  const signature = onnxSignature(model.task, model.nFeatures, model.nClasses);
+  const hashes = Object.fromEntries(Object.entries(files).map(([f, data]) => [f, sha256(data)]));
+  const body = { formatVersion: FORMAT_VERSION, ...manifest, signature, files: hashes };
   const full: Manifest = { ...body, integrity: sha256(canonical(body)) };
   mkdirSync(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${randomBytes(4).toString('hex')}`);
   mkdirSync(tmp);
   try {
-    writeFileSync(join(tmp, WEIGHTS_FILE), weights);
+    for (const [f, data] of Object.entries(files)) writeFileSync(join(tmp, f), data);
     writeFileSync(join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2) + '\n');
     if (existsSync(dir)) rmSync(dir, { recursive: true });
     renameSync(tmp, dir);

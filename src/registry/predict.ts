@@ -14,18 +14,21 @@ export interface PredictionResult {
 /** Predicts every row of a table (a batch file). Cells of the wrong type are imputed, with a warning. */
 export function predictTable(a: Artifact, table: Table): PredictionResult {
   const { x, warnings } = transformTable(a.manifest.pipeline, table);
-  return { predictions: format(a, a.model.predict(x), x.rows), warnings };
+  return { predictions: formatPredictions(a.manifest.target.classes, a.model.predict(x), x.rows), warnings };
 }
 
 /** Predicts raw records (`{"age": 63, ...}`); a value of the wrong type is an error naming it. */
 export function predictRecords(a: Artifact, records: RawRecord[]): PredictionResult {
   const { x, warnings } = transformRecords(a.manifest.pipeline, records);
-  return { predictions: format(a, a.model.predict(x), x.rows), warnings };
+  return { predictions: formatPredictions(a.manifest.target.classes, a.model.predict(x), x.rows), warnings };
 }
 
-function format(a: Artifact, out: Float64Array, rows: number): Prediction[] {
-  const classes = a.manifest.target.classes;
-  if (!classes) return Array.from(out.subarray(0, rows), (value) => ({ value }));
+/**
+ * Turns model outputs into predictions: with `classes`, `rows × classes` probabilities become the
+ * most probable label and a probability per class; without, one value per row.
+ */
+export function formatPredictions(classes: string[] | undefined, out: ArrayLike<number>, rows: number): Prediction[] {
+  if (!classes) return Array.from({ length: rows }, (_, i) => ({ value: out[i]! }));
   const k = classes.length;
   return Array.from({ length: rows }, (_, i) => {
     const probabilities: Record<string, number> = {};

@@ -1,0 +1,158 @@
+import '@fastify/swagger';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Errors, VERSION } from '../core/index.js';
+import { createWorkerQueue } from '../jobs/index.js';
+import { openSqliteStore } from '../store/index.js';
+import { installAuth, requireScope } from './auth.js';
+import type { ServerConfig } from './config.js';
+import { datasetRoutes } from './datasets.js';
+import { installErrorHandling } from './errors.js';
+import { jobRoutes } from './jobs.js';
+import { bootstrapAdminKey } from './keys.js';
+import { installMetrics } from './metrics.js';
+import { modelRoutes } from './models.js';
+import { ModelService } from './models-service.js';
+import { JobManager, type Services } from './services.js';
+import { v2Plugin, type V2Backend } from './v2/index.js';
+import { dashboardRoutes } from './dashboard.js';
+
+/** A running medfit server: the Fastify app, its services, and how to stop it. */
+export interface Server {
+  app: FastifyInstance;
+  services: Services;
+  /** The admin key created on this start, when the store had none (print it once). */
+  firstAdminKey: string | undefined;
+  /** Stops accepting requests, drains in-flight ones, stops training, closes the stores. */
+  close(): Promise<void>;
+}
+
+
+/**
+ * Builds the whole server on the embedded defaults: SQLite metadata and files under
+ * `config.dataDir`, training jobs in worker threads, ONNX Runtime for predictions. Interrupted
+ * jobs are queued again. Nothing listens until `app.listen`.
+ */
+export async function initServer(config: ServerConfig): Promise<Server> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
+  const firstAdminKey = await bootstrapAdminKey(store, config.adminKey);
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      // Request logs carry method, route and status only: bodies (records) and headers (keys) never.
+      serializers: {
+        req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url.split('?')[0] }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+    },
+    bodyLimit: config.maxBodyBytes,
+    ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
+    return503OnClosing: true,
+  });
+  installErrorHandling(app);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'medfit', version: VERSION, description: 'Health and fitness models as a service. /v1: the platform; /v2: the Open Inference Protocol.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  const auth = installAuth(app, store);
+  const metrics = installMetrics(app, store);
+  const queue = createWorkerQueue({ concurrency: config.concurrency });
+  const jobs = new JobManager(store, queue, config.dataDir, (status) => metrics.jobsFinished.inc({ status }));
+  const models = new ModelService(store, config.dataDir, config.modelCacheSize);
+  const services: Services = { config, store, jobs, models, metrics };
+
+  // The audit trail: who did what to which dataset or model version, how many rows; never values.
+  app.addHook('onResponse', async (req, reply) => {
+    const p = req.principal;
+    if (!p) return;
+    const entry = req.auditEntry ?? (reply.statusCode === 403 ? { action: 'denied', resource: `${req.method} ${req.routeOptions.url ?? ''}` } : undefined);
+    if (!entry) return;
+    await store.audit({ projectId: p.projectId, keyId: p.keyId, action: entry.action, resource: entry.resource ?? null, rows: entry.rows ?? null, status: reply.statusCode });
+  });
+
+  app.get('/healthz', { schema: { summary: 'Liveness', tags: ['system'] } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/v1/audit',
+    {
+      schema: {
+        summary: "The project's audit log, newest first (admin)",
+        tags: ['system'],
+        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 }, before: { type: 'integer', minimum: 1 } } },
+      },
+    },
+    async (req) => {
+      const p = requireScope(req, 'admin');
+      const q = req.query as { limit?: number; before?: number };
+      return { entries: await store.listAudit(p.projectId, { limit: q.limit ?? 100, ...(q.before ? { before: q.before } : {}) }) };
+    },
+  );
+  await datasetRoutes(app, services);
+  await jobRoutes(app, services);
+  await modelRoutes(app, services);
+  await dashboardRoutes(app);
+
+  let closing = false;
+  const backend: V2Backend = {
+    server: () => ({ name: 'medfit', version: VERSION, extensions: ['binary_tensor_data'] }),
+    ready: () => !closing,
+    async model(ctx, name, version) {
+      const projectId = (ctx as { projectId?: string } | undefined)?.projectId;
+      if (!projectId) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
+      let rec;
+      try {
+        rec = await models.resolve(projectId, name, version);
+      } catch {
+        return undefined;
+      }
+      const loaded = await models.load(rec);
+      const versions = (await store.listModelVersions(projectId, name)).map((v) => String(v.version));
+      return {
+        name,
+        version: String(rec.version),
+        versions,
+        platform: 'onnx_onnxv1',
+        inputs: loaded.inputs,
+        outputs: loaded.outputs,
+        ready: true,
+        infer: async (features, rows) => {
+          const out = await loaded.infer(features, rows);
+          metrics.predictions.inc({ model: name, version: String(rec.version), protocol: 'v2' }, rows);
+          return out;
+        },
+      };
+    },
+  };
+  await app.register(v2Plugin, {
+    backend,
+    context: (req) => {
+      requireScope(req, 'predict');
+      return req.principal;
+    },
+    bodyLimit: config.maxBodyBytes,
+  });
+  await jobs.resume();
+  return {
+    app,
+    services,
+    firstAdminKey,
+    async close() {
+      if (closing) return;
+      closing = true;
+      // Fastify stops accepting connections and waits for in-flight requests to finish.
+      await app.close();
+      await jobs.close();
+      await models.close();
+      auth.forget();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { resolve } from 'node:path';
+import { Errors } from '../core/index.js';
+
+/** Server configuration, from `MEDFIT_*` variables overridden by CLI flags. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Where the SQLite database, datasets and model directories live. */
+  dataDir: string;
+  /** Largest dataset upload, in bytes (413 above it). */
+  maxUploadBytes: number;
+  /** Largest JSON body for other routes (predictions), in bytes. */
+  maxBodyBytes: number;
+  /** Training jobs run at once. */
+  concurrency: number;
+  /** ONNX Runtime sessions kept loaded. */
+  modelCacheSize: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /** Sets the first admin key when given (`MEDFIT_ADMIN_KEY`). */
+  adminKey?: string;
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
+
+/**
+ * Reads and validates the configuration once. Every problem is reported together, so a user
+ * fixes a bad environment in one go rather than one variable per start.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' | 'port' | 'dataDir', string>> = {}): ServerConfig {
+  const problems: string[] = [];
+  const int = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer in [${min}, ${max}] (got "${raw}")`);
+      return fallback;
+    }
+    return n;
+  };
+  const level = env['MEDFIT_LOG_LEVEL'] ?? 'info';
+  if (!(LEVELS as readonly string[]).includes(level)) problems.push(`MEDFIT_LOG_LEVEL must be one of ${LEVELS.join(', ')} (got "${level}")`);
+  const adminKey = env['MEDFIT_ADMIN_KEY'];
+  if (adminKey !== undefined && adminKey.length < 16) problems.push('MEDFIT_ADMIN_KEY must be at least 16 characters');
+  const config: ServerConfig = {
+    host: flags.host ?? env['MEDFIT_HOST'] ?? '127.0.0.1',
+    port: int(flags.port !== undefined ? '--port' : 'MEDFIT_PORT', flags.port ?? env['MEDFIT_PORT'], 8080, 0, 65535),
+    dataDir: resolve(flags.dataDir ?? env['MEDFIT_DATA_DIR'] ?? '.medfit'),
+    maxUploadBytes: int('MEDFIT_MAX_UPLOAD_MB', env['MEDFIT_MAX_UPLOAD_MB'], 100, 1, 100_000) * 1024 * 1024,
+    maxBodyBytes: int('MEDFIT_MAX_BODY_MB', env['MEDFIT_MAX_BODY_MB'], 10, 1, 1024) * 1024 * 1024,
+    concurrency: int('MEDFIT_TRAIN_CONCURRENCY', env['MEDFIT_TRAIN_CONCURRENCY'], 1, 1, 64),
+    modelCacheSize: int('MEDFIT_MODEL_CACHE', env['MEDFIT_MODEL_CACHE'], 16, 1, 10_000),
+    logLevel: level as ServerConfig['logLevel'],
+    ...(adminKey !== undefined ? { adminKey } : {}),
+  };
+  if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
+  return config;
+}

@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { Errors } from '../core/index.js';
+import { inferSchema, profileTable, readTableFromStream, type TableFormat } from '../data/index.js';
+import { streamToFileAtomic, writeFileAtomic, type DatasetRecord } from '../store/index.js';
+import { requireScope } from './auth.js';
+import type { Services } from './services.js';
+
+const NAME = '^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,127}$';
+
+const datasetJson = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    format: { type: 'string' },
+    rows: { type: 'integer' },
+    bytes: { type: 'integer' },
+    sha256: { type: 'string' },
+    created: { type: 'string' },
+    columns: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'string' }, missing: { type: 'integer' } } } },
+  },
+} as const;
+
+const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const;
+
+function view(d: DatasetRecord) {
+  return { id: d.id, name: d.name, format: d.format, rows: d.rows, bytes: d.bytes, sha256: d.sha256, columns: d.columns, created: d.created };
+}
+
+/** Content types that name a table format; anything else is sniffed from the bytes. */
+const FORMAT_BY_TYPE: Record<string, TableFormat> = {
+  'text/csv': 'csv',
+  'application/csv': 'csv',
+  'text/tab-separated-values': 'csv',
+  'application/json': 'json',
+  'application/x-ndjson': 'ndjson',
+  'application/ndjson': 'ndjson',
+  'application/jsonl': 'ndjson',
+};
+
+/** `/v1/datasets`: upload (streamed to disk, atomically), list, read with profile, delete. */
+export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<void> {
+  // The upload route takes the raw body as a stream in its own encapsulated scope, so the size
+  // limit is enforced while streaming and nothing of a rejected upload stays on disk.
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    scope.post(
+      '/v1/datasets',
+      {
+        schema: {
+          summary: 'Upload a dataset (CSV, JSON array or NDJSON body)',
+          tags: ['datasets'],
+          querystring: {
+            type: 'object',
+            required: ['name'],
+            additionalProperties: false,
+            properties: { name: { type: 'string', pattern: NAME }, format: { type: 'string', enum: ['csv', 'json', 'ndjson'] } },
+          },
+          response: { 201: datasetJson },
+        },
+      },
+      async (req, reply) => {
+        const p = requireScope(req, 'train');
+        const { name, format: asked } = req.query as { name: string; format?: TableFormat };
+        const declared = Number(req.headers['content-length']);
+        if (Number.isFinite(declared) && declared > s.config.maxUploadBytes) {
+          (req.raw as Readable).resume();
+          throw Errors.tooLarge(`dataset is ${declared} bytes; the limit is ${s.config.maxUploadBytes} (MEDFIT_MAX_UPLOAD_MB)`);
+        }
+        const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const format = asked ?? FORMAT_BY_TYPE[type];
+        const id = randomUUID();
+        const rel = join('datasets', p.projectId, `${id}.${format ?? 'data'}`);
+        const path = join(s.config.dataDir, rel);
+        const hash = createHash('sha256');
+        let bytes = 0;
+        await streamToFileAtomic(path, req.body as Readable, (chunk) => {
+          bytes += chunk.length;
+          if (bytes > s.config.maxUploadBytes) throw Errors.tooLarge(`dataset is larger than the limit of ${s.config.maxUploadBytes} bytes (MEDFIT_MAX_UPLOAD_MB)`);
+          hash.update(chunk);
+        });
+        try {
+          const table = await readTableFromStream(createReadStream(path), name, format);
+          const { schema, warnings } = inferSchema(table);
+          const profile = profileTable(table, schema);
+          writeFileAtomic(`${path}.profile.json`, JSON.stringify({ ...profile, warnings }));
+          const columns = schema.columns.map((c) => ({ name: c.name, type: c.type, missing: profile.columns.find((pc) => pc.name === c.name)?.missing ?? 0 }));
+          const rec = await s.store.createDataset({ id, projectId: p.projectId, name, file: rel, format: table.format, rows: table.rows.length, bytes, sha256: hash.digest('hex'), columns });
+          req.auditEntry = { action: 'dataset.create', resource: `dataset:${id}`, rows: rec.rows };
+          return reply.code(201).send(view(rec));
+        } catch (e) {
+          rmSync(path, { force: true });
+          rmSync(`${path}.profile.json`, { force: true });
+          throw e;
+        }
+      },
+    );
+  });
+
+  app.get('/v1/datasets', { schema: { summary: 'List datasets', tags: ['datasets'], response: { 200: { type: 'object', properties: { datasets: { type: 'array', items: datasetJson } } } } } }, async (req) => {
+    const p = requireScope(req, 'read');
+    return { datasets: (await s.store.listDatasets(p.projectId)).map(view) };
+  });
+
+  app.get('/v1/datasets/:id', { schema: { summary: 'A dataset with its profile', tags: ['datasets'], params: idParams } }, async (req) => {
+    const p = requireScope(req, 'read');
+    const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
+    if (!d) throw Errors.notFound('dataset');
+    const profilePath = join(s.config.dataDir, `${d.file}.profile.json`);
+    const profile = existsSync(profilePath) ? (JSON.parse(readFileSync(profilePath, 'utf8')) as unknown) : null;
+    req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
+    return { ...view(d), profile };
+  });
+
+  app.delete('/v1/datasets/:id', { schema: { summary: 'Delete a dataset', tags: ['datasets'], params: idParams } }, async (req, reply) => {
+    const p = requireScope(req, 'train');
+    const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
+    if (!d) throw Errors.notFound('dataset');
+    await s.store.deleteDataset(p.projectId, d.id);
+    rmSync(join(s.config.dataDir, d.file), { force: true });
+    rmSync(join(s.config.dataDir, `${d.file}.profile.json`), { force: true });
+    req.auditEntry = { action: 'dataset.delete', resource: `dataset:${d.id}`, rows: d.rows };
+    return reply.code(204).send();
+  });
+}
+
+/** Absolute path of a dataset's file. */
+export function datasetPath(s: Services, d: DatasetRecord): string {
+  return join(s.config.dataDir, d.file);
+}

@@ -1,0 +1,3 @@
+export { initServer, type Server } from './app.js';
+export { loadConfig, type ServerConfig } from './config.js';
+export { createKey, parseScopes, hashKey, bootstrapAdminKey } from './keys.js';

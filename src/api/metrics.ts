@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { JobStatus, MetadataStore } from '../store/index.js';
+
+/** The Prometheus metrics the server keeps. */
+export interface Metrics {
+  registry: Registry;
+  predictions: Counter<'model' | 'version' | 'protocol'>;
+  jobsFinished: Counter<'status'>;
+}
+
+/**
+ * Registers `/metrics` and the request-latency histogram, labelled by route pattern rather than by
+ * raw URL so that ids in paths cannot grow the label set without bound.
+ */
+export function installMetrics(app: FastifyInstance, store: MetadataStore): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'medfit_process_' });
+  const latency = new Histogram({
+    name: 'medfit_http_request_duration_seconds',
+    help: 'HTTP request latency by route',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [registry],
+  });
+  const predictions = new Counter({
+    name: 'medfit_predictions_total',
+    help: 'Rows predicted, by model, version and protocol (v1 or v2)',
+    labelNames: ['model', 'version', 'protocol'] as const,
+    registers: [registry],
+  });
+  const jobsFinished = new Counter({ name: 'medfit_jobs_finished_total', help: 'Training jobs that ended, by status', labelNames: ['status'] as const, registers: [registry] });
+  new Gauge({
+    name: 'medfit_jobs',
+    help: 'Training jobs by status (all projects)',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const statuses: JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+      for (const status of statuses) this.set({ status }, (await store.jobsWithStatus([status])).length);
+    },
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    latency.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  return { registry, predictions, jobsFinished };
+}

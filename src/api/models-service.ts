@@ -1,0 +1,127 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Errors, type RawRecord, type Task, type Warning } from '../core/index.js';
+import { transformRecords, type FittedPipeline } from '../data/index.js';
+import { formatPredictions, loadArtifact, type Prediction } from '../registry/index.js';
+import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type TensorMetadata } from '../serve/index.js';
+import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
+
+/** What a user declares when uploading their own ONNX model (`upload.json` in its directory). */
+export interface UploadInfo {
+  task: Task;
+  /** Feature names in input-column order: records for /v1 predict are read by these names. */
+  features: string[];
+  classes?: string[];
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+}
+
+/** A model version ready to predict: its ONNX Runtime session and what turns records into input. */
+export interface ServedModel {
+  readonly inputs: TensorMetadata[];
+  readonly outputs: TensorMetadata[];
+  infer(features: Float32Array, rows: number): Promise<OutputTensor[]>;
+  close(): Promise<void>;
+  record: ModelVersionRecord;
+  task: Task;
+  classes: string[] | undefined;
+  /** The fitted pipeline of a trained model; uploaded models take numeric features by name. */
+  pipeline: FittedPipeline | undefined;
+  features: string[];
+}
+
+/**
+ * Resolves model names and versions within a project, keeps ONNX Runtime sessions in a bounded
+ * cache, and runs predictions on raw records (pipeline server-side, then ONNX Runtime).
+ */
+export class ModelService {
+  private readonly cache: ModelCache<ServedModel>;
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly dataDir: string,
+    cacheSize: number,
+  ) {
+    this.cache = new ModelCache<ServedModel>({ max: cacheSize, load: (key) => this.loadKey(key) });
+  }
+
+  /** The version asked for, or the production version, else the newest; 404 when there is none. */
+  async resolve(projectId: string, name: string, version?: string): Promise<ModelVersionRecord> {
+    if (version !== undefined) {
+      const v = Number(version);
+      const rec = Number.isInteger(v) && v > 0 ? await this.store.getModelVersion(projectId, name, v) : undefined;
+      if (!rec) throw Errors.notFound(`model "${name}" version "${version}"`);
+      return rec;
+    }
+    const all = await this.store.listModelVersions(projectId, name);
+    if (all.length === 0) throw Errors.notFound(`model "${name}"`);
+    return all.find((v) => v.stage === 'production') ?? all[all.length - 1]!;
+  }
+
+  /** The loaded model of a version (from the cache, or loaded and verified once). */
+  load(rec: ModelVersionRecord): Promise<ServedModel> {
+    return this.cache.get(`${rec.projectId}\u0000${rec.name}\u0000${rec.version}`);
+  }
+
+  /** Predicts raw records with a version; a wrong type or a record without features is a 422. */
+  async predict(rec: ModelVersionRecord, records: RawRecord[]): Promise<{ predictions: Prediction[]; warnings: Warning[] }> {
+    const m = await this.load(rec);
+    const { x, warnings } = m.pipeline ? transformRecords(m.pipeline, records) : numericRecords(m.features, records);
+    const features = new Float32Array(x.data);
+    const [out] = await m.infer(features, x.rows);
+    return { predictions: formatPredictions(m.task === 'regression' ? undefined : m.classes, out!.data, x.rows), warnings };
+  }
+
+  /** Drops a cached session (after a stage change nothing is needed; after deletion it is). */
+  evict(rec: ModelVersionRecord): void {
+    this.cache.evict(`${rec.projectId}\u0000${rec.name}\u0000${rec.version}`);
+  }
+
+  async close(): Promise<void> {
+    await this.cache.close();
+  }
+
+  private async loadKey(key: string): Promise<ServedModel> {
+    const [projectId, name, version] = key.split('\u0000') as [string, string, string];
+    const record = await this.store.getModelVersion(projectId, name, Number(version));
+    if (!record) throw Errors.notFound(`model "${name}" version "${version}"`);
+    const dir = join(this.dataDir, record.dir);
+    if (record.source === 'uploaded') {
+      const info = JSON.parse(readFileSync(join(dir, 'upload.json'), 'utf8')) as UploadInfo;
+      const runtime = await loadRuntimeModel(readFileSync(join(dir, 'model.onnx')), { inputs: info.inputs, outputs: info.outputs });
+      return served(runtime, { record, task: info.task, classes: info.classes, pipeline: undefined, features: info.features });
+    }
+    // loadArtifact verifies the manifest's integrity and every file's hash, model.onnx included.
+    const a = loadArtifact(dir);
+    if (!existsSync(join(dir, 'model.onnx'))) throw Errors.manifest(record.dir, 'model.onnx is missing');
+    const m = a.manifest;
+    const runtime = await loadRuntimeModel(readFileSync(join(dir, 'model.onnx')), m.signature);
+    return served(runtime, { record, task: m.task, classes: m.target.classes, pipeline: m.pipeline, features: m.pipeline.features });
+  }
+}
+
+function served(runtime: Runtime, meta: Omit<ServedModel, 'inputs' | 'outputs' | 'infer' | 'close'>): ServedModel {
+  return { inputs: runtime.inputs, outputs: runtime.outputs, infer: (f, rows) => runtime.infer(f, rows), close: () => runtime.close(), ...meta };
+}
+
+/** Uploaded models take records of numbers by feature name, in the declared order. */
+function numericRecords(features: string[], records: RawRecord[]): { x: { rows: number; data: Float64Array }; warnings: Warning[] } {
+  const data = new Float64Array(records.length * features.length);
+  const problems: { pointer: string; message: string }[] = [];
+  records.forEach((r, i) => {
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) {
+      problems.push({ pointer: `/records/${i}`, message: 'expected an object of feature values' });
+      return;
+    }
+    features.forEach((f, j) => {
+      const v = r[f];
+      if (typeof v !== 'number' || !Number.isFinite(v)) problems.push({ pointer: `/records/${i}/${f}`, message: v === undefined ? 'is missing (uploaded models need every feature)' : 'expected a finite number' });
+      else data[i * features.length + j] = v;
+    });
+  });
+  if (problems.length) {
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
+    throw Errors.badData('', `${problems[0]!.pointer.slice(1).replaceAll('/', '.')}: ${problems[0]!.message}${more}`, problems);
+  }
+  return { x: { rows: records.length, data }, warnings: [] };
+}

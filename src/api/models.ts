@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Errors, type RawRecord } from '../core/index.js';
+import { EVALUATION_FILE, MANIFEST_FILE, sha256, type Manifest } from '../registry/index.js';
+import { decodeOnnx } from '../models/index.js';
+import { loadRuntimeModel } from '../serve/index.js';
+import type { ModelVersionRecord, Stage } from '../store/index.js';
+import { requireScope } from './auth.js';
+import type { UploadInfo } from './models-service.js';
+import type { Services } from './services.js';
+
+const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: NAME } } } as const;
+const versionParams = {
+  type: 'object',
+  required: ['name', 'v'],
+  properties: { name: { type: 'string', pattern: NAME }, v: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' } },
+} as const;
+const predictBody = {
+  type: 'object',
+  required: ['records'],
+  additionalProperties: false,
+  properties: { records: { type: 'array', minItems: 1, maxItems: 100_000, items: { type: 'object' } } },
+} as const;
+
+function summary(v: ModelVersionRecord) {
+  return { name: v.name, version: v.version, stage: v.stage, source: v.source, family: v.family, task: v.task, created: v.created };
+}
+
+/** `/v1/models`: the registry (versions, stages, lineage), uploads of ONNX models, predictions. */
+export async function modelRoutes(app: FastifyInstance, s: Services): Promise<void> {
+  app.get('/v1/models', { schema: { summary: 'List models', tags: ['models'] } }, async (req) => {
+    const p = requireScope(req, 'read');
+    const byName = new Map<string, ModelVersionRecord[]>();
+    for (const v of await s.store.listModelVersions(p.projectId)) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
+    return {
+      models: [...byName].map(([name, versions]) => ({
+        name,
+        versions: versions.length,
+        latest: versions[versions.length - 1]!.version,
+        production: versions.find((v) => v.stage === 'production')?.version ?? null,
+        task: versions[versions.length - 1]!.task,
+      })),
+    };
+  });
+
+  app.get('/v1/models/:name', { schema: { summary: 'A model and its versions', tags: ['models'], params: nameParams } }, async (req) => {
+    const p = requireScope(req, 'read');
+    const { name } = req.params as { name: string };
+    const versions = await s.store.listModelVersions(p.projectId, name);
+    if (!versions.length) throw Errors.notFound(`model "${name}"`);
+    return { name, versions: versions.map(summary) };
+  });
+
+  app.get('/v1/models/:name/versions/:v', { schema: { summary: 'A model version: metrics, curves, hyperparameters, schema, lineage', tags: ['models'], params: versionParams } }, async (req) => {
+    const p = requireScope(req, 'read');
+    const { name, v } = req.params as { name: string; v: string };
+    const rec = await s.models.resolve(p.projectId, name, v);
+    const dir = join(s.config.dataDir, rec.dir);
+    const lineage = { dataset: rec.datasetId, datasetSha256: rec.datasetSha256, job: rec.jobId, created: rec.created };
+    if (rec.source === 'uploaded') {
+      const info = JSON.parse(readFileSync(join(dir, 'upload.json'), 'utf8')) as UploadInfo;
+      return { ...summary(rec), inputs: info.inputs, outputs: info.outputs, features: info.features, classes: info.classes ?? null, lineage };
+    }
+    const m = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
+    const evaluation = existsSync(join(dir, EVALUATION_FILE)) ? (JSON.parse(readFileSync(join(dir, EVALUATION_FILE), 'utf8')) as unknown) : null;
+    return {
+      ...summary(rec),
+      target: m.target,
+      hyperparameters: m.model.params,
+      metrics: rec.metrics,
+      evaluation,
+      schema: m.schema,
+      features: m.pipeline.features,
+      signature: m.signature,
+      lineage,
+      engines: m.engines,
+    };
+  });
+
+  app.post(
+    '/v1/models/:name/versions/:v/stage',
+    {
+      schema: {
+        summary: 'Move a version to a stage (production archives the previous production version)',
+        tags: ['models'],
+        params: versionParams,
+        body: { type: 'object', required: ['stage'], additionalProperties: false, properties: { stage: { type: 'string', enum: ['none', 'staging', 'production', 'archived'] } } },
+      },
+    },
+    async (req) => {
+      const p = requireScope(req, 'train');
+      const { name, v } = req.params as { name: string; v: string };
+      const rec = await s.models.resolve(p.projectId, name, v);
+      const updated = await s.store.setStage(p.projectId, name, rec.version, (req.body as { stage: Stage }).stage);
+      req.auditEntry = { action: 'model.stage', resource: `model:${name}/${rec.version}` };
+      return summary(updated!);
+    },
+  );
+
+  app.post(
+    '/v1/models',
+    {
+      bodyLimit: 512 * 1024 * 1024,
+      schema: {
+        summary: 'Upload your own ONNX model (one FP32 input [-1, features])',
+        tags: ['models'],
+        body: {
+          type: 'object',
+          required: ['name', 'onnx', 'task', 'features'],
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string', pattern: NAME },
+            onnx: { type: 'string', description: 'the .onnx file, base64', minLength: 4 },
+            task: { type: 'string', enum: ['binary', 'multiclass', 'regression'] },
+            features: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 100_000 },
+            classes: { type: 'array', items: { type: 'string' }, minItems: 2 },
+            output: { type: 'string', description: 'the output tensor holding probabilities or values (default: the first)' },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const p = requireScope(req, 'train');
+      const b = req.body as { name: string; onnx: string; task: UploadInfo['task']; features: string[]; classes?: string[]; output?: string };
+      if (b.task !== 'regression' && !b.classes) throw Errors.badData('', '/classes: a classification model needs its class labels, in output order', [{ pointer: '/classes', message: 'required for classification' }]);
+      const bytes = Buffer.from(b.onnx, 'base64');
+      const width = b.task === 'regression' ? 1 : b.classes!.length;
+      let graph;
+      try {
+        graph = decodeOnnx(bytes).graph;
+      } catch {
+        graph = undefined;
+      }
+      const inputName = graph?.input?.[0]?.name;
+      const outputName = b.output ?? graph?.output?.[0]?.name;
+      if (!inputName || !outputName) throw Errors.badData('', '/onnx: not an ONNX model (no graph inputs and outputs found)', [{ pointer: '/onnx', message: 'not an ONNX model' }]);
+      const info: UploadInfo = {
+        task: b.task,
+        features: b.features,
+        ...(b.classes ? { classes: b.classes } : {}),
+        inputs: [{ name: inputName, datatype: 'FP32', shape: [-1, b.features.length] }],
+        outputs: [{ name: outputName, datatype: 'FP32', shape: [-1, width] }],
+      };
+      // Prove the model loads and answers with the declared shapes before anything is stored.
+      let runtime;
+      try {
+        runtime = await loadRuntimeModel(bytes, { inputs: info.inputs, outputs: info.outputs });
+      } catch (e) {
+        throw Errors.badData('', `/onnx: ${e instanceof Error ? e.message : String(e)}`, [{ pointer: '/onnx', message: 'not a loadable ONNX model with the declared input and output' }]);
+      }
+      try {
+        const [out] = await runtime.infer(new Float32Array(b.features.length), 1);
+        if (!out || out.data.length !== width) throw Errors.badData('', `/onnx: the model returns ${out?.data.length ?? 0} value(s) per row, the declaration implies ${width}`);
+      } finally {
+        await runtime.close();
+      }
+      const rel = join('models', p.projectId, `upload-${randomUUID()}`);
+      const dir = join(s.config.dataDir, rel);
+      const tmp = join(dirname(dir), `.tmp-${randomUUID()}`);
+      mkdirSync(tmp, { recursive: true });
+      try {
+        writeFileSync(join(tmp, 'model.onnx'), bytes);
+        writeFileSync(join(tmp, 'upload.json'), JSON.stringify(info));
+        renameSync(tmp, dir);
+      } catch (e) {
+        rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
+      const rec = await s.store.createModelVersion({
+        projectId: p.projectId,
+        name: b.name,
+        source: 'uploaded',
+        family: 'onnx',
+        task: b.task,
+        dir: rel,
+        jobId: null,
+        datasetId: null,
+        datasetSha256: null,
+        metrics: { onnxSha256: sha256(bytes) },
+      });
+      req.auditEntry = { action: 'model.upload', resource: `model:${rec.name}/${rec.version}` };
+      return reply.code(201).send(summary(rec));
+    },
+  );
+
+  const predict = async (req: import('fastify').FastifyRequest, version: string | undefined) => {
+    const p = requireScope(req, 'predict');
+    const { name } = req.params as { name: string };
+    const rec = await s.models.resolve(p.projectId, name, version);
+    const { records } = req.body as { records: RawRecord[] };
+    // Recorded before predicting so that refused attempts are in the audit trail too.
+    req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: records.length };
+    const { predictions, warnings } = await s.models.predict(rec, records);
+    s.metrics.predictions.inc({ model: name, version: String(rec.version), protocol: 'v1' }, records.length);
+    return { model: { name, version: rec.version }, predictions, ...(warnings.length ? { warnings: warnings.map((w) => w.message) } : {}) };
+  };
+  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>
+    predict(req, undefined),
+  );
+  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req) =>
+    predict(req, (req.params as { v: string }).v),
+  );
+}

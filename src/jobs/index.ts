@@ -1,0 +1,16 @@
+/**
+ * The jobs room: the embedded training job queue (one worker thread per job) and the pieces a
+ * training run shares with `medfit train`.
+ */
+import { WorkerQueue, type WorkerQueueOptions } from './queue.js';
+import type { JobQueue } from './types.js';
+
+export type { JobEvents, JobQueue, TrainJobResult, TrainJobSpec } from './types.js';
+export { WorkerQueue, liveJobWorkers, type WorkerQueueOptions } from './queue.js';
+export { buildManifest, toJobResult, type ManifestInfo, type ArtifactManifest } from './manifest.js';
+export { runTrainJob } from './run.js';
+
+/** Creates the embedded queue: jobs run in worker threads of this process, `concurrency` (default 1) at a time. */
+export function createWorkerQueue(opts: WorkerQueueOptions = {}): JobQueue {
+  return new WorkerQueue(opts);
+}

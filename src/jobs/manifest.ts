@@ -1,0 +1,60 @@
+/**
+ * The manifest of a trained model and the summary a job hands back, built in one place so that
+ * `medfit train` and the job queue write the same model directory.
+ */
+import type { TrainResult } from '../automl/index.js';
+import { VERSION } from '../core/index.js';
+import type { saveArtifact } from '../registry/index.js';
+import type { TrainJobResult } from './types.js';
+
+/**
+ * The manifest fields a caller supplies; `saveArtifact` adds the rest (format version, file
+ * hashes, integrity, ONNX signature). Taken from its signature so the two cannot drift apart.
+ */
+export type ArtifactManifest = Parameters<typeof saveArtifact>[1];
+
+/** Where the training data came from, for the manifest's lineage. */
+export interface ManifestInfo {
+  /** Name of the dataset as users know it (a file's base name, an uploaded dataset's name). */
+  source: string;
+  /** SHA-256 of the dataset file's bytes. */
+  sha256: string;
+  seed: number;
+  /** Defaults to now. */
+  created?: Date;
+}
+
+/**
+ * The manifest `saveArtifact` takes for a training result: task, target, schema, pipeline,
+ * family and parameters, CV metrics, dataset lineage, seed, creation time and engine versions.
+ */
+export function buildManifest(result: TrainResult, info: ManifestInfo): ArtifactManifest {
+  const m = result.model;
+  return {
+    task: result.task,
+    target: result.target,
+    schema: result.schema,
+    pipeline: result.pipeline,
+    model: { family: m.family, params: m.params, nFeatures: m.nFeatures, nClasses: m.nClasses },
+    metrics: { cv: result.cv, selection: result.selection },
+    dataset: { source: info.source, sha256: info.sha256, rows: result.rows.total, rowsUsed: result.rows.used },
+    seed: info.seed,
+    created: (info.created ?? new Date()).toISOString(),
+    engines: { medfit: VERSION, node: process.versions.node },
+  };
+}
+
+/**
+ * The plain, structured-cloneable summary of a training result that a job posts back: no model,
+ * pipeline or out-of-fold arrays, only what a job record shows.
+ */
+export function toJobResult(result: TrainResult, artifactDir: string): TrainJobResult {
+  return {
+    artifactDir,
+    family: result.model.family,
+    task: result.task,
+    metrics: result.cv.metrics,
+    leaderboard: result.leaderboard.map((c) => ({ family: c.family, metrics: c.metrics, seconds: c.seconds })),
+    warnings: result.warnings.map((w) => w.message),
+  };
+}

@@ -1,0 +1,37 @@
+import { createReadStream } from 'node:fs';
+import { trainTable } from '../automl/index.js';
+import type { ProgressFn } from '../core/index.js';
+import { formatFromPath, readTableFromStream } from '../data/index.js';
+import type { Family } from '../models/index.js';
+import { saveArtifact } from '../registry/index.js';
+import { buildManifest, toJobResult } from './manifest.js';
+import type { TrainJobResult, TrainJobSpec } from './types.js';
+
+/**
+ * Runs one training job in the calling thread: reads the dataset, trains as `medfit train` does,
+ * saves the model directory to `spec.outDir` (atomically) and returns the job's summary. The
+ * worker thread calls this; it is exported for callers that want no thread.
+ */
+export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: ProgressFn; signal?: AbortSignal } = {}): Promise<TrainJobResult> {
+  // Read through a stream named after the dataset, so every error message names the dataset and
+  // never the server's storage path. An upload may be stored without extension: then the name's
+  // extension decides, or the content is sniffed.
+  const format = formatFromPath(spec.datasetPath) ?? formatFromPath(spec.datasetName);
+  const table = await readTableFromStream(createReadStream(spec.datasetPath), spec.datasetName, format);
+  const seed = spec.seed ?? 0;
+  const result = await trainTable(table, {
+    target: spec.target,
+    task: spec.task ?? 'auto',
+    model: spec.model ?? 'auto',
+    ...(spec.group !== undefined ? { group: spec.group } : {}),
+    ignore: spec.ignore ?? [],
+    ...(spec.cv !== undefined ? { cv: spec.cv } : {}),
+    seed,
+    // Family names are checked by trainTable (an unknown one is a MEDFIT_ERR_BAD_PARAM).
+    params: (spec.params ?? {}) as Partial<Record<Family, Record<string, unknown>>>,
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: spec.lineage.datasetSha256, seed }), result.model, result.report);
+  return toJobResult(result, spec.outDir);
+}

@@ -1,0 +1,8 @@
+/**
+ * serve: models in ONNX Runtime behind a micro-batcher, and a bounded cache of them. The API and
+ * CLI load a version's `model.onnx` with `loadRuntimeModel` (through a `ModelCache`) and call
+ * `infer` with features already through the fitted pipeline.
+ */
+export type { OutputTensor, RuntimeModel, TensorDatatype, TensorMetadata } from './types.js';
+export { loadRuntimeModel, type LoadedModel, type RuntimeOptions, type RuntimeSignature, type RuntimeStats } from './runtime.js';
+export { ModelCache, type ModelCacheOptions, type ModelCacheStats } from './cache.js';

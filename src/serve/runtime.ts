@@ -1,0 +1,248 @@
+/**
+ * A model in ONNX Runtime with a micro-batcher in front of its session.
+ *
+ * onnxruntime-node runs a session synchronously on the main thread (its `run` only defers the
+ * native call by `setImmediate`), so a run cannot overlap anything else anyway; what batching buys
+ * is paying ORT's fixed per-run cost once for many requests. The policy: a request to an idle model
+ * is dispatched at once (after the current microtask turn, so calls made in the same tick share
+ * the run); requests that arrive while a run is in flight wait for it and then go together, up to
+ * `maxBatchRows` rows per run. No timer ever delays a request.
+ */
+import * as ort from 'onnxruntime-node';
+import { Errors, MedfitError } from '../core/index.js';
+import type { OutputTensor, RuntimeModel, TensorMetadata } from './types.js';
+
+/** Input and output tensors the model is served with (`input` FP32 [-1, nFeatures], …). */
+export interface RuntimeSignature {
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+}
+
+/** Tuning of one loaded model. */
+export interface RuntimeOptions {
+  /** Most rows concatenated into one run (a single larger request still runs, alone). Default 1024. */
+  maxBatchRows?: number;
+  /** ORT intra-op threads. Default 1: requests are already batched, and small boxes have 2 cores. */
+  intraOpNumThreads?: number;
+}
+
+/** Counters of a loaded model, for metrics and for tests that batching happens. */
+export interface RuntimeStats {
+  /** `infer` calls answered (successfully or not). */
+  requests: number;
+  /** Rows run. */
+  rows: number;
+  /** `session.run` calls. */
+  runs: number;
+  /** Most requests merged into one run so far. */
+  maxBatchRequests: number;
+}
+
+/** A `RuntimeModel` that also reports its counters and can release its ORT session. */
+export interface LoadedModel extends RuntimeModel {
+  stats(): RuntimeStats;
+  /**
+   * Stops taking requests, lets those already accepted finish, then releases the session (native
+   * memory). Idempotent; resolves when the session is released.
+   */
+  close(): Promise<void>;
+}
+
+interface Pending {
+  features: Float32Array;
+  rows: number;
+  resolve: (out: OutputTensor[]) => void;
+  reject: (e: unknown) => void;
+}
+
+const DEFAULT_MAX_BATCH_ROWS = 1024;
+
+/**
+ * Loads ONNX model bytes into an ORT session and checks them against `meta`: exactly one input,
+ * FP32 `[-1, nFeatures]`, and every named output present in the graph. Unloadable bytes or a
+ * mismatch are `MEDFIT_ERR_MANIFEST` errors saying what is wrong.
+ */
+export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSignature, options: RuntimeOptions = {}): Promise<LoadedModel> {
+  const bad = (message: string) => Errors.manifest('model.onnx', message);
+  const input = meta.inputs[0];
+  if (meta.inputs.length !== 1 || !input) throw bad(`expected exactly one input tensor, the metadata lists ${meta.inputs.length}`);
+  const nFeatures = input.shape[1] ?? 0;
+  if (input.datatype !== 'FP32' || input.shape.length !== 2 || !Number.isInteger(nFeatures) || nFeatures < 1)
+    throw bad(`input ${input.name} must be FP32 [-1, nFeatures], the metadata says ${input.datatype} [${input.shape.join(', ')}]`);
+  if (meta.outputs.length < 1) throw bad('the metadata lists no output tensor');
+  for (const o of meta.outputs) {
+    if (o.datatype !== 'FP32') throw bad(`output ${o.name} must be FP32, the metadata says ${o.datatype}`);
+  }
+  const maxBatchRows = options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS;
+  if (!Number.isInteger(maxBatchRows) || maxBatchRows < 1) throw Errors.badParam('maxBatchRows', 'must be a positive integer');
+
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(onnxBytes, {
+      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+  } catch (e) {
+    throw bad(`ONNX Runtime cannot load it: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    checkSession(session, meta, nFeatures);
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+  return new BatchedModel(session, meta, nFeatures, maxBatchRows);
+}
+
+/** The graph must have the metadata's input (float32, width nFeatures) and outputs. */
+function checkSession(session: ort.InferenceSession, meta: RuntimeSignature, nFeatures: number): void {
+  const bad = (message: string) => Errors.manifest('model.onnx', message);
+  const input = meta.inputs[0]!;
+  if (session.inputNames.length !== 1 || session.inputNames[0] !== input.name)
+    throw bad(`the graph's inputs are [${session.inputNames.join(', ')}], expected [${input.name}]`);
+  const im = session.inputMetadata[0];
+  if (im?.isTensor) {
+    if (im.type !== 'float32') throw bad(`input ${input.name} is ${im.type} in the graph, expected float32`);
+    const width = im.shape[1];
+    if (typeof width === 'number' && width !== nFeatures) throw bad(`input ${input.name} has ${width} features in the graph, the metadata says ${nFeatures}`);
+  }
+  for (const o of meta.outputs) {
+    if (!session.outputNames.includes(o.name)) throw bad(`the graph has no output ${o.name} (it has ${session.outputNames.join(', ')})`);
+  }
+}
+
+class BatchedModel implements LoadedModel {
+  readonly inputs: TensorMetadata[];
+  readonly outputs: TensorMetadata[];
+  private readonly queue: Pending[] = [];
+  private running = false;
+  private scheduled = false;
+  private closing: Promise<void> | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private readonly counters: RuntimeStats = { requests: 0, rows: 0, runs: 0, maxBatchRequests: 0 };
+  private readonly outputNames: string[];
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    meta: RuntimeSignature,
+    private readonly nFeatures: number,
+    private readonly maxBatchRows: number,
+  ) {
+    // Copies, so a caller mutating its metadata cannot change what this model reports.
+    this.inputs = structuredClone(meta.inputs);
+    this.outputs = structuredClone(meta.outputs);
+    this.outputNames = this.outputs.map((o) => o.name);
+  }
+
+  infer(features: Float32Array, rows: number): Promise<OutputTensor[]> {
+    if (this.closing) return Promise.reject(Errors.internal('the model was unloaded while a request was on its way; retry'));
+    if (!(features instanceof Float32Array)) return Promise.reject(Errors.badData('input', 'features must be a Float32Array'));
+    if (!Number.isInteger(rows) || rows < 0) return Promise.reject(Errors.badData('input', `rows must be a non-negative integer, got ${rows}`));
+    const want = rows * this.nFeatures;
+    if (features.length !== want) {
+      return Promise.reject(
+        Errors.badData('input', `expected ${rows} rows × ${this.nFeatures} features = ${want} values, got ${features.length}`, [
+          { pointer: 'input', message: `expected ${want} values (${this.nFeatures} per row), got ${features.length}` },
+        ]),
+      );
+    }
+    if (rows === 0) {
+      this.counters.requests++;
+      return Promise.resolve(this.outputs.map((o) => ({ name: o.name, datatype: 'FP32' as const, shape: [0, Math.max(0, o.shape[1] ?? 0)], data: new Float32Array(0) })));
+    }
+    return new Promise<OutputTensor[]>((resolve, reject) => {
+      this.queue.push({ features, rows, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  stats(): RuntimeStats {
+    return { ...this.counters };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.running || this.queue.length > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+      await this.session.release();
+    })();
+    return this.closing;
+  }
+
+  /** Dispatches after the current microtask turn, so a same-tick burst forms one batch. */
+  private schedule(): void {
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      void this.dispatch();
+    });
+  }
+
+  /** Runs batches until the queue is empty: what queued during a run goes next, without a timer. */
+  private async dispatch(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    while (this.queue.length > 0) await this.runBatch();
+    this.running = false;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async runBatch(): Promise<void> {
+    // First come, first served; the head request always goes, even when alone it exceeds the cap.
+    let take = 1;
+    let total = this.queue[0]!.rows;
+    while (take < this.queue.length && total + this.queue[take]!.rows <= this.maxBatchRows) total += this.queue[take++]!.rows;
+    const batch = this.queue.splice(0, take);
+    this.counters.runs++;
+    this.counters.requests += batch.length;
+    this.counters.rows += total;
+    this.counters.maxBatchRequests = Math.max(this.counters.maxBatchRequests, batch.length);
+    try {
+      const data = batch.length === 1 ? batch[0]!.features : concat(batch, total * this.nFeatures);
+      const feeds = { [this.inputs[0]!.name]: new ort.Tensor('float32', data, [total, this.nFeatures]) };
+      const result = await this.session.run(feeds, this.outputNames);
+      const outs = this.outputs.map((o) => {
+        const t = result[o.name];
+        if (!t) throw Errors.internal(`ONNX Runtime returned no ${o.name}`);
+        return { name: o.name, data: asFloat32(t), dims: t.dims };
+      });
+      let row = 0;
+      for (const p of batch) {
+        p.resolve(
+          outs.map((o) => {
+            const cols = o.data.length / total;
+            // A lone request gets the run's buffer; batched ones get their own copy of their rows.
+            const data = batch.length === 1 ? o.data : o.data.slice(row * cols, (row + p.rows) * cols);
+            const shape = o.dims.length === 1 ? [p.rows] : [p.rows, ...o.dims.slice(1).map(Number)];
+            return { name: o.name, datatype: 'FP32' as const, shape, data };
+          }),
+        );
+        row += p.rows;
+      }
+    } catch (e) {
+      const err = e instanceof MedfitError ? e : Errors.internal(`ONNX Runtime failed: ${e instanceof Error ? e.message : String(e)}`);
+      for (const p of batch) p.reject(err);
+    }
+  }
+}
+
+function concat(batch: Pending[], length: number): Float32Array {
+  const out = new Float32Array(length);
+  let off = 0;
+  for (const p of batch) {
+    out.set(p.features, off);
+    off += p.features.length;
+  }
+  return out;
+}
+
+/** Output data as float32: medfit's graphs already are; a brought-in model's other numerics are cast. */
+function asFloat32(t: ort.Tensor): Float32Array {
+  const d = t.data;
+  if (d instanceof Float32Array) return d;
+  if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Float32Array.from(d, (v) => Number(v));
+  if (ArrayBuffer.isView(d)) return Float32Array.from(d as unknown as ArrayLike<number>);
+  throw Errors.internal(`output of type ${t.type} is not numeric`);
+}

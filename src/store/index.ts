@@ -1,0 +1,3 @@
+export * from './types.js';
+export { openSqliteStore } from './sqlite.js';
+export { writeFileAtomic, streamToFileAtomic } from './files.js';

@@ -1,0 +1,137 @@
+/**
+ * The metadata store contract. The embedded implementation is SQLite (better-sqlite3, WAL); a
+ * PostgreSQL one can implement the same interface, which is why every method is async even though
+ * SQLite answers synchronously.
+ */
+
+/** What an API key may do. `admin` implies every other scope within its project. */
+export type Scope = 'admin' | 'train' | 'predict' | 'read';
+export const SCOPES: readonly Scope[] = ['admin', 'train', 'predict', 'read'];
+
+export interface Project {
+  id: string;
+  name: string;
+  created: string;
+}
+
+/** An API key as stored: never the secret, only its SHA-256. */
+export interface ApiKeyRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  scopes: Scope[];
+  hash: string;
+  created: string;
+  revoked: string | null;
+}
+
+export interface DatasetColumn {
+  name: string;
+  type: string;
+  missing: number;
+}
+
+export interface DatasetRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  /** Path of the stored file, relative to the data directory. */
+  file: string;
+  format: 'csv' | 'json' | 'ndjson';
+  rows: number;
+  bytes: number;
+  sha256: string;
+  columns: DatasetColumn[];
+  created: string;
+}
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobRecord {
+  id: string;
+  projectId: string;
+  datasetId: string;
+  /** The model name the job registers a version of. */
+  name: string;
+  /** The request as accepted (target, task, model, params, cv, group, seed, ignore). */
+  spec: Record<string, unknown>;
+  status: JobStatus;
+  progress: number;
+  stage: string | null;
+  error: { code: string; message: string } | null;
+  modelVersion: number | null;
+  created: string;
+  started: string | null;
+  finished: string | null;
+}
+
+export type Stage = 'none' | 'staging' | 'production' | 'archived';
+
+export interface ModelVersionRecord {
+  projectId: string;
+  name: string;
+  version: number;
+  stage: Stage;
+  source: 'trained' | 'uploaded';
+  family: string;
+  task: string;
+  /** Model directory, relative to the data directory. */
+  dir: string;
+  jobId: string | null;
+  datasetId: string | null;
+  datasetSha256: string | null;
+  metrics: Record<string, unknown>;
+  created: string;
+}
+
+export interface AuditRecord {
+  id: number;
+  projectId: string;
+  keyId: string;
+  action: string;
+  /** The dataset, job or model version acted on (`dataset:<id>`, `model:<name>/<v>`). */
+  resource: string | null;
+  rows: number | null;
+  status: number;
+  at: string;
+}
+
+/** The metadata store. Every query is scoped by project: a row of another project is never returned. */
+export interface MetadataStore {
+  createProject(name: string): Promise<Project>;
+  getProjectByName(name: string): Promise<Project | undefined>;
+  listProjects(): Promise<Project[]>;
+
+  createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked'>): Promise<ApiKeyRecord>;
+  getKey(id: string): Promise<ApiKeyRecord | undefined>;
+  /** The key whose secret hashes to `hash` (SHA-256 hex of the whole presented key). */
+  getKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
+  listKeys(projectId?: string): Promise<ApiKeyRecord[]>;
+  revokeKey(id: string): Promise<boolean>;
+  countKeys(): Promise<number>;
+
+  createDataset(d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord>;
+  getDataset(projectId: string, id: string): Promise<DatasetRecord | undefined>;
+  listDatasets(projectId: string): Promise<DatasetRecord[]>;
+  deleteDataset(projectId: string, id: string): Promise<boolean>;
+
+  createJob(j: Pick<JobRecord, 'id' | 'projectId' | 'datasetId' | 'name' | 'spec'>): Promise<JobRecord>;
+  getJob(projectId: string, id: string): Promise<JobRecord | undefined>;
+  listJobs(projectId: string): Promise<JobRecord[]>;
+  updateJob(id: string, patch: Partial<Pick<JobRecord, 'status' | 'progress' | 'stage' | 'error' | 'modelVersion' | 'started' | 'finished'>>): Promise<void>;
+  /** Jobs in the given states, across projects (used at start-up to resume interrupted work). */
+  jobsWithStatus(statuses: JobStatus[]): Promise<JobRecord[]>;
+
+  /** Reserves the next version number of a model name (1, 2, ...) and records it. */
+  createModelVersion(v: Omit<ModelVersionRecord, 'version' | 'created' | 'stage'>): Promise<ModelVersionRecord>;
+  nextModelVersion(projectId: string, name: string): Promise<number>;
+  getModelVersion(projectId: string, name: string, version: number): Promise<ModelVersionRecord | undefined>;
+  listModelVersions(projectId: string, name?: string): Promise<ModelVersionRecord[]>;
+  /** Sets a version's stage; moving one to production archives the previous production version. */
+  setStage(projectId: string, name: string, version: number, stage: Stage): Promise<ModelVersionRecord | undefined>;
+
+  audit(a: Omit<AuditRecord, 'id' | 'at'>): Promise<void>;
+  listAudit(projectId: string, opts?: { limit?: number; before?: number }): Promise<AuditRecord[]>;
+
+  close(): Promise<void>;
+}
