@@ -161,7 +161,12 @@ describe('medfit serve, end to end', () => {
     expect((await call(`/v1/datasets/${datasetId}`, { key: other.key })).status).toBe(404);
     expect((await call('/v1/models/bc/predict', { key: other.key, json: { records } })).status).toBe(404);
     expect((await call('/v2/models/bc', { key: other.key })).status).toBe(404);
-    expect((await call('/v1/audit', { key: other.key })).body['entries'].every((e: { projectId: string }) => e.projectId !== server.services.store)).toBe(true);
+    expect((await call('/v1/datasets?name=theirs', { key: other.key, body: 'a,b\n1,2\n3,4\n', headers: { 'content-type': 'text/csv' } })).status).toBe(201);
+    expect((await call('/v1/datasets')).body['datasets'].map((d: { name: string }) => d.name)).toEqual(['breast-cancer']);
+    const home = (await server.services.store.getProjectByName('default'))!.id;
+    const theirs = (await call('/v1/audit', { key: other.key })).body['entries'] as Array<{ projectId: string }>;
+    expect(theirs.length).toBeGreaterThan(0);
+    expect(theirs.every((e) => e.projectId !== home)).toBe(true);
     expect((await call('/v1/models', { key: reader.key })).status).toBe(200);
     const denied = await call('/v1/models/bc/predict', { key: reader.key, json: { records } });
     expect(denied.status).toBe(403);

@@ -47,6 +47,7 @@ const backend: V2Backend = {
     seenCtx.push(ctx);
     if (ctx !== 'p1') return undefined; // another project's models are invisible
     if (name === 'summer') return version === undefined || version === '2' ? summer('2') : version === '1' ? summer('1') : undefined;
+    if (name === 'lazy') return summer('1', { name: 'lazy', versions: async () => ['1', '5'] });
     if (name === 'cold') return summer('1', { name: 'cold', ready: false });
     if (name === 'broken') return summer('1', { name: 'broken', infer: async () => { throw new Error('engine exploded at 0xdead'); } });
     if (name === 'picky') return summer('1', { name: 'picky', infer: async () => { throw Errors.badData('', 'feature 2 out of range'); } });
@@ -141,6 +142,7 @@ describe('health and metadata', () => {
       expect(res.json()).toEqual(want);
     }
     expect(seenCtx).toEqual(['p1', 'p1']);
+    expect((await app.inject('/v2/models/lazy')).json().versions).toEqual(['1', '5']);
   });
 
   it('unknown model and unknown version are 404 {"error"}', async () => {

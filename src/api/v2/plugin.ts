@@ -84,7 +84,7 @@ async function routes(app: FastifyInstance, opts: V2PluginOptions): Promise<void
     const m = await lookup(req);
     const body = {
       name: m.name,
-      versions: m.versions,
+      versions: typeof m.versions === 'function' ? await m.versions() : m.versions,
       platform: m.platform,
       inputs: m.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
       outputs: m.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),

@@ -22,8 +22,11 @@ export interface V2Model {
   name: string;
   /** The version this lookup resolved to; echoed as `model_version` in inference responses. */
   version: string;
-  /** Every version that may be requested explicitly (`$metadata_model_response.versions`). */
-  versions: string[];
+  /**
+   * Every version that may be requested explicitly (`$metadata_model_response.versions`). A
+   * function is called only by the metadata route, so inference never pays for listing them.
+   */
+  versions: string[] | (() => string[] | Promise<string[]>);
   /** e.g. `onnx_onnxv1`. */
   platform: string;
   /** Exactly one input (the feature tensor, FP32 [-1, nFeatures]); `infer` takes one tensor. */
