@@ -74,7 +74,7 @@ describe('medfit serve, end to end', () => {
     expect((await call('/healthz', { key: '' })).body).toMatchObject({ status: 'ok' });
     const doc = await call('/openapi.json', { key: '' });
     expect(doc.body['openapi']).toMatch(/^3\./);
-    expect(Object.keys(doc.body['paths'])).toEqual(expect.arrayContaining(['/v1/datasets', '/v1/jobs', '/v1/models/{name}/predict', '/v2/models/{model_name}/infer'].filter((p) => p !== '/v2/models/{model_name}/infer')));
+    expect(Object.keys(doc.body['paths'])).toEqual(expect.arrayContaining(['/v1/datasets', '/v1/jobs', '/v1/jobs/{id}/events', '/v1/models/{name}/predict', '/v2/models/{model}/infer']));
     expect((await call('/docs', { key: '' })).status).toBeLessThan(400);
     expect((await call('/v2/health/live', { key: '' })).status).toBe(200);
   });

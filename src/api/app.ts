@@ -4,7 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Errors, VERSION } from '../core/index.js';
+import { Errors, MedfitError, VERSION } from '../core/index.js';
 import { createWorkerQueue } from '../jobs/index.js';
 import { openSqliteStore } from '../store/index.js';
 import { installAuth, requireScope } from './auth.js';
@@ -65,8 +65,11 @@ export async function initServer(config: ServerConfig): Promise<Server> {
   const auth = installAuth(app, store);
   const metrics = installMetrics(app, store);
   const queue = createWorkerQueue({ concurrency: config.concurrency });
-  const jobs = new JobManager(store, queue, config.dataDir, (status) => metrics.jobsFinished.inc({ status }));
   const models = new ModelService(store, config.dataDir, config.modelCacheSize);
+  const jobs = new JobManager(store, queue, config.dataDir, {
+    onTerminal: (status) => metrics.jobsFinished.inc({ status }),
+    onVersion: (projectId, name) => models.invalidate(projectId, name),
+  });
   const services: Services = { config, store, jobs, models, metrics };
 
   // The audit trail: who did what to which dataset or model version, how many rows; never values.
@@ -110,15 +113,17 @@ export async function initServer(config: ServerConfig): Promise<Server> {
       let rec;
       try {
         rec = await models.resolve(projectId, name, version);
-      } catch {
-        return undefined;
+      } catch (e) {
+        // Only "no such model or version" is the protocol's 404; anything else is a real failure.
+        if (e instanceof MedfitError && e.code === 'MEDFIT_ERR_NOT_FOUND') return undefined;
+        throw e;
       }
       const loaded = await models.load(rec);
-      const versions = (await store.listModelVersions(projectId, name)).map((v) => String(v.version));
       return {
         name,
         version: String(rec.version),
-        versions,
+        // Only the metadata route lists versions; inference never pays for it.
+        versions: async () => (await models.versions(projectId, name)).map((v) => String(v.version)),
         platform: 'onnx_onnxv1',
         inputs: loaded.inputs,
         outputs: loaded.outputs,

@@ -6,6 +6,9 @@ import { formatPredictions, loadArtifact, type Prediction } from '../registry/in
 import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type TensorMetadata } from '../serve/index.js';
 import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
 
+/** How long a model's version list is trusted without asking the store again. */
+const VERSIONS_TTL_MS = 1000;
+
 /** What a user declares when uploading their own ONNX model (`upload.json` in its directory). */
 export interface UploadInfo {
   task: Task;
@@ -36,6 +39,7 @@ export interface ServedModel {
  */
 export class ModelService {
   private readonly cache: ModelCache<ServedModel>;
+  private readonly versionLists = new Map<string, { list: ModelVersionRecord[]; until: number }>();
 
   constructor(
     private readonly store: MetadataStore,
@@ -49,13 +53,35 @@ export class ModelService {
   async resolve(projectId: string, name: string, version?: string): Promise<ModelVersionRecord> {
     if (version !== undefined) {
       const v = Number(version);
-      const rec = Number.isInteger(v) && v > 0 ? await this.store.getModelVersion(projectId, name, v) : undefined;
+      if (!Number.isInteger(v) || v < 1) throw Errors.notFound(`model "${name}" version "${version}"`);
+      // A version newer than the cached list (just registered elsewhere) triggers one fresh read.
+      const rec = (await this.versions(projectId, name)).find((r) => r.version === v) ?? (await this.versions(projectId, name, true)).find((r) => r.version === v);
       if (!rec) throw Errors.notFound(`model "${name}" version "${version}"`);
       return rec;
     }
-    const all = await this.store.listModelVersions(projectId, name);
+    const all = await this.versions(projectId, name);
     if (all.length === 0) throw Errors.notFound(`model "${name}"`);
     return all.find((v) => v.stage === 'production') ?? all[all.length - 1]!;
+  }
+
+  /**
+   * Every version of a model, from a short-lived cache: resolving a name is on the path of every
+   * prediction, and a store query there costs more than the inference itself. Changes made by this
+   * process call `invalidate`; others (another process sharing the database) show within VERSIONS_TTL_MS.
+   */
+  async versions(projectId: string, name: string, fresh = false): Promise<ModelVersionRecord[]> {
+    const key = `${projectId}\u0000${name}`;
+    const hit = this.versionLists.get(key);
+    if (!fresh && hit && hit.until > Date.now()) return hit.list;
+    const list = await this.store.listModelVersions(projectId, name);
+    if (this.versionLists.size > 10_000) this.versionLists.clear();
+    this.versionLists.set(key, { list, until: Date.now() + VERSIONS_TTL_MS });
+    return list;
+  }
+
+  /** Forgets the cached version list of a model (a version was added or restaged). */
+  invalidate(projectId: string, name: string): void {
+    this.versionLists.delete(`${projectId}\u0000${name}`);
   }
 
   /** The loaded model of a version (from the cache, or loaded and verified once). */

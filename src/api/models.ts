@@ -95,6 +95,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       const { name, v } = req.params as { name: string; v: string };
       const rec = await s.models.resolve(p.projectId, name, v);
       const updated = await s.store.setStage(p.projectId, name, rec.version, (req.body as { stage: Stage }).stage);
+      s.models.invalidate(p.projectId, name);
       req.auditEntry = { action: 'model.stage', resource: `model:${name}/${rec.version}` };
       return summary(updated!);
     },
@@ -181,6 +182,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
         datasetSha256: null,
         metrics: { onnxSha256: sha256(bytes) },
       });
+      s.models.invalidate(p.projectId, rec.name);
       req.auditEntry = { action: 'model.upload', resource: `model:${rec.name}/${rec.version}` };
       return reply.code(201).send(summary(rec));
     },

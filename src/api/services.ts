@@ -55,7 +55,7 @@ export class JobManager {
     private readonly store: MetadataStore,
     private readonly queue: JobQueue,
     private readonly dataDir: string,
-    private readonly onTerminal: (status: JobRecord['status']) => void = () => {},
+    private readonly hooks: { onTerminal?: (status: JobRecord['status']) => void; onVersion?: (projectId: string, name: string) => void } = {},
   ) {
     this.bus.setMaxListeners(0);
     queue.on('started', (id) => void this.started(id));
@@ -150,6 +150,7 @@ export class JobManager {
       datasetSha256: a.datasetSha256,
       metrics: { cv: r.metrics, leaderboard: r.leaderboard, warnings: r.warnings },
     });
+    this.hooks.onVersion?.(a.projectId, a.name);
     await this.store.updateJob(id, { status: 'succeeded', progress: 1, stage: 'done', modelVersion: v.version, finished: new Date().toISOString() });
     this.done(id, 'succeeded', { type: 'status', status: 'succeeded', progress: 1, model: { name: a.name, version: v.version } });
   }
@@ -165,7 +166,7 @@ export class JobManager {
   private done(id: string, status: JobRecord['status'], e: JobEvent): void {
     this.active.delete(id);
     this.lastWrite.delete(id);
-    this.onTerminal(status);
+    this.hooks.onTerminal?.(status);
     this.bus.emit(id, e);
   }
 }
