@@ -26,7 +26,7 @@ let server: Server;
 let base: string;
 
 async function start(): Promise<void> {
-  server = await initServer(loadConfig({ MEDFIT_ADMIN_KEY: ADMIN, MEDFIT_LOG_LEVEL: 'silent', MEDFIT_MAX_UPLOAD_MB: '1' }, { dataDir, port: '0' }));
+  server = await initServer(loadConfig({ MEDFIT_ADMIN_KEY: ADMIN, MEDFIT_LOG_LEVEL: 'silent', MEDFIT_MAX_UPLOAD_MB: '1', MEDFIT_MAX_BODY_MB: '1' }, { dataDir, port: '0' }));
   base = await server.app.listen({ host: '127.0.0.1', port: 0 });
 }
 
@@ -168,6 +168,11 @@ describe('medfit serve, end to end', () => {
     expect(theirs.length).toBeGreaterThan(0);
     expect(theirs.every((e) => e.projectId !== home)).toBe(true);
     expect((await call('/v1/models', { key: reader.key })).status).toBe(200);
+    // V2 inference (answered by the fast path, before Fastify) enforces the same keys and scopes.
+    const v2Body = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 30], data: new Array(30).fill(0) }] };
+    expect(await call('/v2/models/bc/infer', { key: '', json: v2Body })).toMatchObject({ status: 401, body: { error: expect.stringMatching(/missing API key/) } });
+    expect(await call('/v2/models/bc/infer', { key: reader.key, json: v2Body })).toMatchObject({ status: 403, body: { error: expect.stringMatching(/"predict" scope/) } });
+    expect((await call('/v2/models/bc/infer', { key: other.key, json: v2Body })).status).toBe(404);
     const denied = await call('/v1/models/bc/predict', { key: reader.key, json: { records } });
     expect(denied.status).toBe(403);
     expect(denied.type).toContain('application/problem+json');
@@ -177,7 +182,8 @@ describe('medfit serve, end to end', () => {
   it('keeps an audit trail without record values', async () => {
     const audit = await call('/v1/audit');
     const actions = audit.body['entries'].map((e: { action: string }) => e.action);
-    expect(actions).toEqual(expect.arrayContaining(['dataset.create', 'job.create', 'model.stage', 'model.predict', 'denied']));
+    expect(actions).toEqual(expect.arrayContaining(['dataset.create', 'job.create', 'model.stage', 'model.predict', 'model.infer', 'denied']));
+    expect(audit.body['entries'].find((e: { action: string }) => e.action === 'model.infer')).toMatchObject({ resource: 'model:bc/1', rows: 3, status: 200 });
     const predict = audit.body['entries'].find((e: { action: string }) => e.action === 'model.predict');
     expect(predict).toMatchObject({ resource: 'model:bc/1', rows: 20, status: 200 });
     expect(JSON.stringify(audit.body)).not.toContain(String(records[0]!['mean_radius']));
@@ -189,6 +195,8 @@ describe('medfit serve, end to end', () => {
     expect(text).toMatch(/medfit_predictions_total\{model="bc",version="1",protocol="v1"\} \d+/);
     expect(text).toMatch(/medfit_http_request_duration_seconds_bucket\{.*route="\/v1\/models\/:name\/predict"/);
     expect(text).toMatch(/medfit_jobs\{status="succeeded"\} 1/);
+    expect(text).toMatch(/medfit_predictions_total\{model="bc",version="1",protocol="v2"\} 6/);
+    expect(text).toMatch(/medfit_http_request_duration_seconds_count\{method="POST",route="\/v2\/models\/:model\/infer",status="200"\} \d+/);
   });
 
   it('rejects bad input with a 4xx that says what and where, and writes nothing', async () => {
@@ -219,6 +227,8 @@ describe('medfit serve, end to end', () => {
     });
     expect(truncated.status).toBe(400);
     expect(((await truncated.json()) as { error: string }).error).toMatch(/120|short|bytes/);
+    const hugeInfer = await call('/v2/models/bc/infer', { body: 'x'.repeat(2 * 1024 * 1024), headers: { 'content-type': 'application/json' } });
+    expect(hugeInfer.status).toBe(413);
     const big = await call('/v1/datasets?name=big', { body: 'a,b\n' + '1,2\n'.repeat(300_000), headers: { 'content-type': 'text/csv' } });
     expect(big.status).toBe(413);
     const ragged = await call('/v1/datasets?name=ragged', { body: 'a,b,y\n1,2,x\n3\n', headers: { 'content-type': 'text/csv' } });

@@ -3,11 +3,12 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Errors, MedfitError, VERSION } from '../core/index.js';
 import { createWorkerQueue } from '../jobs/index.js';
 import { openSqliteStore } from '../store/index.js';
-import { installAuth, requireScope } from './auth.js';
+import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { datasetRoutes } from './datasets.js';
 import { installErrorHandling } from './errors.js';
@@ -17,7 +18,7 @@ import { installMetrics } from './metrics.js';
 import { modelRoutes } from './models.js';
 import { ModelService } from './models-service.js';
 import { JobManager, type Services } from './services.js';
-import { v2Plugin, type V2Backend } from './v2/index.js';
+import { createInferFastPath, v2Plugin, type V2Backend } from './v2/index.js';
 import { dashboardRoutes } from './dashboard.js';
 
 /** A running medfit server: the Fastify app, its services, and how to stop it. */
@@ -40,7 +41,13 @@ export async function initServer(config: ServerConfig): Promise<Server> {
   mkdirSync(config.dataDir, { recursive: true });
   const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
   const firstAdminKey = await bootstrapAdminKey(store, config.adminKey);
+  // V2 inference is answered before Fastify when the fast path is set (see api/v2/fast.ts).
+  let fastPath: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
+    serverFactory: (handler) =>
+      createServer((req, res) => {
+        if (!fastPath?.(req, res)) handler(req, res);
+      }),
     logger: {
       level: config.logLevel,
       // Request logs carry method, route and status only: bodies (records) and headers (keys) never.
@@ -62,7 +69,8 @@ export async function initServer(config: ServerConfig): Promise<Server> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  const auth = installAuth(app, store);
+  const auth = createAuthenticator(store);
+  installAuth(app, auth);
   const metrics = installMetrics(app, store);
   const queue = createWorkerQueue({ concurrency: config.concurrency });
   const models = new ModelService(store, config.dataDir, config.modelCacheSize);
@@ -73,12 +81,11 @@ export async function initServer(config: ServerConfig): Promise<Server> {
   const services: Services = { config, store, jobs, models, metrics };
 
   // The audit trail: who did what to which dataset or model version, how many rows; never values.
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const p = req.principal;
-    if (!p) return;
-    const entry = req.auditEntry ?? (reply.statusCode === 403 ? { action: 'denied', resource: `${req.method} ${req.routeOptions.url ?? ''}` } : undefined);
-    if (!entry) return;
-    await store.audit({ projectId: p.projectId, keyId: p.keyId, action: entry.action, resource: entry.resource ?? null, rows: entry.rows ?? null, status: reply.statusCode });
+    const entry = req.auditEntry ?? (p && reply.statusCode === 403 ? { action: 'denied', resource: `${req.method} ${req.routeOptions.url ?? ''}` } : undefined);
+    if (!p || !entry) return done();
+    store.audit({ projectId: p.projectId, keyId: p.keyId, action: entry.action, resource: entry.resource ?? null, rows: entry.rows ?? null, status: reply.statusCode }).then(() => done(), done);
   });
 
   app.get('/healthz', { schema: { summary: 'Liveness', tags: ['system'] } }, async () => ({ status: 'ok', version: VERSION }));
@@ -128,21 +135,29 @@ export async function initServer(config: ServerConfig): Promise<Server> {
         inputs: loaded.inputs,
         outputs: loaded.outputs,
         ready: true,
-        infer: async (features, rows) => {
-          const out = await loaded.infer(features, rows);
-          metrics.predictions.inc({ model: name, version: String(rec.version), protocol: 'v2' }, rows);
-          return out;
-        },
+        infer: (features, rows) => loaded.infer(features, rows),
       };
     },
   };
+  // Every V2 inference, by either path, is counted and audited (rows, never values).
+  const onInfer = (ctx: unknown, model: { name: string; version: string }, rows: number) => {
+    const p = ctx as Principal;
+    metrics.predictions.inc({ model: model.name, version: model.version, protocol: 'v2' }, rows);
+    void store.audit({ projectId: p.projectId, keyId: p.keyId, action: 'model.infer', resource: `model:${model.name}/${model.version}`, rows, status: 200 });
+  };
   await app.register(v2Plugin, {
     backend,
-    context: (req) => {
-      requireScope(req, 'predict');
-      return req.principal;
-    },
+    context: (req) => requireScope(req, 'predict'),
     bodyLimit: config.maxBodyBytes,
+    onInfer,
+  });
+  fastPath = createInferFastPath({
+    backend,
+    authenticate: async (header) => checkScope(await auth.authenticate(header), 'predict'),
+    bodyLimit: config.maxBodyBytes,
+    onInfer,
+    onResponse: (route, status, seconds) => metrics.observe('POST', route, status, seconds),
+    onInternalError: (err) => app.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'v2 request failed'),
   });
   await jobs.resume();
   return {

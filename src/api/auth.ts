@@ -35,34 +35,48 @@ const CACHE_MS = 2000;
  * cached for a moment so that a prediction does not cost a database query; a key revoked from
  * another process stops working within CACHE_MS.
  */
-export function installAuth(app: FastifyInstance, store: MetadataStore): { forget(): void } {
+export function createAuthenticator(store: MetadataStore): { authenticate(authorization: string | undefined): Promise<Principal>; forget(): void } {
   const cache = new Map<string, { principal: Principal | null; until: number }>();
-  app.addHook('onRequest', async (req) => {
+  return {
+    async authenticate(authorization) {
+      const m = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+      if (!m) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
+      // Cached by the presented key itself, so a hit costs no hashing; the store sees only the hash.
+      const presented = m[1]!;
+      let hit = cache.get(presented);
+      if (!hit || hit.until < Date.now()) {
+        const rec = await store.getKeyByHash(hashKey(presented));
+        hit = { principal: rec && !rec.revoked ? { keyId: rec.id, projectId: rec.projectId, scopes: rec.scopes } : null, until: Date.now() + CACHE_MS };
+        if (cache.size > 10_000) cache.clear();
+        cache.set(presented, hit);
+      }
+      if (!hit.principal) throw Errors.unauthorized('invalid or revoked API key');
+      return hit.principal;
+    },
+    forget: () => cache.clear(),
+  };
+}
+
+/** Authenticates every request but the public paths, setting `req.principal`. */
+export function installAuth(app: FastifyInstance, auth: ReturnType<typeof createAuthenticator>): void {
+  app.addHook('onRequest', (req, _reply, done) => {
     const path = req.url.split('?')[0]!;
-    if (PUBLIC.some((re) => re.test(path))) return;
-    const header = req.headers.authorization;
-    const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!m) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
-    const hash = hashKey(m[1]!);
-    let hit = cache.get(hash);
-    if (!hit || hit.until < Date.now()) {
-      const rec = await store.getKeyByHash(hash);
-      hit = { principal: rec && !rec.revoked ? { keyId: rec.id, projectId: rec.projectId, scopes: rec.scopes } : null, until: Date.now() + CACHE_MS };
-      if (cache.size > 10_000) cache.clear();
-      cache.set(hash, hit);
-    }
-    if (!hit.principal) throw Errors.unauthorized('invalid or revoked API key');
-    req.principal = hit.principal;
+    if (PUBLIC.some((re) => re.test(path))) return done();
+    auth.authenticate(req.headers.authorization).then((p) => {
+      req.principal = p;
+      done();
+    }, done);
   });
-  return { forget: () => cache.clear() };
+}
+
+/** Requires `scope` of a principal (admin holds every scope): 403 otherwise. */
+export function checkScope(p: Principal, scope: Scope): Principal {
+  if (!p.scopes.includes(scope) && !p.scopes.includes('admin')) throw Errors.forbidden(`this key lacks the "${scope}" scope`);
+  return p;
 }
 
 /** The caller's principal, requiring `scope` (admin holds every scope): 403 otherwise. */
 export function requireScope(req: FastifyRequest, scope: Scope): Principal {
-  const p = req.principal;
-  if (!p) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
-  if (!p.scopes.includes(scope) && !p.scopes.includes('admin')) {
-    throw Errors.forbidden(`this key lacks the "${scope}" scope`);
-  }
-  return p;
+  if (!req.principal) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
+  return checkScope(req.principal, scope);
 }

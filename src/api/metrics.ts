@@ -7,6 +7,8 @@ export interface Metrics {
   registry: Registry;
   predictions: Counter<'model' | 'version' | 'protocol'>;
   jobsFinished: Counter<'status'>;
+  /** Records one request's latency (for requests answered outside Fastify's hooks). */
+  observe(method: string, route: string, status: number, seconds: number): void;
 }
 
 /**
@@ -40,10 +42,15 @@ export function installMetrics(app: FastifyInstance, store: MetadataStore): Metr
       for (const status of statuses) this.set({ status }, (await store.jobsWithStatus([status])).length);
     },
   });
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    latency.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  app.addHook('onResponse', (req, reply, done) => {
+    latency.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    done();
   });
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  return { registry, predictions, jobsFinished };
+  return {
+    registry,
+    predictions,
+    jobsFinished,
+    observe: (method, route, status, seconds) => latency.observe({ method, route, status: String(status) }, seconds),
+  };
 }

@@ -17,6 +17,7 @@ export interface ErrorDetail {
 /** Stable error codes; scripts may match on them. */
 export type ErrorCode =
   | 'MEDFIT_ERR_USAGE'
+  | 'MEDFIT_ERR_BAD_REQUEST'
   | 'MEDFIT_ERR_BAD_DATA'
   | 'MEDFIT_ERR_BAD_PARAM'
   | 'MEDFIT_ERR_NOT_FOUND'
@@ -31,6 +32,7 @@ export type ErrorCode =
 
 const STATUS: Record<ErrorCode, number> = {
   MEDFIT_ERR_USAGE: 400,
+  MEDFIT_ERR_BAD_REQUEST: 400,
   MEDFIT_ERR_BAD_DATA: 422,
   MEDFIT_ERR_BAD_PARAM: 400,
   MEDFIT_ERR_NOT_FOUND: 404,
@@ -68,6 +70,8 @@ export class MedfitError extends Error {
 export const Errors = {
   /** Bad command-line usage: unknown flag, missing argument. */
   usage: (message: string) => new MedfitError('MEDFIT_ERR_USAGE', message),
+  /** A malformed protocol request (HTTP 400), e.g. an Open Inference Protocol body of the wrong shape. */
+  badRequest: (message: string) => new MedfitError('MEDFIT_ERR_BAD_REQUEST', message),
   /** Data that cannot be used; `where` is `file:line`, `file, column "x"` or similar. */
   badData: (where: string, message: string, details: ErrorDetail[] = []) =>
     new MedfitError('MEDFIT_ERR_BAD_DATA', where ? `${where}: ${message}` : message, details),

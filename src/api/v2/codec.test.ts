@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { float32FromBytes, float32Json, float32ToBytes, formatFloat32, joinBinaryBody, splitBinaryBody, V2Error } from './index.js';
+import { float32FromBytes, float32Json, float32ToBytes, formatFloat32, joinBinaryBody, splitBinaryBody } from './index.js';
+import { MedfitError } from '../../core/index.js';
 
 describe('binary codec', () => {
   it('joins and splits back to the same bytes', () => {
@@ -26,7 +27,7 @@ describe('binary codec', () => {
     const aligned = new Uint8Array(8);
     const view = float32FromBytes(aligned);
     expect(view.buffer).toBe(aligned.buffer);
-    expect(() => float32FromBytes(new Uint8Array(6))).toThrow(V2Error);
+    expect(() => float32FromBytes(new Uint8Array(6))).toThrow(MedfitError);
   });
 
   it('rejects a header length that is not a count or runs past the body', () => {

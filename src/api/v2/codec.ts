@@ -27,7 +27,7 @@ export interface BinaryBody {
 
 /**
  * Splits `body` at the `Inference-Header-Content-Length` value (the raw header value).
- * @throws V2Error (400) when the value is not a byte count or points beyond the body.
+ * @throws MedfitError (400) when the value is not a byte count or points beyond the body.
  */
 export function splitBinaryBody(body: Buffer, headerLength: string | string[] | number): BinaryBody {
   const n = typeof headerLength === 'number' ? headerLength : parseLength(headerLength);
@@ -66,7 +66,7 @@ export function joinBinaryBody(json: string, tensors: readonly Uint8Array[]): { 
 /**
  * FP32 elements from little-endian bytes: a view when the bytes are 4-byte aligned (no copy),
  * else a copy (a view at an odd offset throws). The view shares memory with `bytes`.
- * @throws V2Error (400) when the byte count is not a multiple of 4.
+ * @throws MedfitError (400) when the byte count is not a multiple of 4.
  */
 export function float32FromBytes(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0) throw badRequest(`FP32 data of ${bytes.byteLength} bytes is not a multiple of 4`);

@@ -1,12 +1,4 @@
-/** An error the V2 routes report as `{"error": message}` with an HTTP status. */
-export class V2Error extends Error {
-  readonly statusCode: number;
-  constructor(statusCode: number, message: string) {
-    super(message);
-    this.name = 'V2Error';
-    this.statusCode = statusCode;
-  }
-}
+import { Errors, type MedfitError } from '../../core/index.js';
 
 /** A 400: the request is malformed. Messages name fields and sizes, never tensor values (PHI). */
-export const badRequest = (message: string): V2Error => new V2Error(400, message);
+export const badRequest = (message: string): MedfitError => Errors.badRequest(message);

@@ -17,4 +17,5 @@ export {
 export type { BinaryBody } from './codec.js';
 export { parseInferRequest, encodeInferResponse } from './infer.js';
 export type { ParsedInferRequest, WantedOutput, EncodedResponse } from './infer.js';
-export { V2Error } from './error.js';
+export { createInferFastPath, type InferFastPathOptions } from './fast.js';
+export { runInfer, lookupModel, errorResponse, type InferOutcome } from './handlers.js';

@@ -6,7 +6,8 @@
  */
 import type { OutputTensor, TensorMetadata, V2Model } from './types.js';
 import { float32FromBytes, float32Json, float32ToBytes, joinBinaryBody, splitBinaryBody } from './codec.js';
-import { badRequest, V2Error } from './error.js';
+import { Errors } from '../../core/index.js';
+import { badRequest } from './error.js';
 
 /** One output to return, and whether it travels as binary. */
 export interface WantedOutput {
@@ -39,7 +40,7 @@ const q = (s: string): string => JSON.stringify(s);
  * Parses and validates an inference request body for `model`.
  * @param body the raw body (any content type), or undefined when there is none
  * @param headerLength the raw `Inference-Header-Content-Length` header, when present
- * @throws V2Error (400) naming what is wrong
+ * @throws MedfitError (400) naming what is wrong
  */
 export function parseInferRequest(
   body: Buffer | undefined,
@@ -81,7 +82,7 @@ export function parseInferRequest(
   if (!Array.isArray(inputs) || inputs.length === 0) throw badRequest('"inputs" must be a non-empty array');
   const meta = model.inputs[0];
   if (meta === undefined || model.inputs.length !== 1) {
-    throw new V2Error(500, `model ${q(model.name)} does not declare exactly one input`);
+    throw Errors.internal(`model ${q(model.name)} does not declare exactly one input`);
   }
 
   let features: Float32Array | undefined;
@@ -250,7 +251,7 @@ function wantedOutputs(outputs: unknown, model: V2Model, binaryDefault: boolean)
 /**
  * Encodes `$inference_response`: JSON text when no output is binary, else the JSON header and
  * the binary outputs' little-endian bytes after it.
- * @throws V2Error (500) when the model did not produce a requested output or its data does not fill its shape
+ * @throws MedfitError (500) when the model did not produce a requested output or its data does not fill its shape
  */
 export function encodeInferResponse(
   model: V2Model,
@@ -266,11 +267,11 @@ export function encodeInferResponse(
   for (let i = 0; i < wanted.length; i++) {
     const w = wanted[i]!;
     const t = produced.find((p) => p.name === w.name);
-    if (t === undefined) throw new V2Error(500, `model ${q(model.name)} did not produce output ${q(w.name)}`);
+    if (t === undefined) throw Errors.internal(`model ${q(model.name)} did not produce output ${q(w.name)}`);
     let count = 1;
     for (const d of t.shape) count *= d;
     if (count !== t.data.length) {
-      throw new V2Error(500, `model ${q(model.name)} output ${q(t.name)} has ${t.data.length} elements for shape [${t.shape.join(',')}]`);
+      throw Errors.internal(`model ${q(model.name)} output ${q(t.name)} has ${t.data.length} elements for shape [${t.shape.join(',')}]`);
     }
     if (i > 0) s += ',';
     s += '{"name":' + q(t.name) + ',"datatype":"' + t.datatype + '","shape":[' + t.shape.join(',') + ']';

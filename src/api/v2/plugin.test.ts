@@ -151,7 +151,7 @@ describe('health and metadata', () => {
     expect(res.json()).toEqual({ error: 'model "nope" not found' });
     res = await app.inject('/v2/models/summer/versions/9');
     expect(res.statusCode).toBe(404);
-    expect(res.json()).toEqual({ error: 'model "summer" has no version "9"' });
+    expect(res.json()).toEqual({ error: 'model "summer" version "9" not found' });
     res = await app.inject({ url: '/v2/models/summer', headers: { 'x-project': 'p2' } });
     expect(res.statusCode).toBe(404);
   });
@@ -352,7 +352,7 @@ describe('bad requests', () => {
   });
   it('unknown model and version are 404', async () => {
     await bad({ inputs: [input(ROWS)] }, 404, /model "nope" not found/, '/v2/models/nope/infer');
-    await bad({ inputs: [input(ROWS)] }, 404, /no version "3"/, '/v2/models/summer/versions/3/infer');
+    await bad({ inputs: [input(ROWS)] }, 404, /model "summer" version "3" not found/, '/v2/models/summer/versions/3/infer');
   });
   it('a model that is not ready is 503', () => bad({ inputs: [input(ROWS)] }, 503, /not ready/, '/v2/models/cold/infer'));
   it('a model error: 4xx passes, anything else is a bare 500', async () => {

@@ -6,14 +6,11 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 // For its FastifySchema augmentation (tags, summary), so the routes document themselves.
 import type {} from '@fastify/swagger';
-import { isMedfitError } from '../../core/index.js';
 import { HEADER_LENGTH } from './codec.js';
-import { V2Error } from './error.js';
-import { encodeInferResponse, parseInferRequest } from './infer.js';
+import { errorResponse, JSON_TYPE, lookupModel, runInfer } from './handlers.js';
 import type { V2Backend, V2Model, V2PluginOptions } from './types.js';
 
-const JSON_TYPE = 'application/json; charset=utf-8';
-const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
+export const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
 
 interface ModelParams {
   model: string;
@@ -42,27 +39,16 @@ async function routes(app: FastifyInstance, opts: V2PluginOptions): Promise<void
     done(null, body);
   });
 
-  app.setErrorHandler((err: FastifyError | V2Error | Error, req, reply) => {
-    const status = statusOf(err);
-    if (status >= 500) req.log.error({ err }, 'v2 request failed');
-    // Our own messages are written to be shown; anyone else's 5xx may carry internals.
-    const message = status < 500 || err instanceof V2Error ? err.message : 'internal server error';
-    return reply.code(status).type(JSON_TYPE).send(JSON.stringify({ error: message }));
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    const { status, body, internal } = errorResponse(err);
+    if (internal) req.log.error({ err: { message: err.message, stack: err.stack } }, 'v2 request failed');
+    return reply.code(status).type(JSON_TYPE).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).type(JSON_TYPE).send(JSON.stringify({ error: `no V2 route ${req.method} ${req.url.split('?')[0]}` }));
   });
 
-  const lookup = async (req: FastifyRequest<{ Params: ModelParams }>): Promise<V2Model> => {
-    const { model: name, version } = req.params;
-    const ctx = context(req);
-    const m = await backend.model(ctx, name, version);
-    if (m !== undefined) return m;
-    if (version !== undefined && (await backend.model(ctx, name)) !== undefined) {
-      throw new V2Error(404, `model ${JSON.stringify(name)} has no version ${JSON.stringify(version)}`);
-    }
-    throw new V2Error(404, `model ${JSON.stringify(name)} not found`);
-  };
+  const lookup = (req: FastifyRequest<{ Params: ModelParams }>): Promise<V2Model> => lookupModel(backend, context(req), req.params.model, req.params.version);
 
   app.get('/health/live', { schema: doc('Server live') }, async (_req, reply) => {
     return reply.type(JSON_TYPE).send('{"live":true}');
@@ -105,14 +91,11 @@ async function routes(app: FastifyInstance, opts: V2PluginOptions): Promise<void
   app.get('/models/:model/versions/:version/ready', { schema: doc('Model ready') }, ready);
 
   const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
-    const m = await lookup(req);
-    // 503, not 400: the request may be fine, and a retry after loading will succeed.
-    if (!m.ready) throw new V2Error(503, `model ${JSON.stringify(m.name)} version ${JSON.stringify(m.version)} is not ready`);
-    const parsed = parseInferRequest(req.body as Buffer | undefined, req.headers[HEADER_LENGTH], m);
-    const produced = await m.infer(parsed.features, parsed.rows);
-    const out = encodeInferResponse(m, parsed.id, produced, parsed.outputs);
-    if (out.headerLength === undefined) return reply.type(JSON_TYPE).send(out.body);
-    return reply.header(HEADER_LENGTH, out.headerLength).type('application/octet-stream').send(out.body);
+    const ctx = context(req);
+    const out = await runInfer(backend, ctx, req.params.model, req.params.version, req.body as Buffer | undefined, req.headers[HEADER_LENGTH]);
+    opts.onInfer?.(ctx, out.model, out.rows);
+    if (out.headerLength !== undefined) reply.header(HEADER_LENGTH, out.headerLength);
+    return reply.type(out.contentType).send(out.body);
   };
   app.post('/models/:model/infer', { schema: doc('Inference') }, infer);
   app.post('/models/:model/versions/:version/infer', { schema: doc('Inference') }, infer);
@@ -121,11 +104,4 @@ async function routes(app: FastifyInstance, opts: V2PluginOptions): Promise<void
 /** OpenAPI description only (for @fastify/swagger): no validation schema, so nothing compiles per route. */
 function doc(summary: string): { tags: string[]; summary: string } {
   return { tags: ['v2'], summary };
-}
-
-function statusOf(err: unknown): number {
-  if (isMedfitError(err)) return err.status;
-  const e = err as { statusCode?: unknown; status?: unknown };
-  const s = typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : 500;
-  return s >= 400 && s < 600 ? s : 500;
 }

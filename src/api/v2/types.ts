@@ -58,4 +58,6 @@ export interface V2PluginOptions {
   context?: (req: FastifyRequest) => unknown;
   /** Largest inference body in bytes (JSON header plus binary tensors); default 32 MiB. */
   bodyLimit?: number;
+  /** Called after every successful inference (metrics, audit), on the routes and the fast path alike. */
+  onInfer?: (ctx: unknown, model: V2Model, rows: number) => void;
 }

@@ -1,0 +1,95 @@
+/**
+ * The inference fast path: `POST /v2/models/{m}[/versions/{v}]/infer` answered straight from the
+ * Node `http` server, before Fastify's routing, hooks and reply machinery. On a small machine
+ * those cost as much as the inference itself (measured in bench/serve.ts), and inference is the
+ * route a serving platform is judged by. Everything else, and every other method, goes to Fastify.
+ *
+ * It runs the very same operations as the Fastify route (`runInfer`, `errorResponse`), so the two
+ * cannot drift; the route stays registered for the OpenAPI document and for `inject()` tests.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Errors } from '../../core/index.js';
+import { HEADER_LENGTH } from './codec.js';
+import { errorResponse, JSON_TYPE, runInfer } from './handlers.js';
+import { DEFAULT_BODY_LIMIT } from './plugin.js';
+import type { V2Backend, V2PluginOptions } from './types.js';
+
+const INFER = /^\/v2\/models\/([^/?#]+)(?:\/versions\/([^/?#]+))?\/infer(?:\?|$)/;
+
+/** Options of `createInferFastPath`. */
+export interface InferFastPathOptions {
+  backend: V2Backend;
+  /** The backend's `ctx` from the Authorization header; throws a 401/403 MedfitError. */
+  authenticate: (authorization: string | undefined) => Promise<unknown>;
+  bodyLimit?: number;
+  onInfer?: V2PluginOptions['onInfer'];
+  /** Called once for every request answered here, with the route pattern (latency metrics). */
+  onResponse?: (route: string, status: number, seconds: number) => void;
+  /** Logs a 5xx. */
+  onInternalError?: (err: unknown) => void;
+}
+
+/** A request listener prefix: returns true when it took the request, false to pass it on. */
+export function createInferFastPath(o: InferFastPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const limit = o.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  return (req, res) => {
+    if (req.method !== 'POST') return false;
+    const m = INFER.exec(req.url ?? '');
+    if (!m) return false;
+    let name: string;
+    let version: string | undefined;
+    try {
+      name = decodeURIComponent(m[1]!);
+      version = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+    } catch {
+      return false; // a malformed escape: Fastify answers it as it does for any route
+    }
+    const started = performance.now();
+    const route = version === undefined ? '/v2/models/:model/infer' : '/v2/models/:model/versions/:version/infer';
+    const send = (status: number, contentType: string, body: string | Buffer, headerLength?: number) => {
+      const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
+      if (headerLength !== undefined) headers[HEADER_LENGTH] = headerLength;
+      res.writeHead(status, headers);
+      res.end(body);
+      o.onResponse?.(route, status, (performance.now() - started) / 1000);
+    };
+    const fail = (err: unknown) => {
+      const { status, body, internal } = errorResponse(err);
+      if (internal) o.onInternalError?.(err);
+      if (!res.headersSent) send(status, JSON_TYPE, body);
+    };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      fail(Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`));
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (c: Buffer) => {
+      if (refused) return;
+      size += c.length;
+      if (size > limit) {
+        refused = true;
+        fail(Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', () => res.destroy());
+    req.on('end', () => {
+      if (refused) return;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      o.authenticate(req.headers.authorization)
+        .then((ctx) =>
+          runInfer(o.backend, ctx, name, version, size ? body : undefined, req.headers[HEADER_LENGTH]).then((out) => {
+            o.onInfer?.(ctx, out.model, out.rows);
+            send(200, out.contentType, out.body, out.headerLength);
+          }),
+        )
+        .catch(fail);
+    });
+    return true;
+  };
+}
