@@ -3,6 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { MedfitError } from '../src/core/index.js';
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -42,4 +44,15 @@ export function medfit(args: string[], opts: { cwd?: string; stdin?: string } = 
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, seconds: (performance.now() - started) / 1000 }));
     child.stdin.end(opts.stdin ?? '');
   });
+}
+
+/** Awaits `p`, expecting it to reject with a MedfitError, and returns that error for further checks. */
+export async function rejection(p: Promise<unknown>): Promise<MedfitError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(MedfitError);
+    return e as MedfitError;
+  }
+  throw new Error('expected a rejection');
 }

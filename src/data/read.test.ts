@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { MedfitError } from '../core/index.js';
+import { rejection } from '../../test/helpers.js';
 import { detectDelimiter, findBinaryByte, openRows, readTable, readTableFromStream, sniffFormat } from './read.js';
 
 const FIX = join(import.meta.dirname, '../../test/fixtures/data');
@@ -12,15 +12,6 @@ function file(name: string, content: string | Buffer): string {
   const p = join(dir, name);
   writeFileSync(p, content);
   return p;
-}
-async function failure(p: Promise<unknown>): Promise<MedfitError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MedfitError);
-    return e as MedfitError;
-  }
-  throw new Error('expected a failure');
 }
 
 describe('CSV', () => {
@@ -56,35 +47,35 @@ describe('CSV', () => {
 
   it('names the source line of a ragged row after a multi-line quoted cell', async () => {
     const p = file('ragged.csv', 'a,b,c,d\n1,"x\ny\nz",3,4\n\n5,6,7,8,9\n');
-    const e = await failure(readTable(p));
+    const e = await rejection(readTable(p));
     expect(e.code).toBe('MEDFIT_ERR_BAD_DATA');
     expect(e.message).toBe(`${p}:6: row has 5 fields, header has 4`);
   });
 
   it('rejects an empty file, a header-only file, and bad headers by position', async () => {
-    expect((await failure(readTable(file('empty.csv', '')))).message).toMatch(/empty\.csv: empty file$/);
-    expect((await failure(readTable(file('blank.csv', '\n \n')))).message).toMatch(/empty file$/);
-    expect((await failure(readTable(file('header.csv', 'a,b\n')))).message).toMatch(/header\.csv: no data rows$/);
-    expect((await failure(readTable(file('dup.csv', 'a,b,a\n1,2,3\n')))).message).toMatch(
+    expect((await rejection(readTable(file('empty.csv', '')))).message).toMatch(/empty\.csv: empty file$/);
+    expect((await rejection(readTable(file('blank.csv', '\n \n')))).message).toMatch(/empty file$/);
+    expect((await rejection(readTable(file('header.csv', 'a,b\n')))).message).toMatch(/header\.csv: no data rows$/);
+    expect((await rejection(readTable(file('dup.csv', 'a,b,a\n1,2,3\n')))).message).toMatch(
       /dup\.csv:1: header column 3 \("a"\) repeats the name of column 1$/,
     );
-    expect((await failure(readTable(file('noname.csv', 'a,,c\n1,2,3\n')))).message).toMatch(
+    expect((await rejection(readTable(file('noname.csv', 'a,,c\n1,2,3\n')))).message).toMatch(
       /noname\.csv:1: header column 2 has no name$/,
     );
   });
 
   it('rejects binary content with its byte offset', async () => {
-    const e = await failure(readTable(file('x.bin', Buffer.from([0x61, 0x2c, 0x62, 0x0a, 0x31, 0x00, 0x32]))));
+    const e = await rejection(readTable(file('x.bin', Buffer.from([0x61, 0x2c, 0x62, 0x0a, 0x31, 0x00, 0x32]))));
     expect(e.message).toMatch(/x\.bin: not a text table \(binary content at byte 5\)$/);
-    const e2 = await failure(readTable(file('latin1.csv', Buffer.from([0x61, 0x0a, 0xe9, 0x0a]))));
+    const e2 = await rejection(readTable(file('latin1.csv', Buffer.from([0x61, 0x0a, 0xe9, 0x0a]))));
     expect(e2.message).toMatch(/binary content at byte 2/);
   });
 
   it('reports an unclosed quote and a stray character after a closing quote, without cell text', async () => {
-    const e = await failure(readTable(file('open.csv', 'a,b\n1,2\n3,"secret\n')));
+    const e = await rejection(readTable(file('open.csv', 'a,b\n1,2\n3,"secret\n')));
     expect(e.message).toMatch(/open\.csv:3: a quoted field/);
     expect(e.message).not.toContain('secret');
-    const e2 = await failure(readTable(file('after.csv', 'a,b\n1,"x"secret\n')));
+    const e2 = await rejection(readTable(file('after.csv', 'a,b\n1,"x"secret\n')));
     expect(e2.message).toMatch(/after\.csv:2: unexpected character after a closing quote$/);
   });
 
@@ -117,7 +108,7 @@ describe('CSV', () => {
   });
 
   it('reports a missing file as not found', async () => {
-    const e = await failure(readTable(join(dir, 'nope.csv')));
+    const e = await rejection(readTable(join(dir, 'nope.csv')));
     expect(e.code).toBe('MEDFIT_ERR_NOT_FOUND');
   });
 });
@@ -135,9 +126,9 @@ describe('JSON and NDJSON', () => {
   });
 
   it('rejects a nested value naming the record and key', async () => {
-    const e = await failure(readTable(file('n.json', '[{"a":1},{"a":2,"vitals":{"hr":60}}]')));
+    const e = await rejection(readTable(file('n.json', '[{"a":1},{"a":2,"vitals":{"hr":60}}]')));
     expect(e.message).toMatch(/n\.json record 2: key "vitals" holds an object/);
-    const e2 = await failure(readTable(file('n.ndjson', '{"a":1}\n{"a":[1,2]}\n')));
+    const e2 = await rejection(readTable(file('n.ndjson', '{"a":1}\n{"a":[1,2]}\n')));
     expect(e2.message).toMatch(/n\.ndjson:2: key "a" holds an array/);
   });
 
@@ -149,12 +140,12 @@ describe('JSON and NDJSON', () => {
       [null, 'y', false],
     ]);
     expect(good.lines).toEqual([1, 3]);
-    const e = await failure(readTable(join(FIX, 'bad_line.ndjson')));
+    const e = await rejection(readTable(join(FIX, 'bad_line.ndjson')));
     expect(e.message).toMatch(/bad_line\.ndjson:4: not valid JSON$/);
   });
 
   it('does not echo JSON text in syntax errors', async () => {
-    const e = await failure(readTable(file('s.json', '[{"a": 1},\n {"a": secretvalue}]')));
+    const e = await rejection(readTable(file('s.json', '[{"a": 1},\n {"a": secretvalue}]')));
     expect(e.message).toMatch(/s\.json(:2)?: not valid JSON$/);
     expect(e.message).not.toContain('secret');
   });

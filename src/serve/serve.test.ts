@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { rejection } from '../../test/helpers.js';
 import { MedfitError, Rng } from '../core/index.js';
 import { getFamily, onnxSignature, toOnnx, type ModelState, type TrainedModel } from '../models/index.js';
 import { loadRuntimeModel, ModelCache, type LoadedModel, type RuntimeModel } from './index.js';
@@ -35,15 +36,6 @@ async function load(model: TrainedModel, options = {}): Promise<LoadedModel> {
   return m;
 }
 
-async function rejection(p: Promise<unknown>): Promise<MedfitError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MedfitError);
-    return e as MedfitError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('loadRuntimeModel', () => {
   it('answers with the model’s numbers, names and shapes', async () => {

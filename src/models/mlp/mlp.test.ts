@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../../../test/helpers.js';
 import { MedfitError, Rng, matrix, takeRows, take } from '../../core/index.js';
 import type { Matrix } from '../../core/index.js';
 import type { ModelState, TrainData } from '../types.js';
@@ -49,15 +50,6 @@ function r2(p: Float64Array, y: Float64Array): number {
   return 1 - ss / st;
 }
 
-async function rejection(p: Promise<unknown>): Promise<MedfitError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MedfitError);
-    return e as MedfitError;
-  }
-  throw new Error('expected a rejection');
-}
 
 // Small batches of epochs keep the whole file near 15 s on 2 cores; thresholds sit well above
 // what a broken model (constant output, shuffled labels, wrong head) can reach.
