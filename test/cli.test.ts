@@ -135,6 +135,21 @@ describe('bad input: exit 2 and one line naming file, line or column', () => {
     expectUserError(await medfit(['train', f, '--target', 'y']), /row-number\.csv: no usable feature columns: left out "n" \(.*\); override with --type column=numeric/);
   });
 
+  it('an all-missing column, until it is left out', async () => {
+    const f = write('empty-col.csv', 'a,notes,y\n' + Array.from({ length: 40 }, (_, i) => `${(i * 7) % 13},NA,${i % 2 ? 'yes' : 'no'}`).join('\n') + '\n');
+    expectUserError(await medfit(['train', f, '--target', 'y']), /empty-col\.csv, column "notes": every value is missing; leave it out with --ignore notes/);
+    const ok = await medfit(['train', f, '--target', 'y', '--ignore', 'notes', '--model', 'logistic', '--out', join(dir, 'empty-col-model')]);
+    expect(ok.code).toBe(0);
+  }, 60_000);
+
+  it('text in a numeric column: counted, treated as missing, warned', async () => {
+    const f = write('stray.csv', 'a,b,y\n' + Array.from({ length: 60 }, (_, i) => `${i === 5 ? 'high' : (i * 7) % 13},${(i * 3) % 11},${i % 2 ? 'yes' : 'no'}`).join('\n') + '\n');
+    const run = await medfit(['train', f, '--target', 'y', '--model', 'logistic', '--out', join(dir, 'stray-model')]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/warning: .*column "a": 1 non-numeric value/);
+    expect(run.stderr).not.toContain('high');
+  }, 60_000);
+
   it('a class too small for the folds', async () => {
     const f = write('tiny-class.csv', 'a,y\n' + Array.from({ length: 30 }, (_, i) => `${(i * 7) % 13},${i < 2 ? 'rare' : 'common'}`).join('\n') + '\n');
     expectUserError(await medfit(['train', f, '--target', 'y']), /class "rare" has 2 row\(s\), fewer than the 5 folds of --cv/);

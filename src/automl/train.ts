@@ -115,6 +115,10 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   if (opts.group !== undefined) columnIndex(table, opts.group);
   const drop = [...(opts.ignore ?? []), ...(opts.group !== undefined ? [opts.group] : [])];
   const { schema, warnings } = inferSchema(table, { target: opts.target, overrides: opts.types ?? {}, drop });
+  // An empty column is most often a join or export gone wrong: say so rather than train without
+  // it silently. Leaving it out is one flag away.
+  const empty = warnings.find((w) => w.code === 'all_missing' && w.column !== undefined && w.column !== opts.target && !drop.includes(w.column));
+  if (empty) throw Errors.badData(`${table.source}, column "${empty.column}"`, `every value is missing; leave it out with --ignore ${empty.column}`);
   const targetCol = schema.columns.find((c) => c.name === opts.target)!;
   const features = schema.columns.filter((c) => c.role === 'feature');
   if (features.length === 0) {
