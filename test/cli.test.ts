@@ -184,3 +184,23 @@ describe('help and version', () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
+
+describe('awkward but valid input', () => {
+  it('trains on columns named like JavaScript object properties', async () => {
+    const f = write('proto.csv', 'constructor,toString,__proto__,y\n' + Array.from({ length: 60 }, (_, i) => `${(i * 7) % 13},${(i * 5) % 11},${i % 3},${i % 2 ? 'yes' : 'no'}`).join('\n') + '\n');
+    const run = await medfit(['train', f, '--target', 'y', '--model', 'logistic', '--cv', '3', '--json', '--out', join(dir, 'proto-model')]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const pred = await medfit(['predict', join(dir, 'proto-model'), f, '--json']);
+    expect(pred.code).toBe(0);
+    expect((JSON.parse(pred.stdout) as { predictions: unknown[] }).predictions).toHaveLength(60);
+  }, 60_000);
+
+  it('refuses a taken --out before training', async () => {
+    const f = write('taken.csv', 'a,y\n' + Array.from({ length: 40 }, (_, i) => `${(i * 7) % 13},${i % 2 ? 'yes' : 'no'}`).join('\n') + '\n');
+    writeFileSync(join(dir, 'taken-out'), '');
+    const run = await medfit(['train', f, '--target', 'y', '--out', dir]);
+    expectUserError(run, /already exists and is not empty; choose another --out/);
+    expect(run.seconds).toBeLessThan(10);
+  });
+});

@@ -180,6 +180,8 @@ describe('medfit serve, end to end', () => {
   });
 
   it('keeps an audit trail without record values', async () => {
+    expect((await call('/v1/audit?limit=2')).body['entries']).toHaveLength(2);
+    expect((await call('/v1/audit?limit=0')).status).toBe(400);
     const audit = await call('/v1/audit');
     const actions = audit.body['entries'].map((e: { action: string }) => e.action);
     expect(actions).toEqual(expect.arrayContaining(['dataset.create', 'job.create', 'model.stage', 'model.predict', 'model.infer', 'denied']));
@@ -189,13 +191,18 @@ describe('medfit serve, end to end', () => {
     expect(JSON.stringify(audit.body)).not.toContain(String(records[0]!['mean_radius']));
   });
 
-  it('exposes Prometheus metrics', async () => {
-    const res = await fetch(`${base}/metrics`);
+  it('exposes Prometheus metrics to admin keys, each project seeing only its own model series', async () => {
+    expect((await fetch(`${base}/metrics`)).status).toBe(401);
+    const other = await createKey(server.services.store, 'metrics-clinic', ['admin'], 'test');
+    const theirs = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${other.key}` } })).text();
+    expect(theirs).toMatch(/medfit_http_request_duration_seconds_bucket/);
+    expect(theirs).not.toMatch(/model="bc"/);
+    const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } });
     const text = await res.text();
-    expect(text).toMatch(/medfit_predictions_total\{model="bc",version="1",protocol="v1"\} \d+/);
+    expect(text).toMatch(/medfit_predictions_total\{project="[0-9a-f-]+",model="bc",version="1",protocol="v1"\} \d+/);
     expect(text).toMatch(/medfit_http_request_duration_seconds_bucket\{.*route="\/v1\/models\/:name\/predict"/);
     expect(text).toMatch(/medfit_jobs\{status="succeeded"\} 1/);
-    expect(text).toMatch(/medfit_predictions_total\{model="bc",version="1",protocol="v2"\} 6/);
+    expect(text).toMatch(/medfit_predictions_total\{project="[0-9a-f-]+",model="bc",version="1",protocol="v2"\} 6/);
     expect(text).toMatch(/medfit_http_request_duration_seconds_count\{method="POST",route="\/v2\/models\/:model\/infer",status="200"\} \d+/);
   });
 
@@ -229,6 +236,22 @@ describe('medfit serve, end to end', () => {
     expect(((await truncated.json()) as { error: string }).error).toMatch(/120|short|bytes/);
     const hugeInfer = await call('/v2/models/bc/infer', { body: 'x'.repeat(2 * 1024 * 1024), headers: { 'content-type': 'application/json' } });
     expect(hugeInfer.status).toBe(413);
+    const overflow = await call('/v1/models/bc/predict', { json: { records: [{ ...records[0], mean_area: 1e300 }] } });
+    expect(overflow.status).toBe(422);
+    expect(overflow.body['errors'][0]).toMatchObject({ pointer: '/records/0/mean_area' });
+    const nothing = await call('/v1/datasets?name=nothing', { method: 'POST', headers: { 'content-type': 'text/csv' } });
+    expect(nothing).toMatchObject({ status: 422, body: { detail: expect.stringMatching(/nothing: .*empty/) } });
+    expect([400, 422]).toContain((await call('/v1/datasets?name=nothing', { method: 'POST' })).status);
+    const badParams = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', params: { gbdt: { trees: -5 } }, group: 'diagnosis' } });
+    expect(badParams.status).toBe(422);
+    expect(badParams.body['errors'].map((e: { pointer: string }) => e.pointer)).toEqual(['/group', '/params/gbdt/trees']);
+    const v2Url = await fetch(`${base}/v2/models/%E0%A4%A/infer`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` }, body: '{}' });
+    expect(v2Url.status).toBe(400);
+    expect(await v2Url.json()).toEqual({ error: expect.stringMatching(/^malformed request/) });
+    const v1Url = await call('/v1/models/%E0%A4%A');
+    expect(v1Url).toMatchObject({ status: 400, type: expect.stringContaining('application/problem+json') });
+    expect((await call('/v1/models/bc/versions/1.0')).status).toBe(400);
+    expect((await call('/v2/models/bc/versions/1.0')).status).toBe(404);
     const big = await call('/v1/datasets?name=big', { body: 'a,b\n' + '1,2\n'.repeat(300_000), headers: { 'content-type': 'text/csv' } });
     expect(big.status).toBe(413);
     const ragged = await call('/v1/datasets?name=ragged', { body: 'a,b,y\n1,2,x\n3\n', headers: { 'content-type': 'text/csv' } });
@@ -256,14 +279,35 @@ describe('medfit serve, end to end', () => {
     expect((await call(`/v1/jobs/${r.body['id']}/cancel`, { method: 'POST' })).status).toBe(409);
   }, 60_000);
 
+  it('reads a dataset as it was uploaded, whatever its name says', async () => {
+    const up = await call('/v1/datasets?name=looks-like.json', { body: csv, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(up.body).toMatchObject({ format: 'csv', rows: 569 });
+    const r = await call('/v1/jobs', { json: { dataset: up.body['id'], target: 'diagnosis', name: 'named', model: 'logistic', cv: 3 } });
+    expect((await events(r.body['id'])).at(-1)).toMatchObject({ status: 'succeeded' });
+    expect((await call(`/v1/datasets/${up.body['id']}`, { method: 'DELETE' })).status).toBe(204);
+  }, 60_000);
+
   it('restarts on the same data directory: predictions identical, interrupted jobs requeued', async () => {
+    const slow = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'slow2', model: 'mlp', cv: 5, params: { mlp: { epochs: 500, patience: 500 } } } });
     const r = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'later', model: 'logistic', cv: 3 } });
+    expect((await call(`/v1/datasets/${datasetId}`, { method: 'DELETE' })).status).toBe(409);
+    // An open event stream must not hold the shutdown until its job ends.
+    const stream = await fetch(`${base}/v1/jobs/${slow.body['id']}/events`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const streamText = stream.text();
+    const t0 = performance.now();
     await server.close();
+    expect(performance.now() - t0).toBeLessThan(5000);
+    await streamText;
     await start();
     const again = await call('/v1/models/bc/predict', { json: { records } });
     expect(again.body['predictions']).toEqual(v1);
     const job = await call(`/v1/jobs/${r.body['id']}`);
     expect(['queued', 'running', 'succeeded']).toContain(job.body['status']);
+    // The job that was training when the server stopped is queued or running again, not stale.
+    const resumed = await call(`/v1/jobs/${slow.body['id']}`);
+    expect(resumed.body).toMatchObject({ stage: expect.stringMatching(/interrupted|requeued|fold|starting/) });
+    expect(['queued', 'running']).toContain(resumed.body['status']);
+    expect((await call(`/v1/jobs/${slow.body['id']}/cancel`, { method: 'POST' })).status).toBe(200);
     const evs = await events(r.body['id']);
     expect(evs.at(-1)).toMatchObject({ status: 'succeeded', model: { name: 'later', version: 1 } });
   }, 120_000);

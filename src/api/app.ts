@@ -1,7 +1,7 @@
 import '@fastify/swagger';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { openSqliteStore } from '../store/index.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { datasetRoutes } from './datasets.js';
-import { installErrorHandling } from './errors.js';
+import { installErrorHandling, sendProblem } from './errors.js';
 import { jobRoutes } from './jobs.js';
 import { bootstrapAdminKey } from './keys.js';
 import { installMetrics } from './metrics.js';
@@ -59,6 +59,12 @@ export async function initServer(config: ServerConfig): Promise<Server> {
     bodyLimit: config.maxBodyBytes,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a malformed % escape in the URL) speak our formats too.
+    frameworkErrors: (err, req, res) => {
+      const reply = res as unknown as FastifyReply;
+      if (req.url.startsWith('/v2')) return reply.code(400).send({ error: `malformed request: ${err.message}` });
+      return sendProblem(reply, 400, `malformed request: ${err.message}`, err.code);
+    },
   });
   installErrorHandling(app);
   await app.register(swagger, {
@@ -73,7 +79,9 @@ export async function initServer(config: ServerConfig): Promise<Server> {
   installAuth(app, auth);
   const metrics = installMetrics(app, store);
   const queue = createWorkerQueue({ concurrency: config.concurrency });
-  const models = new ModelService(store, config.dataDir, config.modelCacheSize);
+  const models = new ModelService(store, config.dataDir, config.modelCacheSize, (message, err) =>
+    app.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, message),
+  );
   const jobs = new JobManager(store, queue, config.dataDir, {
     onTerminal: (status) => metrics.jobsFinished.inc({ status }),
     onVersion: (projectId, name) => models.invalidate(projectId, name),
@@ -96,13 +104,18 @@ export async function initServer(config: ServerConfig): Promise<Server> {
       schema: {
         summary: "The project's audit log, newest first (admin)",
         tags: ['system'],
-        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000 }, before: { type: 'integer', minimum: 1 } } },
+        // Query values are strings (types are not coerced anywhere, so JSON bodies stay strict).
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'string', pattern: '^(1000|[1-9][0-9]{0,2})$', description: '1 to 1000 (default 100)' }, before: { type: 'string', pattern: '^[1-9][0-9]{0,15}$', description: 'entries older than this id' } },
+        },
       },
     },
     async (req) => {
       const p = requireScope(req, 'admin');
-      const q = req.query as { limit?: number; before?: number };
-      return { entries: await store.listAudit(p.projectId, { limit: q.limit ?? 100, ...(q.before ? { before: q.before } : {}) }) };
+      const q = req.query as { limit?: string; before?: string };
+      return { entries: await store.listAudit(p.projectId, { limit: Number(q.limit ?? 100), ...(q.before ? { before: Number(q.before) } : {}) }) };
     },
   );
   await datasetRoutes(app, services);
@@ -126,6 +139,7 @@ export async function initServer(config: ServerConfig): Promise<Server> {
         throw e;
       }
       const loaded = await models.load(rec);
+      const record = rec;
       return {
         name,
         version: String(rec.version),
@@ -135,14 +149,14 @@ export async function initServer(config: ServerConfig): Promise<Server> {
         inputs: loaded.inputs,
         outputs: loaded.outputs,
         ready: true,
-        infer: (features, rows) => loaded.infer(features, rows),
+        infer: (features, rows) => models.infer(record, features, rows),
       };
     },
   };
   // Every V2 inference, by either path, is counted and audited (rows, never values).
   const onInfer = (ctx: unknown, model: { name: string; version: string }, rows: number) => {
     const p = ctx as Principal;
-    metrics.predictions.inc({ model: model.name, version: model.version, protocol: 'v2' }, rows);
+    metrics.predictions.inc({ project: p.projectId, model: model.name, version: model.version, protocol: 'v2' }, rows);
     void store.audit({ projectId: p.projectId, keyId: p.keyId, action: 'model.infer', resource: `model:${model.name}/${model.version}`, rows, status: 200 });
   };
   await app.register(v2Plugin, {
@@ -153,9 +167,18 @@ export async function initServer(config: ServerConfig): Promise<Server> {
   });
   fastPath = createInferFastPath({
     backend,
-    authenticate: async (header) => checkScope(await auth.authenticate(header), 'predict'),
+    authenticate: async (header) => {
+      const p = await auth.authenticate(header);
+      try {
+        return checkScope(p, 'predict');
+      } catch (e) {
+        void store.audit({ projectId: p.projectId, keyId: p.keyId, action: 'denied', resource: 'POST /v2/models/:model/infer', rows: null, status: 403 });
+        throw e;
+      }
+    },
     bodyLimit: config.maxBodyBytes,
     onInfer,
+    ready: () => !closing,
     onResponse: (route, status, seconds) => metrics.observe('POST', route, status, seconds),
     onInternalError: (err) => app.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'v2 request failed'),
   });
@@ -167,6 +190,8 @@ export async function initServer(config: ServerConfig): Promise<Server> {
     async close() {
       if (closing) return;
       closing = true;
+      // Event streams last as long as their job: end them, or closing would wait for training.
+      jobs.endStreams();
       // Fastify stops accepting connections and waits for in-flight requests to finish.
       await app.close();
       await jobs.close();

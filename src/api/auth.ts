@@ -24,8 +24,8 @@ declare module 'fastify' {
   }
 }
 
-/** Paths that need no key: health, metrics, the API description and the dashboard. */
-const PUBLIC = [/^\/healthz$/, /^\/metrics$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/v2\/health\//, /^\/$/, /^\/ui(\/|$)/];
+/** Paths that need no key: health, the API description and the dashboard. */
+const PUBLIC = [/^\/healthz$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/v2\/health\//, /^\/$/, /^\/ui(\/|$)/];
 
 /** How long a key lookup is trusted before the store is asked again (revocations take effect). */
 const CACHE_MS = 2000;

@@ -80,6 +80,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         const path = join(s.config.dataDir, rel);
         const hash = createHash('sha256');
         let bytes = 0;
+        if (!req.body) throw Errors.badRequest('the request has no body: send the table as CSV, a JSON array or NDJSON');
         await streamToFileAtomic(path, req.body as Readable, (chunk) => {
           bytes += chunk.length;
           if (bytes > s.config.maxUploadBytes) throw Errors.tooLarge(`dataset is larger than the limit of ${s.config.maxUploadBytes} bytes (MEDFIT_MAX_UPLOAD_MB)`);
@@ -122,6 +123,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     const p = requireScope(req, 'train');
     const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
     if (!d) throw Errors.notFound('dataset');
+    const pending = (await s.store.listJobs(p.projectId)).filter((j) => j.datasetId === d.id && (j.status === 'queued' || j.status === 'running'));
+    if (pending.length) throw Errors.conflict(`dataset has ${pending.length} queued or running job(s); cancel them first`);
     await s.store.deleteDataset(p.projectId, d.id);
     rmSync(join(s.config.dataDir, d.file), { force: true });
     rmSync(join(s.config.dataDir, `${d.file}.profile.json`), { force: true });

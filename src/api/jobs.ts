@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { Errors } from '../core/index.js';
+import { Errors, MedfitError } from '../core/index.js';
+import { FAMILIES, type Family } from '../models/index.js';
 import type { JobRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
 import type { JobEvent, Services } from './services.js';
@@ -62,8 +63,24 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     if (!columns.has(body.target)) problems.push({ pointer: '/target', message: `dataset "${dataset.name}" has no column "${body.target}"` });
     if (body.group !== undefined && !columns.has(body.group)) problems.push({ pointer: '/group', message: `dataset "${dataset.name}" has no column "${body.group}"` });
     for (const [i, c] of (body.ignore ?? []).entries()) if (!columns.has(c)) problems.push({ pointer: `/ignore/${i}`, message: `dataset "${dataset.name}" has no column "${c}"` });
-    for (const f of Object.keys(body.params ?? {})) {
-      if (!['logistic', 'linear', 'gbdt', 'mlp'].includes(f)) problems.push({ pointer: `/params/${f}`, message: 'unknown model family (known: logistic, linear, gbdt, mlp)' });
+    if (body.group !== undefined && body.group === body.target) problems.push({ pointer: '/group', message: 'the group column cannot be the target' });
+    for (const [i, c] of (body.ignore ?? []).entries()) {
+      if (c === body.target || c === body.group) problems.push({ pointer: `/ignore/${i}`, message: `"${c}" is the ${c === body.target ? 'target' : 'group'} column` });
+    }
+    for (const [f, raw] of Object.entries(body.params ?? {})) {
+      const family = Object.hasOwn(FAMILIES, f) ? FAMILIES[f as Family] : undefined;
+      if (!family) {
+        problems.push({ pointer: `/params/${f}`, message: 'unknown model family (known: logistic, linear, gbdt, mlp)' });
+        continue;
+      }
+      // The same validation the training worker applies, so a bad value is refused now, not later.
+      const task = body['task'] === 'multiclass' || body['task'] === 'regression' ? body['task'] : 'binary';
+      try {
+        family.parseParams(raw as Record<string, unknown>, task, dataset.rows);
+      } catch (e) {
+        if (!(e instanceof MedfitError)) throw e;
+        for (const d of e.details) problems.push({ pointer: `/params/${f}/${d.pointer.slice(f.length + 1)}`, message: d.message });
+      }
     }
     if (problems.length) throw Errors.badData('', problems.map((x) => `${x.pointer}: ${x.message}`).join('; '), problems);
     const { dataset: _d, name, ...spec } = body;
@@ -90,8 +107,12 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     const job = await s.store.getJob(p.projectId, (req.params as { id: string }).id);
     if (!job) throw Errors.notFound('job');
     if (job.status !== 'queued' && job.status !== 'running') throw Errors.conflict(`job is already ${job.status}`);
-    s.jobs.cancel(job.id);
     req.auditEntry = { action: 'job.cancel', resource: `job:${job.id}` };
+    if (!s.jobs.cancel(job.id)) {
+      // It finished between the read and the cancel: report what it became.
+      const now = await s.store.getJob(p.projectId, job.id);
+      throw Errors.conflict(`job is already ${now?.status ?? 'finished'}`);
+    }
     return { id: job.id, status: 'cancelled' };
   });
 
@@ -112,11 +133,16 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     const terminal = (st?: string) => st === 'succeeded' || st === 'failed' || st === 'cancelled';
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    let ended = false;
     const end = () => {
+      if (ended) return;
+      ended = true;
       clearInterval(heartbeat);
       unsubscribe();
+      untrack();
       res.end();
     };
+    const untrack = s.jobs.trackStream(end);
     const send = (e: JobEvent) => {
       res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
       if (e.type === 'status' && terminal(e.status)) end();

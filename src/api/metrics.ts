@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { JobStatus, MetadataStore } from '../store/index.js';
+import { requireScope } from './auth.js';
 
 /** The Prometheus metrics the server keeps. */
 export interface Metrics {
   registry: Registry;
-  predictions: Counter<'model' | 'version' | 'protocol'>;
+  predictions: Counter<'project' | 'model' | 'version' | 'protocol'>;
   jobsFinished: Counter<'status'>;
   /** Records one request's latency (for requests answered outside Fastify's hooks). */
   observe(method: string, route: string, status: number, seconds: number): void;
@@ -27,8 +28,8 @@ export function installMetrics(app: FastifyInstance, store: MetadataStore): Metr
   });
   const predictions = new Counter({
     name: 'medfit_predictions_total',
-    help: 'Rows predicted, by model, version and protocol (v1 or v2)',
-    labelNames: ['model', 'version', 'protocol'] as const,
+    help: 'Rows predicted, by project id, model, version and protocol (v1 or v2)',
+    labelNames: ['project', 'model', 'version', 'protocol'] as const,
     registers: [registry],
   });
   const jobsFinished = new Counter({ name: 'medfit_jobs_finished_total', help: 'Training jobs that ended, by status', labelNames: ['status'] as const, registers: [registry] });
@@ -38,15 +39,24 @@ export function installMetrics(app: FastifyInstance, store: MetadataStore): Metr
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
-      const statuses: JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-      for (const status of statuses) this.set({ status }, (await store.jobsWithStatus([status])).length);
+      const counts = await store.countJobsByStatus();
+      for (const status of Object.keys(counts) as JobStatus[]) this.set({ status }, counts[status]);
     },
   });
   app.addHook('onResponse', (req, reply, done) => {
     latency.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     done();
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  // Series that name a project's models are shown to that project's admin keys only; process,
+  // latency and job-count series carry no names and are shown to every admin.
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics (admin key)', tags: ['system'] } }, async (req, reply) => {
+    const p = requireScope(req, 'admin');
+    const text = (await registry.metrics())
+      .split('\n')
+      .filter((line) => !line.includes('project="') || line.includes(`project="${p.projectId}"`))
+      .join('\n');
+    return reply.type(registry.contentType).send(text);
+  });
   return {
     registry,
     predictions,

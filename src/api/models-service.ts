@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Errors, type RawRecord, type Task, type Warning } from '../core/index.js';
+import { Errors, MedfitError, type RawRecord, type Task, type Warning } from '../core/index.js';
 import { transformRecords, type FittedPipeline } from '../data/index.js';
 import { formatPredictions, loadArtifact, type Prediction } from '../registry/index.js';
 import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type TensorMetadata } from '../serve/index.js';
@@ -45,6 +45,7 @@ export class ModelService {
     private readonly store: MetadataStore,
     private readonly dataDir: string,
     cacheSize: number,
+    private readonly logError: (message: string, err: unknown) => void = () => {},
   ) {
     this.cache = new ModelCache<ServedModel>({ max: cacheSize, load: (key) => this.loadKey(key) });
   }
@@ -52,8 +53,9 @@ export class ModelService {
   /** The version asked for, or the production version, else the newest; 404 when there is none. */
   async resolve(projectId: string, name: string, version?: string): Promise<ModelVersionRecord> {
     if (version !== undefined) {
+      // Versions are written 1, 2, ...: "1.0", "0x1" or " 1" name no version.
+      if (!/^[1-9][0-9]{0,8}$/.test(version)) throw Errors.notFound(`model "${name}" version "${version}"`);
       const v = Number(version);
-      if (!Number.isInteger(v) || v < 1) throw Errors.notFound(`model "${name}" version "${version}"`);
       // A version newer than the cached list (just registered elsewhere) triggers one fresh read.
       const rec = (await this.versions(projectId, name)).find((r) => r.version === v) ?? (await this.versions(projectId, name, true)).find((r) => r.version === v);
       if (!rec) throw Errors.notFound(`model "${name}" version "${version}"`);
@@ -94,8 +96,29 @@ export class ModelService {
     const m = await this.load(rec);
     const { x, warnings } = m.pipeline ? transformRecords(m.pipeline, records) : numericRecords(m.features, records);
     const features = new Float32Array(x.data);
-    const [out] = await m.infer(features, x.rows);
+    // Models run in float32: a value beyond its range would come back as a confident 0 or 1.
+    const bad = features.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const row = Math.floor(bad / m.features.length);
+      const column = m.features[bad % m.features.length]!.split(/__|=/)[0]!;
+      const pointer = `/records/${row}/${column}`;
+      throw Errors.badData('', `records.${row}.${column}: value is out of the model's range (float32, about ±3.4e38)`, [{ pointer, message: 'value out of range' }]);
+    }
+    const [out] = await this.infer(rec, features, x.rows);
     return { predictions: formatPredictions(m.task === 'regression' ? undefined : m.classes, out!.data, x.rows), warnings };
+  }
+
+  /**
+   * Runs features through a version's session. A session evicted from the cache between lookup
+   * and run refuses with "unavailable"; the request then goes once more, to a fresh load.
+   */
+  async infer(rec: ModelVersionRecord, features: Float32Array, rows: number): Promise<OutputTensor[]> {
+    try {
+      return await (await this.load(rec)).infer(features, rows);
+    } catch (e) {
+      if (!(e instanceof MedfitError) || e.code !== 'MEDFIT_ERR_UNAVAILABLE') throw e;
+      return (await this.load(rec)).infer(features, rows);
+    }
   }
 
   /** Drops a cached session (after a stage change nothing is needed; after deletion it is). */
@@ -111,6 +134,17 @@ export class ModelService {
     const [projectId, name, version] = key.split('\u0000') as [string, string, string];
     const record = await this.store.getModelVersion(projectId, name, Number(version));
     if (!record) throw Errors.notFound(`model "${name}" version "${version}"`);
+    try {
+      return await this.open(record);
+    } catch (e) {
+      // A stored model that does not load is the server's problem, not the caller's: the caller
+      // gets a plain 500, the log gets what is wrong (and where on disk).
+      this.logError(`model ${name} v${version} cannot be loaded`, e);
+      throw Errors.internal(`model "${name}" version ${version} cannot be loaded; the server log has the details`);
+    }
+  }
+
+  private async open(record: ModelVersionRecord): Promise<ServedModel> {
     const dir = join(this.dataDir, record.dir);
     if (record.source === 'uploaded') {
       const info = JSON.parse(readFileSync(join(dir, 'upload.json'), 'utf8')) as UploadInfo;
@@ -140,7 +174,7 @@ function numericRecords(features: string[], records: RawRecord[]): { x: { rows: 
       return;
     }
     features.forEach((f, j) => {
-      const v = r[f];
+      const v = Object.hasOwn(r, f) ? r[f] : undefined;
       if (typeof v !== 'number' || !Number.isFinite(v)) problems.push({ pointer: `/records/${i}/${f}`, message: v === undefined ? 'is missing (uploaded models need every feature)' : 'expected a finite number' });
       else data[i * features.length + j] = v;
     });

@@ -104,7 +104,8 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
   app.post(
     '/v1/models',
     {
-      bodyLimit: 512 * 1024 * 1024,
+      // Base64 is 4/3 of the file: the upload limit applies to the model file itself.
+      bodyLimit: Math.ceil((s.config.maxUploadBytes * 4) / 3) + 64 * 1024,
       schema: {
         summary: 'Upload your own ONNX model (one FP32 input [-1, features])',
         tags: ['models'],
@@ -117,7 +118,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
             onnx: { type: 'string', description: 'the .onnx file, base64', minLength: 4 },
             task: { type: 'string', enum: ['binary', 'multiclass', 'regression'] },
             features: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 100_000 },
-            classes: { type: 'array', items: { type: 'string' }, minItems: 2 },
+            classes: { type: 'array', items: { type: 'string' }, minItems: 2, uniqueItems: true },
             output: { type: 'string', description: 'the output tensor holding probabilities or values (default: the first)' },
           },
         },
@@ -127,6 +128,8 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       const p = requireScope(req, 'train');
       const b = req.body as { name: string; onnx: string; task: UploadInfo['task']; features: string[]; classes?: string[]; output?: string };
       if (b.task !== 'regression' && !b.classes) throw Errors.badData('', '/classes: a classification model needs its class labels, in output order', [{ pointer: '/classes', message: 'required for classification' }]);
+      if (b.task === 'binary' && b.classes!.length !== 2) throw Errors.badData('', `/classes: a binary model has 2 classes, ${b.classes!.length} were given`, [{ pointer: '/classes', message: 'expected 2 labels' }]);
+      if (b.task === 'regression' && b.classes) throw Errors.badData('', '/classes: a regression model has no classes', [{ pointer: '/classes', message: 'not allowed for regression' }]);
       const bytes = Buffer.from(b.onnx, 'base64');
       const width = b.task === 'regression' ? 1 : b.classes!.length;
       let graph;
@@ -153,8 +156,13 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
         throw Errors.badData('', `/onnx: ${e instanceof Error ? e.message : String(e)}`, [{ pointer: '/onnx', message: 'not a loadable ONNX model with the declared input and output' }]);
       }
       try {
-        const [out] = await runtime.infer(new Float32Array(b.features.length), 1);
-        if (!out || out.data.length !== width) throw Errors.badData('', `/onnx: the model returns ${out?.data.length ?? 0} value(s) per row, the declaration implies ${width}`);
+        let out;
+        try {
+          [out] = await runtime.infer(new Float32Array(b.features.length), 1);
+        } catch (e) {
+          throw Errors.badData('', `/onnx: the model fails on one row of ${b.features.length} zeros: ${e instanceof Error ? e.message : String(e)}`, [{ pointer: '/onnx', message: 'does not run' }]);
+        }
+        if (!out || out.data.length !== width) throw Errors.badData('', `/onnx: the model returns ${out?.data.length ?? 0} value(s) per row, the declaration implies ${width}`, [{ pointer: '/onnx', message: 'output width does not match' }]);
       } finally {
         await runtime.close();
       }
@@ -196,7 +204,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     // Recorded before predicting so that refused attempts are in the audit trail too.
     req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: records.length };
     const { predictions, warnings } = await s.models.predict(rec, records);
-    s.metrics.predictions.inc({ model: name, version: String(rec.version), protocol: 'v1' }, records.length);
+    s.metrics.predictions.inc({ project: p.projectId, model: name, version: String(rec.version), protocol: 'v1' }, records.length);
     return { model: { name, version: rec.version }, predictions, ...(warnings.length ? { warnings: warnings.map((w) => w.message) } : {}) };
   };
   app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>

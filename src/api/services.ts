@@ -50,6 +50,7 @@ export class JobManager {
   private readonly bus = new EventEmitter();
   private readonly active = new Map<string, Active>();
   private readonly lastWrite = new Map<string, number>();
+  private readonly streams = new Set<() => void>();
 
   constructor(
     private readonly store: MetadataStore,
@@ -72,11 +73,12 @@ export class JobManager {
     // start clean, the artifact is rebuilt.
     rmSync(dir, { recursive: true, force: true });
     this.active.set(job.id, { projectId: job.projectId, name: job.name, datasetId: dataset.id, datasetSha256: dataset.sha256, dir });
-    const spec = job.spec as Omit<TrainJobSpec, 'datasetPath' | 'datasetName' | 'outDir' | 'lineage'>;
+    const spec = job.spec as Omit<TrainJobSpec, 'datasetPath' | 'datasetName' | 'format' | 'outDir' | 'lineage'>;
     this.queue.submit(job.id, {
       ...spec,
       datasetPath: join(this.dataDir, dataset.file),
       datasetName: dataset.name,
+      format: dataset.format,
       outDir: dir,
       lineage: { datasetId: dataset.id, datasetSha256: dataset.sha256, jobId: job.id },
     });
@@ -100,6 +102,17 @@ export class JobManager {
   /** Cancels a queued or running job; false when it is not in the queue. */
   cancel(id: string): boolean {
     return this.queue.cancel(id);
+  }
+
+  /** Registers an open event stream so that shutdown can end it; returns the unregister function. */
+  trackStream(end: () => void): () => void {
+    this.streams.add(end);
+    return () => this.streams.delete(end);
+  }
+
+  /** Ends every open event stream (at shutdown: they would otherwise last as long as their job). */
+  endStreams(): void {
+    for (const end of [...this.streams]) end();
   }
 
   /** Listens to one job's events until the returned function is called. */

@@ -152,7 +152,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const params = new Map(candidates.map((f) => [f.name, f.parseParams(opts.params?.[f.name] ?? {}, task, rows.length)]));
   // Tune only what the user left unset: an explicit --param is a decision, not a starting point.
   const tuned = new Map(
-    candidates.map((f) => [f.name, Object.entries(TUNING_GRIDS[f.name] ?? {}).filter(([key]) => !(key in (opts.params?.[f.name] ?? {})))]),
+    candidates.map((f) => [f.name, Object.entries(TUNING_GRIDS[f.name] ?? {}).filter(([key]) => !Object.hasOwn(opts.params?.[f.name] ?? {}, key))]),
   );
   for (const name of Object.keys(opts.params ?? {})) getFamily(name);
   const selection: MetricName = task === 'regression' ? 'r2' : 'auroc';

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { createKey, initServer, loadConfig, parseScopes } from '../api/index.js';
 import { openSqliteStore } from '../store/index.js';
@@ -159,6 +159,9 @@ async function train(argv: string[], io: Io): Promise<number> {
     types[m[1]!] = m[2] as ColumnType;
   }
   const file = positionals[0]!;
+  // Where the model goes is settled before training, so a taken --out is not found out after it.
+  const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
+  if (existsSync(out) && readdirSync(out).length > 0) throw Errors.usage(`${out} already exists and is not empty; choose another --out`);
   const tbl = await readTable(file, o.format ? { format: formatFlag(o.format) } : {});
   const seed = intFlag(o.seed, 'seed', 0, 0);
   const bar = progressBar(io.stderr);
@@ -176,7 +179,6 @@ async function train(argv: string[], io: Io): Promise<number> {
     onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
   });
   bar.done();
-  const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
   saveArtifact(out, buildManifest(result, { source: basename(file), sha256: sha256(readFileSync(file)), seed }), result.model, result.report);
   if (o.json) {
     io.stdout.write(
@@ -323,7 +325,16 @@ async function serve(argv: string[], io: Io): Promise<number> {
   if (server.firstAdminKey) {
     io.stdout.write(`Admin key for project "default" (shown once; store it now):\n  ${server.firstAdminKey}\n`);
   }
-  const address = await server.app.listen({ host: config.host, port: config.port });
+  let address: string;
+  try {
+    address = await server.app.listen({ host: config.host, port: config.port });
+  } catch (e) {
+    await server.close();
+    const code = (e as { code?: string }).code;
+    if (code === 'EADDRINUSE') throw Errors.usage(`port ${config.port} on ${config.host} is already in use (choose another with --port)`);
+    if (code === 'EACCES' || code === 'EADDRNOTAVAIL') throw Errors.usage(`cannot listen on ${config.host}:${config.port} (${code})`);
+    throw e;
+  }
   io.stdout.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})\n`);
   // Graceful shutdown: stop accepting, drain in-flight requests, requeue running jobs, close stores.
   return new Promise<number>((resolve) => {

@@ -212,7 +212,7 @@ export function transformRecords(p: FittedPipeline, records: RawRecord[]): Trans
     let offset = i * x.cols;
     const missing: string[] = [];
     for (const step of p.steps) {
-      const raw = rec[step.column];
+      const raw = Object.hasOwn(rec, step.column) ? rec[step.column] : undefined;
       const cell = raw === undefined || raw === null ? null : raw;
       if (cell === null) missing.push(step.column);
       else if (!isCellType(cell)) {

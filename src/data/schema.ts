@@ -224,7 +224,8 @@ export function schemaFromEvidence(columns: string[], evidence: ColumnAccumulato
     const isTarget = name === target;
     const ev = evidence[j]!;
     const d = decideColumn(name, ev, isTarget);
-    const forced = overrides[name];
+    // Own properties only: a column may be called `constructor` or `toString`.
+    const forced = Object.hasOwn(overrides, name) ? overrides[name] : undefined;
     let type = d.type;
     let reason = d.ignoredReason;
     let colWarnings = d.warnings;

@@ -14,9 +14,8 @@ import type { TrainJobResult, TrainJobSpec } from './types.js';
  */
 export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: ProgressFn; signal?: AbortSignal } = {}): Promise<TrainJobResult> {
   // Read through a stream named after the dataset, so every error message names the dataset and
-  // never the server's storage path. An upload may be stored without extension: then the name's
-  // extension decides, or the content is sniffed.
-  const format = formatFromPath(spec.datasetPath) ?? formatFromPath(spec.datasetName);
+  // never the server's storage path. The format is the one the upload was read with, when known.
+  const format = spec.format ?? formatFromPath(spec.datasetPath) ?? formatFromPath(spec.datasetName);
   const table = await readTableFromStream(createReadStream(spec.datasetPath), spec.datasetName, format);
   const seed = spec.seed ?? 0;
   const result = await trainTable(table, {

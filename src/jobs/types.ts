@@ -6,6 +6,8 @@ export interface TrainJobSpec {
   datasetPath: string;
   /** Name used in error messages instead of the path (the dataset's name). */
   datasetName: string;
+  /** The format the dataset was read with at upload; absent, the extension or the content decides. */
+  format?: 'csv' | 'json' | 'ndjson';
   target: string;
   task?: Task | 'auto';
   model?: 'auto' | 'logistic' | 'linear' | 'gbdt' | 'mlp';

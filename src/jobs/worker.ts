@@ -4,7 +4,7 @@
  * afterwards (or earlier, to cancel).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { serializeError } from '../core/index.js';
+import { Errors, isMedfitError, serializeError } from '../core/index.js';
 import { throttleProgress } from './progress.js';
 import type { JobWorkerData, JobWorkerMessage } from './protocol.js';
 import { runTrainJob } from './run.js';
@@ -20,4 +20,10 @@ runTrainJob(spec, { onProgress: progress.push })
     progress.flush();
     post({ type: 'result', result });
   })
-  .catch((e: unknown) => post({ type: 'error', error: serializeError(e) }));
+  .catch((e: unknown) => {
+    if (isMedfitError(e)) return post({ type: 'error', error: serializeError(e) });
+    // Not one of ours: its message may hold server paths or library internals. The job record
+    // (which its project reads) gets a plain message; the server's stderr gets the detail.
+    console.error('medfit: training job failed unexpectedly:', e);
+    post({ type: 'error', error: serializeError(Errors.internal('training failed unexpectedly; the server log has the details')) });
+  });

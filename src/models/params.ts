@@ -1,4 +1,4 @@
-import { Errors } from '../core/index.js';
+import { MedfitError } from '../core/index.js';
 import type { Params } from './types.js';
 
 /** How one hyperparameter is typed and bounded. */
@@ -21,21 +21,20 @@ export function parseParams(
   raw: Record<string, unknown>,
 ): Params {
   const out: Params = { ...defaults };
-  const problems: string[] = [];
+  const problems: { pointer: string; message: string }[] = [];
   for (const [key, value] of Object.entries(raw)) {
-    const s = spec[key];
-    const name = `${family}.${key}`;
+    const s = Object.hasOwn(spec, key) ? spec[key] : undefined;
+    const pointer = `${family}.${key}`;
     if (!s) {
-      problems.push(`${name}: unknown parameter (known: ${Object.keys(spec).join(', ')})`);
+      problems.push({ pointer, message: `unknown parameter (known: ${Object.keys(spec).join(', ')})` });
       continue;
     }
     const r = coerce(s, value);
-    if (typeof r === 'string') problems.push(`${name}: ${r}`);
+    if (typeof r === 'string') problems.push({ pointer, message: r });
     else out[key] = r.value;
   }
   if (problems.length > 0) {
-    const e = Errors.badParam(problems.length === 1 ? problems[0]!.split(':')[0]! : family, problems.join('; '));
-    throw e;
+    throw new MedfitError('MEDFIT_ERR_BAD_PARAM', problems.map((p) => `parameter ${p.pointer}: ${p.message}`).join('; '), problems);
   }
   return out;
 }

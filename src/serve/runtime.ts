@@ -137,7 +137,7 @@ class BatchedModel implements LoadedModel {
   }
 
   infer(features: Float32Array, rows: number): Promise<OutputTensor[]> {
-    if (this.closing) return Promise.reject(Errors.internal('the model was unloaded while a request was on its way; retry'));
+    if (this.closing) return Promise.reject(Errors.unavailable('the model was unloaded while a request was on its way; retry'));
     if (!(features instanceof Float32Array)) return Promise.reject(Errors.badData('input', 'features must be a Float32Array'));
     if (!Number.isInteger(rows) || rows < 0) return Promise.reject(Errors.badData('input', `rows must be a non-negative integer, got ${rows}`));
     const want = rows * this.nFeatures;

@@ -131,7 +131,7 @@ describe('micro-batching', () => {
     const outs = await Promise.all(pending);
     expect(outs).toHaveLength(5);
     await closed;
-    expect((await rejection(m.infer(features(1, 30, 1), 1))).code).toBe('MEDFIT_ERR_INTERNAL');
+    expect((await rejection(m.infer(features(1, 30, 1), 1))).code).toBe('MEDFIT_ERR_UNAVAILABLE');
     await m.close(); // idempotent
   });
 });
@@ -220,7 +220,7 @@ describe('ModelCache', () => {
     await cache.get('m3');
     await new Promise((r) => setImmediate(r));
     // m1's session is released: it refuses requests instead of touching freed native memory.
-    expect((await rejection(m1.infer(features(1, 30, 1), 1))).code).toBe('MEDFIT_ERR_INTERNAL');
+    expect((await rejection(m1.infer(features(1, 30, 1), 1))).code).toBe('MEDFIT_ERR_UNAVAILABLE');
     const [out] = await (await cache.get('m3')).infer(features(1, 30, 1), 1);
     expect(out!.data.length).toBe(2);
     await cache.close();

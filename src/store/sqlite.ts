@@ -193,6 +193,12 @@ class SqliteStore implements MetadataStore {
     if (sets.length) this.q(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
   }
 
+  async countJobsByStatus(): Promise<Record<JobStatus, number>> {
+    const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+    for (const r of this.q('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) counts[r.status] = r.n;
+    return counts;
+  }
+
   async jobsWithStatus(statuses: JobStatus[]): Promise<JobRecord[]> {
     const rows = this.db.prepare(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY created`).all(...statuses) as Row[];
     return rows.map(jobFromRow);

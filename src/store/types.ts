@@ -119,6 +119,8 @@ export interface MetadataStore {
   getJob(projectId: string, id: string): Promise<JobRecord | undefined>;
   listJobs(projectId: string): Promise<JobRecord[]>;
   updateJob(id: string, patch: Partial<Pick<JobRecord, 'status' | 'progress' | 'stage' | 'error' | 'modelVersion' | 'started' | 'finished'>>): Promise<void>;
+  /** How many jobs are in each state, across projects (metrics). */
+  countJobsByStatus(): Promise<Record<JobStatus, number>>;
   /** Jobs in the given states, across projects (used at start-up to resume interrupted work). */
   jobsWithStatus(statuses: JobStatus[]): Promise<JobRecord[]>;
 

@@ -27,6 +27,8 @@ export interface InferFastPathOptions {
   onResponse?: (route: string, status: number, seconds: number) => void;
   /** Logs a 5xx. */
   onInternalError?: (err: unknown) => void;
+  /** False while the server shuts down: new inferences get a 503 instead of a closing cache. */
+  ready?: () => boolean;
 }
 
 /** A request listener prefix: returns true when it took the request, false to pass it on. */
@@ -58,38 +60,52 @@ export function createInferFastPath(o: InferFastPathOptions): (req: IncomingMess
       if (internal) o.onInternalError?.(err);
       if (!res.headersSent) send(status, JSON_TYPE, body);
     };
+    if (o.ready && !o.ready()) {
+      req.resume();
+      fail(Errors.unavailable('the server is shutting down'));
+      return true;
+    }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
       req.resume();
       fail(Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`));
       return true;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    req.on('data', (c: Buffer) => {
-      if (refused) return;
-      size += c.length;
-      if (size > limit) {
-        refused = true;
-        fail(Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('error', () => res.destroy());
-    req.on('end', () => {
-      if (refused) return;
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      o.authenticate(req.headers.authorization)
-        .then((ctx) =>
-          runInfer(o.backend, ctx, name, version, size ? body : undefined, req.headers[HEADER_LENGTH]).then((out) => {
+    // The key is checked before the body is read: an unauthenticated caller cannot make the
+    // server buffer megabytes. The request stays paused (its bytes wait in the socket) meanwhile.
+    o.authenticate(req.headers.authorization).then(
+      (ctx) => readBody(ctx),
+      (e: unknown) => {
+        req.resume();
+        fail(e);
+      },
+    );
+    const readBody = (ctx: unknown) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let refused = false;
+      req.on('data', (c: Buffer) => {
+        if (refused) return;
+        size += c.length;
+        if (size > limit) {
+          refused = true;
+          fail(Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('error', () => res.destroy());
+      req.on('end', () => {
+        if (refused) return;
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+        runInfer(o.backend, ctx, name, version, size ? body : undefined, req.headers[HEADER_LENGTH])
+          .then((out) => {
             o.onInfer?.(ctx, out.model, out.rows);
             send(200, out.contentType, out.body, out.headerLength);
-          }),
-        )
-        .catch(fail);
-    });
+          })
+          .catch(fail);
+      });
+    };
     return true;
   };
 }
