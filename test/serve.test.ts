@@ -4,6 +4,7 @@
  * isolation, bad input, and a restart on the same data directory.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, initServer, loadConfig, type Server } from '../src/api/index.js';
@@ -63,6 +64,34 @@ async function events(jobId: string): Promise<Array<Record<string, any>>> {
 
 beforeAll(start, 60_000);
 afterAll(async () => server?.close());
+
+describe('logs', () => {
+  it('carry method, route and status, never record values, keys or dataset contents', async () => {
+    const lines: string[] = [];
+    const logStream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const dir = join(tempDir(), 'data');
+    const s = await initServer(loadConfig({ MEDFIT_ADMIN_KEY: ADMIN, MEDFIT_LOG_LEVEL: 'info' }, { dataDir: dir }), { logStream });
+    try {
+      const url = await s.app.listen({ host: '127.0.0.1', port: 0 });
+      const secretish = 'a,b,y\n' + Array.from({ length: 30 }, (_, i) => `${1234.5678 + i},${i % 7},${i % 2 ? 'positive-4242' : 'negative-4242'}`).join('\n');
+      const up = await fetch(`${url}/v1/datasets?name=logged`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'text/csv' }, body: secretish });
+      expect(up.status).toBe(201);
+      const bad = await fetch(`${url}/v1/models/none/predict`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ records: [{ a: 9876.54321 }] }) });
+      expect(bad.status).toBe(404);
+    } finally {
+      await s.close();
+    }
+    const text = lines.join('');
+    expect(text).toMatch(/"url":"\/v1\/datasets"/);
+    expect(text).toMatch(/"statusCode":201/);
+    for (const value of ['1234.5678', '4242', '9876.54321', ADMIN]) expect(text).not.toContain(value);
+  }, 60_000);
+});
 
 describe('medfit serve, end to end', () => {
   let datasetId = '';

@@ -35,9 +35,11 @@ export interface Server {
 /**
  * Builds the whole server on the embedded defaults: SQLite metadata and files under
  * `config.dataDir`, training jobs in worker threads, ONNX Runtime for predictions. Interrupted
- * jobs are queued again. Nothing listens until `app.listen`.
+ * jobs are queued again. Nothing listens until `app.listen`. Logs go to stdout, or to
+ * `options.logStream`. V2 inferences are not request-logged (the fast path skips Fastify's
+ * logger); metrics and the audit trail count them.
  */
-export async function initServer(config: ServerConfig): Promise<Server> {
+export async function initServer(config: ServerConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Server> {
   mkdirSync(config.dataDir, { recursive: true });
   const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
   const firstAdminKey = await bootstrapAdminKey(store, config.adminKey);
@@ -50,6 +52,7 @@ export async function initServer(config: ServerConfig): Promise<Server> {
       }),
     logger: {
       level: config.logLevel,
+      ...(options.logStream ? { stream: options.logStream } : {}),
       // Request logs carry method, route and status only: bodies (records) and headers (keys) never.
       serializers: {
         req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url.split('?')[0] }),
