@@ -20,7 +20,8 @@ const epochs = Number(values.epochs);
 const repeats = Number(values.repeats);
 const units = [64, 32];
 const batch = 32;
-const gbdtParams = { trees: 200, max_depth: 3, learning_rate: 0.05 };
+// XGBoost samples every feature for every tree by default: so does medfit here (its own default is 0.5).
+const gbdtParams = { trees: 200, max_depth: 3, learning_rate: 0.05, colsample: 1 };
 
 const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
