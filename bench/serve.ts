@@ -33,8 +33,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initServer } from '../src/api/app.js';
-import { loadConfig } from '../src/api/config.js';
+import { existsSync } from 'node:fs';
+
+// The server under test is the compiled one (dist/, built by `npm ci`), as `npm start` runs it:
+// tsx's transpiled sources carry per-closure helpers that cost measurable time per request.
+// Without a build it falls back to the sources and says so.
+const dist = new URL('../dist/api/index.js', import.meta.url);
+const fromDist = existsSync(dist);
+const { initServer, loadConfig } = (await import(fromDist ? dist.href : '../src/api/index.js')) as typeof import('../src/api/index.js');
 
 // autocannon ships no types and @types/autocannon is not installed: the part used here, typed.
 interface AutocannonOptions {
@@ -250,7 +256,7 @@ const rows: Row[] = chosen.map((t, i) => {
 const pad = (s: string, n: number) => s.padEnd(n);
 const lpad = (s: string, n: number) => s.padStart(n);
 say('');
-say(`${rounds} round(s) of ${duration} s per target (medians), ${connections} connections, pipelining 1, load in ${workers > 0 ? `${workers} worker thread(s)` : 'the main thread'}`);
+say(`${rounds} round(s) of ${duration} s per target (medians), ${connections} connections, pipelining 1, load in ${workers > 0 ? `${workers} worker thread(s)` : 'the main thread'}, server from ${fromDist ? 'dist/' : 'src/ through tsx (run npm run build for the real figures)'}`);
 say(`${pad('target', 18)}${lpad('req/s', 10)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('of ceiling', 12)}${lpad('loop busy', 11)}`);
 for (const r of rows) {
   say(

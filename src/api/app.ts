@@ -152,7 +152,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
         inputs: loaded.inputs,
         outputs: loaded.outputs,
         ready: true,
-        infer: (features, rows) => models.infer(record, features, rows),
+        infer: (features, rows) => models.infer(record, features, rows, loaded),
       };
     },
   };

@@ -104,7 +104,7 @@ export class ModelService {
       const pointer = `/records/${row}/${column}`;
       throw Errors.badData('', `records.${row}.${column}: value is out of the model's range (float32, about ±3.4e38)`, [{ pointer, message: 'value out of range' }]);
     }
-    const [out] = await this.infer(rec, features, x.rows);
+    const [out] = await this.infer(rec, features, x.rows, m);
     return { predictions: formatPredictions(m.task === 'regression' ? undefined : m.classes, out!.data, x.rows), warnings };
   }
 
@@ -112,9 +112,9 @@ export class ModelService {
    * Runs features through a version's session. A session evicted from the cache between lookup
    * and run refuses with "unavailable"; the request then goes once more, to a fresh load.
    */
-  async infer(rec: ModelVersionRecord, features: Float32Array, rows: number): Promise<OutputTensor[]> {
+  async infer(rec: ModelVersionRecord, features: Float32Array, rows: number, loaded?: ServedModel): Promise<OutputTensor[]> {
     try {
-      return await (await this.load(rec)).infer(features, rows);
+      return await (loaded ?? (await this.load(rec))).infer(features, rows);
     } catch (e) {
       if (!(e instanceof MedfitError) || e.code !== 'MEDFIT_ERR_UNAVAILABLE') throw e;
       return (await this.load(rec)).infer(features, rows);
