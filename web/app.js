@@ -33,6 +33,9 @@ function plot(title, xs, ys, xLabel, yLabel, diagonal) {
     <rect x="${m}" y="${m}" width="${w - 2 * m}" height="${h - 2 * m}" fill="none" stroke="#d8dee4"/>
     ${diagonal ? `<line x1="${px(0)}" y1="${py(0)}" x2="${px(1)}" y2="${py(1)}" stroke="#c0c8d0" stroke-dasharray="4"/>` : ''}
     <path d="${path}" fill="none" stroke="#1f6feb" stroke-width="2"/>
+    <text x="${px(0)}" y="${py(0) + 12}" text-anchor="middle" font-size="10" fill="#6b7785">0</text>
+    <text x="${px(1)}" y="${py(0) + 12}" text-anchor="middle" font-size="10" fill="#6b7785">1</text>
+    <text x="${px(0) - 6}" y="${py(1) + 4}" text-anchor="end" font-size="10" fill="#6b7785">1</text>
     <text x="${w / 2}" y="${h - 6}" text-anchor="middle" font-size="11">${esc(xLabel)}</text>
     <text x="10" y="${h / 2}" transform="rotate(-90 10 ${h / 2})" text-anchor="middle" font-size="11">${esc(yLabel)}</text>
     <text x="${w / 2}" y="18" text-anchor="middle" font-size="12" font-weight="600">${esc(title)}</text>
