@@ -6,7 +6,7 @@ import { trainTable, type TrainResult } from '../automl/index.js';
 import { Errors, MedfitError, VERSION, type ColumnType, type Warning } from '../core/index.js';
 import { buildManifest } from '../jobs/index.js';
 import { profileFile, readTable, readTableFromStream, type Table, type TableFormat } from '../data/index.js';
-import type { Family } from '../models/index.js';
+import { FAMILIES, type Family } from '../models/index.js';
 import { loadArtifact, nextVersionDir, predictTable, saveArtifact, sha256 } from '../registry/index.js';
 import { intFlag, paramFlags, parse } from './args.js';
 import { num, progressBar, table } from './format.js';
@@ -47,7 +47,24 @@ const TRAIN_HELP = `medfit train <file> --target <col> [options]
   --clip-outliers         clip numeric features to Q1-3IQR..Q3+3IQR of the training rows
   --out <dir>             model directory (default models/<file name>/v<N>, next free N)
   --json                  print one JSON document on stdout
-`;
+
+Hyperparameters (--param family.key=value; defaults for a 1,000-row binary task):
+${paramHelp()}`;
+
+/** The hyperparameter table, from each family's own spec, so help and validation cannot drift. */
+function paramHelp(): string {
+  const lines: string[] = [];
+  for (const f of Object.values(FAMILIES)) {
+    const defaults = f.defaults(f.tasks[0]!, 1000);
+    for (const [key, spec] of Object.entries(f.paramSpec)) {
+      const range =
+        spec.type === 'enum' ? spec.values.join('|') : spec.type === 'bool' ? 'true|false' : spec.type === 'intList' ? `${spec.min}..${spec.max}, up to ${spec.maxLength}` : `${spec.min}..${spec.max}`;
+      const d = defaults[key];
+      lines.push(`  ${`${f.name}.${key}`.padEnd(28)}${`${Array.isArray(d) ? d.join(',') : String(d)}`.padEnd(10)}${range.padEnd(22)}${spec.help}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
 
 const PREDICT_HELP = `medfit predict <model-dir> <file|-> [--format csv|json|ndjson] [--json]
 

@@ -1,4 +1,5 @@
 import type { Matrix, ProgressFn, Task } from '../core/index.js';
+import type { ParamSpec } from './params.js';
 
 /** The model families medfit trains. */
 export type Family = 'logistic' | 'linear' | 'gbdt' | 'mlp';
@@ -63,6 +64,8 @@ export interface ModelFamily {
   readonly name: Family;
   /** Tasks this family can learn. */
   readonly tasks: readonly Task[];
+  /** Its hyperparameters with types, ranges and help (what `parseParams` enforces; the CLI lists them). */
+  readonly paramSpec: Readonly<Record<string, ParamSpec>>;
   /** Default hyperparameters (what `--model <family>` uses without `--param`). */
   defaults(task: Task, rows: number): Params;
   /**

@@ -34,7 +34,7 @@ export const GBDT_PARAMS: Record<string, ParamSpec> = {
     type: 'int',
     min: 0,
     max: 5000,
-    help: 'stop after this many rounds without validation improvement, keeping the best; 0 = off; needs validation rows',
+    help: 'rounds without validation improvement before stopping, when validation rows are given (library API; medfit train gives none); 0 = off',
   },
 };
 
@@ -64,6 +64,7 @@ function defaults(_task: Task, rows: number): Params {
 export const gbdt: ModelFamily = {
   name: 'gbdt',
   tasks: ['binary', 'multiclass', 'regression'],
+  paramSpec: GBDT_PARAMS,
   defaults,
   parseParams: (raw, task, rows) => parseParams('gbdt', GBDT_PARAMS, defaults(task, rows), raw),
   // Missing keys fall back to the defaults, so a hand-built params object cannot yield NaN limits.

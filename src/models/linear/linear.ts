@@ -28,6 +28,7 @@ const RIDGE_SPEC: Record<string, ParamSpec> = {
 export const logistic: ModelFamily = {
   name: 'logistic',
   tasks: ['binary', 'multiclass'],
+  paramSpec: LOGISTIC_SPEC,
   defaults: () => ({ C: 1, max_iter: 1000, class_weight: 'none' }),
   parseParams(raw, task, rows) {
     return parseParams('logistic', LOGISTIC_SPEC, this.defaults(task, rows), raw);
@@ -46,6 +47,7 @@ export const logistic: ModelFamily = {
 export const linear: ModelFamily = {
   name: 'linear',
   tasks: ['regression'],
+  paramSpec: RIDGE_SPEC,
   defaults: () => ({ alpha: 1 }),
   parseParams(raw, task, rows) {
     return parseParams('linear', RIDGE_SPEC, this.defaults(task, rows), raw);

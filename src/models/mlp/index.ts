@@ -110,6 +110,7 @@ function headFor(task: Task): MlpActivation {
 export const mlp: ModelFamily = {
   name: 'mlp',
   tasks: TASKS,
+  paramSpec: MLP_PARAMS,
   defaults,
   parseParams: (raw, task, rows) => parseParams('mlp', MLP_PARAMS, defaults(task, rows), raw),
   async train(data: TrainData, params: Params, ctx: TrainContext): Promise<MlpModel> {
