@@ -252,6 +252,11 @@ const rows: Row[] = chosen.map((t, i) => {
   };
 });
 
+// How well micro-batching merged concurrent requests into ONNX Runtime runs, over the whole run.
+const project = (await server.services.store.getProjectByName('default'))!;
+const served = await server.services.models.load(await server.services.models.resolve(project.id, 'bc'));
+const ort = served.stats();
+
 // ---- 5. report -------------------------------------------------------------------------------
 const pad = (s: string, n: number) => s.padEnd(n);
 const lpad = (s: string, n: number) => s.padStart(n);
@@ -263,6 +268,7 @@ for (const r of rows) {
     `${pad(r.target, 18)}${lpad(r.requestsPerSecond.toFixed(0), 10)}${lpad(r.latencyP50Ms.toFixed(1), 9)}${lpad(r.latencyP99Ms.toFixed(1), 9)}${lpad(`${(r.ofCeiling * 100).toFixed(1)}%`, 12)}${lpad(`${(r.serverLoopBusy * 100).toFixed(0)}%`, 11)}`,
   );
 }
+say(`ONNX Runtime: ${ort.requests} requests in ${ort.runs} runs (${(ort.requests / Math.max(1, ort.runs)).toFixed(2)} requests a run, at most ${ort.maxBatchRequests})`);
 const v2 = rows.find((r) => r.target === 'V2 JSON infer');
 if (v2) say(`V2 JSON infer: ${(v2.ofCeiling * 100).toFixed(1)}% of ceiling, p99 ${v2.latencyP99Ms.toFixed(1)} ms (target: ≥ 60%, p99 < 5 ms)`);
 if (args.json) {

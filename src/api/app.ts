@@ -159,7 +159,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   // Every V2 inference, by either path, is counted and audited (rows, never values).
   const onInfer = (ctx: unknown, model: { name: string; version: string }, rows: number) => {
     const p = ctx as Principal;
-    metrics.predictions.inc({ project: p.projectId, model: model.name, version: model.version, protocol: 'v2' }, rows);
+    metrics.countPredictions(p.projectId, model.name, model.version, 'v2', rows);
     void store.audit({ projectId: p.projectId, keyId: p.keyId, action: 'model.infer', resource: `model:${model.name}/${model.version}`, rows, status: 200 });
   };
   await app.register(v2Plugin, {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Errors, MedfitError, type RawRecord, type Task, type Warning } from '../core/index.js';
 import { transformRecords, type FittedPipeline } from '../data/index.js';
 import { formatPredictions, loadArtifact, type Prediction } from '../registry/index.js';
-import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type TensorMetadata } from '../serve/index.js';
+import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type RuntimeStats, type TensorMetadata } from '../serve/index.js';
 import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
 
 /** How long a model's version list is trusted without asking the store again. */
@@ -25,6 +25,8 @@ export interface ServedModel {
   readonly outputs: TensorMetadata[];
   infer(features: Float32Array, rows: number): Promise<OutputTensor[]>;
   close(): Promise<void>;
+  /** The session's counters (requests, rows, runs): how well micro-batching merges requests. */
+  stats(): RuntimeStats;
   record: ModelVersionRecord;
   task: Task;
   classes: string[] | undefined;
@@ -160,8 +162,8 @@ export class ModelService {
   }
 }
 
-function served(runtime: Runtime, meta: Omit<ServedModel, 'inputs' | 'outputs' | 'infer' | 'close'>): ServedModel {
-  return { inputs: runtime.inputs, outputs: runtime.outputs, infer: (f, rows) => runtime.infer(f, rows), close: () => runtime.close(), ...meta };
+function served(runtime: Runtime, meta: Omit<ServedModel, 'inputs' | 'outputs' | 'infer' | 'close' | 'stats'>): ServedModel {
+  return { inputs: runtime.inputs, outputs: runtime.outputs, infer: (f, rows) => runtime.infer(f, rows), close: () => runtime.close(), stats: () => runtime.stats(), ...meta };
 }
 
 /** Uploaded models take records of numbers by feature name, in the declared order. */

@@ -204,7 +204,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     // Recorded before predicting so that refused attempts are in the audit trail too.
     req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: records.length };
     const { predictions, warnings } = await s.models.predict(rec, records);
-    s.metrics.predictions.inc({ project: p.projectId, model: name, version: String(rec.version), protocol: 'v1' }, records.length);
+    s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', records.length);
     return { model: { name, version: rec.version }, predictions, ...(warnings.length ? { warnings: warnings.map((w) => w.message) } : {}) };
   };
   app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>

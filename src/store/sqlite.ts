@@ -71,6 +71,7 @@ export function openSqliteStore(path: string): MetadataStore {
 /** Audit entries are written at most this long after the request, or sooner in batches of AUDIT_BATCH. */
 const AUDIT_FLUSH_MS = 50;
 const AUDIT_BATCH = 256;
+const DONE: Promise<void> = Promise.resolve();
 
 class SqliteStore implements MetadataStore {
   private readonly stmts = new Map<string, Database.Statement>();
@@ -252,10 +253,13 @@ class SqliteStore implements MetadataStore {
    * Readers and `close` flush first, so the trail is complete whenever it is read; a crash can
    * lose at most the last AUDIT_FLUSH_MS of entries.
    */
-  async audit(a: Omit<AuditRecord, 'id' | 'at'>): Promise<void> {
-    this.auditBuffer.push([a.projectId, a.keyId, a.action, a.resource, a.rows, a.status, now()]);
+  audit(a: Omit<AuditRecord, 'id' | 'at'>): Promise<void> {
+    // The time is taken now and formatted at flush: ISO formatting per prediction is measurable.
+    this.auditBuffer.push([a.projectId, a.keyId, a.action, a.resource, a.rows, a.status, Date.now()]);
     if (this.auditBuffer.length >= AUDIT_BATCH) this.flushAudit();
     else this.auditTimer ??= setTimeout(() => this.flushAudit(), AUDIT_FLUSH_MS).unref();
+    // Not an async function: one shared settled promise instead of a new one per prediction.
+    return DONE;
   }
 
   private flushAudit(): void {
@@ -266,7 +270,10 @@ class SqliteStore implements MetadataStore {
     this.auditBuffer = [];
     const insert = this.q('INSERT INTO audit (project_id, key_id, action, resource, rows, status, at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.db.transaction(() => {
-      for (const row of batch) insert.run(...row);
+      for (const row of batch) {
+        row[6] = new Date(row[6] as number).toISOString();
+        insert.run(...row);
+      }
     })();
   }
 
