@@ -76,6 +76,20 @@ describe('SQLite metadata store', () => {
     expect((await again.listAudit(p.id, { limit: 1 }))[0]!.action).toBe('last');
   });
 
+  it('folds identical requests of one window into one entry that counts them', async () => {
+    const { store } = fresh();
+    const p = await store.createProject('p');
+    for (let i = 0; i < 10; i++) await store.audit({ projectId: p.id, keyId: 'k', action: 'model.infer', resource: 'model:m/1', rows: 3, status: 200 });
+    await store.audit({ projectId: p.id, keyId: 'k', action: 'model.infer', resource: 'model:m/1', rows: 3, status: 400 });
+    await store.audit({ projectId: p.id, keyId: 'k2', action: 'model.infer', resource: 'model:m/1', rows: 3, status: 200 });
+    const entries = await store.listAudit(p.id);
+    expect(entries.map((e) => [e.keyId, e.status, e.requests, e.rows])).toEqual([
+      ['k2', 200, 1, 3],
+      ['k', 400, 1, 3],
+      ['k', 200, 10, 30],
+    ]);
+  });
+
   it('refuses a database from a newer medfit', () => {
     const { path } = fresh();
     const db = new Database(path);

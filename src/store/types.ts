@@ -93,7 +93,10 @@ export interface AuditRecord {
   resource: string | null;
   rows: number | null;
   status: number;
+  /** When the (first of the) request(s) was answered. */
   at: string;
+  /** How many identical requests (same key, action, resource, status, within 50 ms) this entry stands for; `rows` is their sum. */
+  requests: number;
 }
 
 /** The metadata store. Every query is scoped by project: a row of another project is never returned. */
@@ -132,7 +135,7 @@ export interface MetadataStore {
   /** Sets a version's stage; moving one to production archives the previous production version. */
   setStage(projectId: string, name: string, version: number, stage: Stage): Promise<ModelVersionRecord | undefined>;
 
-  audit(a: Omit<AuditRecord, 'id' | 'at'>): Promise<void>;
+  audit(a: Omit<AuditRecord, 'id' | 'at' | 'requests'>): Promise<void>;
   listAudit(projectId: string, opts?: { limit?: number; before?: number }): Promise<AuditRecord[]>;
 
   close(): Promise<void>;
