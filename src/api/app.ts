@@ -18,8 +18,11 @@ import { installMetrics } from './metrics.js';
 import { modelRoutes } from './models.js';
 import { ModelService } from './models-service.js';
 import { JobManager, type Services } from './services.js';
-import { createInferFastPath, v2Plugin, type V2Backend } from './v2/index.js';
+import { createInferFastPath, v2Plugin, type V2Backend, type V2Model } from './v2/index.js';
 import { dashboardRoutes } from './dashboard.js';
+
+/** How long a resolved V2 model is reused before its name and version are resolved again. */
+const V2_MODEL_TTL_MS = 1000;
 
 /** A running medfit server: the Fastify app, its services, and how to stop it. */
 export interface Server {
@@ -127,12 +130,19 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   await dashboardRoutes(app);
 
   let closing = false;
+  const v2Models = new Map<string, { model: V2Model; until: number }>();
+  models.onInvalidate(() => v2Models.clear());
   const backend: V2Backend = {
     server: () => ({ name: 'medfit', version: VERSION, extensions: ['binary_tensor_data'] }),
     ready: () => !closing,
     async model(ctx, name, version) {
       const projectId = (ctx as { projectId?: string } | undefined)?.projectId;
       if (!projectId) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
+      // The resolved model is reused for a moment: resolving and wrapping it per inference was
+      // a measurable share of a one-row prediction. Stage changes and new versions clear it.
+      const key = `${projectId}\u0000${name}\u0000${version ?? ''}`;
+      const hit = v2Models.get(key);
+      if (hit && hit.until > Date.now()) return hit.model;
       let rec;
       try {
         rec = await models.resolve(projectId, name, version);
@@ -143,7 +153,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
       }
       const loaded = await models.load(rec);
       const record = rec;
-      return {
+      const model: V2Model = {
         name,
         version: String(rec.version),
         // Only the metadata route lists versions; inference never pays for it.
@@ -154,6 +164,9 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
         ready: true,
         infer: (features, rows) => models.infer(record, features, rows, loaded),
       };
+      if (v2Models.size > 10_000) v2Models.clear();
+      v2Models.set(key, { model, until: Date.now() + V2_MODEL_TTL_MS });
+      return model;
     },
   };
   // Every V2 inference, by either path, is counted and audited (rows, never values).

@@ -42,6 +42,7 @@ export interface ServedModel {
 export class ModelService {
   private readonly cache: ModelCache<ServedModel>;
   private readonly versionLists = new Map<string, { list: ModelVersionRecord[]; until: number }>();
+  private readonly invalidationListeners: Array<() => void> = [];
 
   constructor(
     private readonly store: MetadataStore,
@@ -86,6 +87,12 @@ export class ModelService {
   /** Forgets the cached version list of a model (a version was added or restaged). */
   invalidate(projectId: string, name: string): void {
     this.versionLists.delete(`${projectId}\u0000${name}`);
+    for (const listener of this.invalidationListeners) listener();
+  }
+
+  /** Calls `listener` whenever a model's versions change (for caches built on `resolve`). */
+  onInvalidate(listener: () => void): void {
+    this.invalidationListeners.push(listener);
   }
 
   /** The loaded model of a version (from the cache, or loaded and verified once). */
