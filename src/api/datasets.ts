@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -74,7 +73,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
           throw Errors.tooLarge(`dataset is ${declared} bytes; the limit is ${s.config.maxUploadBytes} (MEDFIT_MAX_UPLOAD_MB)`);
         }
         const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        const format = asked ?? FORMAT_BY_TYPE[type];
+        const format = asked ?? (Object.hasOwn(FORMAT_BY_TYPE, type) ? FORMAT_BY_TYPE[type] : undefined);
         const id = randomUUID();
         const rel = join('datasets', p.projectId, `${id}.${format ?? 'data'}`);
         const path = join(s.config.dataDir, rel);
@@ -131,9 +130,4 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     req.auditEntry = { action: 'dataset.delete', resource: `dataset:${d.id}`, rows: d.rows };
     return reply.code(204).send();
   });
-}
-
-/** Absolute path of a dataset's file. */
-export function datasetPath(s: Services, d: DatasetRecord): string {
-  return join(s.config.dataDir, d.file);
 }
