@@ -120,7 +120,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
       case '-h': {
         const topic = rest[0];
         const topics: Record<string, string> = { train: TRAIN_HELP, predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
-        io.stdout.write(topics[topic ?? ''] ?? HELP);
+        io.stdout.write(topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
         return 0;
       }
       default:

@@ -13,7 +13,7 @@ export const FAMILIES: Readonly<Record<Family, ModelFamily>> = Object.freeze({ l
 
 /** The family called `name`, or a usage error listing the ones there are. */
 export function getFamily(name: string): ModelFamily {
-  const f = (FAMILIES as Record<string, ModelFamily | undefined>)[name];
+  const f = Object.hasOwn(FAMILIES, name) ? FAMILIES[name as Family] : undefined;
   if (!f) throw Errors.usage(`unknown model family "${name}" (known: ${Object.keys(FAMILIES).join(', ')})`);
   return f;
 }
