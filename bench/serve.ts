@@ -33,6 +33,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { quantile } from '../src/data/index.js';
 import { existsSync } from 'node:fs';
 
 // The server under test is the compiled one (dist/, built by `npm ci`), as `npm start` runs it:
@@ -234,10 +235,7 @@ for (let round = 0; round < rounds; round++) {
   }
   say(`  round ${round + 1}/${rounds}: done`);
 }
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const median = (v: number[]) => quantile(Float64Array.from(v).sort(), 0.5);
 const rows: Row[] = chosen.map((t, i) => {
   const rs = perRound[i]!;
   return {

@@ -110,8 +110,7 @@ export class ModelService {
     if (bad >= 0) {
       const row = Math.floor(bad / m.features.length);
       const column = m.features[bad % m.features.length]!.split(/__|=/)[0]!;
-      const pointer = `/records/${row}/${column}`;
-      throw Errors.badData('', `records.${row}.${column}: value is out of the model's range (float32, about ±3.4e38)`, [{ pointer, message: 'value out of range' }]);
+      throw Errors.badFields([{ pointer: `/records/${row}/${column}`, message: "value is out of the model's range (float32, about ±3.4e38)" }]);
     }
     const [out] = await this.infer(rec, features, x.rows, m);
     return { predictions: formatPredictions(m.task === 'regression' ? undefined : m.classes, out!.data, x.rows), warnings };
@@ -188,9 +187,6 @@ function numericRecords(features: string[], records: RawRecord[]): { x: { rows: 
       else data[i * features.length + j] = v;
     });
   });
-  if (problems.length) {
-    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
-    throw Errors.badData('', `${problems[0]!.pointer.slice(1).replaceAll('/', '.')}: ${problems[0]!.message}${more}`, problems);
-  }
+  if (problems.length) throw Errors.badFields(problems);
   return { x: { rows: records.length, data }, warnings: [] };
 }

@@ -78,6 +78,15 @@ export const Errors = {
   /** A hyperparameter or option with a bad value; `name` is the parameter. */
   badParam: (name: string, message: string) =>
     new MedfitError('MEDFIT_ERR_BAD_PARAM', `parameter ${name}: ${message}`, [{ pointer: name, message }]),
+  /**
+   * Bad values at JSON pointers (e.g. `/records/0/age`): the message names the first, as
+   * `records.0.age: expected a number`, and counts the rest; every one is in `details`.
+   */
+  badFields: (problems: ErrorDetail[]) => {
+    const first = problems[0]!;
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
+    return new MedfitError('MEDFIT_ERR_BAD_DATA', `${first.pointer.slice(1).replaceAll('/', '.')}: ${first.message}${more}`, problems);
+  },
   notFound: (what: string) => new MedfitError('MEDFIT_ERR_NOT_FOUND', `${what} not found`),
   /** A model artifact that is tampered with, incomplete or from an incompatible format. */
   manifest: (dir: string, message: string) => new MedfitError('MEDFIT_ERR_MANIFEST', `${dir}: ${message}`),

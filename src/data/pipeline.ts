@@ -229,11 +229,7 @@ export function transformRecords(p: FittedPipeline, records: RawRecord[]): Trans
       warnings.push({ code: 'imputed', message: `record ${i}: ${missing.join(', ')} missing, imputed as in training` });
     }
   });
-  if (problems.length) {
-    const first = problems[0]!;
-    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
-    throw Errors.badData('', `${first.pointer.slice(1).replaceAll('/', '.')}: ${first.message}${more}`, problems);
-  }
+  if (problems.length) throw Errors.badFields(problems);
   return { x, warnings };
 }
 
