@@ -151,8 +151,11 @@ describe('bad input: exit 2 and one line naming file, line or column', () => {
   }, 60_000);
 
   it('a class too small for the folds', async () => {
-    const f = write('tiny-class.csv', 'a,y\n' + Array.from({ length: 30 }, (_, i) => `${(i * 7) % 13},${i < 2 ? 'rare' : 'common'}`).join('\n') + '\n');
-    expectUserError(await medfit(['train', f, '--target', 'y']), /class "rare" has 2 row\(s\), fewer than the 5 folds of --cv/);
+    const f = write('tiny-class.csv', 'a,y\n' + Array.from({ length: 30 }, (_, i) => `${(i * 7) % 13},${i < 2 ? 'zyx-label' : 'common'}`).join('\n') + '\n');
+    const run = await medfit(['train', f, '--target', 'y']);
+    expectUserError(run, /target column "y": its rarest class has 2 row\(s\), fewer than the 5 folds of --cv/);
+    // A class label is a value of the target column: it is counted, never quoted.
+    expect(run.stderr).not.toContain('zyx-label');
   });
 
   it('bad usage: unknown flag, bad --cv, bad parameter, unknown model', async () => {

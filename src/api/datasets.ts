@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Errors } from '../core/index.js';
-import { inferSchema, profileTable, readTableFromStream, type TableFormat } from '../data/index.js';
+import { profileFileInWorker, type TableFormat } from '../data/index.js';
 import { streamToFileAtomic, writeFileAtomic, type DatasetRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
 import type { Services } from './services.js';
@@ -86,12 +86,12 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
           hash.update(chunk);
         });
         try {
-          const table = await readTableFromStream(createReadStream(path), name, format);
-          const { schema, warnings } = inferSchema(table);
-          const profile = profileTable(table, schema);
-          writeFileAtomic(`${path}.profile.json`, JSON.stringify({ ...profile, warnings }));
-          const columns = schema.columns.map((c) => ({ name: c.name, type: c.type, missing: profile.columns.find((pc) => pc.name === c.name)?.missing ?? 0 }));
-          const rec = await s.store.createDataset({ id, projectId: p.projectId, name, file: rel, format: table.format, rows: table.rows.length, bytes, sha256: hash.digest('hex'), columns });
+          // Profiled from the stored file in a worker thread, streaming: a large upload neither
+          // holds the event loop nor sits in memory whole.
+          const profile = await profileFileInWorker(path, { source: name, ...(format ? { format } : {}) });
+          writeFileAtomic(`${path}.profile.json`, JSON.stringify(profile));
+          const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
+          const rec = await s.store.createDataset({ id, projectId: p.projectId, name, file: rel, format: profile.format, rows: profile.rows, bytes, sha256: hash.digest('hex'), columns });
           req.auditEntry = { action: 'dataset.create', resource: `dataset:${id}`, rows: rec.rows };
           return reply.code(201).send(view(rec));
         } catch (e) {

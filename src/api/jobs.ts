@@ -24,6 +24,7 @@ const jobBody = {
       additionalProperties: { type: 'object', additionalProperties: { type: ['number', 'string', 'boolean', 'array'] } },
     },
     cv: { type: 'integer', minimum: 2, maximum: 20 },
+    nested: { type: 'boolean', description: 'also estimate the whole choice by nested cross-validation (k times the work)' },
     group: { type: 'string', maxLength: 256 },
     seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
     ignore: { type: 'array', items: { type: 'string' }, maxItems: 10000 },

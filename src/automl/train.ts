@@ -2,12 +2,11 @@ import {
   Errors,
   higherIsBetter,
   take,
-  takeRows,
-  type Matrix,
   CLASSIFICATION_METRICS,
   REGRESSION_METRICS,
   type ColumnType,
   type MetricName,
+  type Progress,
   type ProgressFn,
   type Schema,
   type Task,
@@ -23,6 +22,8 @@ import {
   strataFor,
   transformTable,
   type FittedPipeline,
+  type Fold,
+  type PipelineOptions,
   type Table,
   type TargetEncoding,
 } from '../data/index.js';
@@ -47,6 +48,11 @@ export interface TrainOptions {
   /** Raw hyperparameters by family (`{gbdt: {trees: '300'}}`), validated by each family. */
   params?: Partial<Record<Family, Record<string, unknown>>>;
   clipOutliers?: boolean;
+  /**
+   * Also estimate the whole choice (family, tuning) by nested cross-validation: outer folds
+   * around the selection, k times its cost. Only meaningful when several families compete.
+   */
+  nested?: boolean;
   onProgress?: ProgressFn;
   signal?: AbortSignal;
 }
@@ -76,11 +82,25 @@ export interface TrainResult {
   /** The metric families were ranked by. */
   selection: MetricName;
   leaderboard: CandidateResult[];
+  /**
+   * The chosen family's cross-validated metrics: its scores on the same folds that chose it, so
+   * for `auto` a little optimistic (see `nested`).
+   */
   cv: { folds: number; metrics: Record<string, MetricSummary> };
+  /** The nested estimate of the whole choice, when asked for (`TrainOptions.nested`). */
+  nested?: NestedEstimate;
   /** Report on the chosen family's pooled out-of-fold predictions (curves, confusion, CI). */
   report: ClassificationReport | RegressionReport;
   rows: { total: number; used: number; duplicates: number };
   warnings: Warning[];
+}
+
+/** Nested cross-validation of the whole choice: the outer folds' scores and each fold's choice. */
+export interface NestedEstimate {
+  folds: number;
+  metrics: Record<string, MetricSummary>;
+  /** The family chosen inside each outer fold. */
+  chosen: Family[];
 }
 
 /**
@@ -105,7 +125,10 @@ export const MLP_MIN_ROWS = 2000;
 /**
  * Trains on a table: infers the schema, cleans, cross-validates each candidate family with the
  * pipeline refitted inside every fold (so no statistic of a scored row leaks into its features),
- * chooses the best by the selection metric, and refits it on all rows.
+ * chooses the best by the selection metric, and refits it on all rows. Hyperparameters tuned by
+ * an inner cross-validation are tuned inside each fold too, with the pipeline refitted on each
+ * inner training split. With `nested`, the whole choice is also repeated inside outer folds for
+ * an estimate of the chosen model that the choice itself did not see (`TrainResult.nested`).
  */
 export async function trainTable(table: Table, opts: TrainOptions): Promise<TrainResult> {
   const seed = opts.seed ?? 0;
@@ -127,81 +150,90 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   }
 
   const enc = encodeTarget(table, opts.target, targetCol.type, opts.task ?? 'auto');
-  warnings.push(...enc.warnings);
+  for (const w of enc.warnings) warnings.push(w);
   const dedup = dropDuplicateRows(table, enc.rows);
   if (dedup.duplicates > 0) warnings.push({ code: 'duplicate_rows', message: `${dedup.duplicates} duplicate row(s) dropped` });
   // Rows of the cleaned table, and the target aligned with them.
   const rows = dedup.kept;
-  const posInEnc = new Map(Array.from(enc.rows, (r, i) => [r, i]));
-  const y = Float64Array.from(rows, (r) => enc.y[posInEnc.get(r)!]!);
+  const posInEnc = new Map<number, number>();
+  for (let i = 0; i < enc.rows.length; i++) posInEnc.set(enc.rows[i]!, i);
+  const y = new Float64Array(rows.length);
+  for (let i = 0; i < rows.length; i++) y[i] = enc.y[posInEnc.get(rows[i]!)!]!;
   const task = enc.encoding.task;
   const nClasses = task === 'regression' ? 1 : enc.encoding.classes!.length;
   if (task !== 'regression') {
     const counts = new Float64Array(nClasses);
-    y.forEach((c) => counts[c]!++);
-    const smallest = Math.min(...counts);
-    if (smallest < k) {
-      const label = enc.encoding.classes![counts.indexOf(smallest)]!;
-      throw Errors.badData(`${table.source}, target column "${opts.target}"`, `class "${label}" has ${smallest} row(s), fewer than the ${k} folds of --cv`);
+    for (let i = 0; i < y.length; i++) counts[y[i]!]!++;
+    let rarest = 0;
+    for (let c = 1; c < nClasses; c++) if (counts[c]! < counts[rarest]!) rarest = c;
+    // Class labels are values of the target column: the message counts, it does not quote.
+    if (counts[rarest]! < k) {
+      throw Errors.badData(`${table.source}, target column "${opts.target}"`, `its rarest class has ${counts[rarest]} row(s), fewer than the ${k} folds of --cv`);
     }
   }
   const groups = opts.group !== undefined ? groupKeys(table, opts.group, rows) : undefined;
   const folds = stratifiedKFold(strataFor(y, task !== 'regression'), k, seed, groups);
 
   const candidates = chooseCandidates(opts.model ?? 'auto', task, rows.length);
-  const params = new Map(candidates.map((f) => [f.name, f.parseParams(opts.params?.[f.name] ?? {}, task, rows.length)]));
-  // Tune only what the user left unset: an explicit --param is a decision, not a starting point.
-  const tuned = new Map(
-    candidates.map((f) => [f.name, Object.entries(TUNING_GRIDS[f.name] ?? {}).filter(([key]) => !Object.hasOwn(opts.params?.[f.name] ?? {}, key))]),
-  );
   for (const name of Object.keys(opts.params ?? {})) getFamily(name);
+  const ctx: Context = {
+    table,
+    schema,
+    task,
+    nClasses,
+    seed,
+    pipeline: { clipOutliers: opts.clipOutliers ?? false },
+    params: new Map(candidates.map((f) => [f.name, f.parseParams(opts.params?.[f.name] ?? {}, task, rows.length)])),
+    // Tune only what the user left unset: an explicit --param is a decision, not a starting point.
+    grids: new Map(
+      candidates.map((f) => [f.name, Object.entries(TUNING_GRIDS[f.name] ?? {}).filter(([key]) => !Object.hasOwn(opts.params?.[f.name] ?? {}, key))]),
+    ),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
   const selection: MetricName = task === 'regression' ? 'r2' : 'auroc';
-  const units = candidates.length * (folds.length + 1);
+  const nested = opts.nested === true && candidates.length > 1;
+  const units = candidates.length * (folds.length + 1) + (nested ? folds.length * (candidates.length * folds.length + 1) : 0);
   let done = 0;
-  const leaderboard: Array<CandidateResult & { oof: Float64Array }> = [];
-  for (const fam of candidates) {
-    const started = performance.now();
-    const famParams = params.get(fam.name)!;
-    const perFold: Record<string, number>[] = [];
-    const width = task === 'regression' ? 1 : nClasses;
-    const oof = new Float64Array(rows.length * width);
-    for (const [f, fold] of folds.entries()) {
-      const trainRows = take64(rows, fold.train);
-      const testRows = take64(rows, fold.test);
-      const pipeline = fitPipeline(table, schema, trainRows, { clipOutliers: opts.clipOutliers ?? false });
-      const xTrain = transformTable(pipeline, table, trainRows).x;
-      const yTrain = take(y, fold.train);
-      const foldParams = await tune(fam, famParams, tuned.get(fam.name)!, xTrain, yTrain, task, nClasses, seed + f, groups && Array.from(fold.train, (i) => groups[i]!));
-      const model = await fam.train(
-        { x: xTrain, y: yTrain, task, nClasses },
-        foldParams,
-        {
-          seed: seed + f,
-          ...(opts.signal ? { signal: opts.signal } : {}),
-          onProgress: (p) => progress({ ...p, stage: `${fam.name} fold ${f + 1}/${folds.length}`, fraction: (done + (p.fraction ?? 0)) / units }),
-        },
-      );
-      const pred = model.predict(transformTable(pipeline, table, testRows).x);
-      fold.test.forEach((row, i) => oof.set(pred.subarray(i * width, (i + 1) * width), row * width));
-      perFold.push(scoreFold(task, take(y, fold.test), pred, nClasses));
-      done++;
-      progress({ stage: `${fam.name} fold ${f + 1}/${folds.length}`, fraction: done / units });
-    }
-    leaderboard.push({ family: fam.name, params: famParams, metrics: summarize(perFold, task), seconds: (performance.now() - started) / 1000, oof });
-  }
-  const better = higherIsBetter(selection) ? 1 : -1;
-  // NaN scores (a fold with one class) rank last rather than poisoning the comparison.
-  const score = (c: CandidateResult) => (Number.isFinite(c.metrics[selection]!.mean) ? better * c.metrics[selection]!.mean : -Infinity);
-  const best = leaderboard.reduce((a, b) => (score(b) > score(a) ? b : a));
+  const step = (stage: string) => (p: Progress) => progress({ ...p, stage, fraction: (done + (p.fraction ?? 0)) / units });
+  const tick = (stage: string) => {
+    done++;
+    progress({ stage, fraction: done / units });
+  };
 
-  progress({ stage: `${best.family} on all rows`, fraction: done / units });
-  const pipeline = fitPipeline(table, schema, rows, { clipOutliers: opts.clipOutliers ?? false });
+  const leaderboard = await crossValidate(ctx, candidates, rows, y, groups, folds, step, tick, '');
+  const best = pickBest(leaderboard, selection);
+
+  let nestedEstimate: NestedEstimate | undefined;
+  if (nested) {
+    // The whole choice again inside each outer fold: its score is on rows the choice never saw.
+    const perFold: Record<string, number>[] = [];
+    const chosen: Family[] = [];
+    for (const [f, outer] of folds.entries()) {
+      const trainRows = take64(rows, outer.train);
+      const yTrain = take(y, outer.train);
+      const gTrain = groups && Array.from(outer.train, (i) => groups[i]!);
+      const inner = stratifiedKFold(strataFor(yTrain, task !== 'regression'), k, seed + 7919 * (f + 1), gTrain);
+      const board = await crossValidate(ctx, candidates, trainRows, yTrain, gTrain, inner, step, tick, `nested ${f + 1}/${folds.length}: `);
+      const winner = pickBest(board, selection);
+      chosen.push(winner.family);
+      const stage = `nested ${f + 1}/${folds.length}: ${winner.family}`;
+      const pred = await fitAndPredict(ctx, FAMILIES[winner.family], trainRows, yTrain, gTrain, take64(rows, outer.test), seed + f, step(stage));
+      perFold.push(scoreFold(task, take(y, outer.test), pred, nClasses));
+      tick(stage);
+    }
+    nestedEstimate = { folds: folds.length, metrics: summarize(perFold, task), chosen };
+  }
+
+  const finalStage = `${best.family} on all rows`;
+  progress({ stage: finalStage, fraction: done / units });
+  const fam = FAMILIES[best.family];
+  const pipeline = fitPipeline(table, schema, rows, ctx.pipeline);
   const xAll = transformTable(pipeline, table, rows).x;
-  const finalParams = await tune(FAMILIES[best.family], best.params, tuned.get(best.family)!, xAll, y, task, nClasses, seed, groups);
-  const model = await FAMILIES[best.family].train({ x: xAll, y, task, nClasses }, finalParams, {
+  const finalParams = await tune(ctx, fam, ctx.params.get(best.family)!, ctx.grids.get(best.family)!, rows, y, groups, seed);
+  const model = await fam.train({ x: xAll, y, task, nClasses, ...(groups ? { groups: groupIds(groups) } : {}) }, finalParams, {
     seed,
     ...(opts.signal ? { signal: opts.signal } : {}),
-    onProgress: (p) => progress({ ...p, stage: `${best.family} on all rows`, fraction: (done + (p.fraction ?? 0)) / units }),
+    onProgress: step(finalStage),
   });
   progress({ stage: 'done', fraction: 1 });
   const report = task === 'regression' ? regressionReport(y, best.oof) : classificationReport(y, best.oof, nClasses);
@@ -214,32 +246,121 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     selection,
     leaderboard: leaderboard
       .map(({ oof: _oof, ...rest }) => (rest.family === best.family ? { ...rest, params: finalParams } : rest))
-      .sort((a, b) => score(b) - score(a)),
+      .sort((a, b) => score(b, selection) - score(a, selection)),
     cv: { folds: folds.length, metrics: best.metrics },
+    ...(nestedEstimate ? { nested: nestedEstimate } : {}),
     report,
-    rows: { total: table.rows.length, used: rows.length, duplicates: dedup.duplicates },
+    rows: { total: table.rowCount, used: rows.length, duplicates: dedup.duplicates },
     warnings,
   };
 }
 
+/** What every fit of one `trainTable` call shares. */
+interface Context {
+  table: Table;
+  schema: Schema;
+  task: Task;
+  nClasses: number;
+  seed: number;
+  pipeline: PipelineOptions;
+  /** Each candidate's validated hyperparameters. */
+  params: Map<Family, Params>;
+  /** Each candidate's grid of hyperparameters to tune (those the user did not set). */
+  grids: Map<Family, Array<[string, number[]]>>;
+  signal?: AbortSignal;
+}
+
+type Scored = CandidateResult & { oof: Float64Array };
+
+/**
+ * Cross-validates every candidate on `folds` (indices into `rows`, the table rows, with targets
+ * `y` and groups aligned to them) and returns the leaderboard with out-of-fold predictions.
+ */
+async function crossValidate(
+  ctx: Context,
+  candidates: ModelFamily[],
+  rows: Int32Array,
+  y: Float64Array,
+  groups: string[] | undefined,
+  folds: Fold[],
+  step: (stage: string) => ProgressFn,
+  tick: (stage: string) => void,
+  prefix: string,
+): Promise<Scored[]> {
+  const width = ctx.task === 'regression' ? 1 : ctx.nClasses;
+  const board: Scored[] = [];
+  for (const fam of candidates) {
+    const started = performance.now();
+    const perFold: Record<string, number>[] = [];
+    const oof = new Float64Array(rows.length * width);
+    for (const [f, fold] of folds.entries()) {
+      const stage = `${prefix}${fam.name} fold ${f + 1}/${folds.length}`;
+      const gTrain = groups && Array.from(fold.train, (i) => groups[i]!);
+      const pred = await fitAndPredict(ctx, fam, take64(rows, fold.train), take(y, fold.train), gTrain, take64(rows, fold.test), ctx.seed + f, step(stage));
+      for (let i = 0; i < fold.test.length; i++) oof.set(pred.subarray(i * width, (i + 1) * width), fold.test[i]! * width);
+      perFold.push(scoreFold(ctx.task, take(y, fold.test), pred, ctx.nClasses));
+      tick(stage);
+    }
+    board.push({ family: fam.name, params: ctx.params.get(fam.name)!, metrics: summarize(perFold, ctx.task), seconds: (performance.now() - started) / 1000, oof });
+  }
+  return board;
+}
+
+/**
+ * One fold's fit: the pipeline and any tuning on the training rows only, the model trained on
+ * them, predictions for the test rows.
+ */
+async function fitAndPredict(
+  ctx: Context,
+  fam: ModelFamily,
+  trainRows: Int32Array,
+  yTrain: Float64Array,
+  groups: string[] | undefined,
+  testRows: Int32Array,
+  seed: number,
+  onProgress: ProgressFn,
+): Promise<Float64Array> {
+  const pipeline = fitPipeline(ctx.table, ctx.schema, trainRows, ctx.pipeline);
+  const xTrain = transformTable(pipeline, ctx.table, trainRows).x;
+  const params = await tune(ctx, fam, ctx.params.get(fam.name)!, ctx.grids.get(fam.name)!, trainRows, yTrain, groups, seed);
+  const model = await fam.train({ x: xTrain, y: yTrain, task: ctx.task, nClasses: ctx.nClasses, ...(groups ? { groups: groupIds(groups) } : {}) }, params, {
+    seed,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    onProgress,
+  });
+  return model.predict(transformTable(pipeline, ctx.table, testRows).x);
+}
+
+/** The best candidate by the selection metric (NaN scores rank last). */
+function pickBest(board: Scored[], selection: MetricName): Scored {
+  return board.reduce((a, b) => (score(b, selection) > score(a, selection) ? b : a));
+}
+
+function score(c: CandidateResult, selection: MetricName): number {
+  const m = c.metrics[selection]!.mean;
+  return Number.isFinite(m) ? (higherIsBetter(selection) ? m : -m) : -Infinity;
+}
+
 /**
  * Picks the grid point with the best mean inner-CV score on the training rows given (one outer
- * fold's, or all rows for the final model), so the outer fold's score stays an honest estimate
- * (nested cross-validation). Returns `base` unchanged when there is nothing to tune.
+ * fold's, or all rows for the final model). Each inner split refits the pipeline on its own
+ * training rows, so no statistic of an inner test row reaches its features, and the outer score
+ * stays an honest estimate (nested cross-validation). Returns `base` unchanged when there is
+ * nothing to tune.
  */
 async function tune(
+  ctx: Context,
   fam: ModelFamily,
   base: Params,
   grid: Array<[string, number[]]>,
-  x: Matrix,
+  rows: Int32Array,
   y: Float64Array,
-  task: Task,
-  nClasses: number,
-  seed: number,
   groups: string[] | undefined,
+  seed: number,
 ): Promise<Params> {
   if (grid.length === 0) return base;
-  let inner: ReturnType<typeof stratifiedKFold>;
+  const { task, nClasses } = ctx;
+  let inner: Fold[];
   try {
     inner = stratifiedKFold(strataFor(y, task !== 'regression'), INNER_FOLDS, seed + 1000, groups);
   } catch {
@@ -248,15 +369,25 @@ async function tune(
   const metric: MetricName = task === 'regression' ? 'r2' : 'auroc';
   const sign = higherIsBetter(metric) ? 1 : -1;
   const points = grid.reduce<Params[]>((acc, [key, values]) => acc.flatMap((p) => values.map((v) => ({ ...p, [key]: v }))), [base]);
+  const sums = new Float64Array(points.length);
+  // Fold by fold, so only one inner split's features are in memory at a time.
+  for (const fold of inner) {
+    const trainRows = take64(rows, fold.train);
+    const testRows = take64(rows, fold.test);
+    const pipeline = fitPipeline(ctx.table, ctx.schema, trainRows, ctx.pipeline);
+    const x = transformTable(pipeline, ctx.table, trainRows).x;
+    const xt = transformTable(pipeline, ctx.table, testRows).x;
+    const yTrain = take(y, fold.train);
+    const yTest = take(y, fold.test);
+    for (const [i, p] of points.entries()) {
+      const m = await fam.train({ x, y: yTrain, task, nClasses }, p, { seed, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      sums[i]! += scoreFold(task, yTest, m.predict(xt), nClasses)[metric]!;
+    }
+  }
   let best = base;
   let bestScore = -Infinity;
-  for (const p of points) {
-    let sum = 0;
-    for (const fold of inner) {
-      const m = await fam.train({ x: takeRows(x, fold.train), y: take(y, fold.train), task, nClasses }, p, { seed });
-      sum += scoreFold(task, take(y, fold.test), m.predict(takeRows(x, fold.test)), nClasses)[metric]!;
-    }
-    const score = sign * (sum / inner.length);
+  for (const [i, p] of points.entries()) {
+    const score = (sign * sums[i]!) / inner.length;
     // Strictly better only: ties keep the earlier (more regularised) grid point.
     if (score > bestScore + 1e-12) {
       bestScore = score;
@@ -299,12 +430,24 @@ function summarize(perFold: Record<string, number>[], task: Task): Record<string
 }
 
 function groupKeys(table: Table, column: string, rows: Int32Array): string[] {
-  const j = columnIndex(table, column);
-  return Array.from(rows, (r, i) => {
-    const v = table.rows[r]![j];
-    // A row without a group id is its own group: it cannot leak into anyone else's.
-    return v === null || v === undefined ? `\u0000row${i}` : String(v);
-  });
+  const data = table.data[columnIndex(table, column)]!;
+  // A row without a group id is its own group: it cannot leak into anyone else's.
+  return Array.from(rows, (r, i) => data.text(r) ?? `\u0000row${i}`);
+}
+
+/** Dense integer ids of group keys (what a family's early-stopping holdout keeps whole). */
+function groupIds(groups: string[]): Int32Array {
+  const ids = new Map<string, number>();
+  const out = new Int32Array(groups.length);
+  for (let i = 0; i < groups.length; i++) {
+    let id = ids.get(groups[i]!);
+    if (id === undefined) {
+      id = ids.size;
+      ids.set(groups[i]!, id);
+    }
+    out[i] = id;
+  }
+  return out;
 }
 
 function take64(rows: Int32Array, idx: Int32Array): Int32Array {

@@ -1,15 +1,15 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { createKey, initServer, loadConfig, parseScopes } from '../api/index.js';
-import { openSqliteStore } from '../store/index.js';
-import { trainTable, type TrainResult } from '../automl/index.js';
+import type { Readable } from 'node:stream';
+import type { TrainResult } from '../automl/index.js';
 import { Errors, MedfitError, VERSION, type ColumnType, type Warning } from '../core/index.js';
-import { buildManifest } from '../jobs/index.js';
-import { profileFile, readTable, readTableFromStream, type Table, type TableFormat } from '../data/index.js';
-import { FAMILIES, type Family } from '../models/index.js';
-import { loadArtifact, nextVersionDir, predictTable, saveArtifact, sha256 } from '../registry/index.js';
+import type { Table, TableFormat } from '../data/index.js';
+import type { Family } from '../models/index.js';
 import { intFlag, paramFlags, parse } from './args.js';
 import { num, progressBar, table } from './format.js';
+
+// Each command imports the rooms it needs when it runs: `medfit profile` should not pay for
+// loading the HTTP server, ONNX Runtime and TensorFlow.js (most of a second at start-up).
 
 /** Where the CLI writes; injectable so tests run commands in-process. */
 export interface Io {
@@ -32,7 +32,7 @@ Usage:
 Exit codes: 0 success, 2 bad usage or bad data, 1 internal error.
 `;
 
-const TRAIN_HELP = `medfit train <file> --target <col> [options]
+const trainHelp = async () => `medfit train <file> --target <col> [options]
 
   --target <col>          column to predict (required)
   --task <t>              auto | binary | multiclass | regression (default auto)
@@ -45,14 +45,18 @@ const TRAIN_HELP = `medfit train <file> --target <col> [options]
   --seed <n>              seed for splits and training (default 0)
   --param <f.key=value>   a hyperparameter, e.g. gbdt.trees=300, mlp.units=64,32; repeatable
   --clip-outliers         clip numeric features to Q1-3IQR..Q3+3IQR of the training rows
+  --nested                also estimate the whole choice of family and hyperparameters by
+                          nested cross-validation (k times the work; the leaderboard's scores
+                          are on the folds that made the choice)
   --out <dir>             model directory (default models/<file name>/v<N>, next free N)
   --json                  print one JSON document on stdout
 
 Hyperparameters (--param family.key=value; defaults for a 1,000-row binary task):
-${paramHelp()}`;
+${await paramHelp()}`;
 
 /** The hyperparameter table, from each family's own spec, so help and validation cannot drift. */
-function paramHelp(): string {
+async function paramHelp(): Promise<string> {
+  const { FAMILIES } = await import('../models/index.js');
   const lines: string[] = [];
   for (const f of Object.values(FAMILIES)) {
     const defaults = f.defaults(f.tasks[0]!, 1000);
@@ -66,9 +70,11 @@ function paramHelp(): string {
   return lines.join('\n') + '\n';
 }
 
-const PREDICT_HELP = `medfit predict <model-dir> <file|-> [--format csv|json|ndjson] [--json]
+const PREDICT_HELP = `medfit predict <model-dir> <file|-> [--format csv|json|ndjson] [--impute-absent] [--json]
 
-Prints one prediction per input row: the label and class probabilities, or the value.
+Prints one prediction per input row: the label and class probabilities, or the value. A file
+without some of the model's feature columns is refused (exit 2, naming them): it is most often
+the wrong file. --impute-absent predicts anyway, imputing those columns as in training.
 `;
 
 const PROFILE_HELP = `medfit profile <file> [--target <col>] [--format csv|json|ndjson] [--json]
@@ -119,7 +125,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
       case '--help':
       case '-h': {
         const topic = rest[0];
-        const topics: Record<string, string> = { train: TRAIN_HELP, predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
+        const topics: Record<string, string> = { train: topic === 'train' ? await trainHelp() : '', predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
         io.stdout.write(topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
         return 0;
       }
@@ -154,6 +160,7 @@ async function train(argv: string[], io: Io): Promise<number> {
       seed: { type: 'string' },
       param: { type: 'string', multiple: true, default: [] },
       'clip-outliers': { type: 'boolean', default: false },
+      nested: { type: 'boolean', default: false },
       out: { type: 'string' },
       format: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -162,7 +169,7 @@ async function train(argv: string[], io: Io): Promise<number> {
     'train',
   );
   if (o.help) {
-    io.stdout.write(TRAIN_HELP);
+    io.stdout.write(await trainHelp());
     return 0;
   }
   if (positionals.length !== 1) throw Errors.usage('train: expected one data file (see medfit train --help)');
@@ -170,16 +177,23 @@ async function train(argv: string[], io: Io): Promise<number> {
   const task = oneOf(o.task!, ['auto', 'binary', 'multiclass', 'regression'] as const, 'task');
   const model = oneOf(o.model!, ['auto', 'logistic', 'linear', 'gbdt', 'mlp'] as const, 'model');
   const types: Record<string, ColumnType> = {};
+  const TYPES = ['numeric', 'integer', 'boolean', 'categorical', 'datetime', 'identifier', 'text'];
   for (const t of o.type!) {
-    const m = /^(.+)=(numeric|integer|boolean|categorical|datetime|identifier|text)$/.exec(t);
-    if (!m) throw Errors.usage(`--type "${t}": expected column=type with type one of numeric, integer, boolean, categorical, datetime, identifier, text`);
-    types[m[1]!] = m[2] as ColumnType;
+    const eq = t.lastIndexOf('=');
+    const type = t.slice(eq + 1);
+    if (eq < 1 || !TYPES.includes(type)) throw Errors.usage(`--type "${t}": expected column=type with type one of ${TYPES.join(', ')}`);
+    types[t.slice(0, eq)] = type as ColumnType;
   }
   const file = positionals[0]!;
+  const { nextVersionDir, saveArtifact } = await import('../registry/index.js');
   // Where the model goes is settled before training, so a taken --out is not found out after it.
   const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
   if (existsSync(out) && readdirSync(out).length > 0) throw Errors.usage(`${out} already exists and is not empty; choose another --out`);
-  const tbl = await readTable(file, o.format ? { format: formatFlag(o.format) } : {});
+  const { readTable } = await import('../data/index.js');
+  const { trainTable } = await import('../automl/index.js');
+  const { buildManifest } = await import('../jobs/index.js');
+  // The SHA-256 in the manifest is of the bytes this run read and trained on.
+  const tbl = await readTable(file, { hash: true, ...(o.format ? { format: formatFlag(o.format) } : {}) });
   const seed = intFlag(o.seed, 'seed', 0, 0);
   const bar = progressBar(io.stderr);
   const result = await trainTable(tbl, {
@@ -193,10 +207,11 @@ async function train(argv: string[], io: Io): Promise<number> {
     seed,
     params: paramFlags(o.param!, model) as Partial<Record<Family, Record<string, unknown>>>,
     clipOutliers: o['clip-outliers']!,
+    nested: o.nested!,
     onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
   });
   bar.done();
-  saveArtifact(out, buildManifest(result, { source: basename(file), sha256: sha256(readFileSync(file)), seed }), result.model, result.report);
+  saveArtifact(out, buildManifest(result, { source: basename(file), sha256: tbl.sha256!, seed }), result.model, result.report);
   if (o.json) {
     io.stdout.write(
       JSON.stringify({
@@ -205,6 +220,7 @@ async function train(argv: string[], io: Io): Promise<number> {
         classes: result.target.classes,
         model: { family: result.model.family, params: result.model.params },
         cv: result.cv,
+        ...(result.nested ? { nested: result.nested } : {}),
         leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, seconds: c.seconds })),
         rows: result.rows,
         warnings: result.warnings,
@@ -232,6 +248,13 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   );
   lines.push('', `Chosen: ${r.model.family} ${JSON.stringify(r.model.params)}`, '');
   lines.push(table(['metric', 'mean', 'std'], Object.entries(r.cv.metrics).map(([m, s]) => [m, num(s.mean), num(s.std)])));
+  if (r.nested) {
+    const m = r.nested.metrics[r.selection]!;
+    lines.push(
+      '',
+      `Nested ${r.nested.folds}-fold estimate of the whole choice: ${r.selection} ${num(m.mean)} ± ${num(m.std)} (chosen per outer fold: ${r.nested.chosen.join(', ')})`,
+    );
+  }
   if ('aurocCi' in r.report) {
     const rep = r.report;
     lines.push('', `Pooled out-of-fold AUROC ${num(rep.metrics.auroc)}, 95% CI ${num(rep.aurocCi.lower)}–${num(rep.aurocCi.upper)} (DeLong)`);
@@ -246,7 +269,12 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
 async function predict(argv: string[], io: Io): Promise<number> {
   const { values: o, positionals } = parse(
     argv,
-    { json: { type: 'boolean', default: false }, format: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    {
+      json: { type: 'boolean', default: false },
+      format: { type: 'string' },
+      'impute-absent': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
     'predict',
   );
   if (o.help) {
@@ -255,9 +283,19 @@ async function predict(argv: string[], io: Io): Promise<number> {
   }
   if (positionals.length !== 2) throw Errors.usage('predict: expected <model-dir> and <file|-> (see medfit predict --help)');
   const [dir, file] = positionals as [string, string];
+  const { loadArtifact, predictTable } = await import('../registry/index.js');
+  const { absentFeatures, readTable, readTableFromStream } = await import('../data/index.js');
   const artifact = loadArtifact(dir);
   const format = o.format ? formatFlag(o.format) : undefined;
-  const tbl = file === '-' ? await readTableFromStream(io.stdin as NodeJS.ReadableStream & import('node:stream').Readable, '<stdin>', format) : await readTable(file, format ? { format } : {});
+  const tbl = file === '-' ? await readTableFromStream(io.stdin as NodeJS.ReadableStream & Readable, '<stdin>', format) : await readTable(file, format ? { format } : {});
+  const absent = absentFeatures(artifact.manifest.pipeline, tbl);
+  if (absent.length > 0 && !o['impute-absent']) {
+    const all = artifact.manifest.pipeline.steps.length === absent.length;
+    throw Errors.badData(
+      tbl.source,
+      `${all ? 'has none of' : 'lacks'} the model's feature column(s) ${absent.map((c) => `"${c}"`).join(', ')}; ${all ? 'is it the right file?' : 'add them, or pass --impute-absent to impute them as in training'}`,
+    );
+  }
   const { predictions, warnings } = predictTable(artifact, tbl);
   if (o.json) {
     const m = artifact.manifest;
@@ -291,6 +329,7 @@ async function profile(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw Errors.usage('profile: expected one data file (see medfit profile --help)');
+  const { profileFile } = await import('../data/index.js');
   const p = await profileFile(positionals[0]!, {
     ...(o.target !== undefined ? { target: o.target } : {}),
     ...(o.format ? { format: formatFlag(o.format) } : {}),
@@ -333,6 +372,7 @@ async function serve(argv: string[], io: Io): Promise<number> {
     io.stdout.write(SERVE_HELP);
     return 0;
   }
+  const { initServer, loadConfig } = await import('../api/index.js');
   const config = loadConfig(process.env, {
     ...(o.host !== undefined ? { host: o.host } : {}),
     ...(o.port !== undefined ? { port: o.port } : {}),
@@ -388,6 +428,8 @@ async function keys(argv: string[], io: Io): Promise<number> {
     io.stdout.write(KEYS_HELP);
     return sub === undefined ? 2 : 0;
   }
+  const { createKey, loadConfig, parseScopes } = await import('../api/index.js');
+  const { openSqliteStore } = await import('../store/index.js');
   const config = loadConfig(process.env, o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {});
   mkdirSync(config.dataDir, { recursive: true });
   const store = openSqliteStore(join(config.dataDir, 'medfit.db'));

@@ -2,3 +2,4 @@ export * from './types.js';
 export * from './errors.js';
 export { Rng } from './rng.js';
 export { VERSION } from './version.js';
+export { startWorker, siblingModule } from './worker.js';

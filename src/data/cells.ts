@@ -1,10 +1,12 @@
 /**
- * The rules for reading one cell, shared by the readers, schema inference, the profile and the
- * fitted pipeline, so that all of them agree on what "missing", "numeric", "boolean" and "date"
- * mean. Each parser returns `null` both for a missing cell and for a cell it cannot read; callers
- * that need to tell the two apart check `isMissing` first.
+ * The rules for reading one cell, for values that arrive as JavaScript values (JSON tables,
+ * prediction records). They are the byte rules of `bytes.ts`, which the CSV reader applies to its
+ * buffer: a string is trimmed, copied into a scratch buffer and read by the same functions, so a
+ * value means the same thing however it arrived. Each parser returns `null` both for a missing
+ * cell and for one it cannot read; callers that need to tell the two apart check `isMissing`.
  */
 import type { Cell } from '../core/index.js';
+import { isMissingBytes, NUMBER, parseBooleanBytes, parseDateBytes, parseNumberBytes } from './bytes.js';
 
 /**
  * Tokens that mean "no value", compared after trimming and case-insensitively: the empty string,
@@ -14,17 +16,21 @@ import type { Cell } from '../core/index.js';
  */
 export const MISSING_TOKENS: readonly string[] = ['', 'na', 'n/a', '#n/a', 'nan', 'null', '?'];
 
-const MISSING = new Set(MISSING_TOKENS);
+let scratch = new Uint8Array(256);
 
-/** Whether a trimmed string is one of the missing tokens (fast path for the common cases). */
-function isMissingText(s: string): boolean {
-  // Almost every real cell is longer than 4 characters or starts with a digit; skip the Set.
-  if (s.length === 0) return true;
-  if (s.length > 4) return false;
-  // Every token starts with n, N, # or ?: most short values (M, F, yes, 12) stop here unallocated.
-  const c = s.charCodeAt(0);
-  if (c !== 110 && c !== 78 && c !== 35 && c !== 63) return false;
-  return MISSING.has(s.toLowerCase());
+/**
+ * Copies an ASCII string into the scratch buffer and returns its length, or -1 when it holds a
+ * character beyond ASCII (no number, boolean, date or missing token does).
+ */
+function ascii(s: string): number {
+  const n = s.length;
+  if (scratch.length < n) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) return -1;
+    scratch[i] = c;
+  }
+  return n;
 }
 
 /**
@@ -33,116 +39,85 @@ function isMissingText(s: string): boolean {
  */
 export function normalizeText(raw: string): string | null {
   const s = raw.trim();
-  return isMissingText(s) ? null : s;
+  if (s.length > 4) return s;
+  const n = ascii(s);
+  return n >= 0 && isMissingBytes(scratch, 0, n) ? null : s;
 }
 
 /**
  * Whether a cell is missing: `null`, a non-finite number, or a missing token (see
- * `MISSING_TOKENS`). Readers already turn missing tokens into `null`; this also covers cells that
- * come from elsewhere (a prediction request's JSON, for instance).
+ * `MISSING_TOKENS`).
  */
 export function isMissing(cell: Cell | undefined): boolean {
   if (cell === null || cell === undefined) return true;
   if (typeof cell === 'number') return !Number.isFinite(cell);
   if (typeof cell === 'boolean') return false;
-  return isMissingText(cell.trim());
+  return normalizeText(cell) === null;
 }
 
 /**
- * Plain decimal numbers with optional sign, fraction and exponent: `12`, `-3.5`, `+.5`, `1e-3`,
- * `4.`. Rejected on purpose: `Infinity`, hex (`0x1F`), digit separators (`1_000`, `1,000`) and
- * decimal commas (`1,5`), because each of these is more often a data-entry problem than a value,
- * and accepting `1,5` as 1.5 would silently misread `1,500` as 1.5.
- */
-const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-/**
- * Parses a cell as a finite number; `null` when it is missing or not a number. JSON numbers are
- * taken as they are; booleans are not numbers (a boolean column is its own type).
+ * Parses a cell as a finite number; `null` when it is missing or not a number (the grammar is
+ * `parseNumberBytes`'s: plain decimals, no `Infinity`, hex, separators or decimal commas). JSON
+ * numbers are taken as they are; booleans are not numbers (a boolean column is its own type).
  */
 export function parseNumber(cell: Cell | undefined): number | null {
   if (typeof cell === 'number') return Number.isFinite(cell) ? cell : null;
   if (typeof cell !== 'string') return null;
   const s = cell.trim();
-  if (s.length === 0) return null;
-  // Fast reject: a number starts with a digit, a sign or a point.
   const c = s.charCodeAt(0);
+  // Fast reject: a number starts with a digit, a sign or a point.
   if (!((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46)) return null;
-  if (!NUMBER_RE.test(s)) return null;
-  const n = Number(s);
-  return Number.isFinite(n) ? n : null;
+  const n = ascii(s);
+  if (n < 0) return null;
+  const v = parseNumberBytes(scratch, 0, n);
+  return v === v ? v : null;
+}
+
+/** Whether a text that `parseNumber` accepts was written as an integer (no point, no exponent). */
+export function isIntegerText(s: string): boolean {
+  const n = ascii(s.trim());
+  return n >= 0 && parseNumberBytes(scratch, 0, n) === parseNumberBytes(scratch, 0, n) && NUMBER.isInt;
 }
 
 /**
- * Boolean tokens, case-insensitive: true/false, yes/no, y/n, t/f. `1`/`0` are deliberately NOT
- * boolean: a 0/1 column is read as an integer column (which every model uses the same way), and
- * calling `0`/`1` boolean would turn count columns that happen to hold only 0 and 1 in a sample
- * into the wrong type.
+ * Parses a cell as a boolean: true/false, yes/no, y/n, t/f, case-insensitive; `null` when
+ * missing or not one. `1`/`0` are deliberately NOT boolean: a 0/1 column is read as an integer
+ * column (which every model uses the same way).
  */
-const TRUE_TOKENS = new Set(['true', 'yes', 'y', 't']);
-const FALSE_TOKENS = new Set(['false', 'no', 'n', 'f']);
-
-/** Parses a cell as a boolean (see the tokens above); `null` when missing or not a boolean. */
 export function parseBoolean(cell: Cell | undefined): boolean | null {
   if (typeof cell === 'boolean') return cell;
   if (typeof cell !== 'string') return null;
   const s = cell.trim();
   if (s.length === 0 || s.length > 5) return null;
-  const l = s.toLowerCase();
-  if (TRUE_TOKENS.has(l)) return true;
-  if (FALSE_TOKENS.has(l)) return false;
-  return null;
+  const n = ascii(s);
+  const b = n < 0 ? -1 : parseBooleanBytes(scratch, 0, n);
+  return b < 0 ? null : b === 1;
 }
 
 /**
- * ISO 8601 calendar dates and date-times: `2024-03-01`, `2024/03/01`, `2024-03-01T08:30`,
- * `2024-03-01 08:30:15.250`, with an optional `Z` or `±HH:MM` offset. Plain numbers (Unix times,
- * `20240301`) are not dates: they are indistinguishable from measurements. Day-first and
- * month-first forms (`03/01/2024`) are ambiguous and not accepted.
- */
-const DATE_RE =
-  /^(\d{4})([-/])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|[+-]\d{2}:?\d{2})?)?$/;
-
-const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-/**
- * Parses a cell as a date or date-time; returns milliseconds since the Unix epoch, or `null`
- * when missing or not a date. A value without an offset is read as UTC, so the same file gives
- * the same numbers on every machine whatever its time zone.
+ * Parses a cell as an ISO 8601 date or date-time (see `parseDateBytes`): milliseconds since the
+ * Unix epoch, or `null` when missing or not such a date.
  */
 export function parseDate(cell: Cell | undefined): number | null {
   if (typeof cell !== 'string') return null;
   const s = cell.trim();
-  // Fast reject: every accepted form is at least 10 characters and starts with 4 digits.
   if (s.length < 10 || s.length > 40) return null;
-  const c = s.charCodeAt(4);
-  if (c !== 45 && c !== 47) return null;
-  const m = DATE_RE.exec(s);
-  if (!m) return null;
-  const year = Number(m[1]);
-  const month = Number(m[3]);
-  const day = Number(m[4]);
-  if (month < 1 || month > 12 || day < 1 || day > DAYS_IN_MONTH[month - 1]!) return null;
-  if (month === 2 && day === 29 && !(year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0))) return null;
-  const hour = m[5] === undefined ? 0 : Number(m[5]);
-  const minute = m[6] === undefined ? 0 : Number(m[6]);
-  const second = m[7] === undefined ? 0 : Number(m[7]);
-  if (hour > 23 || minute > 59 || second > 59) return null;
-  const ms = m[8] === undefined ? 0 : Math.floor(Number(`0.${m[8]}`) * 1000);
-  let t = Date.UTC(year, month - 1, day, hour, minute, second, ms);
-  const tz = m[9];
-  if (tz !== undefined && tz !== 'Z') {
-    const sign = tz[0] === '-' ? -1 : 1;
-    const digits = tz.slice(1).replace(':', '');
-    const oh = Number(digits.slice(0, 2));
-    const om = Number(digits.slice(2, 4));
-    if (oh > 23 || om > 59) return null;
-    t -= sign * (oh * 60 + om) * 60_000;
-  }
-  return t;
+  const n = ascii(s);
+  const t = n < 0 ? NaN : parseDateBytes(scratch, 0, n);
+  return t === t ? t : null;
 }
 
-/** The text form of a cell used for counting distinct values and top values. */
-export function cellKey(cell: Cell): string {
-  return typeof cell === 'string' ? cell : String(cell);
+/**
+ * The key of a value as a category: a number (or a text that reads as one) by its value, written
+ * as `String(value)` (`1.50` and `1.5` are one category, as a JSON `1.5` is); any other text as
+ * it is (trimmed). `null` when missing. Tables keep numbers by value, so categories fitted on
+ * a table and looked up for a prediction record agree.
+ */
+export function categoryKey(cell: Cell | undefined): string | null {
+  if (cell === null || cell === undefined) return null;
+  if (typeof cell === 'boolean') return cell ? 'true' : 'false';
+  const v = parseNumber(cell);
+  if (v !== null) return String(v);
+  if (typeof cell === 'number') return null;
+  return normalizeText(cell);
 }

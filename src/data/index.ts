@@ -1,17 +1,19 @@
 export type { Table, TableFormat } from './table.js';
-export { MISSING_TOKENS, isMissing, parseNumber, parseBoolean, parseDate } from './cells.js';
-export { readTable, readTableFromStream, openRows, openRowsFromStream, formatFromPath, type ReadOptions, type Row, type RowSource } from './read.js';
+export { MISSING_TOKENS, isMissing, parseNumber, parseBoolean, parseDate, categoryKey } from './cells.js';
+export { Column, type ColumnEvidence } from './column.js';
+export { readTable, readTableFromStream, tableFromRows, rowsOf, formatFromPath, type ReadOptions } from './read.js';
 export { inferSchema, type InferOptions, type InferredSchema } from './schema.js';
-export { profileFile, profileTable, type TableProfile, type ColumnProfile, type TargetProfile, type ProfileFileOptions } from './profile.js';
+export { profileFile, profileFileInWorker, profileTable, type TableProfile, type ColumnProfile, type TargetProfile, type ProfileFileOptions } from './profile.js';
 export {
   fitPipeline,
   transformTable,
   transformRecords,
+  absentFeatures,
   encodeTarget,
-  dropDuplicateRows,
   columnIndex,
   validatePipeline,
   quantile,
+  quantileOf,
   PIPELINE_VERSION,
   type FittedPipeline,
   type FeatureStep,
@@ -20,4 +22,5 @@ export {
   type Transformed,
   type DatePart,
 } from './pipeline.js';
+export { dropDuplicateRows } from './rows.js';
 export { stratifiedKFold, holdoutSplit, strataFor, type Fold, type Holdout } from './split.js';

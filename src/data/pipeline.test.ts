@@ -1,28 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { MedfitError, type Schema } from '../core/index.js';
+import { tableFromRows } from './read.js';
+import { dropDuplicateRows } from './rows.js';
 import {
-  dropDuplicateRows,
   encodeTarget,
   fitPipeline,
   transformRecords,
   transformTable,
   validatePipeline,
 } from './pipeline.js';
-import type { Table } from './table.js';
+import type { Cell } from '../core/index.js';
 
-const table: Table = {
-  source: 'visits.csv',
-  format: 'csv',
-  columns: ['age', 'sex', 'smoker', 'admitted', 'outcome'],
-  rows: [
-    ['60', 'F', 'yes', '2024-01-01', 'pos'],
-    ['40', 'M', 'no', '2024-02-01', 'neg'],
-    [null, 'F', null, '2024-03-01', 'neg'],
-    ['80', null, 'yes', null, 'pos'],
-    ['abc', 'X', 'no', '2024-05-01', 'neg'],
-  ],
-  lines: [2, 3, 4, 5, 6],
-};
+const COLUMNS = ['age', 'sex', 'smoker', 'admitted', 'outcome'];
+const ROWS: Cell[][] = [
+  ['60', 'F', 'yes', '2024-01-01', 'pos'],
+  ['40', 'M', 'no', '2024-02-01', 'neg'],
+  [null, 'F', null, '2024-03-01', 'neg'],
+  ['80', null, 'yes', null, 'pos'],
+  ['abc', 'X', 'no', '2024-05-01', 'neg'],
+];
+/** A table of these rows, as `visits.csv` with data from line 2. */
+const visits = (rows: Cell[][]) => tableFromRows(COLUMNS, rows, { source: 'visits.csv', format: 'csv', lines: rows.map((_, i) => i + 2) });
+const table = visits(ROWS);
 const schema: Schema = {
   columns: [
     { name: 'age', type: 'numeric', role: 'feature' },
@@ -35,7 +34,7 @@ const schema: Schema = {
 
 describe('fitPipeline', () => {
   it('learns imputation, scaling and categories from the training rows only', () => {
-    const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+    const p = fitPipeline(table, schema, Int32Array.of(0, 1, 2, 3));
     const age = p.steps[0]!;
     expect(age).toMatchObject({ kind: 'numeric', fill: 60, indicator: true });
     if (age.kind !== 'numeric') throw new Error('unreachable');
@@ -62,7 +61,7 @@ describe('fitPipeline', () => {
   });
 
   it('gives an unseen category all zeros and counts unparsable numbers as missing', () => {
-    const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+    const p = fitPipeline(table, schema, Int32Array.of(0, 1, 2, 3));
     const { x, warnings } = transformTable(p, table, [4]);
     const row = Array.from(x.data);
     expect(row[0]).toBeCloseTo(0, 12); // 'abc' imputed with the median 60, which is the mean
@@ -73,8 +72,8 @@ describe('fitPipeline', () => {
   });
 
   it('clips outliers to the fences of the training rows when asked', () => {
-    const t: Table = { ...table, rows: Array.from({ length: 20 }, (_, i) => [String(i === 19 ? 1000 : i), 'F', 'no', '2024-01-01', 'neg']), lines: [] };
-    const p = fitPipeline(t, schema, Array.from({ length: 20 }, (_, i) => i), { clipOutliers: true });
+    const t = visits(Array.from({ length: 20 }, (_, i) => [String(i === 19 ? 1000 : i), 'F', 'no', '2024-01-01', 'neg']));
+    const p = fitPipeline(t, schema, Int32Array.from({ length: 20 }, (_, i) => i), { clipOutliers: true });
     const step = p.steps[0]!;
     if (step.kind !== 'numeric' || !step.clip) throw new Error('expected clip bounds');
     expect(step.clip[1]).toBeLessThan(100);
@@ -82,7 +81,7 @@ describe('fitPipeline', () => {
 });
 
 describe('transformRecords', () => {
-  const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+  const p = fitPipeline(table, schema, Int32Array.of(0, 1, 2, 3));
 
   it('imputes absent features and says which', () => {
     const { x, warnings } = transformRecords(p, [{ age: 70, sex: 'M', smoker: true, admitted: '2024-01-15' }, { age: '50' }]);
@@ -112,20 +111,20 @@ describe('transformRecords', () => {
 
 describe('encodeTarget', () => {
   it('puts the positive-looking class second and drops rows without a target', () => {
-    const t: Table = { ...table, rows: [...table.rows, ['1', 'F', 'no', '2024-01-01', null]], lines: [2, 3, 4, 5, 6, 7] };
+    const t = visits([...ROWS, ['1', 'F', 'no', '2024-01-01', null]]);
     const r = encodeTarget(t, 'outcome', 'categorical', 'auto');
     expect(r.encoding).toEqual({ column: 'outcome', task: 'binary', classes: ['neg', 'pos'] });
     expect(Array.from(r.y)).toEqual([1, 0, 0, 1, 0]);
     expect(r.rows.length).toBe(5);
     expect(r.warnings[0]!.code).toBe('missing_target');
-    const flipped: Table = { ...table, rows: table.rows.map((row) => [...row.slice(0, 4), row[4] === 'pos' ? 'yes' : 'a-no']) };
+    const flipped = visits(ROWS.map((row) => [...row.slice(0, 4), row[4] === 'pos' ? 'yes' : 'a-no']));
     expect(encodeTarget(flipped, 'outcome', 'categorical', 'auto').encoding.classes).toEqual(['a-no', 'yes']);
   });
 
   it('chooses regression for many numeric values and refuses a constant target', () => {
-    const t: Table = { ...table, rows: Array.from({ length: 30 }, (_, i) => ['1', 'F', 'no', '2024-01-01', String(i * 1.5)]) };
+    const t = visits(Array.from({ length: 30 }, (_, i) => ['1', 'F', 'no', '2024-01-01', String(i * 1.5)]));
     expect(encodeTarget(t, 'outcome', 'numeric', 'auto').encoding.task).toBe('regression');
-    const c: Table = { ...table, rows: table.rows.map((row) => [...row.slice(0, 4), 'neg']) };
+    const c = visits(ROWS.map((row) => [...row.slice(0, 4), 'neg']));
     expect(() => encodeTarget(c, 'outcome', 'categorical', 'auto')).toThrow(/visits\.csv, target column "outcome": has a single value/);
   });
 
@@ -136,14 +135,14 @@ describe('encodeTarget', () => {
 
 describe('dropDuplicateRows', () => {
   it('keeps the first of identical rows', () => {
-    const t: Table = { ...table, rows: [table.rows[0]!, table.rows[1]!, [...table.rows[0]!]] };
-    expect(dropDuplicateRows(t, [0, 1, 2])).toEqual({ kept: Int32Array.from([0, 1]), duplicates: 1 });
+    const t = visits([ROWS[0]!, ROWS[1]!, [...ROWS[0]!]]);
+    expect(dropDuplicateRows(t, Int32Array.of(0, 1, 2))).toEqual({ kept: Int32Array.from([0, 1]), duplicates: 1 });
   });
 });
 
 describe('validatePipeline', () => {
   it('names what is wrong', () => {
-    const p = fitPipeline(table, schema, [0, 1, 2, 3]);
+    const p = fitPipeline(table, schema, Int32Array.of(0, 1, 2, 3));
     expect(() => validatePipeline({ ...p, version: 9 })).toThrow(/format version 9 is not 1/);
     expect(() => validatePipeline({ ...p, features: p.features.slice(1) })).toThrow(/steps make 12 features but 11 are named/);
   });

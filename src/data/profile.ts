@@ -3,23 +3,27 @@
  * values, duplicate rows and the target's balance.
  *
  * `profileTable` works on a table in memory and is exact. `profileFile` streams a file once,
- * infers the schema from the same pass, and keeps memory bounded (a 1 GB CSV profiles in well
- * under 500 MB; see bench/profile-memory.ts). What it approximates, and how:
- * - distinct counts: exact up to 100 000 distinct values per column, then a HyperLogLog sketch
- *   (about 0.8 % standard error); `distinctApprox` says which. Top values of such a column are
- *   counted exactly for the values seen before the cap was reached.
+ * infers the schema from the same pass, and keeps memory bounded whatever the file's size (see
+ * bench/ingest.ts). What it approximates, and how:
+ * - distinct counts: texts and integers exactly up to 100 000 distinct values per column, numbers
+ *   with a fraction exactly up to 16 384; past that, a HyperLogLog sketch (about 0.8 % standard
+ *   error); `distinctApprox` says which. Top values of such a column are counted exactly for the
+ *   values seen before the cap was reached. Numbers are compared by value (`1.50` is `1.5`).
  * - quantiles (q1, median, q3) and the outlier count: from a seeded reservoir sample of 65 536
  *   values per column (exact when the column has fewer numbers). The rank error of a quantile is
  *   about 0.2 percentage points at that size; outliers are the sample's share scaled to the column.
  *   min, max, mean and std are always exact.
- * - duplicate rows: counted by 53-bit row hashes (two 32-bit hashes of the cells), 8 bytes a row;
- *   the chance of a false duplicate is about rows² / 2^54 (0.6 % for 10 million rows).
+ * - duplicate rows: from 53-bit row hashes, exact (up to hash collisions, about rows² / 2^54) up
+ *   to two million distinct rows, then estimated from a fixed-size sample of the hashes (about
+ *   0.1 % error), so memory does not grow with the file.
  */
-import type { Cell, ColumnRole, ColumnType, Schema, Warning } from '../core/index.js';
-import { Errors } from '../core/index.js';
+import type { Cell, ColumnRole, ColumnType, Schema, SerializedError, Warning } from '../core/index.js';
+import { Errors, deserializeError, siblingModule, startWorker } from '../core/index.js';
 import type { Table, TableFormat } from './table.js';
-import { ColumnAccumulator, EXACT, STREAMING, quantileSorted, type AccumulatorOptions } from './evidence.js';
-import { openRows } from './read.js';
+import { STREAMING, type BuildOptions, type ColumnEvidence } from './column.js';
+import { scanTable } from './read.js';
+import { quantile } from './pipeline.js';
+import { duplicateCount } from './rows.js';
 import { checkColumnName, schemaFromEvidence, type InferOptions } from './schema.js';
 
 /** One value and how often it occurs. */
@@ -103,65 +107,12 @@ export interface ProfileOptions {
 export interface ProfileFileOptions extends InferOptions {
   format?: TableFormat;
   /** Memory/exactness trade-off; defaults to the streaming settings described above. */
-  accumulator?: AccumulatorOptions;
+  accumulator?: BuildOptions;
+  /** The file's name in messages and in the profile (an upload's name, not its server path); default the path. */
+  source?: string;
 }
 
-/** A row-hash multiset for duplicate counting: a growable Float64Array, sorted at the end. */
-class RowHashes {
-  private buf = new Float64Array(1 << 16);
-  private len = 0;
-
-  add(row: Cell[]): void {
-    let h1 = 0x811c9dc5;
-    let h2 = 0x9747b28c;
-    for (let j = 0; j < row.length; j++) {
-      const c = row[j];
-      // A type tag per cell keeps `null`, `"1"`, `1` and `true` apart, and a separator keeps
-      // ["ab", "c"] and ["a", "bc"] apart.
-      const s = c === null ? '' : typeof c === 'string' ? c : String(c);
-      const tag = c === null ? 1 : typeof c === 'string' ? 2 : typeof c === 'number' ? 3 : 4;
-      h1 = Math.imul(h1 ^ tag, 0x01000193);
-      h2 = Math.imul(h2 ^ tag, 0x5bd1e995);
-      h2 ^= h2 >>> 15;
-      for (let i = 0; i < s.length; i++) {
-        const ch = s.charCodeAt(i);
-        h1 = Math.imul(h1 ^ ch, 0x01000193);
-        h2 = Math.imul(h2 ^ ch, 0x5bd1e995);
-        h2 ^= h2 >>> 15;
-      }
-    }
-    h1 ^= h1 >>> 16;
-    h1 = Math.imul(h1, 0x85ebca6b);
-    h1 ^= h1 >>> 13;
-    if (this.len === this.buf.length) {
-      const next = new Float64Array(this.buf.length * 2);
-      next.set(this.buf);
-      this.buf = next;
-    }
-    this.buf[this.len++] = (h1 >>> 11) * 4294967296 + (h2 >>> 0);
-  }
-
-  duplicates(): number {
-    const a = this.buf.subarray(0, this.len).sort();
-    let d = 0;
-    for (let i = 1; i < a.length; i++) if (a[i] === a[i - 1]) d++;
-    return d;
-  }
-}
-
-/** Exact duplicate counting for tables in memory. */
-function exactDuplicates(rows: Cell[][]): number {
-  const seen = new Set<string>();
-  let d = 0;
-  for (const r of rows) {
-    const k = JSON.stringify(r);
-    if (seen.has(k)) d++;
-    else seen.add(k);
-  }
-  return d;
-}
-
-function topValues(ev: ColumnAccumulator, type: ColumnType): ValueCount[] {
+function topValues(ev: ColumnEvidence, type: ColumnType): ValueCount[] {
   if (type === 'boolean') {
     const t: ValueCount[] = [
       { value: true, count: ev.trueCount },
@@ -169,7 +120,7 @@ function topValues(ev: ColumnAccumulator, type: ColumnType): ValueCount[] {
     ];
     return t.filter((v) => v.count > 0).sort((a, b) => b.count - a.count);
   }
-  return [...ev.valueCounts.entries()]
+  return [...ev.valueCounts().entries()]
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     .slice(0, 10)
     .map(([value, count]) => ({ value, count }));
@@ -177,7 +128,7 @@ function topValues(ev: ColumnAccumulator, type: ColumnType): ValueCount[] {
 
 function columnProfile(
   col: { name: string; type: ColumnType; role: ColumnRole; reason?: string },
-  ev: ColumnAccumulator,
+  ev: ColumnEvidence,
   rows: number,
 ): ColumnProfile {
   const p: ColumnProfile = {
@@ -196,8 +147,8 @@ function columnProfile(
     p.invalid = nm - ev.numCount;
     if (ev.numCount > 0) {
       const s = ev.sortedSample();
-      const q1 = quantileSorted(s, 0.25);
-      const q3 = quantileSorted(s, 0.75);
+      const q1 = quantile(s, 0.25);
+      const q3 = quantile(s, 0.75);
       const lo = q1 - 1.5 * (q3 - q1);
       const hi = q3 + 1.5 * (q3 - q1);
       let out = 0;
@@ -208,7 +159,7 @@ function columnProfile(
         mean: ev.mean,
         std: ev.std,
         q1,
-        median: quantileSorted(s, 0.5),
+        median: quantile(s, 0.5),
         q3,
         outliers: ev.sampleExact ? out : Math.round((out / s.length) * ev.numCount),
       });
@@ -225,7 +176,7 @@ function columnProfile(
   return p;
 }
 
-function targetProfile(cp: ColumnProfile, ev: ColumnAccumulator): TargetProfile {
+function targetProfile(cp: ColumnProfile, ev: ColumnEvidence): TargetProfile {
   const t: TargetProfile = { column: cp.name, type: cp.type };
   // Classification-looking: labels, booleans, or an integer target with at most 10 values (0/1).
   const classes =
@@ -233,14 +184,12 @@ function targetProfile(cp: ColumnProfile, ev: ColumnAccumulator): TargetProfile 
     cp.type === 'boolean' ||
     (cp.type === 'integer' && ev.distinctExact && ev.distinct <= 10);
   if (classes) {
-    const balance: Record<string, number> = {};
-    if (cp.type === 'boolean') {
-      for (const v of topValues(ev, 'boolean')) balance[String(v.value)] = v.count;
-    } else {
-      const entries = [...ev.valueCounts.entries()].sort((a, b) => b[1] - a[1]);
-      for (const [k, c] of entries) balance[k] = c;
-    }
-    t.balance = balance;
+    // fromEntries defines own properties: a class named `__proto__` stays a class.
+    t.balance = Object.fromEntries(
+      cp.type === 'boolean'
+        ? topValues(ev, 'boolean').map((v) => [String(v.value), v.count])
+        : [...ev.valueCounts().entries()].sort((a, b) => b[1] - a[1]),
+    );
   } else if (cp.mean !== undefined) {
     t.summary = { min: cp.min!, max: cp.max!, mean: cp.mean, std: cp.std!, median: cp.median! };
   }
@@ -250,7 +199,7 @@ function targetProfile(cp: ColumnProfile, ev: ColumnAccumulator): TargetProfile 
 function assemble(
   meta: { source: string; format: TableFormat; rows: number; duplicateRows: number },
   schema: Schema,
-  acc: ColumnAccumulator[],
+  acc: ColumnEvidence[],
   warnings: Warning[],
   target: string | undefined,
   approx: ProfileApproximations,
@@ -280,15 +229,8 @@ export function profileTable(table: Table, schema: Schema, opts: ProfileOptions 
     throw Errors.internal('profileTable: the schema does not describe this table');
   }
   if (opts.target !== undefined) checkColumnName(opts.target, table.columns, 'target');
-  const acc = table.columns.map((_, j) => new ColumnAccumulator(EXACT, j));
-  for (const row of table.rows) for (let j = 0; j < acc.length; j++) acc[j]!.add(row[j] ?? null);
-  const meta = {
-    source: table.source,
-    format: table.format,
-    rows: table.rows.length,
-    duplicateRows: exactDuplicates(table.rows),
-  };
-  return assemble(meta, schema, acc, [], opts.target, { quantiles: false, distinct: false, duplicateRows: false });
+  const meta = { source: table.source, format: table.format, rows: table.rowCount, duplicateRows: duplicateCount(table) };
+  return assemble(meta, schema, table.data.map((c) => c.stats), [], opts.target, { quantiles: false, distinct: false, duplicateRows: false });
 }
 
 /**
@@ -297,26 +239,51 @@ export function profileTable(table: Table, schema: Schema, opts: ProfileOptions 
  * `profileTable`'s, with the inferred schema and its warnings.
  */
 export async function profileFile(path: string, opts: ProfileFileOptions = {}): Promise<TableProfile> {
-  const src = await openRows(path, opts.format !== undefined ? { format: opts.format } : {});
-  if (opts.target !== undefined) checkColumnName(opts.target, src.columns, 'target');
-  const accOpts = opts.accumulator ?? STREAMING;
-  const acc = src.columns.map((_, j) => new ColumnAccumulator(accOpts, j));
-  const hashes = new RowHashes();
-  const width = acc.length;
-  let rows = 0;
-  for await (const batch of src.batches) {
-    for (const r of batch) {
-      const v = r.values;
-      for (let j = 0; j < width; j++) acc[j]!.add(v[j]!);
-      hashes.add(v);
-    }
-    rows += batch.length;
-  }
-  const { schema, warnings } = schemaFromEvidence(src.columns, acc, opts);
-  const meta = { source: src.source, format: src.format, rows, duplicateRows: hashes.duplicates() };
+  const b = await scanTable(path, { ...(opts.format !== undefined ? { format: opts.format } : {}), build: opts.accumulator ?? STREAMING, source: opts.source ?? path });
+  if (opts.target !== undefined) checkColumnName(opts.target, b.columns, 'target');
+  const acc = b.builders;
+  const { schema, warnings } = schemaFromEvidence(b.columns, acc, opts);
+  const distinctRows = b.distinctRows!;
+  const meta = { source: opts.source ?? path, format: b.format, rows: b.rows, duplicateRows: Math.max(0, b.rows - Math.round(distinctRows.distinct)) };
   return assemble(meta, schema, acc, warnings, opts.target, {
     quantiles: acc.some((a) => !a.sampleExact),
     distinct: acc.some((a) => !a.distinctExact),
     duplicateRows: true,
   });
+}
+
+/** Profiling workers running at once; more uploads wait their turn rather than share the cores. */
+const WORKERS = 2;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+/**
+ * `profileFile` in a worker thread, so that a large upload is profiled without holding up the
+ * event loop that answers every other request. At most two run at once; the others queue. The
+ * worker's heap is capped at `maxHeapMb` (the profile's memory is bounded; this guards the server
+ * against a file that defeats the bounds), and `source` names the file in messages instead of
+ * its path on the server.
+ */
+export async function profileFileInWorker(path: string, opts: ProfileFileOptions & { maxHeapMb?: number } = {}): Promise<TableProfile> {
+  if (running >= WORKERS) await new Promise<void>((resolve) => waiting.push(resolve));
+  running++;
+  try {
+    const { maxHeapMb = 1024, ...rest } = opts;
+    const worker = startWorker(siblingModule(import.meta.url, 'profile-worker'), {
+      workerData: { path, opts: rest },
+      resourceLimits: { maxOldGenerationSizeMb: maxHeapMb },
+    });
+    const profile = await new Promise<TableProfile>((resolve, reject) => {
+      worker.once('message', (m: { profile?: TableProfile; error?: SerializedError }) => (m.profile ? resolve(m.profile) : reject(deserializeError(m.error!))));
+      worker.once('error', (e: Error & { code?: string }) =>
+        reject(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? Errors.badData(opts.source ?? path, `profiling needed more than ${maxHeapMb} MB of memory`) : Errors.internal('the profiling worker failed')),
+      );
+      worker.once('exit', (code) => reject(Errors.internal(`the profiling worker exited (code ${code}) without a result`)));
+    });
+    await worker.terminate();
+    return profile;
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
 }

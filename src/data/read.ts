@@ -1,58 +1,35 @@
 /**
- * Table readers: CSV (RFC 4180, delimiter sniffed), a JSON array of objects, and NDJSON. All of
- * them produce the same thing: a header, then rows of `Cell`s with their 1-based source line,
- * missing tokens already `null` and text trimmed (see `cells.ts`).
+ * Table readers: CSV (RFC 4180, delimiter sniffed), a JSON array of objects, and NDJSON. Each
+ * feeds the cells, column by column, into `ColumnBuilder`s: kept (`readTable`: a columnar table
+ * in memory) or only summarised with bounded memory (`scanTable`, under `profileFile`).
  *
- * `openRows` streams: a CSV file of any size is read with constant memory. NDJSON from a file is
- * read twice (the first pass collects the union of keys, so that the header is known before the
- * first row); a JSON array, and NDJSON that arrives on a stream, are parsed in memory.
+ * CSV and NDJSON stream: a file of any size is read in 1 MiB chunks, in one pass, and the CSV
+ * cells are read from the bytes without a string per cell (see csv.ts and bytes.ts). A JSON array
+ * is one document and is parsed in memory.
  *
  * Error messages name the file, the line and the column position, never a cell's value: a
  * clinical table's cells are personal health information.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { Errors, isMedfitError, type Cell } from '../core/index.js';
+import { KEEP, STREAMING, type BuildOptions, type ColumnBuilder } from './column.js';
+import { CsvScanner, QUOTED, type CsvBatch } from './csv.js';
+import { TableBuilder } from './builder.js';
 import type { Table, TableFormat } from './table.js';
-import { normalizeText } from './cells.js';
-import { CsvTokenizer, type CsvRecord } from './csv.js';
 
-/** Options for the file readers. */
+/** Options for the readers. */
 export interface ReadOptions {
   /** Overrides the format guessed from the file extension (or sniffed from the content). */
   format?: TableFormat;
+  /** Also compute the SHA-256 of the bytes read (`Table.sha256`). */
+  hash?: boolean;
 }
 
-/** One data row as a reader produced it. */
-export interface Row {
-  /** 1-based source line where the row starts (JSON: array index + 1). */
-  line: number;
-  /** One cell per column of the header, `null` where missing. */
-  values: Cell[];
-}
-
-/** A table being read: the header is known before the first row is. */
-export interface RowSource {
-  /** File name (or `<stdin>`) used in error messages. */
-  source: string;
-  format: TableFormat;
-  columns: string[];
-  /**
-   * The data rows, once. Iterating to the end throws `... : no data rows` when there are none;
-   * breaking out early closes the file.
-   */
-  rows: AsyncIterable<Row>;
-  /**
-   * The same rows in batches (one per chunk read), for hot loops where one `await` per row
-   * would cost more than the work on the row. Iterate `rows` or `batches`, not both.
-   */
-  batches: AsyncIterable<Row[]>;
-}
-
-/** How much of the start of a file is checked for binary content and used to sniff. */
+/** How much of the start of an input is checked for binary content and used to sniff. */
 const HEAD_BYTES = 64 * 1024;
 /** Chunk size for file reads; larger chunks mean fewer trips through the stream machinery. */
 const READ_CHUNK = 1024 * 1024;
@@ -82,9 +59,11 @@ export function formatFromPath(path: string): TableFormat | undefined {
  * else csv. Used for stdin and for files with an unknown extension.
  */
 export function sniffFormat(head: string): TableFormat {
-  const m = /\S/.exec(head.charCodeAt(0) === 0xfeff ? head.slice(1) : head);
-  if (m?.[0] === '[') return 'json';
-  if (m?.[0] === '{') return 'ndjson';
+  for (let i = head.charCodeAt(0) === 0xfeff ? 1 : 0; i < head.length; i++) {
+    const c = head[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') continue;
+    return c === '[' ? 'json' : c === '{' ? 'ndjson' : 'csv';
+  }
   return 'csv';
 }
 
@@ -178,60 +157,14 @@ export function detectDelimiter(sample: string, truncated = false): string {
 }
 
 /**
- * Opens a table file for streaming: resolves once the header is read.
- * @param path the file; its extension gives the format unless `opts.format` is set
- */
-export async function openRows(path: string, opts: ReadOptions = {}): Promise<RowSource> {
-  await checkReadable(path);
-  const format = opts.format ?? formatFromPath(path);
-  if (format === 'ndjson') return openNdjsonFile(path);
-  return openRowsFromStream(createReadStream(path, { highWaterMark: READ_CHUNK }), path, format);
-}
-
-/**
- * Opens a table arriving on a stream (stdin, an HTTP upload). Without `format` the content is
- * sniffed: `[` → json, `{` → ndjson, otherwise csv.
- * @param source the name used in error messages, e.g. `<stdin>` or the upload's file name
- */
-export async function openRowsFromStream(
-  stream: Readable,
-  source: string,
-  format?: TableFormat,
-): Promise<RowSource> {
-  let peeked: Peeked;
-  try {
-    peeked = await peek(stream, HEAD_BYTES);
-  } catch (e) {
-    stream.destroy();
-    throw translateIoError(e, source);
-  }
-  const { head } = peeked;
-  const bad = findBinaryByte(head.subarray(0, HEAD_BYTES), peeked.ended && head.length <= HEAD_BYTES);
-  if (bad >= 0) {
-    stream.destroy();
-    throw Errors.badData(source, `not a text table (binary content at byte ${bad})`);
-  }
-  const headText = head.toString('utf8');
-  if (headText.replace(/^\uFEFF/, '').trim() === '') {
-    // Only whitespace so far: the whole file, unless more than HEAD_BYTES of blanks precede data.
-    if (peeked.ended) {
-      stream.destroy();
-      throw Errors.badData(source, 'empty file');
-    }
-  }
-  const fmt = format ?? sniffFormat(headText);
-  if (fmt === 'csv') return openCsv(peeked, stream, source, headText);
-  const text = await readAllText(peeked, stream, source);
-  if (fmt === 'json') return rowSourceFromTable(parseJsonArray(text, source));
-  return rowSourceFromTable(parseNdjsonText(text, source));
-}
-
-/**
- * Reads a whole table file into memory.
+ * Reads a whole table file into memory, columnar (see column.ts).
  * @param path the file; its extension gives the format unless `opts.format` is set
  */
 export async function readTable(path: string, opts: ReadOptions = {}): Promise<Table> {
-  return collect(await openRows(path, opts));
+  await checkReadable(path);
+  const b = new TableBuilder(KEEP);
+  const sha = await scan(createReadStream(path, { highWaterMark: READ_CHUNK }), path, opts.format ?? formatFromPath(path), b, opts.hash ?? false);
+  return b.table(path, sha);
 }
 
 /**
@@ -239,85 +172,113 @@ export async function readTable(path: string, opts: ReadOptions = {}): Promise<T
  * @param source the name used in error messages
  * @param format the format; omitted, the content is sniffed
  */
-export async function readTableFromStream(stream: Readable, source: string, format?: TableFormat): Promise<Table> {
-  return collect(await openRowsFromStream(stream, source, format));
+export async function readTableFromStream(stream: Readable, source: string, format?: TableFormat, opts: { hash?: boolean } = {}): Promise<Table> {
+  const b = new TableBuilder(KEEP);
+  const sha = await scan(stream, source, format, b, opts.hash ?? false);
+  return b.table(source, sha);
 }
 
-async function collect(src: RowSource): Promise<Table> {
-  const rows: Cell[][] = [];
-  const lines: number[] = [];
-  for await (const batch of src.batches) {
-    for (const r of batch) {
-      rows.push(r.values);
-      lines.push(r.line);
-    }
-  }
-  return { source: src.source, format: src.format, columns: src.columns, rows, lines };
+/**
+ * Streams a table file once through bounded-memory column builders (a profile's pass): returns
+ * the builder with every column's evidence, the row count and the distinct-row estimate.
+ */
+export async function scanTable(path: string, opts: { format?: TableFormat; build?: BuildOptions; source?: string } = {}): Promise<TableBuilder> {
+  const source = opts.source ?? path;
+  await checkReadable(path, source);
+  const b = new TableBuilder(opts.build ?? STREAMING, true);
+  await scan(createReadStream(path, { highWaterMark: READ_CHUNK }), source, opts.format ?? formatFromPath(path), b, false);
+  return b;
+}
+
+/**
+ * Builds a table in memory from rows of cells (tests, small inputs), read by the same rules as a
+ * file. `lines` gives each row's source line (default 1, 2, ...).
+ */
+export function tableFromRows(
+  columns: string[],
+  rows: Cell[][],
+  opts: { source?: string; format?: TableFormat; lines?: ArrayLike<number> } = {},
+): Table {
+  const source = opts.source ?? '<rows>';
+  const b = new TableBuilder(KEEP);
+  checkHeader(columns, source);
+  b.setColumns(columns);
+  rows.forEach((r, i) => {
+    if (r.length !== columns.length) throw Errors.badData(`${source}:${i + 1}`, `row has ${r.length} cells, the header has ${columns.length}`);
+    b.addCells(r, opts.lines?.[i] ?? i + 1);
+  });
+  b.format = opts.format ?? 'json';
+  if (b.rows === 0) throw Errors.badData(source, 'no data rows');
+  return b.table(source, undefined);
+}
+
+/** The rows of a table as cells (numbers as numbers, other text as strings, null when missing). */
+export function rowsOf(table: Table): Cell[][] {
+  return Array.from({ length: table.rowCount }, (_, r) => table.data.map((c) => c.cell(r)));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Streams and I/O errors
+// The one pass
 
-interface Peeked {
-  head: Buffer;
-  /** Whether the stream ended inside the head. */
-  ended: boolean;
-  /** The stream's chunks from the start, head included. */
-  chunks: AsyncGenerator<Buffer>;
+/** Reads `stream` into `b`; returns the SHA-256 of its bytes when `hash`. */
+async function scan(stream: Readable, source: string, format: TableFormat | undefined, b: TableBuilder, hash: boolean): Promise<string | undefined> {
+  const sha = hash ? createHash('sha256') : null;
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  try {
+    // The head: checked for binary content, and used to sniff the format and the delimiter.
+    const parts: Buffer[] = [];
+    let len = 0;
+    let ended = false;
+    while (len < HEAD_BYTES) {
+      const r = await it.next();
+      if (r.done) {
+        ended = true;
+        break;
+      }
+      const c = toBuffer(r.value);
+      parts.push(c);
+      len += c.length;
+    }
+    const head = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    const bad = findBinaryByte(head.subarray(0, HEAD_BYTES), ended && head.length <= HEAD_BYTES);
+    if (bad >= 0) throw Errors.badData(source, `not a text table (binary content at byte ${bad})`);
+    const headText = head.subarray(0, HEAD_BYTES).toString('utf8');
+    if (ended && headText.replace(/^\uFEFF/, '').trim() === '') throw Errors.badData(source, 'empty file');
+    const fmt = format ?? sniffFormat(headText);
+    b.format = fmt;
+    sha?.update(head);
+    const rest = async function* (): AsyncGenerator<Buffer> {
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        const c = toBuffer(r.value);
+        sha?.update(c);
+        yield c;
+      }
+    };
+    if (fmt === 'csv') await scanCsv(head, headText, ended, rest(), source, b);
+    else if (fmt === 'ndjson') await scanNdjson(head, rest(), source, b);
+    else await scanJson(head, rest(), source, b);
+  } catch (e) {
+    throw translateIoError(e, source);
+  } finally {
+    await it.return?.();
+    stream.destroy();
+  }
+  return sha ? sha.digest('hex') : undefined;
 }
 
 function toBuffer(v: unknown): Buffer {
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array);
 }
 
-/** Reads at least `n` bytes (or to the end) so the start can be inspected before parsing. */
-async function peek(stream: Readable, n: number): Promise<Peeked> {
-  const it = stream[Symbol.asyncIterator]();
-  const parts: Buffer[] = [];
-  let len = 0;
-  let ended = false;
-  while (len < n) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    const b = toBuffer(r.value);
-    parts.push(b);
-    len += b.length;
-  }
-  const head = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  async function* chunks(): AsyncGenerator<Buffer> {
-    if (head.length > 0) yield head;
-    if (ended) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield toBuffer(r.value);
-    }
-  }
-  return { head, ended, chunks: chunks() };
-}
-
-async function readAllText(peeked: Peeked, stream: Readable, source: string): Promise<string> {
-  const parts: Buffer[] = [];
-  try {
-    for await (const c of peeked.chunks) parts.push(c);
-  } catch (e) {
-    throw translateIoError(e, source);
-  } finally {
-    stream.destroy();
-  }
-  const text = Buffer.concat(parts).toString('utf8');
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-}
-
-async function checkReadable(path: string): Promise<void> {
+async function checkReadable(path: string, source = path): Promise<void> {
   try {
     const s = await stat(path);
-    if (s.isDirectory()) throw Errors.usage(`${path} is a directory, not a table file`);
+    if (s.isDirectory()) throw Errors.usage(`${source} is a directory, not a table file`);
   } catch (e) {
-    throw translateIoError(e, path);
+    throw translateIoError(e, source);
   }
 }
 
@@ -327,13 +288,12 @@ function translateIoError(e: unknown, source: string): Error {
   if (code === 'ENOENT') return Errors.notFound(`file ${source}`);
   if (code === 'EACCES' || code === 'EPERM') return Errors.badData(source, 'permission denied');
   if (code === 'EISDIR') return Errors.usage(`${source} is a directory, not a table file`);
+  if (e instanceof RangeError) return Errors.badData(source, 'too large to read into memory');
   return Errors.badData(source, `cannot read (${code ?? 'I/O error'})`);
 }
 
-// ---------------------------------------------------------------------------------------------
-// CSV
-
-function checkHeader(names: string[], where: string): void {
+/** Throws when a header has an empty or repeated name. */
+export function checkHeader(names: string[], where: string): void {
   const seen = new Map<string, number>();
   names.forEach((name, j) => {
     if (name === '') throw Errors.badData(where, `header column ${j + 1} has no name`);
@@ -345,135 +305,44 @@ function checkHeader(names: string[], where: string): void {
   });
 }
 
-async function openCsv(peeked: Peeked, stream: Readable, source: string, headText: string): Promise<RowSource> {
-  const delimiter = detectDelimiter(headText.replace(/^\uFEFF/, ''), !peeked.ended);
-  const tok = new CsvTokenizer(delimiter, source);
-  // The default TextDecoder drops a leading BOM, and `stream: true` keeps characters split
-  // across chunks whole.
-  const decoder = new TextDecoder('utf-8');
-  async function* records(): AsyncGenerator<CsvRecord[]> {
-    try {
-      for await (const chunk of peeked.chunks) {
-        const recs = tok.push(decoder.decode(chunk, { stream: true }));
-        if (recs.length > 0) yield recs;
-      }
-      const last = tok.push(decoder.decode());
-      last.push(...tok.end());
-      if (last.length > 0) yield last;
-    } catch (e) {
-      throw translateIoError(e, source);
-    } finally {
-      stream.destroy();
-    }
-  }
-  const it = records();
-  let pending: CsvRecord[] = [];
-  for (;;) {
-    const r = await it.next();
-    if (r.done) throw Errors.badData(source, 'empty file');
-    if (r.value.length > 0) {
-      pending = r.value;
-      break;
-    }
-  }
-  const head = pending[0]!;
-  const columns = head.fields.map((f) => f.trim());
-  checkHeader(columns, `${source}:${head.line}`);
-  const width = columns.length;
+// ---------------------------------------------------------------------------------------------
+// CSV
 
-  async function* batches(): AsyncGenerator<Row[]> {
-    let count = 0;
-    let first = true;
-    try {
-      for (;;) {
-        let recs: CsvRecord[];
-        if (first) {
-          recs = pending.slice(1);
-          first = false;
-        } else {
-          const r = await it.next();
-          if (r.done) break;
-          recs = r.value;
-        }
-        const out: Row[] = new Array(recs.length);
-        for (let k = 0; k < recs.length; k++) {
-          const { fields, line } = recs[k]!;
-          if (fields.length !== width) {
-            throw Errors.badData(`${source}:${line}`, `row has ${fields.length} fields, header has ${width}`);
-          }
-          const values: Cell[] = new Array(width);
-          for (let j = 0; j < width; j++) values[j] = normalizeText(fields[j]!);
-          out[k] = { line, values };
-        }
-        count += out.length;
-        if (out.length > 0) yield out;
-      }
-    } finally {
-      await it.return(undefined);
+async function scanCsv(head: Buffer, headText: string, ended: boolean, rest: AsyncGenerator<Buffer>, source: string, b: TableBuilder): Promise<void> {
+  const text = headText.charCodeAt(0) === 0xfeff ? headText.slice(1) : headText;
+  const scanner = new CsvScanner(detectDelimiter(text, !ended), source);
+  let width = -1;
+  const take = (batch: CsvBatch): void => {
+    let from = 0;
+    if (width < 0) {
+      if (batch.count === 0) return;
+      width = batch.first[1]! - batch.first[0]!;
+      const names: string[] = [];
+      for (let f = 0; f < width; f++) names.push(fieldText(batch, f).trim());
+      checkHeader(names, `${source}:${batch.lines[0]}`);
+      b.setColumns(names);
+      scanner.maxFields = width;
+      from = 1;
     }
-    if (count === 0) throw Errors.badData(source, 'no data rows');
-  }
-  return makeSource(source, 'csv', columns, batches());
+    b.addCsv(batch, from, width, source);
+  };
+  // A UTF-8 byte order mark is not part of the first column's name.
+  const bom = head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf;
+  take(scanner.push(bom ? head.subarray(3) : head));
+  for await (const chunk of rest) take(scanner.push(chunk));
+  take(scanner.end());
+  if (width < 0) throw Errors.badData(source, 'empty file');
+  if (b.rows === 0) throw Errors.badData(source, 'no data rows');
 }
 
-/** Wraps a batch generator so callers can take rows one by one or (faster) in batches. */
-function makeSource(source: string, format: TableFormat, columns: string[], b: AsyncGenerator<Row[]>): RowSource {
-  return {
-    source,
-    format,
-    columns,
-    batches: b,
-    rows: {
-      async *[Symbol.asyncIterator]() {
-        for await (const batch of b) yield* batch;
-      },
-    },
-  };
+/** A field's text, with doubled quotes undone (the header's names). */
+function fieldText(batch: CsvBatch, f: number): string {
+  const t = Buffer.from(batch.buf.buffer, batch.buf.byteOffset + batch.starts[f]!, batch.ends[f]! - batch.starts[f]!).toString('utf8');
+  return (batch.flags[f]! & QUOTED) !== 0 ? t.replaceAll('""', '"') : t;
 }
 
 // ---------------------------------------------------------------------------------------------
 // JSON and NDJSON
-
-function jsonCell(v: unknown, where: string, key: string): Cell {
-  if (v === null || v === undefined) return null;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'string') return normalizeText(v);
-  const kind = Array.isArray(v) ? 'an array' : 'an object';
-  throw Errors.badData(where, `key "${key}" holds ${kind}; nested values are not supported, flatten them first`);
-}
-
-/** Accumulates records with a growing union of keys (first-seen order). */
-class RecordTable {
-  readonly columns: string[] = [];
-  private readonly index = new Map<string, number>();
-  readonly rows: Cell[][] = [];
-  readonly lines: number[] = [];
-
-  add(obj: Record<string, unknown>, where: string, line: number): void {
-    const row: Cell[] = new Array(this.columns.length).fill(null);
-    for (const key of Object.keys(obj)) {
-      let j = this.index.get(key);
-      if (j === undefined) {
-        if (key.trim() === '') throw Errors.badData(where, 'a key is empty');
-        j = this.columns.length;
-        this.columns.push(key);
-        this.index.set(key, j);
-      }
-      row[j] = jsonCell(obj[key], where, key);
-    }
-    this.rows.push(row);
-    this.lines.push(line);
-  }
-
-  finish(source: string, format: TableFormat): Table {
-    const w = this.columns.length;
-    // Rows read before a key first appeared are shorter; pad them with missing values.
-    for (const r of this.rows) while (r.length < w) r.push(null);
-    if (this.rows.length === 0) throw Errors.badData(source, 'no data rows');
-    return { source, format, columns: this.columns, rows: this.rows, lines: this.lines };
-  }
-}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -486,7 +355,11 @@ function lineOf(text: string, pos: number): number {
   return n;
 }
 
-function parseJsonArray(text: string, source: string): Table {
+async function scanJson(head: Buffer, rest: AsyncGenerator<Buffer>, source: string, b: TableBuilder): Promise<void> {
+  const parts = [head];
+  for await (const c of rest) parts.push(c);
+  let text = Buffer.concat(parts).toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === '') throw Errors.badData(source, 'empty file');
   let data: unknown;
   try {
@@ -495,108 +368,62 @@ function parseJsonArray(text: string, source: string): Table {
     // V8's message quotes the text around the error (possibly a value); keep only the position,
     // which older V8 versions give (Node 20's does not: then the file alone is named).
     const pos = /position (\d+)/.exec((e as Error).message);
-    const where = pos ? `${source}:${lineOf(text, Number(pos[1]))}` : source;
-    throw Errors.badData(where, 'not valid JSON');
+    throw Errors.badData(pos ? `${source}:${lineOf(text, Number(pos[1]))}` : source, 'not valid JSON');
   }
   if (!Array.isArray(data)) throw Errors.badData(source, 'expected a JSON array of objects');
-  const t = new RecordTable();
   data.forEach((rec, i) => {
     const where = `${source} record ${i + 1}`;
     if (!isPlainObject(rec)) throw Errors.badData(where, 'expected an object');
-    t.add(rec, where, i + 1);
+    b.addRecord(rec, where, i + 1);
   });
-  return t.finish(source, 'json');
+  if (b.rows === 0) throw Errors.badData(source, 'no data rows');
 }
 
-function parseNdjsonLine(line: string, where: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    throw Errors.badData(where, 'not valid JSON');
-  }
-  if (!isPlainObject(v)) throw Errors.badData(where, 'expected a JSON object');
-  return v;
-}
-
-function parseNdjsonText(text: string, source: string): Table {
-  const t = new RecordTable();
-  const lines = text.split('\n');
-  lines.forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === '') return;
-    const where = `${source}:${i + 1}`;
-    t.add(parseNdjsonLine(line, where), where, i + 1);
-  });
-  return t.finish(source, 'ndjson');
-}
-
-async function* ndjsonLines(path: string): AsyncGenerator<{ n: number; text: string }> {
-  const input = createReadStream(path, { encoding: 'utf8', highWaterMark: READ_CHUNK });
-  const rl = createInterface({ input, crlfDelay: Infinity });
-  let n = 0;
-  try {
-    for await (const raw of rl) {
-      n++;
-      const text = (n === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
-      if (text !== '') yield { n, text };
+async function scanNdjson(head: Buffer, rest: AsyncGenerator<Buffer>, source: string, b: TableBuilder): Promise<void> {
+  const decoder = new TextDecoder('utf-8');
+  // The unfinished last line, in pieces: each chunk is searched for line breaks once, so a long
+  // line spread over many chunks is never rescanned.
+  let pending: string[] = [];
+  let pendingLength = 0;
+  let line = 0;
+  const one = (raw: string) => {
+    line++;
+    const t = raw.trim();
+    if (t === '') return;
+    const where = `${source}:${line}`;
+    let v: unknown;
+    try {
+      v = JSON.parse(t);
+    } catch {
+      throw Errors.badData(where, 'not valid JSON');
     }
-  } finally {
-    rl.close();
-    input.destroy();
-  }
+    if (!isPlainObject(v)) throw Errors.badData(where, 'expected a JSON object');
+    b.addRecord(v, where, line);
+  };
+  const take = (text: string) => {
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      const piece = text.slice(start, nl);
+      one(pending.length === 0 ? piece : pending.join('') + piece);
+      pending = [];
+      pendingLength = 0;
+      start = nl + 1;
+    }
+    if (start < text.length) {
+      pending.push(text.slice(start));
+      pendingLength += text.length - start;
+      if (pendingLength > MAX_LINE) throw Errors.badData(`${source}:${line + 1}`, `a line is longer than ${MAX_LINE} characters`);
+    }
+  };
+  // The default TextDecoder drops a leading BOM; `stream: true` keeps split characters whole.
+  take(decoder.decode(head, { stream: true }));
+  for await (const c of rest) take(decoder.decode(c, { stream: true }));
+  take(decoder.decode());
+  if (pending.length > 0) one(pending.join(''));
+  if (b.rows === 0) throw Errors.badData(source, 'no data rows');
 }
 
-/** NDJSON from a file: a first pass for the union of keys, then the rows. */
-async function openNdjsonFile(path: string): Promise<RowSource> {
-  {
-    // Binary check, same as for the other formats.
-    const peeked = await peek(createReadStream(path, { start: 0, end: HEAD_BYTES - 1 }), HEAD_BYTES);
-    const bad = findBinaryByte(peeked.head, peeked.head.length < HEAD_BYTES);
-    if (bad >= 0) throw Errors.badData(path, `not a text table (binary content at byte ${bad})`);
-    if (peeked.head.toString('utf8').replace(/^\uFEFF/, '').trim() === '' && peeked.head.length < HEAD_BYTES) {
-      throw Errors.badData(path, 'empty file');
-    }
-  }
-  const columns: string[] = [];
-  const seen = new Set<string>();
-  let records = 0;
-  for await (const { n, text } of ndjsonLines(path)) {
-    const where = `${path}:${n}`;
-    const obj = parseNdjsonLine(text, where);
-    for (const key of Object.keys(obj)) {
-      jsonCell(obj[key], where, key); // validates nesting in the first pass, so errors come early
-      if (!seen.has(key)) {
-        if (key.trim() === '') throw Errors.badData(where, 'a key is empty');
-        seen.add(key);
-        columns.push(key);
-      }
-    }
-    records++;
-  }
-  if (records === 0) throw Errors.badData(path, 'no data rows');
-  const index = new Map(columns.map((c, j) => [c, j]));
-  async function* batches(): AsyncGenerator<Row[]> {
-    let batch: Row[] = [];
-    for await (const { n, text } of ndjsonLines(path)) {
-      const where = `${path}:${n}`;
-      const obj = parseNdjsonLine(text, where);
-      const values: Cell[] = new Array(columns.length).fill(null);
-      for (const key of Object.keys(obj)) values[index.get(key)!] = jsonCell(obj[key], where, key);
-      batch.push({ line: n, values });
-      if (batch.length === 4096) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
-  }
-  return makeSource(path, 'ndjson', columns, batches());
-}
+/** Longest NDJSON line read: one record far larger than any table row is a broken file. */
+const MAX_LINE = 64 * 1024 * 1024;
 
-function rowSourceFromTable(t: Table): RowSource {
-  async function* batches(): AsyncGenerator<Row[]> {
-    yield t.rows.map((values, i) => ({ line: t.lines[i]!, values }));
-  }
-  return makeSource(t.source, t.format, t.columns, batches());
-}
+export type { ColumnBuilder };

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Cell } from '../core/index.js';
 import { MedfitError } from '../core/index.js';
 import type { Table } from './table.js';
-import { readTable } from './read.js';
+import { readTable, tableFromRows } from './read.js';
 import { inferSchema, nameWords } from './schema.js';
 
 const FIXTURES = join(import.meta.dirname, '../../test/fixtures');
@@ -12,7 +12,7 @@ function table(columns: Record<string, Cell[]>): Table {
   const names = Object.keys(columns);
   const n = columns[names[0]!]!.length;
   const rows = Array.from({ length: n }, (_, i) => names.map((c) => columns[c]![i]!));
-  return { source: 't.csv', format: 'csv', columns: names, rows, lines: rows.map((_, i) => i + 2) };
+  return tableFromRows(names, rows, { source: 't.csv', format: 'csv', lines: rows.map((_, i) => i + 2) });
 }
 const range = (n: number, f: (i: number) => Cell): Cell[] => Array.from({ length: n }, (_, i) => f(i));
 const typeOf = (s: ReturnType<typeof inferSchema>, name: string) => s.schema.columns.find((c) => c.name === name)!;

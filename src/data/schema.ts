@@ -30,7 +30,7 @@
  */
 import { Errors, type ColumnSchema, type ColumnType, type Schema, type Warning } from '../core/index.js';
 import type { Table } from './table.js';
-import { ColumnAccumulator, EXACT } from './evidence.js';
+import type { ColumnEvidence } from './column.js';
 
 /** Options for `inferSchema`. */
 export interface InferOptions {
@@ -88,7 +88,7 @@ interface Decision {
  * Decides one column's type from its evidence.
  * @internal shared with the streaming profile
  */
-export function decideColumn(name: string, ev: ColumnAccumulator, isTarget: boolean): Decision {
+export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean): Decision {
   const warnings: Warning[] = [];
   const nm = ev.nonMissing;
   const col = `column "${name}"`;
@@ -207,7 +207,7 @@ const TYPES: readonly ColumnType[] = ['numeric', 'integer', 'boolean', 'categori
  * Builds the schema from per-column evidence (used by `inferSchema` and the streaming profile).
  * @internal
  */
-export function schemaFromEvidence(columns: string[], evidence: ColumnAccumulator[], opts: InferOptions = {}): InferredSchema {
+export function schemaFromEvidence(columns: string[], evidence: ColumnEvidence[], opts: InferOptions = {}): InferredSchema {
   const { target, overrides = {}, drop = [] } = opts;
   if (target !== undefined) checkColumnName(target, columns, 'target');
   for (const [name, type] of Object.entries(overrides)) {
@@ -271,9 +271,9 @@ export function schemaFromEvidence(columns: string[], evidence: ColumnAccumulato
  * Unknown names in `target`, `overrides` or `drop` are usage errors that suggest close matches.
  */
 export function inferSchema(table: Table, opts: InferOptions = {}): InferredSchema {
-  const acc = table.columns.map((_, j) => new ColumnAccumulator({ ...EXACT, reservoirSize: 0 }, j));
-  for (const row of table.rows) {
-    for (let j = 0; j < acc.length; j++) acc[j]!.add(row[j] ?? null);
-  }
-  return schemaFromEvidence(table.columns, acc, opts);
+  return schemaFromEvidence(
+    table.columns,
+    table.data.map((c) => c.stats),
+    opts,
+  );
 }

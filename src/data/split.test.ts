@@ -72,3 +72,19 @@ describe('holdoutSplit', () => {
     expect(() => holdoutSplit(strataFor(y, true), { valid: 0.5, test: 0.5 }, 0)).toThrow(/sum below 1/);
   });
 });
+
+describe('a million rows', () => {
+  it('splits, bins and holds out without spreading the rows into a call (no stack overflow)', () => {
+    const n = 1_000_000;
+    const y = new Float64Array(n);
+    for (let i = 0; i < n; i++) y[i] = (i * 7919) % 3;
+    const strata = strataFor(y, true);
+    const folds = stratifiedKFold(strata, 5, 1);
+    // Stratified round-robin: each fold within one row per class of a fifth.
+    for (const f of folds) expect(Math.abs(f.test.length - 200_000)).toBeLessThanOrEqual(3);
+    const h = holdoutSplit(strata, { valid: 0.1, test: 0.2 }, 1);
+    expect(h.train.length + h.valid.length + h.test.length).toBe(n);
+    const bins = strataFor(Float64Array.from(y, (v, i) => v + i / n), false);
+    expect(bins[0]).toBe(0);
+  });
+});

@@ -37,18 +37,24 @@ export function strataFor(y: Float64Array, classification: boolean, bins = 5): I
 export function stratifiedKFold(strata: Int32Array, k: number, seed: number, groups?: ArrayLike<string>): Fold[] {
   const n = strata.length;
   if (!Number.isInteger(k) || k < 2) throw Errors.usage(`--cv must be an integer of at least 2 (got ${k})`);
-  const units = makeUnits(strata, seed, groups);
-  if (units.length < k) {
-    throw Errors.badData('', `cannot make ${k} folds from ${units.length} ${groups ? 'groups' : 'rows'}; lower --cv`);
+  const units = groups ? new Set(Array.from({ length: n }, (_, i) => groups[i])).size : n;
+  if (units < k) {
+    throw Errors.badData('', `cannot make ${k} folds from ${units} ${groups ? 'groups' : 'rows'}; lower --cv`);
   }
-  const nStrata = Math.max(...strata) + 1;
-  const foldOf = assign(units, k, nStrata);
+  const foldOf = foldAssignment(strata, k, seed, groups);
+  const sizes = new Int32Array(k);
+  for (let i = 0; i < n; i++) sizes[foldOf[i]!]!++;
   const folds: Fold[] = [];
   for (let f = 0; f < k; f++) {
-    const test: number[] = [];
-    const train: number[] = [];
-    for (let i = 0; i < n; i++) (foldOf[i] === f ? test : train).push(i);
-    folds.push({ train: Int32Array.from(train), test: Int32Array.from(test) });
+    const test = new Int32Array(sizes[f]!);
+    const train = new Int32Array(n - sizes[f]!);
+    let a = 0;
+    let b = 0;
+    for (let i = 0; i < n; i++) {
+      if (foldOf[i] === f) test[a++] = i;
+      else train[b++] = i;
+    }
+    folds.push({ train, test });
   }
   return folds;
 }
@@ -69,8 +75,8 @@ export function holdoutSplit(
   }
   // Twenty slots of 5% each; test takes the first slots, validation the next.
   const slots = 20;
-  const units = makeUnits(strata, seed, groups);
-  const foldOf = assign(units, Math.min(slots, units.length), Math.max(...strata, 0) + 1);
+  const units = groups ? new Set(Array.from({ length: strata.length }, (_, i) => groups[i])).size : strata.length;
+  const foldOf = foldAssignment(strata, Math.min(slots, units), seed, groups);
   const testSlots = Math.round(test * slots);
   const validSlots = Math.round(valid * slots);
   const out = { train: [] as number[], valid: [] as number[], test: [] as number[] };
@@ -81,17 +87,50 @@ export function holdoutSplit(
   return { train: Int32Array.from(out.train), valid: Int32Array.from(out.valid), test: Int32Array.from(out.test) };
 }
 
+/** Number of strata (largest label + 1): a loop, since spreading a million labels into Math.max overflows the stack. */
+function strataCount(strata: Int32Array): number {
+  let max = 0;
+  for (let i = 0; i < strata.length; i++) if (strata[i]! > max) max = strata[i]!;
+  return max + 1;
+}
+
+/** The fold (0..k-1) of every row. */
+function foldAssignment(strata: Int32Array, k: number, seed: number, groups?: ArrayLike<string>): Int32Array {
+  const nStrata = strataCount(strata);
+  if (groups) {
+    const units = makeUnits(strata, seed, groups);
+    if (units.some((u) => u.rows.length > 1)) return assign(units, k, nStrata);
+  }
+  // One row per unit: a seeded shuffle of the rows, then a round-robin within each stratum (exact
+  // stratification), without an object per row.
+  const n = strata.length;
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  new Rng(seed).shuffle(order);
+  const next = new Int32Array(nStrata);
+  // Start each stratum at a different fold so that small strata do not all pile into fold 0.
+  for (let s = 0; s < nStrata; s++) next[s] = s % k;
+  const foldOf = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const row = order[i]!;
+    const s = strata[row]!;
+    foldOf[row] = next[s]!;
+    next[s] = (next[s]! + 1) % k;
+  }
+  return foldOf;
+}
+
 interface Unit {
   rows: number[];
   counts: Float64Array;
 }
 
-/** Rows grouped into units (one per group, or one per row), shuffled by seed. */
-function makeUnits(strata: Int32Array, seed: number, groups?: ArrayLike<string>): Unit[] {
-  const nStrata = Math.max(...strata, 0) + 1;
+/** Rows grouped into units (one per group), shuffled by seed. */
+function makeUnits(strata: Int32Array, seed: number, groups: ArrayLike<string>): Unit[] {
+  const nStrata = strataCount(strata);
   const byKey = new Map<string, number[]>();
   for (let i = 0; i < strata.length; i++) {
-    const key = groups ? `g:${groups[i]}` : `r:${i}`;
+    const key = groups[i]!;
     const rows = byKey.get(key);
     if (rows) rows.push(i);
     else byKey.set(key, [i]);
@@ -106,24 +145,12 @@ function makeUnits(strata: Int32Array, seed: number, groups?: ArrayLike<string>)
 }
 
 /**
- * Deals units to `k` folds. Without groups every unit is one row and this reduces to a shuffled
- * round-robin within each stratum (exact stratification). With groups, larger and more
- * class-skewed groups go first, each to the fold where the per-stratum spread stays smallest.
+ * Deals groups to `k` folds: larger and more class-skewed groups first, each to the fold where
+ * the per-stratum spread stays smallest.
  */
 function assign(units: Unit[], k: number, nStrata: number): Int32Array {
   const n = units.reduce((s, u) => s + u.rows.length, 0);
   const foldOf = new Int32Array(n);
-  if (units.every((u) => u.rows.length === 1)) {
-    const next = new Int32Array(nStrata);
-    // Start each stratum at a different fold so that small strata do not all pile into fold 0.
-    for (let s = 0; s < nStrata; s++) next[s] = s % k;
-    for (const u of units) {
-      const s = u.counts.findIndex((c) => c > 0);
-      foldOf[u.rows[0]!] = next[s]!;
-      next[s] = (next[s]! + 1) % k;
-    }
-    return foldOf;
-  }
   const totals = new Float64Array(nStrata);
   for (const u of units) for (let s = 0; s < nStrata; s++) totals[s]! += u.counts[s]!;
   const std = (u: Unit) => {

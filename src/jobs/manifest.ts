@@ -36,7 +36,7 @@ export function buildManifest(result: TrainResult, info: ManifestInfo): Artifact
     schema: result.schema,
     pipeline: result.pipeline,
     model: { family: m.family, params: m.params, nFeatures: m.nFeatures, nClasses: m.nClasses },
-    metrics: { cv: result.cv, selection: result.selection },
+    metrics: { cv: result.cv, selection: result.selection, ...(result.nested ? { nested: result.nested } : {}) },
     dataset: { source: info.source, sha256: info.sha256, rows: result.rows.total, rowsUsed: result.rows.used },
     seed: info.seed,
     created: (info.created ?? new Date()).toISOString(),
@@ -54,6 +54,7 @@ export function toJobResult(result: TrainResult, artifactDir: string): TrainJobR
     family: result.model.family,
     task: result.task,
     metrics: result.cv.metrics,
+    ...(result.nested ? { nested: result.nested } : {}),
     leaderboard: result.leaderboard.map((c) => ({ family: c.family, metrics: c.metrics, seconds: c.seconds })),
     warnings: result.warnings.map((w) => w.message),
   };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { throttleProgress } from './progress.js';
 
 let dir: string;
 let csv: string;
+let csvSha: string;
 
 /** A learnable binary table: outcome depends on glucose and bmi, with a categorical column. */
 function makeCsv(rows: number): string {
@@ -29,6 +31,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'medfit-jobs-'));
   csv = join(dir, 'stored-blob-1234');
   writeFileSync(csv, makeCsv(150));
+  csvSha = createHash('sha256').update(readFileSync(csv)).digest('hex');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -42,7 +45,7 @@ function spec(over: Partial<TrainJobSpec> = {}): TrainJobSpec {
     model: 'logistic',
     cv: 3,
     outDir: join(dir, 'models', `m${n}`),
-    lineage: { datasetId: 'ds1', datasetSha256: 'a'.repeat(64), jobId: `job${n}` },
+    lineage: { datasetId: 'ds1', datasetSha256: csvSha, jobId: `job${n}` },
     ...over,
   };
 }
@@ -135,6 +138,18 @@ describe('createWorkerQueue', () => {
     expect(e.message).toContain('no_such_column');
     expect(e.message).toContain('clinic.csv');
     expect(e.message).not.toContain(dir);
+    expect(existsSync(s.outDir)).toBe(false);
+    await q.close();
+  });
+
+  it('refuses a stored dataset whose bytes no longer match the SHA-256 recorded at upload', async () => {
+    const q = createWorkerQueue({});
+    const ev = record(q);
+    const s = spec({ lineage: { datasetId: 'ds1', datasetSha256: 'a'.repeat(64), jobId: 'tampered' } });
+    q.submit('tampered', s);
+    const end = await ev.terminal('tampered');
+    expect(end.type).toBe('failed');
+    expect((end.arg as SerializedError).message).toBe('clinic.csv: the stored dataset no longer matches the SHA-256 recorded at upload; upload it again');
     expect(existsSync(s.outDir)).toBe(false);
     await q.close();
   });

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { trainTable } from '../automl/index.js';
-import type { ProgressFn } from '../core/index.js';
+import { Errors, type ProgressFn } from '../core/index.js';
 import { formatFromPath, readTableFromStream } from '../data/index.js';
 import type { Family } from '../models/index.js';
 import { saveArtifact } from '../registry/index.js';
@@ -16,7 +16,11 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
   // Read through a stream named after the dataset, so every error message names the dataset and
   // never the server's storage path. The format is the one the upload was read with, when known.
   const format = spec.format ?? formatFromPath(spec.datasetPath) ?? formatFromPath(spec.datasetName);
-  const table = await readTableFromStream(createReadStream(spec.datasetPath), spec.datasetName, format);
+  const table = await readTableFromStream(createReadStream(spec.datasetPath), spec.datasetName, format, { hash: true });
+  // The manifest records the SHA-256 of the bytes trained on; they must be the bytes uploaded.
+  if (table.sha256 !== spec.lineage.datasetSha256) {
+    throw Errors.badData(spec.datasetName, 'the stored dataset no longer matches the SHA-256 recorded at upload; upload it again');
+  }
   const seed = spec.seed ?? 0;
   const result = await trainTable(table, {
     target: spec.target,
@@ -25,12 +29,13 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
     ...(spec.group !== undefined ? { group: spec.group } : {}),
     ignore: spec.ignore ?? [],
     ...(spec.cv !== undefined ? { cv: spec.cv } : {}),
+    ...(spec.nested ? { nested: true } : {}),
     seed,
     // Family names are checked by trainTable (an unknown one is a MEDFIT_ERR_BAD_PARAM).
     params: (spec.params ?? {}) as Partial<Record<Family, Record<string, unknown>>>,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: spec.lineage.datasetSha256, seed }), result.model, result.report);
+  saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: table.sha256, seed }), result.model, result.report);
   return toJobResult(result, spec.outDir);
 }

@@ -13,6 +13,8 @@ export interface TrainJobSpec {
   model?: 'auto' | 'logistic' | 'linear' | 'gbdt' | 'mlp';
   params?: Record<string, Record<string, unknown>>;
   cv?: number;
+  /** Also estimate the whole choice by nested cross-validation. */
+  nested?: boolean;
   group?: string;
   seed?: number;
   ignore?: string[];
@@ -29,6 +31,8 @@ export interface TrainJobResult {
   task: Task;
   /** Cross-validated metrics: name → {mean, std}. */
   metrics: Record<string, { mean: number; std: number }>;
+  /** The nested estimate of the whole choice, when asked for. */
+  nested?: { folds: number; metrics: Record<string, { mean: number; std: number }>; chosen: string[] };
   leaderboard: Array<{ family: string; metrics: Record<string, { mean: number; std: number }>; seconds: number }>;
   warnings: string[];
 }

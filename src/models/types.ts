@@ -20,6 +20,11 @@ export interface TrainData {
   /** Per-row weights (class weights for imbalance); absent means all ones. */
   weights?: Float64Array;
   /**
+   * Per-row group ids (a patient): rows of one group stay together when a family holds some of
+   * its training rows out for early stopping, so no patient is on both sides of that split.
+   */
+  groups?: Int32Array;
+  /**
    * Rows held out from `x` for early stopping. Families that do not early-stop ignore it. Never
    * the rows a score is reported on.
    */

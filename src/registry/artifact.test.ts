@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 import { MedfitError, Rng, type Schema, type Task } from '../core/index.js';
-import { fitPipeline, transformTable, type Table } from '../data/index.js';
+import { fitPipeline, tableFromRows, transformTable, type Table } from '../data/index.js';
 import { FAMILIES, type Family } from '../models/index.js';
 import { loadArtifact, nextVersionDir, predictRecords, saveArtifact } from './index.js';
 
@@ -21,7 +21,7 @@ const schema: Schema = {
     { name: 'y', type: 'numeric', role: 'target' },
   ],
 };
-const table: Table = { source: 'synthetic', format: 'csv', columns: ['a', 'b', 'y'], rows: rows.map((r) => r.map(String)), lines: rows.map((_, i) => i + 2) };
+const table: Table = tableFromRows(['a', 'b', 'y'], rows.map((r) => r.map(String)), { source: 'synthetic', format: 'csv', lines: rows.map((_, i) => i + 2) });
 const all = rows.map((_, i) => i);
 const pipeline = fitPipeline(table, schema, all);
 const x = transformTable(pipeline, table).x;

@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { Errors, type Schema, type Task } from '../core/index.js';
 import { validatePipeline, type FittedPipeline, type TargetEncoding } from '../data/index.js';
 import { getFamily, onnxSignature, toOnnx, type Family, type ModelState, type OnnxSignature, type Params, type TrainedModel } from '../models/index.js';
-import type { MetricSummary } from '../automl/index.js';
+import type { MetricSummary, NestedEstimate } from '../automl/index.js';
 
 /** Version of the artifact layout; `loadArtifact` refuses any other. */
 export const FORMAT_VERSION = 1;
@@ -26,7 +26,8 @@ export interface Manifest {
   model: { family: Family; params: Params; nFeatures: number; nClasses: number };
   /** The tensors `model.onnx` takes and returns (what serving and the V2 protocol describe). */
   signature: OnnxSignature;
-  metrics: { cv: { folds: number; metrics: Record<string, MetricSummary> }; selection: string };
+  /** Cross-validated metrics of the chosen family; `nested`: the nested estimate of the whole choice, when asked for. */
+  metrics: { cv: { folds: number; metrics: Record<string, MetricSummary> }; selection: string; nested?: NestedEstimate };
   /** Lineage: what the model was made from. */
   dataset: { source: string; sha256: string; rows: number; rowsUsed: number };
   seed: number;

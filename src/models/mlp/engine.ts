@@ -85,7 +85,7 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
   let validW: Float64Array | undefined;
   let validation: MlpTrainInfo['validation'] = job.valid ? 'given' : 'none';
   if (!job.valid && job.x.rows >= 30) {
-    const split = holdout(job.y, classify ? nClasses : 0, rng);
+    const split = job.groups ? groupHoldout(job.groups, rng) : holdout(job.y, classify ? nClasses : 0, rng);
     trainIdx = split.train;
     validX = takeF32(job.x, split.valid);
     validY = takeF64(job.y, split.valid);
@@ -342,11 +342,33 @@ export function holdout(y: Float64Array, nClasses: number, rng: Rng): { train: n
     rng.shuffle(g);
     // A class with a single row stays in training: the model must see it at least once.
     const k = g.length < 2 ? 0 : Math.max(1, Math.round(g.length * 0.1));
-    valid.push(...g.slice(0, k));
-    train.push(...g.slice(k));
+    for (let i = 0; i < g.length; i++) (i < k ? valid : train).push(g[i]!);
   }
   train.sort((a, b) => a - b);
   valid.sort((a, b) => a - b);
+  return { train, valid };
+}
+
+/**
+ * A seeded holdout of whole groups (patients) with about 10% of the rows: groups in a seeded
+ * order go to the holdout until it has its share, so a patient's rows are never on both sides.
+ * With a single group there is nothing to hold out.
+ */
+export function groupHoldout(groups: Int32Array, rng: Rng): { train: number[]; valid: number[] } {
+  const sizes = new Map<number, number>();
+  for (let i = 0; i < groups.length; i++) sizes.set(groups[i]!, (sizes.get(groups[i]!) ?? 0) + 1);
+  const ids = rng.shuffle([...sizes.keys()].sort((a, b) => a - b));
+  const chosen = new Set<number>();
+  let taken = 0;
+  const want = Math.max(1, Math.round(groups.length * 0.1));
+  // Never every group: training keeps at least one.
+  for (let i = 0; i < ids.length - 1 && taken < want; i++) {
+    chosen.add(ids[i]!);
+    taken += sizes.get(ids[i]!)!;
+  }
+  const train: number[] = [];
+  const valid: number[] = [];
+  for (let i = 0; i < groups.length; i++) (chosen.has(groups[i]!) ? valid : train).push(i);
   return { train, valid };
 }
 

@@ -3,12 +3,8 @@
  * HTTP server) stays responsive while tfjs computes, and so cancelling is a `terminate()` that
  * works even in the middle of a WASM kernel.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { Errors, deserializeError, isMedfitError } from '../../core/index.js';
+import type { Worker } from 'node:worker_threads';
+import { Errors, deserializeError, isMedfitError, siblingModule, startWorker } from '../../core/index.js';
 import type { Matrix } from '../../core/index.js';
 import type { TrainContext, TrainData } from '../types.js';
 import type { MlpWeights } from './forward.js';
@@ -19,29 +15,6 @@ let live = 0;
 /** Number of MLP training workers currently running (tests check that none outlive a run). */
 export function liveWorkers(): number {
   return live;
-}
-
-/**
- * How to start the worker. From `dist/` this module is `host.js` and the worker is `worker.js`,
- * which plain Node runs. From `src/` (vitest, tsx) it is `host.ts` and the worker is `worker.ts`,
- * which needs tsx's loader. `execArgv: ['--import', 'tsx']` does not work here: on Node 20 a
- * worker rejects a `.ts` entry ("Unknown file extension") before hooks registered by `--import`
- * apply (checked on 20.20). So the worker starts from a two-line bootstrap that registers tsx
- * through its API and then imports `worker.ts`. tsx is a devDependency, present wherever the
- * `.ts` sources run. Its API is located through its package.json `exports` (the `import`
- * condition: the CommonJS build of `tsx/esm/api` cannot be imported from ESM).
- */
-function workerSpec(): { entry: URL | string; eval: boolean } {
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return { entry: new URL('./worker.js', here), eval: false };
-  const pkgPath = createRequire(here).resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports?: Record<string, { import?: { default?: string } }> };
-  const api = pathToFileURL(join(dirname(pkgPath), pkg.exports?.['./esm/api']?.import?.default ?? './dist/esm/api/index.mjs')).href;
-  const worker = new URL('./worker.ts', here).href;
-  return {
-    entry: `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(worker)}); });`,
-    eval: true,
-  };
 }
 
 function toF32(m: Matrix): F32Matrix {
@@ -71,17 +44,17 @@ export function runTraining(
     x: toF32(data.x),
     y: Float64Array.from(data.y),
     ...(data.weights ? { weights: Float64Array.from(data.weights) } : {}),
+    ...(data.groups ? { groups: Int32Array.from(data.groups) } : {}),
     ...(data.valid ? { valid: { x: toF32(data.valid.x), y: Float64Array.from(data.valid.y) } } : {}),
   };
-  const transfer = [job.x.data.buffer, job.y.buffer, job.weights?.buffer, job.valid?.x.data.buffer, job.valid?.y.buffer].filter(
+  const transfer = [job.x.data.buffer, job.y.buffer, job.weights?.buffer, job.groups?.buffer, job.valid?.x.data.buffer, job.valid?.y.buffer].filter(
     (b): b is ArrayBuffer => b !== undefined,
   );
 
   return new Promise((resolve, reject) => {
     let worker: Worker;
     try {
-      const spec = workerSpec();
-      worker = new Worker(spec.entry, { eval: spec.eval });
+      worker = startWorker(siblingModule(import.meta.url, 'worker'));
     } catch (e) {
       reject(Errors.internal(`could not start the MLP training worker: ${e instanceof Error ? e.message : String(e)}`));
       return;

@@ -33,6 +33,8 @@ export interface MlpJob {
   x: F32Matrix;
   y: Float64Array;
   weights?: Float64Array;
+  /** Group id per row: the early-stopping holdout keeps each group whole. */
+  groups?: Int32Array;
   valid?: { x: F32Matrix; y: Float64Array };
 }
 

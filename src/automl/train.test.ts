@@ -1,0 +1,160 @@
+/**
+ * `trainTable` itself: which rows every fitted pipeline and every model sees. The data and model
+ * rooms are wrapped (not replaced) to record each `fitPipeline` call's rows and each training
+ * run's data; everything still runs for real.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { Rng, type Cell } from '../core/index.js';
+import { tableFromRows } from '../data/index.js';
+import { trainTable } from './train.js';
+
+const rec = vi.hoisted(() => ({
+  fits: [] as number[][],
+  trains: [] as Array<{ family: string; rows: number; groups?: Int32Array }>,
+}));
+
+vi.mock('../data/index.js', async (importOriginal) => {
+  const m = await importOriginal<typeof import('../data/index.js')>();
+  return {
+    ...m,
+    fitPipeline: (...args: Parameters<typeof m.fitPipeline>) => {
+      rec.fits.push(Array.from(args[2]));
+      return m.fitPipeline(...args);
+    },
+  };
+});
+
+vi.mock('../models/index.js', async (importOriginal) => {
+  const m = await importOriginal<typeof import('../models/index.js')>();
+  const wrapped = Object.fromEntries(
+    Object.entries(m.FAMILIES).map(([name, f]) => [
+      name,
+      {
+        ...f,
+        train: (data: Parameters<typeof f.train>[0], params: Parameters<typeof f.train>[1], ctx: Parameters<typeof f.train>[2]) => {
+          rec.trains.push({ family: f.name, rows: data.x.rows, ...(data.groups ? { groups: data.groups } : {}) });
+          return f.train(data, params, ctx);
+        },
+      },
+    ]),
+  ) as typeof m.FAMILIES;
+  return { ...m, FAMILIES: Object.freeze(wrapped), getFamily: (name: string) => (Object.hasOwn(wrapped, name) ? wrapped[name as keyof typeof wrapped] : m.getFamily(name)) };
+});
+
+/** A learnable table: `patient` groups of three visits each, a numeric and a categorical feature. */
+function visits(patients: number, seed = 1) {
+  const rng = new Rng(seed);
+  const rows: Cell[][] = [];
+  for (let p = 0; p < patients; p++) {
+    const base = rng.normal();
+    for (let v = 0; v < 3; v++) {
+      const x = base + 0.3 * rng.normal();
+      rows.push([`P${p}`, v === 1 && rng.next() < 0.3 ? null : x.toFixed(4), rng.next() < 0.5 ? 'a' : 'b', x + 0.5 * rng.normal() > 0 ? 'yes' : 'no']);
+    }
+  }
+  return tableFromRows(['patient', 'x', 'site', 'outcome'], rows, { source: 'visits.csv' });
+}
+
+const without = (all: number[], part: number[]) => {
+  const s = new Set(part);
+  return all.filter((r) => !s.has(r));
+};
+
+/** Checks that the complements of `parts` within `whole` are disjoint and together make `whole`. */
+function complementsPartition(whole: number[], parts: number[][]): void {
+  const seen = new Set<number>();
+  for (const p of parts) {
+    for (const r of without(whole, p)) {
+      expect(seen.has(r)).toBe(false);
+      seen.add(r);
+    }
+  }
+  expect([...seen].sort((a, b) => a - b)).toEqual([...whole].sort((a, b) => a - b));
+}
+
+describe('trainTable', () => {
+  it('fits the pipeline inside every fold, tunes inside every fold with inner refits, and refits on all rows', async () => {
+    rec.fits.length = 0;
+    rec.trains.length = 0;
+    const t = visits(40);
+    const r = await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 5, ignore: ['patient'] });
+    // Per outer fold: its pipeline, then the three inner splits of C's tuning; then the same on all rows.
+    expect(rec.fits).toHaveLength(4 * 4);
+    const outer = [0, 4, 8].map((i) => rec.fits[i]!);
+    const used = rec.fits[12]!;
+    expect(r.rows.used).toBe(t.rowCount);
+    expect([...used].sort((a, b) => a - b)).toEqual(Array.from({ length: t.rowCount }, (_, i) => i));
+    // The outer test rows (complements of the outer training rows) partition the rows used.
+    complementsPartition(used, outer);
+    for (const [f, o] of [...outer, used].entries()) {
+      const inner = rec.fits.slice(4 * f + 1, 4 * f + 4);
+      // Inner pipelines are fitted on rows of their outer training split only, never all of it...
+      for (const i of inner) expect(without(i, o)).toEqual([]);
+      // ...and their held-out rows partition it: every inner score is on rows its pipeline did not see.
+      complementsPartition(o, inner);
+    }
+    // Models are trained on exactly the rows their pipeline was fitted on.
+    const sizes = rec.fits.map((f) => f.length);
+    for (const s of rec.trains.map((x) => x.rows)) expect(sizes).toContain(s);
+    expect(rec.trains.at(-1)!.rows).toBe(used.length);
+  });
+
+  it('keeps every patient on one side of every split, and hands the MLP its groups', async () => {
+    rec.fits.length = 0;
+    rec.trains.length = 0;
+    const t = visits(40, 2);
+    const patientOf = (row: number) => t.data[0]!.text(row)!;
+    await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 1, group: 'patient' });
+    const used = rec.fits[12]!;
+    for (const fit of rec.fits) {
+      const inside = new Set(fit.map(patientOf));
+      for (const r of without(used, fit)) expect(inside.has(patientOf(r))).toBe(false);
+    }
+    rec.trains.length = 0;
+    await trainTable(t, { target: 'outcome', model: 'mlp', cv: 2, seed: 1, group: 'patient', params: { mlp: { epochs: 3, units: '4' } } });
+    const mlpRuns = rec.trains.filter((x) => x.family === 'mlp');
+    expect(mlpRuns.length).toBeGreaterThan(0);
+    for (const run of mlpRuns) {
+      expect(run.groups).toBeInstanceOf(Int32Array);
+      expect(run.groups!.length).toBe(run.rows);
+      // Three visits a patient: three rows per group id.
+      const counts = new Map<number, number>();
+      for (const g of run.groups!) counts.set(g, (counts.get(g) ?? 0) + 1);
+      expect([...counts.values()].filter((c) => c !== 3), JSON.stringify([...counts.entries()])).toEqual([]);
+    }
+  });
+
+  it('estimates the whole choice by nested cross-validation when asked', async () => {
+    const t = visits(50, 3);
+    const plain = await trainTable(t, { target: 'outcome', cv: 3, seed: 2, ignore: ['patient'] });
+    expect(plain.nested).toBeUndefined();
+    rec.fits.length = 0;
+    const r = await trainTable(t, { target: 'outcome', cv: 3, seed: 2, ignore: ['patient'], nested: true });
+    expect(r.nested!.folds).toBe(3);
+    expect(r.nested!.chosen).toHaveLength(3);
+    for (const f of r.nested!.chosen) expect(['logistic', 'gbdt']).toContain(f);
+    expect(Number.isFinite(r.nested!.metrics['auroc']!.mean)).toBe(true);
+    // The selection's own CV is unchanged by asking for the nested estimate.
+    expect(r.cv).toEqual(plain.cv);
+    expect(r.leaderboard.map((c) => c.family)).toEqual(plain.leaderboard.map((c) => c.family));
+    // Every fit but the final refit (and its tuning) stays inside one outer training split: the
+    // nested choice never sees the rows it is scored on.
+    const outer = [0, 4, 8].map((i) => rec.fits[i]!);
+    const final = rec.fits.findLastIndex((f) => f.length === t.rowCount);
+    expect(final).toBeGreaterThan(15);
+    for (const fit of rec.fits.slice(0, final)) expect(outer.some((o) => without(fit, o).length === 0)).toBe(true);
+  });
+
+  it('trains on more rows than fit in a spread of arguments (130,000)', async () => {
+    const rng = new Rng(4);
+    const rows: Cell[][] = Array.from({ length: 130_000 }, () => {
+      const a = rng.normal();
+      const b = rng.normal();
+      return [a, b, a - b + rng.normal() > 0 ? 1 : 0];
+    });
+    const t = tableFromRows(['a', 'b', 'y'], rows);
+    const r = await trainTable(t, { target: 'y', model: 'logistic', cv: 2, params: { logistic: { C: 1 } } });
+    expect(r.rows.used).toBe(130_000);
+    expect(r.cv.metrics['auroc']!.mean).toBeGreaterThan(0.7);
+  });
+});

@@ -1,0 +1,223 @@
+/**
+ * `TableBuilder`: the readers' sink. It owns one `ColumnBuilder` per column, the source line of
+ * every row, and (for a streaming profile) a fixed-memory estimate of distinct rows.
+ */
+import { Errors, type Cell } from '../core/index.js';
+import { ColumnBuilder, type BuildOptions } from './column.js';
+import type { CsvBatch } from './csv.js';
+import type { Table, TableFormat } from './table.js';
+
+/** Hash multipliers of the two 32-bit halves of a row hash. */
+const P1 = 0x01000193;
+const P2 = 0x5bd1e995;
+
+/** Table slot of a row hash, from the parts its 53-bit key keeps. */
+function slotOf(hi: number, lo: number): number {
+  return Math.imul(hi, 0x9e3779b1) ^ Math.imul(lo >>> 5, 0x85ebca6b);
+}
+
+/**
+ * Distinct rows from 53-bit row hashes in fixed memory: exact (up to hash collisions) until
+ * `capacity` distinct rows, then adaptive sampling (Gibbons): only hashes whose low `level` bits
+ * are zero are kept, and each kept hash stands for 2^level rows. The error of the estimate is
+ * then about 1/√capacity.
+ */
+export class DistinctRows {
+  private keys: Float64Array;
+  private mask: number;
+  private size = 0;
+  private level = 0;
+  rows = 0;
+
+  constructor(private readonly capacity = 1 << 21) {
+    this.keys = new Float64Array(1 << 16);
+    this.mask = this.keys.length - 1;
+  }
+
+  add(h1: number, h2: number): void {
+    this.rows++;
+    if ((h2 & ((1 << this.level) - 1)) !== 0) return;
+    // 53 bits: 21 of h1 above the 32 of h2; 0 marks an empty slot, so 0 itself becomes 1.
+    const hi = h1 >>> 11;
+    const key = hi * 4294967296 + (h2 >>> 0) || 1;
+    let slot = slotOf(hi, h2) & this.mask;
+    for (;;) {
+      const k = this.keys[slot]!;
+      if (k === 0) break;
+      if (k === key) return;
+      slot = (slot + 1) & this.mask;
+    }
+    this.keys[slot] = key;
+    this.size++;
+    if (this.size * 2 > this.keys.length) {
+      if (this.keys.length < this.capacity * 2) this.rebuild(this.keys.length * 2);
+      else {
+        this.level++;
+        this.rebuild(this.keys.length);
+      }
+    }
+  }
+
+  /** Estimated distinct rows (exact while no sampling happened). */
+  get distinct(): number {
+    return this.size * 2 ** this.level;
+  }
+
+  /** Whether the count is a sample's estimate. */
+  get sampled(): boolean {
+    return this.level > 0;
+  }
+
+  private rebuild(length: number): void {
+    const old = this.keys;
+    this.keys = new Float64Array(length);
+    this.mask = length - 1;
+    this.size = 0;
+    const lowMask = (1 << this.level) - 1;
+    for (let i = 0; i < old.length; i++) {
+      const key = old[i]!;
+      if (key === 0) continue;
+      const hi = Math.floor(key / 4294967296);
+      const h2 = (key - hi * 4294967296) | 0;
+      if ((h2 & lowMask) !== 0) continue;
+      let slot = slotOf(hi, h2) & this.mask;
+      while (this.keys[slot] !== 0) slot = (slot + 1) & this.mask;
+      this.keys[slot] = key;
+      this.size++;
+    }
+  }
+}
+
+/** Collects a table's columns as readers produce them. */
+export class TableBuilder {
+  columns: string[] = [];
+  builders: ColumnBuilder[] = [];
+  format: TableFormat = 'csv';
+  rows = 0;
+  private lines = new Int32Array(1024);
+  private readonly index = new Map<string, number>();
+  /** Distinct rows (streaming profiles); null when the table is kept (duplicates are then exact). */
+  readonly distinctRows: DistinctRows | null;
+  private h1 = new Int32Array(0);
+  private h2 = new Int32Array(0);
+
+  constructor(
+    private readonly opts: BuildOptions,
+    hashRows = false,
+  ) {
+    this.distinctRows = hashRows ? new DistinctRows() : null;
+  }
+
+  /** Sets the header (CSV, or rows given in memory). */
+  setColumns(names: string[]): void {
+    for (const name of names) this.addColumn(name);
+  }
+
+  private addColumn(name: string): number {
+    const j = this.columns.length;
+    this.columns.push(name);
+    this.index.set(name, j);
+    const b = new ColumnBuilder(this.opts, j);
+    // A key first seen after some rows: those rows did not have it.
+    for (let r = 0; r < this.rows; r++) b.addMissing();
+    this.builders.push(b);
+    return j;
+  }
+
+  private addLine(line: number): void {
+    if (this.rows === this.lines.length) {
+      const l = new Int32Array(this.lines.length * 2);
+      l.set(this.lines);
+      this.lines = l;
+    }
+    this.lines[this.rows++] = line;
+  }
+
+  /** Adds records `from..count-1` of a CSV batch, each of which must have `width` fields. */
+  addCsv(batch: CsvBatch, from: number, width: number, source: string): void {
+    const { first, lines, count, buf, starts, ends, flags } = batch;
+    for (let r = from; r < count; r++) {
+      const nf = first[r + 1]! - first[r]!;
+      if (nf !== width) throw Errors.badData(`${source}:${lines[r]}`, `row has ${nf} fields, header has ${width}`);
+    }
+    const n = count - from;
+    if (n <= 0) return;
+    for (let r = from; r < count; r++) this.addLine(lines[r]!);
+    const hashing = this.distinctRows !== null;
+    if (hashing && this.h1.length < n) {
+      this.h1 = new Int32Array(n);
+      this.h2 = new Int32Array(n);
+    }
+    const h1 = this.h1;
+    const h2 = this.h2;
+    if (hashing) {
+      h1.fill(0x811c9dc5 | 0, 0, n);
+      h2.fill(0x9747b28c | 0, 0, n);
+    }
+    // Column by column: each column's builder stays hot, and its call site monomorphic.
+    for (let j = 0; j < width; j++) {
+      const col = this.builders[j]!;
+      if (!hashing) {
+        for (let r = from; r < count; r++) {
+          const f = first[r]! + j;
+          col.add(buf, starts[f]!, ends[f]!, flags[f]!);
+        }
+        continue;
+      }
+      for (let r = from, i = 0; r < count; r++, i++) {
+        const f = first[r]! + j;
+        const h = col.add(buf, starts[f]!, ends[f]!, flags[f]!);
+        h1[i] = Math.imul(h1[i]! ^ h, P1);
+        const x = h2[i]! ^ h;
+        h2[i] = Math.imul(x ^ (x >>> 15), P2);
+      }
+    }
+    if (hashing) for (let i = 0; i < n; i++) this.distinctRows!.add(h1[i]!, h2[i]!);
+  }
+
+  /** Adds one JSON record; keys not seen before become columns. */
+  addRecord(obj: Record<string, unknown>, where: string, line: number): void {
+    for (const key of Object.keys(obj)) {
+      if (this.index.has(key)) continue;
+      if (key.trim() === '') throw Errors.badData(where, 'a key is empty');
+      this.addColumn(key);
+    }
+    const cells: (Cell | undefined)[] = new Array(this.columns.length);
+    for (const key of Object.keys(obj)) {
+      const v = obj[key];
+      if (v !== null && typeof v === 'object') {
+        const kind = Array.isArray(v) ? 'an array' : 'an object';
+        throw Errors.badData(where, `key "${key}" holds ${kind}; nested values are not supported, flatten them first`);
+      }
+      cells[this.index.get(key)!] = v as Cell | undefined;
+    }
+    this.addCells(cells, line);
+  }
+
+  /** Adds one row of cells, aligned with the columns. */
+  addCells(cells: ArrayLike<Cell | undefined>, line: number): void {
+    this.addLine(line);
+    let h1 = 0x811c9dc5 | 0;
+    let h2 = 0x9747b28c | 0;
+    for (let j = 0; j < this.builders.length; j++) {
+      const h = this.builders[j]!.addCell(cells[j]);
+      h1 = Math.imul(h1 ^ h, P1);
+      const x = h2 ^ h;
+      h2 = Math.imul(x ^ (x >>> 15), P2);
+    }
+    this.distinctRows?.add(h1, h2);
+  }
+
+  /** The kept table (the builder must have been made with `store`). */
+  table(source: string, sha256: string | undefined): Table {
+    return {
+      source,
+      format: this.format,
+      columns: this.columns,
+      data: this.builders.map((b, j) => b.finish(this.columns[j]!)),
+      rowCount: this.rows,
+      lines: this.lines.slice(0, this.rows),
+      ...(sha256 !== undefined ? { sha256 } : {}),
+    };
+  }
+}
