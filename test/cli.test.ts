@@ -81,6 +81,19 @@ describe('medfit train, profile and predict on a clinical table', () => {
     expect(p['yes']! + p['no']!).toBeCloseTo(1, 12);
   });
 
+  it('refuses a file without the model\'s columns (exit 2, naming them) unless told to impute them', async () => {
+    const none = write('wrong.csv', 'weight,height\n70,170\n80,180\n');
+    const run = await medfit(['predict', out, none]);
+    expectUserError(run, /wrong\.csv: has none of the model's feature column\(s\) "age", "sex", "sbp", "smoker"; is it the right file\?/);
+    const some = write('partial.csv', 'age,sex\n70,F\n31,M\n');
+    expectUserError(await medfit(['predict', out, some]), /partial\.csv: lacks the model's feature column\(s\) "sbp", "smoker"; add them, or pass --impute-absent/);
+    const imputed = await medfit(['predict', out, some, '--impute-absent', '--json']);
+    expect(imputed.code).toBe(0);
+    const doc = JSON.parse(imputed.stdout) as { predictions: unknown[]; warnings: Array<{ code: string }> };
+    expect(doc.predictions).toHaveLength(2);
+    expect(doc.warnings.map((w) => w.code)).toContain('missing_column');
+  });
+
   it('prints a leaderboard and metrics without --json', async () => {
     const run = await medfit(['train', csv, '--target', 'outcome', '--cv', '3', '--model', 'logistic', '--out', join(dir, 'text-model')]);
     expect(run.code).toBe(0);
@@ -197,6 +210,19 @@ describe('awkward but valid input', () => {
     const pred = await medfit(['predict', join(dir, 'proto-model'), f, '--json']);
     expect(pred.code).toBe(0);
     expect((JSON.parse(pred.stdout) as { predictions: unknown[] }).predictions).toHaveLength(60);
+  }, 60_000);
+
+  it('keeps classes named like JavaScript object properties in profiles and probabilities', async () => {
+    const f = write('proto-classes.csv', 'a,b,y\n' + Array.from({ length: 60 }, (_, i) => `${(i * 7) % 13},${(i * 5) % 11},${i % 2 ? '__proto__' : 'constructor'}`).join('\n') + '\n');
+    const prof = await medfit(['profile', f, '--target', 'y', '--json']);
+    const balance = (JSON.parse(prof.stdout) as { target: { balance: Record<string, number> } }).target.balance;
+    expect(Object.entries(balance).sort()).toEqual([['__proto__', 30], ['constructor', 30]]);
+    const run = await medfit(['train', f, '--target', 'y', '--model', 'logistic', '--cv', '3', '--out', join(dir, 'proto-classes')]);
+    expect(run.code).toBe(0);
+    const pred = await medfit(['predict', join(dir, 'proto-classes'), f, '--json']);
+    const p = (JSON.parse(pred.stdout) as { predictions: Array<{ probabilities: Record<string, number> }> }).predictions[0]!.probabilities;
+    expect(Object.keys(p).sort()).toEqual(['__proto__', 'constructor']);
+    expect(p['__proto__']! + p['constructor']!).toBeCloseTo(1, 6);
   }, 60_000);
 
   it('refuses a taken --out before training', async () => {

@@ -31,7 +31,8 @@ export function formatPredictions(classes: string[] | undefined, out: ArrayLike<
   if (!classes) return Array.from({ length: rows }, (_, i) => ({ value: out[i]! }));
   const k = classes.length;
   return Array.from({ length: rows }, (_, i) => {
-    const probabilities: Record<string, number> = {};
+    // No prototype: a class named `__proto__` is then a key like any other, not a prototype change.
+    const probabilities = Object.create(null) as Record<string, number>;
     let best = 0;
     for (let c = 0; c < k; c++) {
       probabilities[classes[c]!] = out[i * k + c]!;
