@@ -108,6 +108,16 @@ export class TableBuilder {
     this.distinctRows = hashRows ? new DistinctRows() : null;
   }
 
+  /** Makes room for about `rows` rows in every column and the line numbers (a size estimate). */
+  reserve(rows: number): void {
+    if (rows > this.lines.length) {
+      const l = new Int32Array(rows);
+      l.set(this.lines.subarray(0, this.rows));
+      this.lines = l;
+    }
+    for (const b of this.builders) b.reserve(rows);
+  }
+
   /** Sets the header (CSV, or rows given in memory). */
   setColumns(names: string[]): void {
     for (const name of names) this.addColumn(name);

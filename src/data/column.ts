@@ -45,12 +45,14 @@ export interface ColumnEvidence {
   readonly multiWord: number;
   /** Distinct present values (numbers by value, other text exactly), exact or estimated. */
   readonly distinct: number;
+  /** Every present cell holds the same value (exact, whatever the counts' caps). */
+  readonly constant: boolean;
   readonly distinctExact: boolean;
   /** Count of each value (numbers as `String(value)`): all of them, or those seen before the cap. */
   valueCounts(): Map<string, number>;
-  /** The numbers (all, or a seeded reservoir sample of them), sorted ascending. */
-  sortedSample(): Float64Array;
-  /** Whether `sortedSample` holds every number (quantiles are then exact). */
+  /** The numbers (all, or a seeded reservoir sample of them), in a new array the caller may reorder. */
+  sample(): Float64Array;
+  /** Whether `sample` holds every number (quantiles are then exact). */
   readonly sampleExact: boolean;
 }
 
@@ -111,11 +113,11 @@ export class ColumnBuilder implements ColumnEvidence {
   private codes: Int32Array | null = null;
   private cap = 0;
   // Streaming: distinct numbers and texts up to the cap, then sketches; a reservoir for quantiles.
-  private readonly nums: NumberCounter | null;
+  private nums: NumberCounter | null;
   private hll: HyperLogLog | null = null;
   private readonly distinctCap: number;
   private readonly reservoirSize: number;
-  private sample: Float64Array | null = null;
+  private sample_: Float64Array | null = null;
   private sampleLen = 0;
   private readonly rng: Rng;
   private sorted: Float64Array | null = null;
@@ -124,6 +126,8 @@ export class ColumnBuilder implements ColumnEvidence {
     this.store = opts.store;
     this.distinctCap = opts.store ? Infinity : opts.distinctCap;
     this.reservoirSize = opts.store ? 0 : opts.reservoirSize;
+    // A kept column counts its distinct numbers from the kept values, when someone asks (schema
+    // inference only does for integer columns): counting them as they come costs every column.
     this.nums = opts.store ? null : new NumberCounter(opts.distinctCap);
     this.rng = new Rng((opts.seed + 0x9e3779b9 * (index + 1)) >>> 0);
   }
@@ -204,18 +208,18 @@ export class ColumnBuilder implements ColumnEvidence {
     if (v > this.max) this.max = v;
     if (this.store) {
       if (r >= this.cap) this.grow(r + 1);
-      if (this.values === null) this.values = new Float64Array(this.cap).fill(NaN);
+      if (this.values === null) this.values = this.allocate(Float64Array, NaN, r);
       this.values[r] = v;
       if (this.codes) this.codes[r] = -1;
       return 0;
     }
     if (this.sampleLen < this.reservoirSize) {
-      this.sample ??= new Float64Array(this.reservoirSize);
-      this.sample[this.sampleLen++] = v;
+      this.sample_ ??= new Float64Array(this.reservoirSize);
+      this.sample_[this.sampleLen++] = v;
     } else if (this.reservoirSize > 0) {
       // Algorithm R: every number seen so far has the same chance to be in the sample.
       const j = this.rng.int(this.numCount);
-      if (j < this.reservoirSize) this.sample![j] = v;
+      if (j < this.reservoirSize) this.sample_![j] = v;
     }
     const h = hashNumber(v);
     this.nums!.add(v, h);
@@ -244,7 +248,7 @@ export class ColumnBuilder implements ColumnEvidence {
     else this.countText(dict.lengths[k]!, dict.spaces[k]!, dict.dates[k]!);
     if (this.store) {
       if (r >= this.cap) this.grow(r + 1);
-      if (this.codes === null) this.codes = new Int32Array(this.cap).fill(-1);
+      if (this.codes === null) this.codes = this.allocate(Int32Array, -1, r);
       this.codes[r] = k;
       if (this.values) this.values[r] = NaN;
     }
@@ -276,17 +280,37 @@ export class ColumnBuilder implements ColumnEvidence {
     this.hll.add(h);
   }
 
+  /**
+   * Every row writes its cell into each array there is (a number, a code, or the missing marks
+   * NaN and -1), so a new array only needs the marks for the rows before it existed, and grown
+   * arrays no fill at all: fresh memory is touched once.
+   */
+  private allocate<T extends Float64Array | Int32Array>(kind: { new (n: number): T }, mark: number, rows: number): T {
+    const a = new kind(this.cap);
+    a.fill(mark, 0, rows);
+    return a;
+  }
+
+  /** Room for at least `rows` rows (a reader's estimate of the table's size: one allocation, no doubling). */
+  reserve(rows: number): void {
+    if (rows > this.cap && this.store) this.resize(rows);
+  }
+
   private grow(min: number): void {
     let cap = Math.max(1024, this.cap * 2);
     while (cap < min) cap *= 2;
+    this.resize(cap);
+  }
+
+  private resize(cap: number): void {
     if (this.values) {
-      const v = new Float64Array(cap).fill(NaN);
-      v.set(this.values.subarray(0, this.n - 1));
+      const v = new Float64Array(cap);
+      v.set(this.values.subarray(0, Math.min(this.n, this.values.length)));
       this.values = v;
     }
     if (this.codes) {
-      const c = new Int32Array(cap).fill(-1);
-      c.set(this.codes.subarray(0, this.n - 1));
+      const c = new Int32Array(cap);
+      c.set(this.codes.subarray(0, Math.min(this.n, this.codes.length)));
       this.codes = c;
     }
     this.cap = cap;
@@ -301,21 +325,40 @@ export class ColumnBuilder implements ColumnEvidence {
   }
 
   get distinctExact(): boolean {
-    return this.hll === null && (this.nums?.exact ?? true);
+    return this.hll === null && (this.store || this.nums!.exact);
   }
 
   get distinct(): number {
     const texts = this.hll === null ? this.dict.size : Math.max(this.dict.size, this.hll.estimate());
-    return texts + (this.store ? this.numberRuns().length : this.nums!.distinct);
+    if (this.nums !== null) return texts + this.nums.distinct;
+    const s = this.sortedSample();
+    let runs = 0;
+    for (let i = 0; i < s.length; i++) if (i === 0 || s[i] !== s[i - 1]) runs++;
+    return texts + runs;
+  }
+
+  /** Whether every present cell holds the same value (and there is one). */
+  get constant(): boolean {
+    const nm = this.nonMissing;
+    if (nm === 0) return false;
+    if (this.numCount === nm) return this.min === this.max;
+    return this.numCount === 0 && this.hll === null && this.dict.size === 1;
   }
 
   valueCounts(): Map<string, number> {
     const m = new Map<string, number>();
     for (let k = 0; k < this.dict.size; k++) m.set(this.dict.text(k), this.dict.counts[k]!);
-    if (this.store) {
-      const s = this.sortedSample();
-      for (const [start, end] of this.numberRuns()) m.set(String(s[start]), end - start);
-    } else this.nums!.forEach((v, c) => m.set(String(v), c));
+    if (this.nums !== null) {
+      this.nums.forEach((v, c) => m.set(String(v), c));
+      return m;
+    }
+    const s = this.sortedSample();
+    for (let i = 0; i < s.length; ) {
+      let j = i + 1;
+      while (j < s.length && s[j] === s[i]) j++;
+      m.set(String(s[i]), j - i);
+      i = j;
+    }
     return m;
   }
 
@@ -323,38 +366,29 @@ export class ColumnBuilder implements ColumnEvidence {
     return this.store || this.sampleLen === this.numCount;
   }
 
-  sortedSample(): Float64Array {
+  sample(): Float64Array {
+    if (this.store || this.sorted) return this.sortedSample().slice();
+    return (this.sample_ ?? new Float64Array(0)).slice(0, this.sampleLen);
+  }
+
+  /** The numbers kept (store mode: all of them), sorted once and cached. */
+  private sortedSample(): Float64Array {
     if (this.sorted) return this.sorted;
     if (this.store) {
       const out = new Float64Array(this.numCount);
       let k = 0;
       if (this.values) for (let r = 0; r < this.n; r++) if (this.values[r] === this.values[r]) out[k++] = this.values[r]!;
       this.sorted = out.sort();
-    } else this.sorted = (this.sample ?? new Float64Array(0)).slice(0, this.sampleLen).sort();
+    } else this.sorted = (this.sample_ ?? new Float64Array(0)).slice(0, this.sampleLen).sort();
     return this.sorted;
-  }
-
-  /** [start, end) of each run of equal values in the sorted numbers (store mode). */
-  private runs: Array<[number, number]> | null = null;
-  private numberRuns(): Array<[number, number]> {
-    if (this.runs) return this.runs;
-    const s = this.sortedSample();
-    const runs: Array<[number, number]> = [];
-    for (let i = 0; i < s.length; ) {
-      let j = i + 1;
-      while (j < s.length && s[j] === s[i]) j++;
-      runs.push([i, j]);
-      i = j;
-    }
-    this.runs = runs;
-    return runs;
   }
 
   /** The kept column (store mode), its arrays trimmed to the rows added. */
   finish(name: string): Column {
     const n = this.n;
-    const values = this.values ? (this.values.length === n ? this.values : this.values.slice(0, n)) : null;
-    const codes = this.codes ? (this.codes.length === n ? this.codes : this.codes.slice(0, n)) : null;
+    // Views, not copies: a copy would touch the whole column's memory once more.
+    const values = this.values ? (this.values.length === n ? this.values : this.values.subarray(0, n)) : null;
+    const codes = this.codes ? (this.codes.length === n ? this.codes : this.codes.subarray(0, n)) : null;
     this.values = values;
     this.codes = codes;
     this.cap = n;

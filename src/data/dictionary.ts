@@ -174,9 +174,9 @@ const SMALL = 1 << 14;
  */
 export class NumberCounter {
   // Stage 1: the small table.
-  private tkeys: Float64Array | null = new Float64Array(256);
-  private tcounts = new Int32Array(256);
-  private tused = new Uint8Array(256);
+  private tkeys: Float64Array | null = new Float64Array(1024);
+  private tcounts = new Int32Array(1024);
+  private tused = new Uint8Array(1024);
   private tsize = 0;
   private allInts = true;
   // Stage 2: sorted distinct values and counts, and a buffer of values to merge.
@@ -227,6 +227,7 @@ export class NumberCounter {
     return this.sketch === null;
   }
 
+
   /** Distinct numbers: exact below the cap, else the sketch's estimate. */
   get distinct(): number {
     this.flush();
@@ -248,7 +249,8 @@ export class NumberCounter {
     const keys = this.tkeys!;
     const counts = this.tcounts;
     const used = this.tused;
-    const n = keys.length * 2;
+    // Four times larger each time: fewer rehashes on the way to the full small table.
+    const n = Math.min(keys.length * 4, SMALL * 2);
     const mask = n - 1;
     this.tkeys = new Float64Array(n);
     this.tcounts = new Int32Array(n);

@@ -207,71 +207,147 @@ function outputNames(step: FeatureStep): string[] {
 export function transformTable(p: FittedPipeline, table: Table, rows?: ArrayLike<number>): Transformed {
   const n = rows ? rows.length : table.rowCount;
   const x = matrix(n, p.features.length);
-  const out = x.data;
-  const cols = x.cols;
-  const warnings: Warning[] = [];
-  const absent: string[] = [];
-  let offset = 0;
-  for (const step of p.steps) {
+  const idx = rows ? Int32Array.from(rows) : null;
+  const encoders = p.steps.map((step) => {
     const j = table.columns.indexOf(step.column);
-    if (j < 0) absent.push(step.column);
-    const data = j >= 0 ? table.data[j]! : null;
-    let unparsed = 0;
-    const w = width(step);
-    const ind = step.indicator ? offset + w - 1 : -1;
-    for (let i = 0; i < n; i++) {
-      const r = rows ? rows[i]! : i;
-      const at = i * cols + offset;
-      let status = 0; // 0 ok, 1 missing, 2 unparsed
-      if (data === null) status = 1;
-      switch (step.kind) {
-        case 'numeric': {
-          let v = data === null ? NaN : data.number(r);
-          if (v !== v) {
-            if (data !== null) status = data.code(r) >= 0 ? 2 : 1;
-            v = step.fill;
-          }
-          if (step.clip) v = Math.min(step.clip[1], Math.max(step.clip[0], v));
-          out[at] = (v - step.center) / step.scale;
-          break;
-        }
-        case 'boolean': {
-          const k = data === null ? -1 : data.code(r);
-          const b = k >= 0 ? data!.dict.bools[k]! : -1;
-          if (b < 0 && data !== null) status = data.present(r) ? 2 : 1;
-          out[at] = b < 0 ? step.fill : b;
-          break;
-        }
-        case 'categorical': {
-          const key = data === null ? null : data.text(r);
-          if (key === null) status = 1;
-          const c = categoryIndex(step, key ?? step.fill);
-          for (let q = 0; q < step.categories.length; q++) out[at + q] = q === c ? 1 : 0;
-          break;
-        }
-        case 'datetime': {
-          const k = data === null ? -1 : data.code(r);
-          let t = k >= 0 ? data!.dict.dates[k]! : NaN;
-          if (t !== t) {
-            if (data !== null) status = data.present(r) ? 2 : 1;
-            t = step.fill;
-          }
-          for (let q = 0; q < step.parts.length; q++) out[at + q] = (datePart(t, step.parts[q]!) - step.center[q]!) / step.scale[q]!;
-          break;
-        }
-      }
-      if (status === 2) unparsed++;
-      if (ind >= 0) out[i * cols + ind] = status === 0 ? 0 : 1;
+    return { step, data: j < 0 ? null : table.data[j]!, unparsed: 0, byCode: null as Int32Array | null, byNumber: null as Map<number, number> | null };
+  });
+  // A block of rows at a time, every step over it: the block's part of the row-major matrix stays
+  // in cache while each column is read in order (column by column over all rows strides the
+  // whole matrix once per column).
+  for (let from = 0; from < n; from += BLOCK) {
+    const to = Math.min(n, from + BLOCK);
+    let offset = 0;
+    for (const e of encoders) {
+      if (e.data === null) fillAbsent(e.step, x, offset, from, to);
+      else e.unparsed += encodeRows(e as Encoder, idx, x, offset, from, to);
+      offset += width(e.step);
     }
-    if (unparsed > 0) {
-      warnings.push({ code: 'unparsed_value', column: step.column, message: `${table.source}, column "${step.column}": ${unparsed} value(s) of the wrong type treated as missing` });
-    }
-    offset += w;
   }
+  const warnings: Warning[] = [];
+  for (const e of encoders) {
+    if (e.unparsed > 0) {
+      warnings.push({ code: 'unparsed_value', column: e.step.column, message: `${table.source}, column "${e.step.column}": ${e.unparsed} value(s) of the wrong type treated as missing` });
+    }
+  }
+  const absent = encoders.filter((e) => e.data === null).map((e) => e.step.column);
   if (absent.length) {
     warnings.push({ code: 'missing_column', message: `${table.source}: column(s) ${absent.map((c) => `"${c}"`).join(', ')} absent, imputed as in training` });
   }
   return { x, warnings };
+}
+
+/** Rows encoded together by `transformTable`. */
+const BLOCK = 256;
+
+interface Encoder {
+  step: FeatureStep;
+  data: Column;
+  /** Categorical steps: the one-hot position of each dictionary entry, and of each number seen. */
+  byCode: Int32Array | null;
+  byNumber: Map<number, number> | null;
+}
+
+/** A step's features for a column the table lacks: rows imputed (and flagged). */
+function fillAbsent(step: FeatureStep, x: Matrix, offset: number, from: number, to: number): void {
+  const cell = new Float64Array(x.cols);
+  encodeCell(step, null, cell, offset);
+  const part = cell.subarray(offset, offset + width(step));
+  for (let i = from; i < to; i++) x.data.set(part, i * x.cols + offset);
+}
+
+/**
+ * Writes one step's features for output rows `from..to-1` (table rows `idx[i]`, or `i`) into `x`
+ * at column `offset`. Returns how many present cells did not parse as the step's type (imputed).
+ */
+function encodeRows(e: Encoder, idx: Int32Array | null, x: Matrix, offset: number, from: number, to: number): number {
+  const { step, data } = e;
+  const cols = x.cols;
+  const out = x.data;
+  const ind = step.indicator ? offset + width(step) - 1 : -1;
+  let unparsed = 0;
+  switch (step.kind) {
+    case 'numeric': {
+      const { fill, center, scale } = step;
+      const lo = step.clip ? step.clip[0] : -Infinity;
+      const hi = step.clip ? step.clip[1] : Infinity;
+      for (let i = from; i < to; i++) {
+        const r = idx ? idx[i]! : i;
+        let a = data.number(r);
+        const at = i * cols;
+        if (a !== a) {
+          if (data.code(r) >= 0) unparsed++;
+          a = fill;
+          if (ind >= 0) out[at + ind] = 1;
+        }
+        out[at + offset] = ((a < lo ? lo : a > hi ? hi : a) - center) / scale;
+      }
+      return unparsed;
+    }
+    case 'boolean': {
+      const bools = data.dict.bools;
+      for (let i = from; i < to; i++) {
+        const r = idx ? idx[i]! : i;
+        const at = i * cols;
+        const k = data.code(r);
+        const b = k >= 0 ? bools[k]! : -1;
+        if (b < 0) {
+          if (data.present(r)) unparsed++;
+          out[at + offset] = step.fill;
+          if (ind >= 0) out[at + ind] = 1;
+        } else out[at + offset] = b;
+      }
+      return unparsed;
+    }
+    case 'categorical': {
+      if (e.byCode === null) {
+        e.byCode = new Int32Array(data.dict.size);
+        for (let k = 0; k < e.byCode.length; k++) e.byCode[k] = categoryIndex(step, data.dict.text(k));
+        e.byNumber = new Map();
+      }
+      const fillAt = categoryIndex(step, step.fill);
+      for (let i = from; i < to; i++) {
+        const r = idx ? idx[i]! : i;
+        const at = i * cols;
+        const k = data.code(r);
+        let c: number;
+        if (k >= 0) c = e.byCode[k]!;
+        else {
+          const v = data.number(r);
+          if (v === v) {
+            let got = e.byNumber!.get(v);
+            if (got === undefined) {
+              got = categoryIndex(step, String(v));
+              e.byNumber!.set(v, got);
+            }
+            c = got;
+          } else {
+            c = fillAt;
+            if (ind >= 0) out[at + ind] = 1;
+          }
+        }
+        // The matrix starts at zero: only the hot position is written (none for an unseen category).
+        if (c >= 0) out[at + offset + c] = 1;
+      }
+      return 0;
+    }
+    case 'datetime': {
+      const dates = data.dict.dates;
+      for (let i = from; i < to; i++) {
+        const r = idx ? idx[i]! : i;
+        const at = i * cols;
+        const k = data.code(r);
+        let t = k >= 0 ? dates[k]! : NaN;
+        if (t !== t) {
+          if (data.present(r)) unparsed++;
+          t = step.fill;
+          if (ind >= 0) out[at + ind] = 1;
+        }
+        for (let q = 0; q < step.parts.length; q++) out[at + offset + q] = (datePart(t, step.parts[q]!) - step.center[q]!) / step.scale[q]!;
+      }
+      return unparsed;
+    }
+  }
 }
 
 /** The pipeline's feature columns that `table` does not have. */

@@ -22,7 +22,7 @@ import { Errors, deserializeError, siblingModule, startWorker } from '../core/in
 import type { Table, TableFormat } from './table.js';
 import { STREAMING, type BuildOptions, type ColumnEvidence } from './column.js';
 import { scanTable } from './read.js';
-import { quantile } from './pipeline.js';
+import { quantileOf } from './pipeline.js';
 import { duplicateCount } from './rows.js';
 import { checkColumnName, schemaFromEvidence, type InferOptions } from './schema.js';
 
@@ -146,9 +146,11 @@ function columnProfile(
   if (col.type === 'numeric' || col.type === 'integer') {
     p.invalid = nm - ev.numCount;
     if (ev.numCount > 0) {
-      const s = ev.sortedSample();
-      const q1 = quantile(s, 0.25);
-      const q3 = quantile(s, 0.75);
+      // Selections, not a sort: three order statistics are all a profile shows of the numbers.
+      const s = ev.sample();
+      const q1 = quantileOf(s, 0.25);
+      const q3 = quantileOf(s, 0.75);
+      const median = quantileOf(s, 0.5);
       const lo = q1 - 1.5 * (q3 - q1);
       const hi = q3 + 1.5 * (q3 - q1);
       let out = 0;
@@ -159,7 +161,7 @@ function columnProfile(
         mean: ev.mean,
         std: ev.std,
         q1,
-        median: quantile(s, 0.5),
+        median,
         q3,
         outliers: ev.sampleExact ? out : Math.round((out / s.length) * ev.numCount),
       });

@@ -152,7 +152,7 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
   } else if (type === 'text') {
     ignoredReason = 'free text';
     warnings.push({ code: 'free_text', column: name, message: `${col}: free text; ignored` });
-  } else if (ev.distinct === 1 && ev.distinctExact) {
+  } else if (ev.constant) {
     if (isTarget) {
       warnings.push({ code: 'constant', column: name, message: `${col}: the target has a single value` });
     } else {

@@ -1,7 +1,6 @@
-import { createReadStream } from 'node:fs';
 import { trainTable } from '../automl/index.js';
 import { Errors, type ProgressFn } from '../core/index.js';
-import { formatFromPath, readTableFromStream } from '../data/index.js';
+import { formatFromPath, readTable } from '../data/index.js';
 import type { Family } from '../models/index.js';
 import { saveArtifact } from '../registry/index.js';
 import { buildManifest, toJobResult } from './manifest.js';
@@ -13,10 +12,10 @@ import type { TrainJobResult, TrainJobSpec } from './types.js';
  * worker thread calls this; it is exported for callers that want no thread.
  */
 export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: ProgressFn; signal?: AbortSignal } = {}): Promise<TrainJobResult> {
-  // Read through a stream named after the dataset, so every error message names the dataset and
-  // never the server's storage path. The format is the one the upload was read with, when known.
+  // Read under the dataset's name, so every error message names the dataset and never the
+  // server's storage path. The format is the one the upload was read with, when known.
   const format = spec.format ?? formatFromPath(spec.datasetPath) ?? formatFromPath(spec.datasetName);
-  const table = await readTableFromStream(createReadStream(spec.datasetPath), spec.datasetName, format, { hash: true });
+  const table = await readTable(spec.datasetPath, { source: spec.datasetName, hash: true, ...(format ? { format } : {}) });
   // The manifest records the SHA-256 of the bytes trained on; they must be the bytes uploaded.
   if (table.sha256 !== spec.lineage.datasetSha256) {
     throw Errors.badData(spec.datasetName, 'the stored dataset no longer matches the SHA-256 recorded at upload; upload it again');
