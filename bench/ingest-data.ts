@@ -29,8 +29,8 @@ async function write(path: string, header: string, batch: (rng: Rng) => string[]
   await once(out, 'finish');
 }
 
-/** The 27 MB numeric table (100,000 × 31). */
-export async function numericTable(path: string): Promise<void> {
+/** The 27 MB numeric table (100,000 × 31), or `rows` rows of the same columns. */
+export async function numericTable(path: string, rows = 100_000): Promise<void> {
   if (existsSync(path)) return;
   const cols = Array.from({ length: 30 }, (_, j) => `x${j + 1}`);
   const scale = cols.map((_, j) => 10 ** ((j % 5) - 1));
@@ -52,7 +52,7 @@ export async function numericTable(path: string): Promise<void> {
       }
       return lines;
     },
-    (rows) => rows >= 100_000,
+    (written) => written >= rows,
   );
 }
 
