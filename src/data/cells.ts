@@ -6,7 +6,7 @@
  * cell and for one it cannot read; callers that need to tell the two apart check `isMissing`.
  */
 import type { Cell } from '../core/index.js';
-import { isMissingBytes, NUMBER, parseBooleanBytes, parseDateBytes, parseNumberBytes } from './bytes.js';
+import { isMissingBytes, parseBooleanBytes, parseDateBytes, parseNumberBytes } from './bytes.js';
 
 /**
  * Tokens that mean "no value", compared after trimming and case-insensitively: the empty string,
@@ -71,12 +71,6 @@ export function parseNumber(cell: Cell | undefined): number | null {
   if (n < 0) return null;
   const v = parseNumberBytes(scratch, 0, n);
   return v === v ? v : null;
-}
-
-/** Whether a text that `parseNumber` accepts was written as an integer (no point, no exponent). */
-export function isIntegerText(s: string): boolean {
-  const n = ascii(s.trim());
-  return n >= 0 && parseNumberBytes(scratch, 0, n) === parseNumberBytes(scratch, 0, n) && NUMBER.isInt;
 }
 
 /**

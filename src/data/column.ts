@@ -82,8 +82,9 @@ function ensureScratch(n: number): Uint8Array {
   return scratch;
 }
 
-const TRUE_BYTES = new TextEncoder().encode('true');
-const FALSE_BYTES = new TextEncoder().encode('false');
+const ENCODER = new TextEncoder();
+const TRUE_BYTES = ENCODER.encode('true');
+const FALSE_BYTES = ENCODER.encode('false');
 
 /** Accumulates one column's cells (see the module comment). */
 export class ColumnBuilder implements ColumnEvidence {
@@ -108,7 +109,7 @@ export class ColumnBuilder implements ColumnEvidence {
 
   readonly dict = new TextDictionary();
   private readonly store: boolean;
-  // Kept cells (store mode), grown by doubling.
+  // Kept cells (store mode): sized by `reserve` when the reader can estimate the rows, else doubled.
   private values: Float64Array | null = null;
   private codes: Int32Array | null = null;
   private cap = 0;
@@ -143,7 +144,7 @@ export class ColumnBuilder implements ColumnEvidence {
       let k = 0;
       for (let i = s; i < e; i++) {
         out[k++] = b[i]!;
-        if (b[i] === 34 && b[i + 1] === 34) i++;
+        if (b[i] === 34 && i + 1 < e && b[i + 1] === 34) i++;
       }
       b = out;
       s = 0;
@@ -176,7 +177,7 @@ export class ColumnBuilder implements ColumnEvidence {
       return this.addText(t, 0, t.length);
     }
     const out = ensureScratch(cell.length * 3);
-    const { written } = new TextEncoder().encodeInto(cell, out);
+    const { written } = ENCODER.encodeInto(cell, out);
     return this.add(out, 0, written, 0);
   }
 

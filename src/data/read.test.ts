@@ -168,3 +168,40 @@ describe('helpers', () => {
     expect(findBinaryByte(Buffer.from([0x68, 0xc0, 0x80]))).toBe(1); // overlong
   });
 });
+
+describe('large inputs', () => {
+  it('reads a multi-chunk CSV with mixed cells exactly (columns sized from the file, then grown)', async () => {
+    const lines = ['id,v,cat,flag'];
+    // The first 64 KB holds short rows, the rest long ones: the size estimate falls short and the
+    // columns must grow past it without losing a cell.
+    for (let i = 0; i < 60_000; i++) {
+      const pad = i < 3000 ? '' : 'x'.repeat(40);
+      lines.push(`${i},${i % 7 === 0 ? 'NA' : (i / 8).toFixed(3)},${i % 5 === 0 ? '1.50' : `c${i % 3}${pad}`},${i % 2 ? 'yes' : 'no'}`);
+    }
+    const t = await readTable(file('big.csv', lines.join('\n') + '\n'));
+    expect(t.rowCount).toBe(60_000);
+    let sum = 0;
+    let missing = 0;
+    for (let r = 0; r < t.rowCount; r++) {
+      const v = t.data[1]!.number(r);
+      if (Number.isNaN(v)) missing++;
+      else sum += v;
+    }
+    let want = 0;
+    for (let i = 0; i < 60_000; i++) if (i % 7 !== 0) want += Number((i / 8).toFixed(3));
+    expect(sum).toBeCloseTo(want, 6);
+    expect(missing).toBe(Math.ceil(60_000 / 7));
+    expect(t.data[2]!.text(0)).toBe('1.5'); // a number, kept by value
+    expect(t.data[2]!.text(59_999)).toBe(`c${59_999 % 3}${'x'.repeat(40)}`);
+    expect(t.lines[59_999]).toBe(60_001);
+  });
+
+  it('reads a 5 MB NDJSON line spread over many chunks', async () => {
+    const long = JSON.stringify({ a: 1, note: 'n'.repeat(5_000_000) });
+    const started = performance.now();
+    const chunks = Array.from({ length: Math.ceil(long.length / 62_500) }, (_, i) => Buffer.from(long.slice(i * 62_500, (i + 1) * 62_500)));
+    const t = await readTableFromStream(Readable.from([...chunks, Buffer.from('\n{"a":2}\n')]), '<stdin>', 'ndjson');
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(rowsOf(t).map((r) => r[0])).toEqual([1, 2]);
+  });
+});

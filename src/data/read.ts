@@ -16,7 +16,7 @@ import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Errors, isMedfitError, type Cell } from '../core/index.js';
-import { KEEP, STREAMING, type BuildOptions, type ColumnBuilder } from './column.js';
+import { KEEP, STREAMING, type BuildOptions } from './column.js';
 import { CsvScanner, QUOTED, type CsvBatch } from './csv.js';
 import { TableBuilder } from './builder.js';
 import type { Table, TableFormat } from './table.js';
@@ -434,4 +434,3 @@ async function scanNdjson(head: Buffer, rest: AsyncGenerator<Buffer>, source: st
 /** Longest NDJSON line read: one record far larger than any table row is a broken file. */
 const MAX_LINE = 64 * 1024 * 1024;
 
-export type { ColumnBuilder };
