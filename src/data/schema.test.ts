@@ -118,6 +118,21 @@ describe('inferSchema', () => {
     expect(nameWords('PatientID')).toEqual(['patient', 'id']);
     expect(nameWords('row_no')).toEqual(['row', 'no']);
     expect(nameWords('lipid_panel')).toEqual(['lipid', 'panel']);
+    // The two patterns the split used to be, as the reference, on names of every shape.
+    const reference = (n: string) =>
+      n
+        .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+        .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+        .toLowerCase()
+        .split(/[^a-z0-9]+/)
+        .filter((w) => w !== '');
+    for (const n of ['HTTPServer', 'aBC', 'a1B2C', 'ABCDeFG', 'mean_radius2X', 'Née_Date', '__x__Y', 'IDs', 'patientId', 'A', '']) {
+      expect(nameWords(n), n).toEqual(reference(n));
+    }
+    // Linear in the name: the second pattern backtracked quadratically over a long capital run.
+    const started = performance.now();
+    expect(nameWords('A'.repeat(200_000) + 'b')).toHaveLength(2);
+    expect(performance.now() - started).toBeLessThan(500);
   });
 });
 

@@ -58,15 +58,44 @@ const ROW_KEY_HEADS = new Set([
 ]);
 const ROW_KEY_TAILS = new Set(['no', 'num', 'nr', 'number', 'key', 'index', 'idx']);
 
-/** Splits a column name into lower-case words: `PatientID` → patient, id; `row_no` → row, no. */
+/**
+ * Splits a column name into lower-case words: `PatientID` → patient, id; `row_no` → row, no;
+ * `HTTPServer` → http, server. One pass over the name (names come from users' files, so no
+ * pattern that could backtrack over a long one).
+ */
 export function nameWords(name: string): string[] {
-  return name
-    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
-    .toLowerCase()
-    .split(/[^a-z0-9]+/)
-    .filter((w) => w !== '');
+  const words: string[] = [];
+  let cur = '';
+  const kind = (i: number): number => {
+    const c = name.charCodeAt(i);
+    return c >= 65 && c <= 90 ? UPPER : c >= 97 && c <= 122 ? LOWER : c >= 48 && c <= 57 ? DIGIT : OTHER;
+  };
+  for (let i = 0; i < name.length; i++) {
+    const k = kind(i);
+    if (k === OTHER) {
+      if (cur !== '') words.push(cur);
+      cur = '';
+      continue;
+    }
+    if (k === UPPER && cur !== '') {
+      const prev = kind(i - 1);
+      // A word starts at a capital after a lower-case letter or digit (patientId), or at the last
+      // capital of a run followed by a lower-case letter (HTTPServer).
+      if (prev === LOWER || prev === DIGIT || (prev === UPPER && i + 1 < name.length && kind(i + 1) === LOWER)) {
+        words.push(cur);
+        cur = '';
+      }
+    }
+    cur += name[i]!.toLowerCase();
+  }
+  if (cur !== '') words.push(cur);
+  return words;
 }
+
+const UPPER = 0;
+const LOWER = 1;
+const DIGIT = 2;
+const OTHER = 3;
 
 function strongIdName(words: string[]): boolean {
   return words.some((w) => STRONG_ID_WORDS.has(w));
