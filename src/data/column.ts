@@ -50,7 +50,10 @@ export interface ColumnEvidence {
   readonly distinctExact: boolean;
   /** Count of each value (numbers as `String(value)`): all of them, or those seen before the cap. */
   valueCounts(): Map<string, number>;
-  /** The numbers (all, or a seeded reservoir sample of them), in a new array the caller may reorder. */
+  /**
+   * The numbers (all, or a seeded reservoir sample of them), in no particular order, in an array
+   * the caller may reorder (a streaming builder's own reservoir: read it once, when reading is done).
+   */
   sample(): Float64Array;
   /** Whether `sample` holds every number (quantiles are then exact). */
   readonly sampleExact: boolean;
@@ -368,8 +371,8 @@ export class ColumnBuilder implements ColumnEvidence {
   }
 
   sample(): Float64Array {
-    if (this.store || this.sorted) return this.sortedSample().slice();
-    return (this.sample_ ?? new Float64Array(0)).slice(0, this.sampleLen);
+    if (this.store) return this.sortedSample().slice();
+    return (this.sample_ ?? new Float64Array(0)).subarray(0, this.sampleLen);
   }
 
   /** The numbers kept (store mode: all of them), sorted once and cached. */
