@@ -6,7 +6,7 @@
  * infers the schema from the same pass, and keeps memory bounded whatever the file's size (see
  * bench/ingest.ts). What it approximates, and how:
  * - distinct counts: texts and integers exactly up to 100 000 distinct values per column, numbers
- *   with a fraction exactly up to 16 384; past that, a HyperLogLog sketch (about 0.8 % standard
+ *   with a fraction exactly up to 4 096; past that, a HyperLogLog sketch (about 0.8 % standard
  *   error); `distinctApprox` says which. Top values of such a column are counted exactly for the
  *   values seen before the cap was reached. Numbers are compared by value (`1.50` is `1.5`).
  * - quantiles (q1, median, q3) and the outlier count: from a seeded reservoir sample of 65 536
