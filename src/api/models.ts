@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Errors, type RawRecord } from '../core/index.js';
+import { Errors, writeDirAtomic, type RawRecord } from '../core/index.js';
 import { EVALUATION_FILE, MANIFEST_FILE, sha256, type Manifest } from '../registry/index.js';
 import { decodeOnnx } from '../models/index.js';
 import { loadRuntimeModel } from '../serve/index.js';
@@ -168,16 +168,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       }
       const rel = join('models', p.projectId, `upload-${randomUUID()}`);
       const dir = join(s.config.dataDir, rel);
-      const tmp = join(dirname(dir), `.tmp-${randomUUID()}`);
-      mkdirSync(tmp, { recursive: true });
-      try {
-        writeFileSync(join(tmp, 'model.onnx'), bytes);
-        writeFileSync(join(tmp, 'upload.json'), JSON.stringify(info));
-        renameSync(tmp, dir);
-      } catch (e) {
-        rmSync(tmp, { recursive: true, force: true });
-        throw e;
-      }
+      writeDirAtomic(dir, { 'model.onnx': bytes, 'upload.json': JSON.stringify(info) });
       const rec = await s.store.createModelVersion({
         projectId: p.projectId,
         name: b.name,

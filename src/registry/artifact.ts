@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { Errors, type Schema, type Task } from '../core/index.js';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Errors, writeDirAtomic, type Schema, type Task } from '../core/index.js';
 import { validatePipeline, type FittedPipeline, type TargetEncoding } from '../data/index.js';
 import { getFamily, onnxSignature, toOnnx, type Family, type ModelState, type OnnxSignature, type Params, type TrainedModel } from '../models/index.js';
 import type { MetricSummary } from '../automl/index.js';
@@ -80,18 +80,7 @@ export function saveArtifact(
   const hashes = Object.fromEntries(Object.entries(files).map(([f, data]) => [f, sha256(data)]));
   const body = { formatVersion: FORMAT_VERSION, ...manifest, signature, files: hashes };
   const full: Manifest = { ...body, integrity: sha256(canonical(body)) };
-  mkdirSync(dirname(dir), { recursive: true });
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${randomBytes(4).toString('hex')}`);
-  mkdirSync(tmp);
-  try {
-    for (const [f, data] of Object.entries(files)) writeFileSync(join(tmp, f), data);
-    writeFileSync(join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2) + '\n');
-    if (existsSync(dir)) rmSync(dir, { recursive: true });
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  writeDirAtomic(dir, { ...files, [MANIFEST_FILE]: JSON.stringify(full, null, 2) + '\n' });
   return full;
 }
 
