@@ -52,6 +52,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 export async function streamToFileAtomic(path: string, source: Readable, onChunk: (chunk: Buffer) => void): Promise<void> {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tempSibling(path);
+  const out = createWriteStream(tmp);
   try {
     await pipeline(
       source,
@@ -61,10 +62,13 @@ export async function streamToFileAtomic(path: string, source: Readable, onChunk
           yield chunk;
         }
       },
-      createWriteStream(tmp),
+      out,
     );
     renameSync(tmp, path);
   } catch (e) {
+    // The file stream opens its file asynchronously: a failure early in the pipeline can come
+    // before the open, which would then create the file after it was removed. Wait for it to close.
+    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
     rmSync(tmp, { force: true });
     throw e;
   }
