@@ -85,9 +85,10 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   const auth = createAuthenticator(store);
   installAuth(app, auth);
   const metrics = installMetrics(app, store);
-  const queue = createWorkerQueue({ concurrency: config.concurrency });
+  const queue = createWorkerQueue({ concurrency: config.concurrency, manifestKey: config.manifestKey });
   const models = new ModelService(store, config.dataDir, config.modelCacheSize, (message, err) =>
     app.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, message),
+    { key: config.manifestKey },
   );
   const jobs = new JobManager(store, queue, config.dataDir, {
     onTerminal: (status) => metrics.jobsFinished.inc({ status }),

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { Errors } from '../core/index.js';
+import { MANIFEST_KEY_MIN_LENGTH } from '../registry/index.js';
 
 /** Server configuration, from `MEDFIT_*` variables overridden by CLI flags. */
 export interface ServerConfig {
@@ -18,6 +19,27 @@ export interface ServerConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   /** Sets the first admin key when given (`MEDFIT_ADMIN_KEY`). */
   adminKey?: string;
+  /**
+   * Signs model manifests and upload records with HMAC-SHA256, and makes loading refuse unsigned
+   * or wrongly signed ones (`MEDFIT_MANIFEST_KEY`, at least 32 characters).
+   */
+  manifestKey?: string;
+}
+
+/** The problem with `MEDFIT_MANIFEST_KEY`, if any. */
+function manifestKeyProblem(key: string | undefined): string | undefined {
+  return key !== undefined && key.length < MANIFEST_KEY_MIN_LENGTH ? `MEDFIT_MANIFEST_KEY must be at least ${MANIFEST_KEY_MIN_LENGTH} characters` : undefined;
+}
+
+/**
+ * `MEDFIT_MANIFEST_KEY` for the commands that save or load models outside the server (`medfit
+ * train`, `medfit predict`): validated by the same rule as `loadConfig`'s; empty means unset.
+ */
+export function manifestKeyFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  const key = env['MEDFIT_MANIFEST_KEY'] || undefined;
+  const problem = manifestKeyProblem(key);
+  if (problem) throw Errors.usage(`configuration: ${problem}`);
+  return key;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
@@ -41,6 +63,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
   if (!(LEVELS as readonly string[]).includes(level)) problems.push(`MEDFIT_LOG_LEVEL must be one of ${LEVELS.join(', ')} (got "${level}")`);
   const adminKey = env['MEDFIT_ADMIN_KEY'];
   if (adminKey !== undefined && adminKey.length < 16) problems.push('MEDFIT_ADMIN_KEY must be at least 16 characters');
+  const manifestKey = env['MEDFIT_MANIFEST_KEY'] || undefined;
+  const keyProblem = manifestKeyProblem(manifestKey);
+  if (keyProblem) problems.push(keyProblem);
   const config: ServerConfig = {
     host: flags.host ?? env['MEDFIT_HOST'] ?? '127.0.0.1',
     port: int(flags.port !== undefined ? '--port' : 'MEDFIT_PORT', flags.port ?? env['MEDFIT_PORT'], 8080, 0, 65535),
@@ -51,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     modelCacheSize: int('MEDFIT_MODEL_CACHE', env['MEDFIT_MODEL_CACHE'], 16, 1, 10_000),
     logLevel: level as ServerConfig['logLevel'],
     ...(adminKey !== undefined ? { adminKey } : {}),
+    ...(manifestKey !== undefined ? { manifestKey } : {}),
   };
   if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
   return config;

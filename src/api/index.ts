@@ -1,3 +1,3 @@
 export { initServer, type Server } from './app.js';
-export { loadConfig, type ServerConfig } from './config.js';
+export { loadConfig, manifestKeyFromEnv, type ServerConfig } from './config.js';
 export { createKey, parseScopes, hashKey, bootstrapAdminKey } from './keys.js';

@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Errors, MedfitError, type RawRecord, type Task, type Warning } from '../core/index.js';
 import { transformRecords, type FittedPipeline } from '../data/index.js';
-import { formatPredictions, loadArtifact, type Prediction } from '../registry/index.js';
+import { formatPredictions, loadArtifactOnnx, type Prediction } from '../registry/index.js';
 import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type RuntimeStats, type TensorMetadata } from '../serve/index.js';
 import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
 
@@ -49,6 +49,8 @@ export class ModelService {
     private readonly dataDir: string,
     cacheSize: number,
     private readonly logError: (message: string, err: unknown) => void = () => {},
+    /** `key`: MEDFIT_MANIFEST_KEY, which stored manifests must be signed with. */
+    private readonly options: { key?: string | undefined } = {},
   ) {
     this.cache = new ModelCache<ServedModel>({ max: cacheSize, load: (key) => this.loadKey(key) });
   }
@@ -159,11 +161,9 @@ export class ModelService {
       const runtime = await loadRuntimeModel(readFileSync(join(dir, 'model.onnx')), { inputs: info.inputs, outputs: info.outputs });
       return served(runtime, { record, task: info.task, classes: info.classes, pipeline: undefined, features: info.features });
     }
-    // loadArtifact verifies the manifest's integrity and every file's hash, model.onnx included.
-    const a = loadArtifact(dir);
-    if (!existsSync(join(dir, 'model.onnx'))) throw Errors.manifest(record.dir, 'model.onnx is missing');
-    const m = a.manifest;
-    const runtime = await loadRuntimeModel(readFileSync(join(dir, 'model.onnx')), m.signature);
+    // Verified (integrity or signature, the hash of model.onnx): the bytes served are the ones checked.
+    const { manifest: m, onnx } = loadArtifactOnnx(dir, this.options);
+    const runtime = await loadRuntimeModel(onnx, m.signature);
     return served(runtime, { record, task: m.task, classes: m.target.classes, pipeline: m.pipeline, features: m.pipeline.features });
   }
 }
