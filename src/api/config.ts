@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Errors } from '../core/index.js';
 import { MANIFEST_KEY_MIN_LENGTH } from '../registry/index.js';
+import { UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from '../serve/index.js';
 
 /** Server configuration, from `MEDFIT_*` variables overridden by CLI flags. */
 export interface ServerConfig {
@@ -24,6 +25,8 @@ export interface ServerConfig {
    * or wrongly signed ones (`MEDFIT_MANIFEST_KEY`, at least 32 characters).
    */
   manifestKey?: string;
+  /** Limits of the isolated check of an uploaded model (`MEDFIT_UPLOAD_CHECK_SECONDS`, `MEDFIT_UPLOAD_CHECK_MB`). */
+  uploadCheck: UploadCheckLimits;
 }
 
 /** The problem with `MEDFIT_MANIFEST_KEY`, if any. */
@@ -77,6 +80,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     logLevel: level as ServerConfig['logLevel'],
     ...(adminKey !== undefined ? { adminKey } : {}),
     ...(manifestKey !== undefined ? { manifestKey } : {}),
+    uploadCheck: {
+      timeoutMs: int('MEDFIT_UPLOAD_CHECK_SECONDS', env['MEDFIT_UPLOAD_CHECK_SECONDS'], UPLOAD_CHECK_LIMITS.timeoutMs / 1000, 1, 600) * 1000,
+      memoryBytes: int('MEDFIT_UPLOAD_CHECK_MB', env['MEDFIT_UPLOAD_CHECK_MB'], UPLOAD_CHECK_LIMITS.memoryBytes / (1024 * 1024), 64, 65_536) * 1024 * 1024,
+    },
   };
   if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
   return config;

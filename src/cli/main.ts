@@ -84,7 +84,8 @@ dashboard (/) in one process, with SQLite and files under the data directory. Th
 without MEDFIT_ADMIN_KEY prints an admin key once. Environment: MEDFIT_HOST, MEDFIT_PORT,
 MEDFIT_DATA_DIR, MEDFIT_ADMIN_KEY, MEDFIT_MAX_UPLOAD_MB (100), MEDFIT_MAX_BODY_MB (10),
 MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info),
-MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour it too).
+MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour it too),
+MEDFIT_UPLOAD_CHECK_SECONDS (30), MEDFIT_UPLOAD_CHECK_MB (1024).
 `;
 
 const KEYS_HELP = `medfit keys <command> [--data-dir .medfit] [--json]

@@ -15,4 +15,19 @@ export {
   EVALUATION_FILE,
 } from './artifact.js';
 export { sha256, seal, verifySeal, checkManifestKey, MANIFEST_KEY_MIN_LENGTH, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
+export {
+  checkDeclaration,
+  checkUpload,
+  prepareUpload,
+  saveUpload,
+  loadUpload,
+  readUploadInfo,
+  discardUpload,
+  UPLOAD_FILE,
+  UPLOAD_FORMAT_VERSION,
+  type UploadDeclaration,
+  type UploadInfo,
+  type UploadRecord,
+  type PreparedUpload,
+} from './upload.js';
 export { predictTable, predictRecords, formatPredictions, type Prediction, type PredictionResult } from './predict.js';
