@@ -28,12 +28,12 @@ export interface CliRun {
  * exit codes, stdout/stderr separation and the absence of stack traces are tested as a user sees
  * them.
  */
-export function medfit(args: string[], opts: { cwd?: string; stdin?: string } = {}): Promise<CliRun> {
+export function medfit(args: string[], opts: { cwd?: string; stdin?: string; env?: Record<string, string> } = {}): Promise<CliRun> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), ...args], {
       cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, MEDFIT_DEBUG: '' },
+      env: { ...process.env, MEDFIT_DEBUG: '', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { Errors, MedfitError, VERSION } from '../core/index.js';
+import { Errors, MedfitError, VERSION, removeStaleTemps } from '../core/index.js';
 import { createWorkerQueue } from '../jobs/index.js';
 import { openSqliteStore } from '../store/index.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
@@ -44,6 +44,7 @@ export interface Server {
  */
 export async function initServer(config: ServerConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Server> {
   mkdirSync(config.dataDir, { recursive: true });
+  removeStaleTemps(config.dataDir);
   const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
   const firstAdminKey = await bootstrapAdminKey(store, config.adminKey);
   // V2 inference is answered before Fastify when the fast path is set (see api/v2/fast.ts).
@@ -84,9 +85,10 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   const auth = createAuthenticator(store);
   installAuth(app, auth);
   const metrics = installMetrics(app, store);
-  const queue = createWorkerQueue({ concurrency: config.concurrency });
+  const queue = createWorkerQueue({ concurrency: config.concurrency, manifestKey: config.manifestKey });
   const models = new ModelService(store, config.dataDir, config.modelCacheSize, (message, err) =>
     app.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, message),
+    { key: config.manifestKey },
   );
   const jobs = new JobManager(store, queue, config.dataDir, {
     onTerminal: (status) => metrics.jobsFinished.inc({ status }),

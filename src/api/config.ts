@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import { Errors } from '../core/index.js';
+import { MANIFEST_KEY_MIN_LENGTH } from '../registry/index.js';
+import { UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from '../serve/index.js';
 
 /** Server configuration, from `MEDFIT_*` variables overridden by CLI flags. */
 export interface ServerConfig {
@@ -18,6 +20,18 @@ export interface ServerConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   /** Sets the first admin key when given (`MEDFIT_ADMIN_KEY`). */
   adminKey?: string;
+  /**
+   * Signs model manifests and upload records with HMAC-SHA256, and makes loading refuse unsigned
+   * or wrongly signed ones (`MEDFIT_MANIFEST_KEY`, at least 32 characters).
+   */
+  manifestKey?: string;
+  /** Limits of the isolated check of an uploaded model (`MEDFIT_UPLOAD_CHECK_SECONDS`, `MEDFIT_UPLOAD_CHECK_MB`). */
+  uploadCheck: UploadCheckLimits;
+}
+
+/** The problem with `MEDFIT_MANIFEST_KEY`, if any. */
+function manifestKeyProblem(key: string | undefined): string | undefined {
+  return key !== undefined && key.length < MANIFEST_KEY_MIN_LENGTH ? `MEDFIT_MANIFEST_KEY must be at least ${MANIFEST_KEY_MIN_LENGTH} characters` : undefined;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
@@ -41,6 +55,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
   if (!(LEVELS as readonly string[]).includes(level)) problems.push(`MEDFIT_LOG_LEVEL must be one of ${LEVELS.join(', ')} (got "${level}")`);
   const adminKey = env['MEDFIT_ADMIN_KEY'];
   if (adminKey !== undefined && adminKey.length < 16) problems.push('MEDFIT_ADMIN_KEY must be at least 16 characters');
+  const manifestKey = env['MEDFIT_MANIFEST_KEY'] || undefined;
+  const keyProblem = manifestKeyProblem(manifestKey);
+  if (keyProblem) problems.push(keyProblem);
   const config: ServerConfig = {
     host: flags.host ?? env['MEDFIT_HOST'] ?? '127.0.0.1',
     port: int(flags.port !== undefined ? '--port' : 'MEDFIT_PORT', flags.port ?? env['MEDFIT_PORT'], 8080, 0, 65535),
@@ -51,6 +68,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     modelCacheSize: int('MEDFIT_MODEL_CACHE', env['MEDFIT_MODEL_CACHE'], 16, 1, 10_000),
     logLevel: level as ServerConfig['logLevel'],
     ...(adminKey !== undefined ? { adminKey } : {}),
+    ...(manifestKey !== undefined ? { manifestKey } : {}),
+    uploadCheck: {
+      timeoutMs: int('MEDFIT_UPLOAD_CHECK_SECONDS', env['MEDFIT_UPLOAD_CHECK_SECONDS'], UPLOAD_CHECK_LIMITS.timeoutMs / 1000, 1, 600) * 1000,
+      memoryBytes: int('MEDFIT_UPLOAD_CHECK_MB', env['MEDFIT_UPLOAD_CHECK_MB'], UPLOAD_CHECK_LIMITS.memoryBytes / (1024 * 1024), 64, 65_536) * 1024 * 1024,
+    },
   };
   if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
   return config;

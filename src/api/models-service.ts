@@ -1,22 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Errors, MedfitError, type RawRecord, type Task, type Warning } from '../core/index.js';
 import { transformRecords, type FittedPipeline } from '../data/index.js';
-import { formatPredictions, loadArtifact, type Prediction } from '../registry/index.js';
+import { formatPredictions, loadArtifactOnnx, loadUpload, readArtifactDetails, readUploadInfo, type Manifest, type Prediction, type UploadInfo } from '../registry/index.js';
 import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type RuntimeStats, type TensorMetadata } from '../serve/index.js';
 import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
 
 /** How long a model's version list is trusted without asking the store again. */
 const VERSIONS_TTL_MS = 1000;
 
-/** What a user declares when uploading their own ONNX model (`upload.json` in its directory). */
-export interface UploadInfo {
-  task: Task;
-  /** Feature names in input-column order: records for /v1 predict are read by these names. */
-  features: string[];
-  classes?: string[];
-  inputs: TensorMetadata[];
-  outputs: TensorMetadata[];
+/** A version's stored description, read and verified by the registry. */
+export type VersionDetails = { source: 'uploaded'; info: UploadInfo } | { source: 'trained'; manifest: Manifest; evaluation: unknown };
+
+/** An error's message with its causes (ONNX Runtime's own words among them): for the server log only. */
+function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  return e.cause !== undefined ? `${e.message}: ${describe(e.cause)}` : e.message;
 }
 
 /** A model version ready to predict: its ONNX Runtime session and what turns records into input. */
@@ -49,6 +47,8 @@ export class ModelService {
     private readonly dataDir: string,
     cacheSize: number,
     private readonly logError: (message: string, err: unknown) => void = () => {},
+    /** `key`: MEDFIT_MANIFEST_KEY, which stored manifests and upload records must be signed with. */
+    private readonly options: { key?: string | undefined } = {},
   ) {
     this.cache = new ModelCache<ServedModel>({ max: cacheSize, load: (key) => this.loadKey(key) });
   }
@@ -146,24 +146,39 @@ export class ModelService {
       return await this.open(record);
     } catch (e) {
       // A stored model that does not load is the server's problem, not the caller's: the caller
-      // gets a plain 500, the log gets what is wrong (and where on disk).
-      this.logError(`model ${name} v${version} cannot be loaded`, e);
+      // gets a plain 500, the log gets what is wrong (and where on disk, and ONNX Runtime's words).
+      this.logError(`model ${name} v${version} cannot be loaded: ${describe(e)}`, e);
       throw Errors.internal(`model "${name}" version ${version} cannot be loaded; the server log has the details`);
     }
   }
 
+  /**
+   * A version's stored description, verified by the registry (integrity or signature, and the
+   * hash of each file read). A directory that fails verification is reported like a model that
+   * does not load: a plain 500 to the caller, the details (with server paths) to the log.
+   */
+  details(rec: ModelVersionRecord): VersionDetails {
+    const dir = join(this.dataDir, rec.dir);
+    try {
+      if (rec.source === 'uploaded') return { source: 'uploaded', info: readUploadInfo(dir, this.options) };
+      return { source: 'trained', ...readArtifactDetails(dir, this.options) };
+    } catch (e) {
+      this.logError(`model ${rec.name} v${rec.version} cannot be read: ${describe(e)}`, e);
+      throw Errors.internal(`model "${rec.name}" version ${rec.version} cannot be read; the server log has the details`);
+    }
+  }
+
+  /** Loads a version through the registry: the ONNX bytes served are the ones whose hash was checked. */
   private async open(record: ModelVersionRecord): Promise<ServedModel> {
     const dir = join(this.dataDir, record.dir);
+    const onEngineError = (e: unknown) => this.logError(`model ${record.name} v${record.version}: ONNX Runtime failed: ${describe(e)}`, e);
     if (record.source === 'uploaded') {
-      const info = JSON.parse(readFileSync(join(dir, 'upload.json'), 'utf8')) as UploadInfo;
-      const runtime = await loadRuntimeModel(readFileSync(join(dir, 'model.onnx')), { inputs: info.inputs, outputs: info.outputs });
+      const { info, onnx } = loadUpload(dir, this.options);
+      const runtime = await loadRuntimeModel(onnx, { inputs: info.inputs, outputs: info.outputs }, { onEngineError });
       return served(runtime, { record, task: info.task, classes: info.classes, pipeline: undefined, features: info.features });
     }
-    // loadArtifact verifies the manifest's integrity and every file's hash, model.onnx included.
-    const a = loadArtifact(dir);
-    if (!existsSync(join(dir, 'model.onnx'))) throw Errors.manifest(record.dir, 'model.onnx is missing');
-    const m = a.manifest;
-    const runtime = await loadRuntimeModel(readFileSync(join(dir, 'model.onnx')), m.signature);
+    const { manifest: m, onnx } = loadArtifactOnnx(dir, this.options);
+    const runtime = await loadRuntimeModel(onnx, m.signature, { onEngineError });
     return served(runtime, { record, task: m.task, classes: m.target.classes, pipeline: m.pipeline, features: m.pipeline.features });
   }
 }

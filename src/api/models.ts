@@ -1,14 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Errors, type RawRecord } from '../core/index.js';
-import { EVALUATION_FILE, MANIFEST_FILE, sha256, type Manifest } from '../registry/index.js';
-import { decodeOnnx } from '../models/index.js';
-import { loadRuntimeModel } from '../serve/index.js';
+import { discardUpload, saveUpload, sha256, type UploadDeclaration } from '../registry/index.js';
+import { checkUploadIsolated } from '../serve/index.js';
 import type { ModelVersionRecord, Stage } from '../store/index.js';
 import { requireScope } from './auth.js';
-import type { UploadInfo } from './models-service.js';
 import type { Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
@@ -58,20 +55,19 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     const p = requireScope(req, 'read');
     const { name, v } = req.params as { name: string; v: string };
     const rec = await s.models.resolve(p.projectId, name, v);
-    const dir = join(s.config.dataDir, rec.dir);
     const lineage = { dataset: rec.datasetId, datasetSha256: rec.datasetSha256, job: rec.jobId, created: rec.created };
-    if (rec.source === 'uploaded') {
-      const info = JSON.parse(readFileSync(join(dir, 'upload.json'), 'utf8')) as UploadInfo;
+    const d = s.models.details(rec);
+    if (d.source === 'uploaded') {
+      const info = d.info;
       return { ...summary(rec), inputs: info.inputs, outputs: info.outputs, features: info.features, classes: info.classes ?? null, lineage };
     }
-    const m = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
-    const evaluation = existsSync(join(dir, EVALUATION_FILE)) ? (JSON.parse(readFileSync(join(dir, EVALUATION_FILE), 'utf8')) as unknown) : null;
+    const m = d.manifest;
     return {
       ...summary(rec),
       target: m.target,
       hyperparameters: m.model.params,
       metrics: rec.metrics,
-      evaluation,
+      evaluation: d.evaluation,
       schema: m.schema,
       features: m.pipeline.features,
       signature: m.signature,
@@ -126,58 +122,21 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     },
     async (req, reply) => {
       const p = requireScope(req, 'train');
-      const b = req.body as { name: string; onnx: string; task: UploadInfo['task']; features: string[]; classes?: string[]; output?: string };
-      if (b.task !== 'regression' && !b.classes) throw Errors.badData('', '/classes: a classification model needs its class labels, in output order', [{ pointer: '/classes', message: 'required for classification' }]);
-      if (b.task === 'binary' && b.classes!.length !== 2) throw Errors.badData('', `/classes: a binary model has 2 classes, ${b.classes!.length} were given`, [{ pointer: '/classes', message: 'expected 2 labels' }]);
-      if (b.task === 'regression' && b.classes) throw Errors.badData('', '/classes: a regression model has no classes', [{ pointer: '/classes', message: 'not allowed for regression' }]);
+      const b = req.body as { name: string; onnx: string; task: UploadDeclaration['task']; features: string[]; classes?: string[]; output?: string };
+      const declaration: UploadDeclaration = { task: b.task, features: b.features, ...(b.classes ? { classes: b.classes } : {}), ...(b.output !== undefined ? { output: b.output } : {}) };
       const bytes = Buffer.from(b.onnx, 'base64');
-      const width = b.task === 'regression' ? 1 : b.classes!.length;
-      let graph;
-      try {
-        graph = decodeOnnx(bytes).graph;
-      } catch {
-        graph = undefined;
-      }
-      const inputName = graph?.input?.[0]?.name;
-      const outputName = b.output ?? graph?.output?.[0]?.name;
-      if (!inputName || !outputName) throw Errors.badData('', '/onnx: not an ONNX model (no graph inputs and outputs found)', [{ pointer: '/onnx', message: 'not an ONNX model' }]);
-      const info: UploadInfo = {
-        task: b.task,
-        features: b.features,
-        ...(b.classes ? { classes: b.classes } : {}),
-        inputs: [{ name: inputName, datatype: 'FP32', shape: [-1, b.features.length] }],
-        outputs: [{ name: outputName, datatype: 'FP32', shape: [-1, width] }],
-      };
-      // Prove the model loads and answers with the declared shapes before anything is stored.
-      let runtime;
-      try {
-        runtime = await loadRuntimeModel(bytes, { inputs: info.inputs, outputs: info.outputs });
-      } catch (e) {
-        throw Errors.badData('', `/onnx: ${e instanceof Error ? e.message : String(e)}`, [{ pointer: '/onnx', message: 'not a loadable ONNX model with the declared input and output' }]);
-      }
-      try {
-        let out;
-        try {
-          [out] = await runtime.infer(new Float32Array(b.features.length), 1);
-        } catch (e) {
-          throw Errors.badData('', `/onnx: the model fails on one row of ${b.features.length} zeros: ${e instanceof Error ? e.message : String(e)}`, [{ pointer: '/onnx', message: 'does not run' }]);
-        }
-        if (!out || out.data.length !== width) throw Errors.badData('', `/onnx: the model returns ${out?.data.length ?? 0} value(s) per row, the declaration implies ${width}`, [{ pointer: '/onnx', message: 'output width does not match' }]);
-      } finally {
-        await runtime.close();
-      }
+      // Recorded before checking so that refused uploads are in the audit trail too.
+      req.auditEntry = { action: 'model.upload', resource: `model:${b.name}` };
+      // Checked (no external data, known operator domains, the declared signature), re-encoded and
+      // proven in ONNX Runtime in a child process with time and memory limits; ONNX Runtime's own
+      // messages go to the log only. Nothing is stored before this succeeds.
+      const prepared = await checkUploadIsolated(bytes, declaration, {
+        limits: s.config.uploadCheck,
+        log: (message) => req.log.warn({ model: b.name }, message),
+      });
       const rel = join('models', p.projectId, `upload-${randomUUID()}`);
       const dir = join(s.config.dataDir, rel);
-      const tmp = join(dirname(dir), `.tmp-${randomUUID()}`);
-      mkdirSync(tmp, { recursive: true });
-      try {
-        writeFileSync(join(tmp, 'model.onnx'), bytes);
-        writeFileSync(join(tmp, 'upload.json'), JSON.stringify(info));
-        renameSync(tmp, dir);
-      } catch (e) {
-        rmSync(tmp, { recursive: true, force: true });
-        throw e;
-      }
+      saveUpload(dir, prepared, { key: s.config.manifestKey });
       const rec = await s.store.createModelVersion({
         projectId: p.projectId,
         name: b.name,
@@ -188,7 +147,11 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
         jobId: null,
         datasetId: null,
         datasetSha256: null,
-        metrics: { onnxSha256: sha256(bytes) },
+        // What is served (the checked, re-encoded model) and what was sent, which may differ.
+        metrics: { onnxSha256: sha256(prepared.onnx), uploadSha256: sha256(bytes) },
+      }).catch((e: unknown) => {
+        discardUpload(dir);
+        throw e;
       });
       s.models.invalidate(p.projectId, rec.name);
       req.auditEntry = { action: 'model.upload', resource: `model:${rec.name}/${rec.version}` };

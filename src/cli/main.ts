@@ -89,7 +89,9 @@ Runs the REST API (/v1, and /v2: the Open Inference Protocol), the training work
 dashboard (/) in one process, with SQLite and files under the data directory. The first start
 without MEDFIT_ADMIN_KEY prints an admin key once. Environment: MEDFIT_HOST, MEDFIT_PORT,
 MEDFIT_DATA_DIR, MEDFIT_ADMIN_KEY, MEDFIT_MAX_UPLOAD_MB (100), MEDFIT_MAX_BODY_MB (10),
-MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info).
+MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info),
+MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour it too),
+MEDFIT_UPLOAD_CHECK_SECONDS (30), MEDFIT_UPLOAD_CHECK_MB (1024).
 `;
 
 const KEYS_HELP = `medfit keys <command> [--data-dir .medfit] [--json]
@@ -185,8 +187,10 @@ async function train(argv: string[], io: Io): Promise<number> {
     types[t.slice(0, eq)] = type as ColumnType;
   }
   const file = positionals[0]!;
-  const { nextVersionDir, saveArtifact } = await import('../registry/index.js');
+  const { manifestKeyFromEnv, nextVersionDir, saveArtifact } = await import('../registry/index.js');
   // Where the model goes is settled before training, so a taken --out is not found out after it.
+  // Checked before training, so a bad key does not cost a training run.
+  const key = manifestKeyFromEnv(process.env);
   const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
   if (existsSync(out) && readdirSync(out).length > 0) throw Errors.usage(`${out} already exists and is not empty; choose another --out`);
   const { readTable } = await import('../data/index.js');
@@ -211,7 +215,7 @@ async function train(argv: string[], io: Io): Promise<number> {
     onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
   });
   bar.done();
-  saveArtifact(out, buildManifest(result, { source: basename(file), sha256: tbl.sha256!, seed }), result.model, result.report);
+  saveArtifact(out, buildManifest(result, { source: basename(file), sha256: tbl.sha256!, seed }), result.model, result.report, { key });
   if (o.json) {
     io.stdout.write(
       JSON.stringify({
@@ -283,9 +287,9 @@ async function predict(argv: string[], io: Io): Promise<number> {
   }
   if (positionals.length !== 2) throw Errors.usage('predict: expected <model-dir> and <file|-> (see medfit predict --help)');
   const [dir, file] = positionals as [string, string];
-  const { loadArtifact, predictTable } = await import('../registry/index.js');
+  const { loadArtifact, manifestKeyFromEnv, predictTable } = await import('../registry/index.js');
   const { absentFeatures, readTable, readTableFromStream } = await import('../data/index.js');
-  const artifact = loadArtifact(dir);
+  const artifact = loadArtifact(dir, { key: manifestKeyFromEnv(process.env) });
   const format = o.format ? formatFlag(o.format) : undefined;
   const tbl = file === '-' ? await readTableFromStream(io.stdin as NodeJS.ReadableStream & Readable, '<stdin>', format) : await readTable(file, format ? { format } : {});
   const absent = absentFeatures(artifact.manifest.pipeline, tbl);

@@ -52,8 +52,12 @@ export class MedfitError extends Error {
   readonly status: number;
   readonly details: ErrorDetail[];
 
-  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = []) {
-    super(message);
+  /**
+   * `options.cause` keeps an underlying error (an engine's own message, which may name server
+   * paths) for the server log; the edges never show it to a caller.
+   */
+  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options: { cause?: unknown } = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'MedfitError';
     this.code = code;
     this.status = STATUS[code];
@@ -89,7 +93,7 @@ export const Errors = {
   },
   notFound: (what: string) => new MedfitError('MEDFIT_ERR_NOT_FOUND', `${what} not found`),
   /** A model artifact that is tampered with, incomplete or from an incompatible format. */
-  manifest: (dir: string, message: string) => new MedfitError('MEDFIT_ERR_MANIFEST', `${dir}: ${message}`),
+  manifest: (dir: string, message: string, cause?: unknown) => new MedfitError('MEDFIT_ERR_MANIFEST', `${dir}: ${message}`, [], { cause }),
   cancelled: (what = 'operation') => new MedfitError('MEDFIT_ERR_CANCELLED', `${what} was cancelled`),
   /** No valid credentials (HTTP 401). */
   unauthorized: (message: string) => new MedfitError('MEDFIT_ERR_UNAUTHORIZED', message),
@@ -101,7 +105,8 @@ export const Errors = {
   conflict: (message: string) => new MedfitError('MEDFIT_ERR_CONFLICT', message),
   /** The service cannot answer now (shutting down, not ready; HTTP 503). */
   unavailable: (message: string) => new MedfitError('MEDFIT_ERR_UNAVAILABLE', message),
-  internal: (message: string) => new MedfitError('MEDFIT_ERR_INTERNAL', message),
+  /** Our failure (HTTP 500); `cause` is kept for the server log only. */
+  internal: (message: string, cause?: unknown) => new MedfitError('MEDFIT_ERR_INTERNAL', message, [], { cause }),
 };
 
 /** Whether `e` is a MedfitError (also across worker-thread boundaries, where classes are lost). */

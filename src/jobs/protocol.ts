@@ -5,6 +5,8 @@ import type { TrainJobResult, TrainJobSpec } from './types.js';
 /** What the worker receives as `workerData`: the job to run. */
 export interface JobWorkerData {
   spec: TrainJobSpec;
+  /** MEDFIT_MANIFEST_KEY, to sign the saved manifest with (kept out of the spec, which is stored with the job). */
+  manifestKey?: string;
 }
 
 /** What the worker posts: progress, then exactly one `result` or `error`. */

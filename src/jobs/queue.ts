@@ -14,6 +14,8 @@ export interface WorkerQueueOptions {
    * worker of its own, so more than one per spare core only slows every job down.
    */
   concurrency?: number;
+  /** MEDFIT_MANIFEST_KEY: each job's worker signs the manifest it saves with it. */
+  manifestKey?: string | undefined;
 }
 
 interface Running {
@@ -54,12 +56,14 @@ export class WorkerQueue implements JobQueue {
   private readonly queued: Array<{ id: string; spec: TrainJobSpec }> = [];
   private readonly running = new Map<string, Running>();
   private readonly concurrency: number;
+  private readonly manifestKey: string | undefined;
   private closed = false;
 
   constructor(opts: WorkerQueueOptions = {}) {
     const c = opts.concurrency ?? 1;
     if (!Number.isInteger(c) || c < 1) throw Errors.badParam('concurrency', `must be an integer of at least 1 (got ${c})`);
     this.concurrency = c;
+    this.manifestKey = opts.manifestKey;
   }
 
   /**
@@ -126,7 +130,7 @@ export class WorkerQueue implements JobQueue {
     const outDirExisted = existsSync(spec.outDir);
     let worker: Worker;
     try {
-      worker = startJobWorker({ spec });
+      worker = startJobWorker({ spec, ...(this.manifestKey !== undefined ? { manifestKey: this.manifestKey } : {}) });
     } catch (e) {
       this.emit('started', id);
       // It never took a slot, so pump()'s loop goes on with the next job.

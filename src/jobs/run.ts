@@ -9,9 +9,10 @@ import type { TrainJobResult, TrainJobSpec } from './types.js';
 /**
  * Runs one training job in the calling thread: reads the dataset, trains as `medfit train` does,
  * saves the model directory to `spec.outDir` (atomically) and returns the job's summary. The
- * worker thread calls this; it is exported for callers that want no thread.
+ * worker thread calls this; it is exported for callers that want no thread. `manifestKey` signs
+ * the manifest (MEDFIT_MANIFEST_KEY).
  */
-export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: ProgressFn; signal?: AbortSignal } = {}): Promise<TrainJobResult> {
+export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: ProgressFn; signal?: AbortSignal; manifestKey?: string | undefined } = {}): Promise<TrainJobResult> {
   // Read under the dataset's name, so every error message names the dataset and never the
   // server's storage path. The format is the one the upload was read with, when known.
   const format = spec.format ?? formatFromPath(spec.datasetPath) ?? formatFromPath(spec.datasetName);
@@ -35,6 +36,6 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: table.sha256, seed }), result.model, result.report);
+  saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: table.sha256, seed }), result.model, result.report, { key: opts.manifestKey });
   return toJobResult(result, spec.outDir);
 }

@@ -12,10 +12,10 @@ import { runTrainJob } from './run.js';
 if (!parentPort) throw new Error('jobs/worker.ts must run in a worker thread');
 const port = parentPort;
 const post = (m: JobWorkerMessage) => port.postMessage(m);
-const { spec } = workerData as JobWorkerData;
+const { spec, manifestKey } = workerData as JobWorkerData;
 const progress = throttleProgress((p) => post({ type: 'progress', progress: p }));
 
-runTrainJob(spec, { onProgress: progress.push })
+runTrainJob(spec, { onProgress: progress.push, manifestKey })
   .then((result) => {
     progress.flush();
     post({ type: 'result', result });

@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { Errors, type Schema, type Task } from '../core/index.js';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Errors, writeDirAtomic, type Schema, type Task } from '../core/index.js';
 import { validatePipeline, type FittedPipeline, type TargetEncoding } from '../data/index.js';
 import { getFamily, onnxSignature, toOnnx, type Family, type ModelState, type OnnxSignature, type Params, type TrainedModel } from '../models/index.js';
 import type { MetricSummary, NestedEstimate } from '../automl/index.js';
+import { seal, sha256, verifySeal, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
 
 /** Version of the artifact layout; `loadArtifact` refuses any other. */
 export const FORMAT_VERSION = 1;
@@ -35,12 +35,17 @@ export interface Manifest {
   engines: { medfit: string; node: string; [engine: string]: string };
   /** SHA-256 of each other file in the directory, so a changed or swapped file is noticed. */
   files: Record<string, string>;
-  /** SHA-256 of this manifest's canonical JSON without this field: edits to it are noticed. */
+  /** How `integrity` was computed; absent in manifests saved before signing existed (SHA-256). */
+  integrityAlgorithm?: IntegrityAlgorithm;
+  /**
+   * SHA-256 of this manifest's canonical JSON without this field (edits are noticed), or its
+   * HMAC-SHA256 with `MEDFIT_MANIFEST_KEY` (edits without the key are refused).
+   */
   integrity: string;
 }
 
 /** What a caller of `saveArtifact` provides: the manifest less what saving computes. */
-export type ManifestInput = Omit<Manifest, 'files' | 'integrity' | 'formatVersion' | 'signature'>;
+export type ManifestInput = Omit<Manifest, 'files' | 'integrity' | 'integrityAlgorithm' | 'formatVersion' | 'signature'>;
 
 /** A loaded model: its manifest and a runnable engine. */
 export interface Artifact {
@@ -49,28 +54,12 @@ export interface Artifact {
   model: TrainedModel;
 }
 
-/** SHA-256 hex digest. */
-export function sha256(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/** JSON with object keys sorted, so a hash does not depend on key order. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
-  );
-}
-
 /**
- * Writes a model directory atomically: everything goes to a hidden sibling first and is renamed
- * into place, so an interrupted save never leaves a half-written model at `dir`.
+ * Writes a model directory atomically (through a hidden sibling and a rename, so an interrupted
+ * save never leaves a half-written model at `dir`), with the manifest sealed: signed with
+ * `options.key` when given, else hashed.
  */
-export function saveArtifact(
-  dir: string,
-  manifest: ManifestInput,
-  model: TrainedModel,
-  evaluation?: unknown,
-): Manifest {
+export function saveArtifact(dir: string, manifest: ManifestInput, model: TrainedModel, evaluation?: unknown, options: IntegrityOptions = {}): Manifest {
   if (existsSync(dir) && readdirSync(dir).length > 0) throw Errors.usage(`${dir} already exists and is not empty; choose another --out`);
   const files: Record<string, string | Uint8Array> = {
     [WEIGHTS_FILE]: JSON.stringify(model.toState()),
@@ -79,28 +68,13 @@ export function saveArtifact(
   };
   const signature = onnxSignature(model.task, model.nFeatures, model.nClasses);
   const hashes = Object.fromEntries(Object.entries(files).map(([f, data]) => [f, sha256(data)]));
-  const body = { formatVersion: FORMAT_VERSION, ...manifest, signature, files: hashes };
-  const full: Manifest = { ...body, integrity: sha256(canonical(body)) };
-  mkdirSync(dirname(dir), { recursive: true });
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${randomBytes(4).toString('hex')}`);
-  mkdirSync(tmp);
-  try {
-    for (const [f, data] of Object.entries(files)) writeFileSync(join(tmp, f), data);
-    writeFileSync(join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2) + '\n');
-    if (existsSync(dir)) rmSync(dir, { recursive: true });
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  const full: Manifest = seal({ formatVersion: FORMAT_VERSION, ...manifest, signature, files: hashes }, options);
+  writeDirAtomic(dir, { ...files, [MANIFEST_FILE]: JSON.stringify(full, null, 2) + '\n' });
   return full;
 }
 
-/**
- * Loads and verifies a model directory: the format version, the manifest's integrity hash, each
- * file's hash, and that the weights fit the manifest. Any mismatch is refused with what is wrong.
- */
-export function loadArtifact(dir: string): Artifact {
+/** Reads `manifest.json` and checks its format version and integrity (signature with a key). */
+function readManifest(dir: string, options: IntegrityOptions): Manifest {
   const path = join(dir, MANIFEST_FILE);
   if (!existsSync(path)) throw Errors.manifest(dir, `no ${MANIFEST_FILE}: not a medfit model directory`);
   let manifest: Manifest;
@@ -109,31 +83,87 @@ export function loadArtifact(dir: string): Artifact {
   } catch {
     throw Errors.manifest(dir, `${MANIFEST_FILE} is not valid JSON`);
   }
-  if (!manifest || typeof manifest !== 'object') throw Errors.manifest(dir, `${MANIFEST_FILE} is not an object`);
+  if (!manifest || typeof manifest !== 'object' || Array.isArray(manifest)) throw Errors.manifest(dir, `${MANIFEST_FILE} is not an object`);
   if (manifest.formatVersion !== FORMAT_VERSION) {
     throw Errors.manifest(dir, `format version ${String(manifest.formatVersion)} is not supported (this medfit reads version ${FORMAT_VERSION}); retrain or use the medfit that saved it`);
   }
-  const { integrity, ...body } = manifest;
-  if (typeof integrity !== 'string' || sha256(canonical(body)) !== integrity) {
-    throw Errors.manifest(dir, `${MANIFEST_FILE} was changed after it was saved (integrity hash mismatch)`);
-  }
-  for (const [file, hash] of Object.entries(manifest.files ?? {})) {
-    const p = join(dir, file);
-    if (basename(file) !== file || !existsSync(p)) throw Errors.manifest(dir, `${file} is missing`);
-    if (sha256(readFileSync(p)) !== hash) throw Errors.manifest(dir, `${file} does not match its SHA-256 in ${MANIFEST_FILE}`);
-  }
+  verifySeal(manifest as unknown as Record<string, unknown>, dir, MANIFEST_FILE, options);
+  if (!manifest.files || typeof manifest.files !== 'object') throw Errors.manifest(dir, `${MANIFEST_FILE} lists no files`);
+  return manifest;
+}
+
+/**
+ * Reads one file of a model directory and checks it against its SHA-256 in the (verified)
+ * manifest; returns the bytes that were checked, so nothing can change between check and use.
+ */
+export function readVerifiedFile(dir: string, files: Record<string, string>, file: string, listedIn = MANIFEST_FILE): Buffer {
+  const hash = Object.hasOwn(files, file) ? files[file] : undefined;
+  if (typeof hash !== 'string') throw Errors.manifest(dir, `${file} is not listed in ${listedIn}`);
+  const p = join(dir, file);
+  if (basename(file) !== file || !existsSync(p)) throw Errors.manifest(dir, `${file} is missing`);
+  const bytes = readFileSync(p);
+  if (sha256(bytes) !== hash) throw Errors.manifest(dir, `${file} does not match its SHA-256 in ${listedIn}`);
+  return bytes;
+}
+
+function checkPipeline(dir: string, manifest: Manifest): void {
   try {
     validatePipeline(manifest.pipeline);
   } catch (e) {
     throw Errors.manifest(dir, e instanceof Error ? e.message : String(e));
   }
-  const state = JSON.parse(readFileSync(join(dir, WEIGHTS_FILE), 'utf8')) as ModelState;
+}
+
+/**
+ * Loads and verifies a model directory: the format version, the manifest's integrity (its
+ * signature when `options.key` is given), each file's hash, and that the weights fit the
+ * manifest. Any mismatch is refused with what is wrong.
+ */
+export function loadArtifact(dir: string, options: IntegrityOptions = {}): Artifact {
+  const manifest = readManifest(dir, options);
+  const verified = new Map<string, Buffer>();
+  for (const file of Object.keys(manifest.files)) verified.set(file, readVerifiedFile(dir, manifest.files, file));
+  checkPipeline(dir, manifest);
+  const weights = verified.get(WEIGHTS_FILE);
+  if (!weights) throw Errors.manifest(dir, `${WEIGHTS_FILE} is not listed in ${MANIFEST_FILE}`);
+  let state: ModelState;
+  try {
+    state = JSON.parse(weights.toString('utf8')) as ModelState;
+  } catch {
+    throw Errors.manifest(dir, `${WEIGHTS_FILE} is not valid JSON`);
+  }
   const m = manifest.model;
   if (state.family !== m.family || state.nFeatures !== m.nFeatures || state.nFeatures !== manifest.pipeline.features.length) {
     throw Errors.manifest(dir, `${WEIGHTS_FILE} (${state.family}, ${state.nFeatures} features) does not match the manifest (${m.family}, ${m.nFeatures} features)`);
   }
   const model = getFamily(m.family).load(state);
   return { dir, manifest, model };
+}
+
+/**
+ * What serving needs of a model directory: the verified manifest and the `model.onnx` bytes
+ * whose hash was checked (the training engine's weights are not loaded).
+ */
+export function loadArtifactOnnx(dir: string, options: IntegrityOptions = {}): { manifest: Manifest; onnx: Uint8Array } {
+  const manifest = readManifest(dir, options);
+  const onnx = readVerifiedFile(dir, manifest.files, ONNX_FILE);
+  checkPipeline(dir, manifest);
+  return { manifest, onnx };
+}
+
+/**
+ * A version's description: the verified manifest and its `evaluation.json` (hash-checked; null
+ * when the model has none). The large files (weights, ONNX) are not read.
+ */
+export function readArtifactDetails(dir: string, options: IntegrityOptions = {}): { manifest: Manifest; evaluation: unknown } {
+  const manifest = readManifest(dir, options);
+  if (!Object.hasOwn(manifest.files, EVALUATION_FILE)) return { manifest, evaluation: null };
+  const bytes = readVerifiedFile(dir, manifest.files, EVALUATION_FILE);
+  try {
+    return { manifest, evaluation: JSON.parse(bytes.toString('utf8')) as unknown };
+  } catch {
+    throw Errors.manifest(dir, `${EVALUATION_FILE} is not valid JSON`);
+  }
 }
 
 /**

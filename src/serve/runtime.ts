@@ -10,6 +10,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { Errors, MedfitError } from '../core/index.js';
+import { onnxName } from '../models/index.js';
 import type { OutputTensor, RuntimeModel, TensorMetadata } from './types.js';
 
 /** Input and output tensors the model is served with (`input` FP32 [-1, nFeatures], …). */
@@ -24,6 +25,11 @@ export interface RuntimeOptions {
   maxBatchRows?: number;
   /** ORT intra-op threads. Default 1: requests are already batched, and small boxes have 2 cores. */
   intraOpNumThreads?: number;
+  /**
+   * Told of every failed run with ONNX Runtime's own error. Its message names server paths and
+   * library internals, so callers get a plain message instead and the server log gets this one.
+   */
+  onEngineError?: (err: unknown) => void;
 }
 
 /** Counters of a loaded model, for metrics and for tests that batching happens. */
@@ -60,7 +66,11 @@ const DEFAULT_MAX_BATCH_ROWS = 1024;
 /**
  * Loads ONNX model bytes into an ORT session and checks them against `meta`: exactly one input,
  * FP32 `[-1, nFeatures]`, and every named output present in the graph. Unloadable bytes or a
- * mismatch are `MEDFIT_ERR_MANIFEST` errors saying what is wrong.
+ * mismatch are `MEDFIT_ERR_MANIFEST` errors saying what is wrong in our words; ONNX Runtime's own
+ * message (which names server paths) is only the error's `cause`, for the server log.
+ *
+ * The bytes must be trusted: medfit's own exports, or an upload checked by the registry's
+ * `prepareUpload` (ONNX Runtime reads external data files named inside a model).
  */
 export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSignature, options: RuntimeOptions = {}): Promise<LoadedModel> {
   const bad = (message: string) => Errors.manifest('model.onnx', message);
@@ -68,10 +78,10 @@ export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSigna
   if (meta.inputs.length !== 1 || !input) throw bad(`expected exactly one input tensor, the metadata lists ${meta.inputs.length}`);
   const nFeatures = input.shape[1] ?? 0;
   if (input.datatype !== 'FP32' || input.shape.length !== 2 || !Number.isInteger(nFeatures) || nFeatures < 1)
-    throw bad(`input ${input.name} must be FP32 [-1, nFeatures], the metadata says ${input.datatype} [${input.shape.join(', ')}]`);
+    throw bad(`input ${onnxName(input.name)} must be FP32 [-1, nFeatures], the metadata says ${input.datatype} [${input.shape.join(', ')}]`);
   if (meta.outputs.length < 1) throw bad('the metadata lists no output tensor');
   for (const o of meta.outputs) {
-    if (o.datatype !== 'FP32') throw bad(`output ${o.name} must be FP32, the metadata says ${o.datatype}`);
+    if (o.datatype !== 'FP32') throw bad(`output ${onnxName(o.name)} must be FP32, the metadata says ${o.datatype}`);
   }
   const maxBatchRows = options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS;
   if (!Number.isInteger(maxBatchRows) || maxBatchRows < 1) throw Errors.badParam('maxBatchRows', 'must be a positive integer');
@@ -85,7 +95,7 @@ export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSigna
       graphOptimizationLevel: 'all',
     });
   } catch (e) {
-    throw bad(`ONNX Runtime cannot load it: ${e instanceof Error ? e.message : String(e)}`);
+    throw Errors.manifest('model.onnx', 'ONNX Runtime cannot load the model (its message is in the server log)', e);
   }
   try {
     checkSession(session, meta, nFeatures);
@@ -93,7 +103,7 @@ export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSigna
     await session.release();
     throw e;
   }
-  return new BatchedModel(session, meta, nFeatures, maxBatchRows);
+  return new BatchedModel(session, meta, nFeatures, maxBatchRows, options.onEngineError);
 }
 
 /** The graph must have the metadata's input (float32, width nFeatures) and outputs. */
@@ -101,15 +111,15 @@ function checkSession(session: ort.InferenceSession, meta: RuntimeSignature, nFe
   const bad = (message: string) => Errors.manifest('model.onnx', message);
   const input = meta.inputs[0]!;
   if (session.inputNames.length !== 1 || session.inputNames[0] !== input.name)
-    throw bad(`the graph's inputs are [${session.inputNames.join(', ')}], expected [${input.name}]`);
+    throw bad(`the graph's inputs are [${session.inputNames.map(onnxName).join(', ')}], expected [${onnxName(input.name)}]`);
   const im = session.inputMetadata[0];
   if (im?.isTensor) {
-    if (im.type !== 'float32') throw bad(`input ${input.name} is ${im.type} in the graph, expected float32`);
+    if (im.type !== 'float32') throw bad(`input ${onnxName(input.name)} is ${im.type} in the graph, expected float32`);
     const width = im.shape[1];
-    if (typeof width === 'number' && width !== nFeatures) throw bad(`input ${input.name} has ${width} features in the graph, the metadata says ${nFeatures}`);
+    if (typeof width === 'number' && width !== nFeatures) throw bad(`input ${onnxName(input.name)} has ${width} features in the graph, the metadata says ${nFeatures}`);
   }
   for (const o of meta.outputs) {
-    if (!session.outputNames.includes(o.name)) throw bad(`the graph has no output ${o.name} (it has ${session.outputNames.join(', ')})`);
+    if (!session.outputNames.includes(o.name)) throw bad(`the graph has no output ${onnxName(o.name)} (it has ${session.outputNames.slice(0, 10).map(onnxName).join(', ')})`);
   }
 }
 
@@ -129,6 +139,7 @@ class BatchedModel implements LoadedModel {
     meta: RuntimeSignature,
     private readonly nFeatures: number,
     private readonly maxBatchRows: number,
+    private readonly onEngineError: ((err: unknown) => void) | undefined,
   ) {
     // Copies, so a caller mutating its metadata cannot change what this model reports.
     this.inputs = structuredClone(meta.inputs);
@@ -205,7 +216,7 @@ class BatchedModel implements LoadedModel {
       const result = await this.session.run(feeds, this.outputNames);
       const outs = this.outputs.map((o) => {
         const t = result[o.name];
-        if (!t) throw Errors.internal(`ONNX Runtime returned no ${o.name}`);
+        if (!t) throw Errors.internal(`ONNX Runtime returned no ${onnxName(o.name)}`);
         return { name: o.name, data: asFloat32(t), dims: t.dims };
       });
       let row = 0;
@@ -222,7 +233,11 @@ class BatchedModel implements LoadedModel {
         row += p.rows;
       }
     } catch (e) {
-      const err = e instanceof MedfitError ? e : Errors.internal(`ONNX Runtime failed: ${e instanceof Error ? e.message : String(e)}`);
+      let err = e;
+      if (!(e instanceof MedfitError)) {
+        this.onEngineError?.(e);
+        err = Errors.internal('ONNX Runtime failed to run the model (its message is in the server log)', e);
+      }
       for (const p of batch) p.reject(err);
     }
   }
@@ -244,5 +259,5 @@ function asFloat32(t: ort.Tensor): Float32Array {
   if (d instanceof Float32Array) return d;
   if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Float32Array.from(d, (v) => Number(v));
   if (ArrayBuffer.isView(d)) return Float32Array.from(d as unknown as ArrayLike<number>);
-  throw Errors.internal(`output of type ${t.type} is not numeric`);
+  throw Errors.internal(`an output of type ${t.type} is not numeric`);
 }

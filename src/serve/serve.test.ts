@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { rejection } from '../../test/helpers.js';
+import * as b from '../../test/onnx-builders.js';
 import { MedfitError, Rng } from '../core/index.js';
 import { getFamily, onnxSignature, toOnnx, type ModelState, type TrainedModel } from '../models/index.js';
 import { loadRuntimeModel, ModelCache, type LoadedModel, type RuntimeModel } from './index.js';
@@ -70,14 +71,36 @@ describe('loadRuntimeModel', () => {
 
   it('refuses bytes that are not a model, and metadata that does not fit the graph', async () => {
     const sig = onnxSignature('binary', 30, 2);
-    expect((await rejection(loadRuntimeModel(new Uint8Array([1, 2, 3]), sig))).code).toBe('MEDFIT_ERR_MANIFEST');
+    const garbage = await rejection(loadRuntimeModel(new Uint8Array([1, 2, 3]), sig));
+    expect(garbage.code).toBe('MEDFIT_ERR_MANIFEST');
+    // ONNX Runtime's own words (source paths and all) are the cause, for the log; never the message.
+    expect(garbage.message).toBe('model.onnx: ONNX Runtime cannot load the model (its message is in the server log)');
+    expect(String((garbage.cause as Error).message)).toMatch(/protobuf|parsing|load/i);
     const bytes = toOnnx(randomMlp());
     const wrongWidth = { ...sig, inputs: [{ ...sig.inputs[0]!, shape: [-1, 31] }] };
     expect((await rejection(loadRuntimeModel(bytes, wrongWidth))).message).toContain('31');
     const wrongName = { ...sig, outputs: [{ ...sig.outputs[0]!, name: 'value' }] };
-    expect((await rejection(loadRuntimeModel(bytes, wrongName))).message).toContain('no output value');
+    expect((await rejection(loadRuntimeModel(bytes, wrongName))).message).toContain('no output "value"');
     const wrongInput = { ...sig, inputs: [{ ...sig.inputs[0]!, name: 'x' }] };
     expect((await rejection(loadRuntimeModel(bytes, wrongInput))).code).toBe('MEDFIT_ERR_MANIFEST');
+  });
+});
+
+describe('a run that fails in ONNX Runtime', () => {
+  it("rejects with our message, and hands ONNX Runtime's to onEngineError for the log", async () => {
+    // Reshapes 2 probabilities per row to rows of 3: loads, then fails at run time.
+    const m = b.model(b.classifierGraph());
+    m.graph!.initializer!.push(b.int64s('shape', [2], [-1, 3]));
+    m.graph!.node!.push(b.node('Reshape', ['probs', 'shape'], ['bad']));
+    m.graph!.output = [{ name: 'bad', type: { tensorType: { elemType: 1 } } }];
+    const seen: unknown[] = [];
+    const loaded = await loadRuntimeModel(b.encode(m), { inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }], outputs: [{ name: 'bad', datatype: 'FP32', shape: [-1, 3] }] }, { onEngineError: (e) => seen.push(e) });
+    open.push(loaded);
+    const e = await rejection(loaded.infer(new Float32Array(3), 1));
+    expect(e.code).toBe('MEDFIT_ERR_INTERNAL');
+    expect(e.message).toBe('ONNX Runtime failed to run the model (its message is in the server log)');
+    expect(seen).toHaveLength(1);
+    expect(String((seen[0] as Error).message)).toMatch(/Reshape/);
   });
 });
 

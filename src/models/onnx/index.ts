@@ -17,6 +17,7 @@ import { DataType, encodeModel, type GraphParts, valueInfo } from './proto.js';
 
 export { INPUT as ONNX_INPUT, PROBABILITIES as ONNX_PROBABILITIES, VALUE as ONNX_VALUE } from './heads.js';
 export { decodeModel as decodeOnnx } from './proto.js';
+export { parseUntrustedOnnx, encodeOnnxModel, validateOnnxModel, onnxName, ONNX_DOMAINS, ONNX_LIMITS, type OnnxLimits, type OnnxModel } from './validate.js';
 
 /** Version written as the ONNX model's producer_version. */
 const PRODUCER_VERSION = '0.1.0';

@@ -1,0 +1,69 @@
+/**
+ * Entry of the child process that proves an uploaded model (started by `checkUploadIsolated` in
+ * upload-check.ts, which also enforces the time and memory limits): checks and re-encodes the
+ * bytes, sends the result, loads it in ONNX Runtime with the declared signature, runs one row of
+ * zeros and checks the output width. Every refusal is sent in our words; ONNX Runtime's own
+ * message goes separately, for the server log. The process then waits to be killed.
+ */
+import { Errors, isMedfitError, serializeError, type MedfitError } from '../core/index.js';
+import { prepareUpload, type PreparedUpload } from '../registry/index.js';
+import { loadRuntimeModel, type LoadedModel } from './runtime.js';
+import type { CheckReply, CheckRequest } from './upload-check-protocol.js';
+
+if (!process.send) throw new Error('serve/upload-check-child must be started by checkUploadIsolated');
+const send = (m: CheckReply) => new Promise<void>((resolve) => process.send!(m, undefined, {}, () => resolve()));
+
+// The parent gone (crashed, or done with this check): nothing left to do.
+process.on('disconnect', () => process.exit(0));
+process.once('message', (m: CheckRequest) => void check(m));
+
+function refuse(message: string): MedfitError {
+  return Errors.badData('', `/onnx: ${message}`, [{ pointer: '/onnx', message }]);
+}
+
+/** An error's message with its causes: for the server log only. */
+function text(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  return e.cause !== undefined ? `${e.message}: ${text(e.cause)}` : e.message;
+}
+
+/** Sends a refusal: a MedfitError of ours as it is, anything else as a plain message; `cause` to the log. */
+async function fail(e: unknown, cause?: unknown): Promise<void> {
+  const err = isMedfitError(e) ? e : refuse('the model could not be checked (the server log has the details)');
+  const log = cause !== undefined ? text(cause) : isMedfitError(e) ? undefined : text(e);
+  await send({ type: 'error', error: serializeError(err), ...(log ? { log } : {}) });
+}
+
+async function check({ bytes, declaration }: CheckRequest): Promise<void> {
+  let prepared: PreparedUpload;
+  try {
+    prepared = prepareUpload(bytes, declaration);
+  } catch (e) {
+    return fail(e);
+  }
+  // Sent before ONNX Runtime runs here, so nothing it could do changes what gets stored.
+  await send({ type: 'prepared', prepared });
+  let runtime: LoadedModel;
+  try {
+    runtime = await loadRuntimeModel(prepared.onnx, prepared.info);
+  } catch (e) {
+    // A signature mismatch found by loadRuntimeModel is in our words; ONNX Runtime's own are not.
+    if (isMedfitError(e) && e.cause === undefined) return fail(refuse(e.message.replace(/^model\.onnx: /, '')));
+    return fail(refuse('ONNX Runtime cannot load the model; check that it loads in ONNX Runtime 1.30 (its message is in the server log)'), e);
+  }
+  const n = prepared.info.inputs[0]!.shape[1]!;
+  const w = prepared.info.outputs[0]!.shape[1]!;
+  try {
+    let got: number;
+    try {
+      const [out] = await runtime.infer(new Float32Array(n), 1);
+      got = out?.data.length ?? 0;
+    } catch (e) {
+      return fail(refuse(`the model fails on one row of ${n} zeros (ONNX Runtime's message is in the server log)`), e);
+    }
+    if (got !== w) return fail(refuse(`the model returns ${got} value(s) per row, the declaration implies ${w}`));
+  } finally {
+    await runtime.close();
+  }
+  await send({ type: 'ok' });
+}
