@@ -276,6 +276,18 @@ describe('re-encoding the checked model (what is stored and served)', () => {
     expect(sl['sliced']!.length).toBe(4);
   });
 
+  it('drops an ort_config metadata entry (session options ONNX Runtime can take from a model) and keeps the others', () => {
+    const m = classifierWith((_g, model) => {
+      model.metadataProps = [
+        { key: 'ort_config', value: '{"session_options": {"intra_op_num_threads": 64}}' },
+        { key: 'author', value: 'clinic' },
+      ];
+    });
+    const parsed = parseUntrustedOnnx(b.encode(m));
+    expect(parsed.metadataProps).toEqual([{ key: 'author', value: 'clinic' }]);
+    expect(Buffer.from(encodeOnnxModel(parsed)).includes(Buffer.from('ort_config'))).toBe(false);
+  });
+
   it('drops training_info and every field our definitions do not know', () => {
     const withTraining = classifierWith((_g, m) => {
       m.trainingInfo = [{ initialization: { name: 'init', initializer: [b.external('t', [1], SECRET)] } }];

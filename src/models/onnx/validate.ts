@@ -92,6 +92,9 @@ export function parseUntrustedOnnx(bytes: Uint8Array, opts: { limits?: OnnxLimit
   }
   validateOnnxModel(model, opts);
   model.trainingInfo = [];
+  // ONNX Runtime applies session options found under this key when the server runs with
+  // ORT_LOAD_CONFIG_FROM_MODEL=1: a user's model never configures our sessions.
+  model.metadataProps = (model.metadataProps ?? []).filter((p) => p.key !== 'ort_config');
   return model;
 }
 
