@@ -47,6 +47,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       detail = err.message;
       code = err.code;
       errors = err.details;
+      if (status === 503 && err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
     } else if (err.validation) {
       status = 400;
       code = 'MEDFIT_ERR_VALIDATION';

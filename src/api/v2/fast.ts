@@ -48,17 +48,16 @@ export function createInferFastPath(o: InferFastPathOptions): (req: IncomingMess
     }
     const started = performance.now();
     const route = version === undefined ? '/v2/models/:model/infer' : '/v2/models/:model/versions/:version/infer';
-    const send = (status: number, contentType: string, body: string | Buffer, headerLength?: number) => {
-      const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
-      if (headerLength !== undefined) headers[HEADER_LENGTH] = headerLength;
+    const send = (status: number, contentType: string, body: string | Buffer, extra?: Record<string, string | number>) => {
+      const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...extra };
       res.writeHead(status, headers);
       res.end(body);
       o.onResponse?.(route, status, (performance.now() - started) / 1000);
     };
     const fail = (err: unknown) => {
-      const { status, body, internal } = errorResponse(err);
+      const { status, body, internal, retryAfter } = errorResponse(err);
       if (internal) o.onInternalError?.(err);
-      if (!res.headersSent) send(status, JSON_TYPE, body);
+      if (!res.headersSent) send(status, JSON_TYPE, body, retryAfter !== undefined ? { 'retry-after': retryAfter } : undefined);
     };
     if (o.ready && !o.ready()) {
       req.resume();
@@ -101,7 +100,7 @@ export function createInferFastPath(o: InferFastPathOptions): (req: IncomingMess
         runInfer(o.backend, ctx, name, version, size ? body : undefined, req.headers[HEADER_LENGTH])
           .then((out) => {
             o.onInfer?.(ctx, out.model, out.rows);
-            send(200, out.contentType, out.body, out.headerLength);
+            send(200, out.contentType, out.body, out.headerLength !== undefined ? { [HEADER_LENGTH]: out.headerLength } : undefined);
           })
           .catch(fail);
       });

@@ -40,8 +40,9 @@ async function routes(app: FastifyInstance, opts: V2PluginOptions): Promise<void
   });
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    const { status, body, internal } = errorResponse(err);
+    const { status, body, internal, retryAfter } = errorResponse(err);
     if (internal) req.log.error({ err: { message: err.message, stack: err.stack } }, 'v2 request failed');
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     return reply.code(status).type(JSON_TYPE).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
