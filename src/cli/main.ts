@@ -390,7 +390,8 @@ async function keys(argv: string[], io: Io): Promise<number> {
   }
   const config = loadConfig(process.env, o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {});
   mkdirSync(config.dataDir, { recursive: true });
-  const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
+  // A short-lived command has no event loop to keep free: it may wait, blocking, for a server's lock.
+  const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { busyTimeoutMs: 5000 });
   try {
     const projects = new Map((await store.listProjects()).map((p) => [p.id, p.name]));
     switch (sub) {

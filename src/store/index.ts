@@ -1,3 +1,3 @@
 export * from './types.js';
-export { openSqliteStore } from './sqlite.js';
+export { openSqliteStore, type SqliteStoreOptions, type StoreLog } from './sqlite.js';
 export { writeFileAtomic, streamToFileAtomic } from './files.js';
