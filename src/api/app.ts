@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { join } from 'node:path';
 import { Errors, MedfitError, VERSION, removeStaleTemps } from '../core/index.js';
 import { createWorkerQueue } from '../jobs/index.js';
-import { openSqliteStore } from '../store/index.js';
+import { openSqliteStore, type StoreLog } from '../store/index.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { datasetRoutes } from './datasets.js';
@@ -20,6 +20,16 @@ import { ModelService } from './models-service.js';
 import { JobManager, type Services } from './services.js';
 import { createInferFastPath, v2Plugin, type V2Backend, type V2Model } from './v2/index.js';
 import { dashboardRoutes } from './dashboard.js';
+
+/**
+ * An error as a log field: our own errors by code and message (written to be shown: no values),
+ * anyone else's with the stack too, as the error edge logs internal errors.
+ */
+function loggable(err: unknown): Record<string, unknown> | undefined {
+  if (err === undefined) return undefined;
+  if (err instanceof MedfitError) return { code: err.code, message: err.message };
+  return err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) };
+}
 
 /** How long a resolved V2 model is reused before its name and version are resolved again. */
 const V2_MODEL_TTL_MS = 1000;
@@ -43,10 +53,17 @@ export interface Server {
  * logger); metrics and the audit trail count them.
  */
 export async function initServer(config: ServerConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Server> {
+  // The store reports what it handles by itself (audit flushes retried, entries kept at close and
+  // imported at open) through the server's log, which exists only once Fastify does.
+  const storeReports: Parameters<StoreLog>[] = [];
+  let storeLog: StoreLog = (...report) => void storeReports.push(report);
   mkdirSync(config.dataDir, { recursive: true });
   removeStaleTemps(config.dataDir);
-  const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
-  const firstAdminKey = await bootstrapAdminKey(store, config.adminKey);
+  const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { log: (...report) => storeLog(...report) });
+  const firstAdminKey = await bootstrapAdminKey(store, config.adminKey).catch(async (e: unknown) => {
+    await store.close();
+    throw e;
+  });
   // V2 inference is answered before Fastify when the fast path is set (see api/v2/fast.ts).
   let fastPath: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
@@ -73,6 +90,8 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
       return sendProblem(reply, 400, `malformed request: ${err.message}`, err.code);
     },
   });
+  storeLog = (level, message, detail) => app.log[level]({ store: detail }, message);
+  for (const report of storeReports.splice(0)) storeLog(...report);
   installErrorHandling(app);
   await app.register(swagger, {
     openapi: {
@@ -93,6 +112,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   const jobs = new JobManager(store, queue, config.dataDir, {
     onTerminal: (status) => metrics.jobsFinished.inc({ status }),
     onVersion: (projectId, name) => models.invalidate(projectId, name),
+    log: (level, message, err) => app.log[level]({ err: loggable(err) }, message),
   });
   const services: Services = { config, store, jobs, models, metrics };
 

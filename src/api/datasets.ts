@@ -7,6 +7,7 @@ import { Errors } from '../core/index.js';
 import { profileFileInWorker, type TableFormat } from '../data/index.js';
 import { streamToFileAtomic, writeFileAtomic, type DatasetRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
+import { limitedBody } from './drain.js';
 import type { Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,127}$';
@@ -80,9 +81,10 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         const hash = createHash('sha256');
         let bytes = 0;
         if (!req.body) throw Errors.badRequest('the request has no body: send the table as CSV, a JSON array or NDJSON');
-        await streamToFileAtomic(path, req.body as Readable, (chunk) => {
+        const limit = s.config.maxUploadBytes;
+        const body = limitedBody(req.body as Readable, limit, () => Errors.tooLarge(`dataset is larger than the limit of ${limit} bytes (MEDFIT_MAX_UPLOAD_MB)`));
+        await streamToFileAtomic(path, body, (chunk) => {
           bytes += chunk.length;
-          if (bytes > s.config.maxUploadBytes) throw Errors.tooLarge(`dataset is larger than the limit of ${s.config.maxUploadBytes} bytes (MEDFIT_MAX_UPLOAD_MB)`);
           hash.update(chunk);
         });
         try {

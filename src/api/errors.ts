@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MedfitError, type ErrorDetail } from '../core/index.js';
+import { settleBody } from './drain.js';
 
 /** An RFC 9457 problem document. */
 export interface Problem {
@@ -33,10 +34,11 @@ export function sendProblem(reply: FastifyReply, status: number, detail: string,
  * The one edge handler: every error leaving a route becomes a problem document (or, under /v2, the
  * Open Inference Protocol's `{"error": ...}`). Only MedfitErrors and Fastify's own 4xx errors are
  * shown to the caller; anything else is logged and reported as a plain internal error, never with
- * a stack trace.
+ * a stack trace. A 503 that says when to retry carries `Retry-After`; an unread body is read
+ * (within bounds) first.
  */
 export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+  app.setErrorHandler(async (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const v2 = req.url.startsWith('/v2');
     let status: number;
     let detail: string;
@@ -47,6 +49,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       detail = err.message;
       code = err.code;
       errors = err.details;
+      if (status === 503 && err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
     } else if (err.validation) {
       status = 400;
       code = 'MEDFIT_ERR_VALIDATION';
@@ -65,6 +68,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       code = 'MEDFIT_ERR_INTERNAL';
       detail = 'internal error; the server log has the details';
     }
+    await settleBody(req, reply);
     if (v2) return reply.code(status).send({ error: detail });
     return sendProblem(reply, status, detail, code, errors);
   });

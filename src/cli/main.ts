@@ -7,6 +7,7 @@ import type { Table, TableFormat } from '../data/index.js';
 import type { Family } from '../models/index.js';
 import { intFlag, paramFlags, parse } from './args.js';
 import { num, progressBar, table } from './format.js';
+import { guardProcess } from './guard.js';
 
 // Each command imports the rooms it needs when it runs: `medfit profile` should not pay for
 // loading the HTTP server, ONNX Runtime and TensorFlow.js (most of a second at start-up).
@@ -87,7 +88,8 @@ const SERVE_HELP = `medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .m
 
 Runs the REST API (/v1, and /v2: the Open Inference Protocol), the training workers and the
 dashboard (/) in one process, with SQLite and files under the data directory. The first start
-without MEDFIT_ADMIN_KEY prints an admin key once. Environment: MEDFIT_HOST, MEDFIT_PORT,
+without MEDFIT_ADMIN_KEY prints an admin key once, on stderr; stdout carries only the server's
+JSON log lines. Environment: MEDFIT_HOST, MEDFIT_PORT,
 MEDFIT_DATA_DIR, MEDFIT_ADMIN_KEY, MEDFIT_MAX_UPLOAD_MB (100), MEDFIT_MAX_BODY_MB (10),
 MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info),
 MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour it too),
@@ -383,34 +385,50 @@ async function serve(argv: string[], io: Io): Promise<number> {
     ...(o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {}),
   });
   const server = await initServer(config);
+  // stdout carries only the server's JSON log lines (machine-readable); what a person reads at
+  // start, the admin key above all, goes to stderr, and never into a log collector's stream.
   if (server.firstAdminKey) {
-    io.stdout.write(`Admin key for project "default" (shown once; store it now):\n  ${server.firstAdminKey}\n`);
+    io.stderr.write(`Admin key for project "default" (shown once; store it now):\n  ${server.firstAdminKey}\n`);
   }
+  // An uncaught exception before the shutdown below is set up is acted on once it is.
+  let fatalEarly = false;
+  let stop: (why: string, code: 0 | 1) => void = () => void (fatalEarly = true);
+  const unguard = guardProcess(server.app.log, () => stop('uncaught exception', 1));
   let address: string;
   try {
     address = await server.app.listen({ host: config.host, port: config.port });
   } catch (e) {
+    unguard();
     await server.close();
     const code = (e as { code?: string }).code;
     if (code === 'EADDRINUSE') throw Errors.usage(`port ${config.port} on ${config.host} is already in use (choose another with --port)`);
     if (code === 'EACCES' || code === 'EADDRNOTAVAIL') throw Errors.usage(`cannot listen on ${config.host}:${config.port} (${code})`);
     throw e;
   }
-  io.stdout.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})\n`);
+  io.stderr.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})\n`);
   // Graceful shutdown: stop accepting, drain in-flight requests, requeue running jobs, close stores.
   return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      io.stderr.write(`medfit: ${signal}, shutting down\n`);
+    let stopping = false;
+    stop = (why, exitCode) => {
+      if (stopping) return;
+      stopping = true;
+      io.stderr.write(`medfit: ${why}, shutting down\n`);
+      // After an uncaught exception a shutdown that hangs must not keep the process alive.
+      if (exitCode !== 0) setTimeout(() => process.exit(exitCode), 10_000).unref();
       server.close().then(
-        () => resolve(0),
+        () => {
+          unguard();
+          resolve(exitCode);
+        },
         (e: unknown) => {
           io.stderr.write(`medfit: shutdown failed: ${e instanceof Error ? e.message : String(e)}\n`);
           resolve(1);
         },
       );
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT', 0));
+    process.once('SIGTERM', () => stop('SIGTERM', 0));
+    if (fatalEarly) stop('uncaught exception', 1);
   });
 }
 
@@ -436,7 +454,8 @@ async function keys(argv: string[], io: Io): Promise<number> {
   const { openSqliteStore } = await import('../store/index.js');
   const config = loadConfig(process.env, o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {});
   mkdirSync(config.dataDir, { recursive: true });
-  const store = openSqliteStore(join(config.dataDir, 'medfit.db'));
+  // A short-lived command has no event loop to keep free: it may wait, blocking, for a server's lock.
+  const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { busyTimeoutMs: 5000 });
   try {
     const projects = new Map((await store.listProjects()).map((p) => [p.id, p.name]));
     switch (sub) {

@@ -51,17 +51,24 @@ export class MedfitError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: ErrorDetail[];
+  /**
+   * For a 503: after how many seconds a retry may succeed. The HTTP edges send it as
+   * `Retry-After`, so clients and proxies back off instead of hammering a busy server.
+   */
+  readonly retryAfter: number | undefined;
 
   /**
    * `options.cause` keeps an underlying error (an engine's own message, which may name server
-   * paths) for the server log; the edges never show it to a caller.
+   * paths) for the server log; the edges never show it to a caller. `options.retryAfter`: see
+   * `retryAfter`.
    */
-  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options: { cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options: { cause?: unknown; retryAfter?: number } = {}) {
     super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'MedfitError';
     this.code = code;
     this.status = STATUS[code];
     this.details = details;
+    this.retryAfter = options.retryAfter;
   }
 
   /** CLI exit code: 2 for anything the user can fix (usage, data, parameters), 1 for our bugs. */
@@ -103,8 +110,11 @@ export const Errors = {
   tooLarge: (message: string) => new MedfitError('MEDFIT_ERR_TOO_LARGE', message),
   /** A request that conflicts with the resource's state (HTTP 409). */
   conflict: (message: string) => new MedfitError('MEDFIT_ERR_CONFLICT', message),
-  /** The service cannot answer now (shutting down, not ready; HTTP 503). */
-  unavailable: (message: string) => new MedfitError('MEDFIT_ERR_UNAVAILABLE', message),
+  /**
+   * The service cannot answer now but may soon (shutting down, a model not loaded yet, the
+   * metadata store busy or failing; HTTP 503 with `Retry-After: retryAfter`, in whole seconds).
+   */
+  unavailable: (message: string, retryAfter = 1) => new MedfitError('MEDFIT_ERR_UNAVAILABLE', message, [], { retryAfter: Math.max(1, Math.ceil(retryAfter)) }),
   /** Our failure (HTTP 500); `cause` is kept for the server log only. */
   internal: (message: string, cause?: unknown) => new MedfitError('MEDFIT_ERR_INTERNAL', message, [], { cause }),
 };

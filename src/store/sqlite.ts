@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
-import { randomUUID } from 'node:crypto';
-import { Errors } from '../core/index.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Errors, MedfitError, writeFileAtomic } from '../core/index.js';
 import type {
   ApiKeyRecord,
   AuditRecord,
@@ -45,42 +48,151 @@ const MIGRATIONS = [
 type Row = Record<string, unknown>;
 const now = () => new Date().toISOString();
 
-/** Opens (creating and migrating as needed) the SQLite metadata store at `path`. */
-export function openSqliteStore(path: string): MetadataStore {
+/** Options of `openSqliteStore`. */
+export interface SqliteStoreOptions {
+  /**
+   * How long one statement may wait for another connection's lock, blocking the thread (SQLite's
+   * `busy_timeout`), in ms. Default 0: a server must never stall its event loop on a lock, so a
+   * busy store is retried asynchronously instead (`retryMs`). A short-lived command may block.
+   */
+  busyTimeoutMs?: number;
+  /**
+   * How long an operation that finds the store busy (SQLITE_BUSY, SQLITE_LOCKED) is retried, on
+   * timers, before it fails with `Errors.unavailable` (a 503). Default 1500 ms.
+   */
+  retryMs?: number;
+  /**
+   * How long `close` keeps trying to write buffered audit entries before it keeps them in a
+   * file next to the database instead (imported at the next open). Default 3000 ms.
+   */
+  closeRetryMs?: number;
+  /** Where the store reports what it handles by itself (an audit flush retried, entries spilled or imported). No values, keys or paths. */
+  log?: StoreLog;
+}
+
+/** A store's report of trouble it handled itself; `code` is SQLite's error code when there is one. */
+export type StoreLog = (level: 'info' | 'warn' | 'error', message: string, detail?: { code?: string }) => void;
+
+/** Opening and migrating happen before anything is served, so they may wait for a lock this long. */
+const OPEN_BUSY_TIMEOUT_MS = 5000;
+const DEFAULT_RETRY_MS = 1500;
+const DEFAULT_CLOSE_RETRY_MS = 3000;
+/** Backoff between retries of a busy operation: doubling from the first to the longest. */
+const RETRY_FIRST_MS = 5;
+const RETRY_LONGEST_MS = 200;
+
+/**
+ * Opens (creating and migrating as needed) the SQLite metadata store at `path`, and imports the
+ * audit entries an earlier run had to keep in files next to it (see `close`).
+ */
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): MetadataStore {
   let db: Database.Database;
   try {
     db = new Database(path);
   } catch (e) {
     throw Errors.usage(`cannot open the metadata database ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  // WAL lets readers (predictions, listings) proceed while a job's progress is being written.
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > MIGRATIONS.length) {
+  try {
+    db.pragma(`busy_timeout = ${OPEN_BUSY_TIMEOUT_MS}`);
+    // WAL lets readers (predictions, listings) proceed while a job's progress is being written.
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw Errors.usage(`${path} was written by a newer medfit (schema ${version}, this one knows ${MIGRATIONS.length})`);
+    }
+    if (version < MIGRATIONS.length) {
+      db.transaction(() => {
+        for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${MIGRATIONS.length}`);
+      }).immediate();
+    }
+    const store = new SqliteStore(db, path, options);
+    store.importAuditSpills();
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 0))}`);
+    return store;
+  } catch (e) {
     db.close();
-    throw Errors.usage(`${path} was written by a newer medfit (schema ${version}, this one knows ${MIGRATIONS.length})`);
+    throw e instanceof MedfitError ? e : (storeFailure(e) ?? e);
   }
-  db.transaction(() => {
-    for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
-    db.pragma(`user_version = ${MIGRATIONS.length}`);
-  })();
-  return new SqliteStore(db);
+}
+
+/**
+ * SQLite result codes (extended ones start with these) meaning "the store cannot work now":
+ * the caller's request may be fine and succeed later, so they are 503s, not our bugs. Constraint
+ * violations, misuse and anything else are real errors and stay as they are.
+ */
+const UNAVAILABLE_CODES = ['SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_NOMEM', 'SQLITE_PROTOCOL', 'SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_PERM', 'SQLITE_NOLFS'];
+
+function sqliteCode(e: unknown): string | undefined {
+  return e instanceof Database.SqliteError && typeof e.code === 'string' ? e.code : undefined;
+}
+
+const codeIs = (code: string, base: string) => code === base || code.startsWith(`${base}_`);
+
+/** Whether `e` is another connection holding a lock we need: worth retrying shortly. */
+export function isBusy(e: unknown): boolean {
+  const code = sqliteCode(e);
+  return code !== undefined && (codeIs(code, 'SQLITE_BUSY') || codeIs(code, 'SQLITE_LOCKED'));
+}
+
+/**
+ * The 503 for a store error that means "cannot work now" (busy, I/O, full, read-only, corrupt,
+ * ...), or undefined for any other error, which is a real failure. The message names SQLite's
+ * code, never a path or a value.
+ */
+export function storeFailure(e: unknown): MedfitError | undefined {
+  const code = sqliteCode(e);
+  if (code === undefined) return undefined;
+  if (isBusy(e)) return Errors.unavailable('the metadata store is busy (another process holds its lock); retry shortly', 1);
+  if (UNAVAILABLE_CODES.some((base) => codeIs(code, base))) return Errors.unavailable(`the metadata store cannot be used now (${code}); retry later`, 5);
+  return undefined;
 }
 
 /** Audit entries are written at most this long after the request, or sooner in batches of AUDIT_BATCH. */
 const AUDIT_FLUSH_MS = 50;
 const AUDIT_BATCH = 256;
+/** A failed audit flush is tried again after AUDIT_FLUSH_MS, doubling up to this. */
+const AUDIT_RETRY_LONGEST_MS = 2000;
 const DONE: Promise<void> = Promise.resolve();
+/** Audit spill files are `<database file name>.audit-spill-<ms>-<random>.json`, next to the database. */
+const SPILL_INFIX = '.audit-spill-';
 
+/** An audit entry waiting to be written; `at` in epoch ms. */
+type PendingAudit = Omit<AuditRecord, 'id' | 'at'> & { at: number };
+
+/** The spill file's content: a format marker and the entries, `at` as ISO text. */
+interface AuditSpill {
+  medfitAuditSpill: 1;
+  entries: Array<Omit<AuditRecord, 'id'>>;
+}
+
+/**
+ * The SQLite store. Every operation runs synchronously on the calling thread (better-sqlite3), but
+ * never waits there for a lock: the connection's busy timeout is 0 unless asked otherwise, and an
+ * operation that finds the store busy is retried on timers for `retryMs` before it fails with
+ * `Errors.unavailable`. A store that cannot work (I/O error, disk full, read-only, corrupt) fails
+ * at once with `Errors.unavailable`; other errors are passed on unchanged.
+ */
 class SqliteStore implements MetadataStore {
   private readonly stmts = new Map<string, Database.Statement>();
-  private readonly auditBuffer = new Map<string, Omit<AuditRecord, 'id' | 'at'> & { at: number }>();
+  private readonly auditBuffer = new Map<string, PendingAudit>();
   private auditTimer: NodeJS.Timeout | undefined;
+  /** Audit flushes that failed in a row (0 when the last one wrote). */
+  private auditFailures = 0;
+  private closing: Promise<void> | undefined;
+  private readonly retryMs: number;
+  private readonly closeRetryMs: number;
 
-  constructor(private readonly db: Database.Database) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly path: string,
+    private readonly options: SqliteStoreOptions,
+  ) {
+    this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
+    this.closeRetryMs = options.closeRetryMs ?? DEFAULT_CLOSE_RETRY_MS;
+  }
 
   /** Prepared statements are cached: preparing is most of a small query's cost. */
   private q(sql: string): Database.Statement {
@@ -92,100 +204,157 @@ class SqliteStore implements MetadataStore {
     return s;
   }
 
-  async createProject(name: string): Promise<Project> {
-    const p = { id: randomUUID(), name, created: now() };
-    this.q('INSERT INTO projects (id, name, created) VALUES (@id, @name, @created)').run(p);
-    return p;
+  /** Reports through the `log` option; a failing logger never breaks the store. */
+  private log(level: 'info' | 'warn' | 'error', message: string, e?: unknown): void {
+    try {
+      const code = sqliteCode(e) ?? (e instanceof MedfitError ? e.code : undefined);
+      this.options.log?.(level, message, code !== undefined ? { code } : {});
+    } catch {
+      /* nothing better to do */
+    }
   }
 
-  async getProjectByName(name: string): Promise<Project | undefined> {
-    return this.q('SELECT id, name, created FROM projects WHERE name = ?').get(name) as Project | undefined;
+  /**
+   * Runs one operation (a statement or a transaction). The first try costs nothing extra; if the
+   * store is busy, it is tried again after 5, 10, 20 ... 200 ms until `retryMs` have passed.
+   */
+  private run<T>(op: () => T): Promise<T> {
+    if (!this.db.open) return Promise.reject(Errors.unavailable('the metadata store is closed'));
+    try {
+      return Promise.resolve(op());
+    } catch (e) {
+      return this.retry(op, e);
+    }
   }
 
-  async listProjects(): Promise<Project[]> {
-    return this.q('SELECT id, name, created FROM projects ORDER BY created').all() as Project[];
+  private async retry<T>(op: () => T, first: unknown): Promise<T> {
+    const deadline = performance.now() + this.retryMs;
+    let e = first;
+    for (let attempt = 0; ; attempt++) {
+      const left = deadline - performance.now();
+      if (!isBusy(e) || left <= 0) throw storeFailure(e) ?? e;
+      await sleep(Math.min(RETRY_FIRST_MS * 2 ** attempt, RETRY_LONGEST_MS, left));
+      if (!this.db.open) throw Errors.unavailable('the metadata store is closed');
+      try {
+        return op();
+      } catch (next) {
+        e = next;
+      }
+    }
   }
 
-  async createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked'>): Promise<ApiKeyRecord> {
-    const rec: ApiKeyRecord = { ...k, created: now(), revoked: null };
-    this.q('INSERT INTO api_keys (id, project_id, name, scopes, hash, created) VALUES (?, ?, ?, ?, ?, ?)').run(
-      rec.id,
-      rec.projectId,
-      rec.name,
-      JSON.stringify(rec.scopes),
-      rec.hash,
-      rec.created,
-    );
-    return rec;
+  createProject(name: string): Promise<Project> {
+    return this.run(() => {
+      const p = { id: randomUUID(), name, created: now() };
+      this.q('INSERT INTO projects (id, name, created) VALUES (@id, @name, @created)').run(p);
+      return p;
+    });
   }
 
-  async getKey(id: string): Promise<ApiKeyRecord | undefined> {
-    const r = this.q('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
-    return r && keyFromRow(r);
+  getProjectByName(name: string): Promise<Project | undefined> {
+    return this.run(() => this.q('SELECT id, name, created FROM projects WHERE name = ?').get(name) as Project | undefined);
   }
 
-  async getKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
-    const r = this.q('SELECT * FROM api_keys WHERE hash = ?').get(hash) as Row | undefined;
-    return r && keyFromRow(r);
+  listProjects(): Promise<Project[]> {
+    return this.run(() => this.q('SELECT id, name, created FROM projects ORDER BY created').all() as Project[]);
   }
 
-  async listKeys(projectId?: string): Promise<ApiKeyRecord[]> {
-    const rows = (projectId ? this.q('SELECT * FROM api_keys WHERE project_id = ? ORDER BY created').all(projectId) : this.q('SELECT * FROM api_keys ORDER BY created').all()) as Row[];
-    return rows.map(keyFromRow);
+  createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked'>): Promise<ApiKeyRecord> {
+    return this.run(() => {
+      const rec: ApiKeyRecord = { ...k, created: now(), revoked: null };
+      this.q('INSERT INTO api_keys (id, project_id, name, scopes, hash, created) VALUES (?, ?, ?, ?, ?, ?)').run(
+        rec.id,
+        rec.projectId,
+        rec.name,
+        JSON.stringify(rec.scopes),
+        rec.hash,
+        rec.created,
+      );
+      return rec;
+    });
   }
 
-  async revokeKey(id: string): Promise<boolean> {
-    return this.q('UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL').run(now(), id).changes > 0;
+  getKey(id: string): Promise<ApiKeyRecord | undefined> {
+    return this.run(() => {
+      const r = this.q('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+      return r && keyFromRow(r);
+    });
   }
 
-  async countKeys(): Promise<number> {
-    return (this.q('SELECT COUNT(*) AS n FROM api_keys').get() as { n: number }).n;
+  getKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    return this.run(() => {
+      const r = this.q('SELECT * FROM api_keys WHERE hash = ?').get(hash) as Row | undefined;
+      return r && keyFromRow(r);
+    });
   }
 
-  async createDataset(d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord> {
-    const rec: DatasetRecord = { ...d, created: now() };
-    this.q(
-      'INSERT INTO datasets (id, project_id, name, file, format, rows, bytes, sha256, columns, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(rec.id, rec.projectId, rec.name, rec.file, rec.format, rec.rows, rec.bytes, rec.sha256, JSON.stringify(rec.columns), rec.created);
-    return rec;
+  listKeys(projectId?: string): Promise<ApiKeyRecord[]> {
+    return this.run(() => {
+      const rows = (projectId ? this.q('SELECT * FROM api_keys WHERE project_id = ? ORDER BY created').all(projectId) : this.q('SELECT * FROM api_keys ORDER BY created').all()) as Row[];
+      return rows.map(keyFromRow);
+    });
   }
 
-  async getDataset(projectId: string, id: string): Promise<DatasetRecord | undefined> {
-    const r = this.q('SELECT * FROM datasets WHERE project_id = ? AND id = ?').get(projectId, id) as Row | undefined;
-    return r && datasetFromRow(r);
+  revokeKey(id: string): Promise<boolean> {
+    return this.run(() => this.q('UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL').run(now(), id).changes > 0);
   }
 
-  async listDatasets(projectId: string): Promise<DatasetRecord[]> {
-    return (this.q('SELECT * FROM datasets WHERE project_id = ? ORDER BY created').all(projectId) as Row[]).map(datasetFromRow);
+  countKeys(): Promise<number> {
+    return this.run(() => (this.q('SELECT COUNT(*) AS n FROM api_keys').get() as { n: number }).n);
   }
 
-  async deleteDataset(projectId: string, id: string): Promise<boolean> {
-    return this.q('DELETE FROM datasets WHERE project_id = ? AND id = ?').run(projectId, id).changes > 0;
+  createDataset(d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord> {
+    return this.run(() => {
+      const rec: DatasetRecord = { ...d, created: now() };
+      this.q(
+        'INSERT INTO datasets (id, project_id, name, file, format, rows, bytes, sha256, columns, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(rec.id, rec.projectId, rec.name, rec.file, rec.format, rec.rows, rec.bytes, rec.sha256, JSON.stringify(rec.columns), rec.created);
+      return rec;
+    });
   }
 
-  async createJob(j: Pick<JobRecord, 'id' | 'projectId' | 'datasetId' | 'name' | 'spec'>): Promise<JobRecord> {
-    const created = now();
-    this.q("INSERT INTO jobs (id, project_id, dataset_id, name, spec, status, created) VALUES (?, ?, ?, ?, ?, 'queued', ?)").run(
-      j.id,
-      j.projectId,
-      j.datasetId,
-      j.name,
-      JSON.stringify(j.spec),
-      created,
-    );
-    return { ...j, status: 'queued', progress: 0, stage: null, error: null, modelVersion: null, created, started: null, finished: null };
+  getDataset(projectId: string, id: string): Promise<DatasetRecord | undefined> {
+    return this.run(() => {
+      const r = this.q('SELECT * FROM datasets WHERE project_id = ? AND id = ?').get(projectId, id) as Row | undefined;
+      return r && datasetFromRow(r);
+    });
   }
 
-  async getJob(projectId: string, id: string): Promise<JobRecord | undefined> {
-    const r = this.q('SELECT * FROM jobs WHERE project_id = ? AND id = ?').get(projectId, id) as Row | undefined;
-    return r && jobFromRow(r);
+  listDatasets(projectId: string): Promise<DatasetRecord[]> {
+    return this.run(() => (this.q('SELECT * FROM datasets WHERE project_id = ? ORDER BY created').all(projectId) as Row[]).map(datasetFromRow));
   }
 
-  async listJobs(projectId: string): Promise<JobRecord[]> {
-    return (this.q('SELECT * FROM jobs WHERE project_id = ? ORDER BY created').all(projectId) as Row[]).map(jobFromRow);
+  deleteDataset(projectId: string, id: string): Promise<boolean> {
+    return this.run(() => this.q('DELETE FROM datasets WHERE project_id = ? AND id = ?').run(projectId, id).changes > 0);
   }
 
-  async updateJob(id: string, patch: Partial<Pick<JobRecord, 'status' | 'progress' | 'stage' | 'error' | 'modelVersion' | 'started' | 'finished'>>): Promise<void> {
+  createJob(j: Pick<JobRecord, 'id' | 'projectId' | 'datasetId' | 'name' | 'spec'>): Promise<JobRecord> {
+    return this.run((): JobRecord => {
+      const created = now();
+      this.q("INSERT INTO jobs (id, project_id, dataset_id, name, spec, status, created) VALUES (?, ?, ?, ?, ?, 'queued', ?)").run(
+        j.id,
+        j.projectId,
+        j.datasetId,
+        j.name,
+        JSON.stringify(j.spec),
+        created,
+      );
+      return { ...j, status: 'queued', progress: 0, stage: null, error: null, modelVersion: null, created, started: null, finished: null };
+    });
+  }
+
+  getJob(projectId: string, id: string): Promise<JobRecord | undefined> {
+    return this.run(() => {
+      const r = this.q('SELECT * FROM jobs WHERE project_id = ? AND id = ?').get(projectId, id) as Row | undefined;
+      return r && jobFromRow(r);
+    });
+  }
+
+  listJobs(projectId: string): Promise<JobRecord[]> {
+    return this.run(() => (this.q('SELECT * FROM jobs WHERE project_id = ? ORDER BY created').all(projectId) as Row[]).map(jobFromRow));
+  }
+
+  updateJob(id: string, patch: Partial<Pick<JobRecord, 'status' | 'progress' | 'stage' | 'error' | 'modelVersion' | 'started' | 'finished'>>): Promise<void> {
     const cols: Record<string, string> = { status: 'status', progress: 'progress', stage: 'stage', error: 'error', modelVersion: 'model_version', started: 'started', finished: 'finished' };
     const sets: string[] = [];
     const values: unknown[] = [];
@@ -193,60 +362,79 @@ class SqliteStore implements MetadataStore {
       sets.push(`${cols[k]} = ?`);
       values.push(k === 'error' ? (v === null ? null : JSON.stringify(v)) : v);
     }
-    if (sets.length) this.q(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+    if (!sets.length) return DONE;
+    return this.run(() => {
+      this.q(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+    });
   }
 
-  async countJobsByStatus(): Promise<Record<JobStatus, number>> {
-    const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
-    for (const r of this.q('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) counts[r.status] = r.n;
-    return counts;
+  countJobsByStatus(): Promise<Record<JobStatus, number>> {
+    return this.run(() => {
+      const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+      for (const r of this.q('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) counts[r.status] = r.n;
+      return counts;
+    });
   }
 
-  async jobsWithStatus(statuses: JobStatus[]): Promise<JobRecord[]> {
-    const rows = this.db.prepare(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY created`).all(...statuses) as Row[];
-    return rows.map(jobFromRow);
+  jobsWithStatus(statuses: JobStatus[]): Promise<JobRecord[]> {
+    return this.run(() => {
+      const rows = this.db.prepare(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY created`).all(...statuses) as Row[];
+      return rows.map(jobFromRow);
+    });
   }
 
-  async nextModelVersion(projectId: string, name: string): Promise<number> {
-    const r = this.q('SELECT MAX(version) AS v FROM model_versions WHERE project_id = ? AND name = ?').get(projectId, name) as { v: number | null };
-    return (r.v ?? 0) + 1;
+  nextModelVersion(projectId: string, name: string): Promise<number> {
+    return this.run(() => {
+      const r = this.q('SELECT MAX(version) AS v FROM model_versions WHERE project_id = ? AND name = ?').get(projectId, name) as { v: number | null };
+      return (r.v ?? 0) + 1;
+    });
   }
 
-  async createModelVersion(v: Omit<ModelVersionRecord, 'version' | 'created' | 'stage'>): Promise<ModelVersionRecord> {
+  createModelVersion(v: Omit<ModelVersionRecord, 'version' | 'created' | 'stage'>): Promise<ModelVersionRecord> {
     // Number and insert in one transaction so two jobs finishing together never share a version.
-    return this.db.transaction(() => {
-      const r = this.q('SELECT MAX(version) AS v FROM model_versions WHERE project_id = ? AND name = ?').get(v.projectId, v.name) as { v: number | null };
-      const rec: ModelVersionRecord = { ...v, version: (r.v ?? 0) + 1, stage: 'none', created: now() };
-      this.q(
-        'INSERT INTO model_versions (project_id, name, version, stage, source, family, task, dir, job_id, dataset_id, dataset_sha256, metrics, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(rec.projectId, rec.name, rec.version, rec.stage, rec.source, rec.family, rec.task, rec.dir, rec.jobId, rec.datasetId, rec.datasetSha256, JSON.stringify(rec.metrics), rec.created);
-      return rec;
-    })();
+    // IMMEDIATE takes the write lock first: a read that later wants to write could otherwise fail
+    // half-way when another connection wrote in between.
+    return this.run(() =>
+      this.db.transaction(() => {
+        const r = this.q('SELECT MAX(version) AS v FROM model_versions WHERE project_id = ? AND name = ?').get(v.projectId, v.name) as { v: number | null };
+        const rec: ModelVersionRecord = { ...v, version: (r.v ?? 0) + 1, stage: 'none', created: now() };
+        this.q(
+          'INSERT INTO model_versions (project_id, name, version, stage, source, family, task, dir, job_id, dataset_id, dataset_sha256, metrics, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        ).run(rec.projectId, rec.name, rec.version, rec.stage, rec.source, rec.family, rec.task, rec.dir, rec.jobId, rec.datasetId, rec.datasetSha256, JSON.stringify(rec.metrics), rec.created);
+        return rec;
+      }).immediate(),
+    );
   }
 
-  async getModelVersion(projectId: string, name: string, version: number): Promise<ModelVersionRecord | undefined> {
-    const r = this.q('SELECT * FROM model_versions WHERE project_id = ? AND name = ? AND version = ?').get(projectId, name, version) as Row | undefined;
-    return r && versionFromRow(r);
+  getModelVersion(projectId: string, name: string, version: number): Promise<ModelVersionRecord | undefined> {
+    return this.run(() => {
+      const r = this.q('SELECT * FROM model_versions WHERE project_id = ? AND name = ? AND version = ?').get(projectId, name, version) as Row | undefined;
+      return r && versionFromRow(r);
+    });
   }
 
-  async listModelVersions(projectId: string, name?: string): Promise<ModelVersionRecord[]> {
-    const rows = (
-      name === undefined
-        ? this.q('SELECT * FROM model_versions WHERE project_id = ? ORDER BY name, version').all(projectId)
-        : this.q('SELECT * FROM model_versions WHERE project_id = ? AND name = ? ORDER BY version').all(projectId, name)
-    ) as Row[];
-    return rows.map(versionFromRow);
+  listModelVersions(projectId: string, name?: string): Promise<ModelVersionRecord[]> {
+    return this.run(() => {
+      const rows = (
+        name === undefined
+          ? this.q('SELECT * FROM model_versions WHERE project_id = ? ORDER BY name, version').all(projectId)
+          : this.q('SELECT * FROM model_versions WHERE project_id = ? AND name = ? ORDER BY version').all(projectId, name)
+      ) as Row[];
+      return rows.map(versionFromRow);
+    });
   }
 
-  async setStage(projectId: string, name: string, version: number, stage: Stage): Promise<ModelVersionRecord | undefined> {
-    return this.db.transaction(() => {
-      if (stage === 'production') {
-        this.q("UPDATE model_versions SET stage = 'archived' WHERE project_id = ? AND name = ? AND stage = 'production' AND version != ?").run(projectId, name, version);
-      }
-      const changed = this.q('UPDATE model_versions SET stage = ? WHERE project_id = ? AND name = ? AND version = ?').run(stage, projectId, name, version).changes;
-      if (!changed) return undefined;
-      return versionFromRow(this.q('SELECT * FROM model_versions WHERE project_id = ? AND name = ? AND version = ?').get(projectId, name, version) as Row);
-    })();
+  setStage(projectId: string, name: string, version: number, stage: Stage): Promise<ModelVersionRecord | undefined> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        if (stage === 'production') {
+          this.q("UPDATE model_versions SET stage = 'archived' WHERE project_id = ? AND name = ? AND stage = 'production' AND version != ?").run(projectId, name, version);
+        }
+        const changed = this.q('UPDATE model_versions SET stage = ? WHERE project_id = ? AND name = ? AND version = ?').run(stage, projectId, name, version).changes;
+        if (!changed) return undefined;
+        return versionFromRow(this.q('SELECT * FROM model_versions WHERE project_id = ? AND name = ? AND version = ?').get(projectId, name, version) as Row);
+      }).immediate(),
+    );
   }
 
   /**
@@ -254,8 +442,14 @@ class SqliteStore implements MetadataStore {
    * AUDIT_BATCH distinct entries wait). Identical requests inside one window (same key, action,
    * resource and status: a client predicting in a loop) become one entry with `requests` counting
    * them and `rows` summed: a row per prediction cost SQLite a tenth of a small prediction's CPU.
-   * Readers and `close` flush first, so the trail is complete whenever it is read; a crash can
-   * lose at most the last AUDIT_FLUSH_MS of entries.
+   *
+   * Entries leave the buffer only once the transaction that writes them has committed. While the
+   * store refuses (another process holds the lock, the disk is full) they stay, identical ones
+   * keep folding together (so memory stays bounded by the distinct entries), and the flush is
+   * tried again with a growing delay. Readers flush first, so the trail is complete whenever it
+   * is read; `close` writes what is left, or keeps it in a file that the next open imports. Only
+   * a crash of the process can lose entries: at most the last AUDIT_FLUSH_MS of them, or those
+   * that waited for a store that refused.
    */
   audit(a: Omit<AuditRecord, 'id' | 'at' | 'requests'>): Promise<void> {
     const key = `${a.projectId}\u0000${a.keyId}\u0000${a.action}\u0000${a.resource ?? ''}\u0000${a.status}`;
@@ -265,45 +459,180 @@ class SqliteStore implements MetadataStore {
       if (a.rows !== null) pending.rows = (pending.rows ?? 0) + a.rows;
     } else {
       this.auditBuffer.set(key, { ...a, at: Date.now(), requests: 1 });
-      if (this.auditBuffer.size >= AUDIT_BATCH) this.flushAudit();
+      // A full batch is written at once, unless the store is refusing: then the timer's backoff rules.
+      if (this.auditBuffer.size >= AUDIT_BATCH && this.auditFailures === 0) this.flushAudit();
       else this.auditTimer ??= setTimeout(() => this.flushAudit(), AUDIT_FLUSH_MS).unref();
     }
     // Not an async function: one shared settled promise instead of a new one per prediction.
     return DONE;
   }
 
+  /** The timer's flush. It never throws: a failure keeps the entries and schedules another try. */
   private flushAudit(): void {
     if (this.auditTimer) clearTimeout(this.auditTimer);
     this.auditTimer = undefined;
-    if (this.auditBuffer.size === 0 || !this.db.open) return;
-    const batch = [...this.auditBuffer.values()];
+    if (!this.db.open || this.auditBuffer.size === 0) return;
+    try {
+      this.writeAudit();
+    } catch (e) {
+      this.auditFailures++;
+      if (this.auditFailures === 1) this.log('warn', `${this.auditBuffer.size} audit entries could not be written yet; they are kept and retried`, e);
+      const delay = Math.min(AUDIT_FLUSH_MS * 2 ** this.auditFailures, AUDIT_RETRY_LONGEST_MS);
+      this.auditTimer = setTimeout(() => this.flushAudit(), delay).unref();
+    }
+  }
+
+  /** Writes every buffered entry in one transaction and empties the buffer once it committed; throws what the store threw. */
+  private writeAudit(): void {
+    if (this.auditBuffer.size === 0) return;
+    this.insertAudit([...this.auditBuffer.values()].map((e) => ({ ...e, at: new Date(e.at).toISOString() })));
     this.auditBuffer.clear();
+    if (this.auditFailures > 0) {
+      this.log('info', `audit entries written after ${this.auditFailures} failed attempt(s)`);
+      this.auditFailures = 0;
+    }
+  }
+
+  private insertAudit(entries: Array<Omit<AuditRecord, 'id'>>): void {
     const insert = this.q('INSERT INTO audit (project_id, key_id, action, resource, rows, status, at, requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    this.db.transaction(() => {
-      for (const e of batch) insert.run(e.projectId, e.keyId, e.action, e.resource, e.rows, e.status, new Date(e.at).toISOString(), e.requests);
-    })();
+    this.db
+      .transaction(() => {
+        for (const e of entries) insert.run(e.projectId, e.keyId, e.action, e.resource, e.rows, e.status, e.at, e.requests);
+      })
+      .immediate();
   }
 
-  async listAudit(projectId: string, opts: { limit?: number; before?: number } = {}): Promise<AuditRecord[]> {
-    this.flushAudit();
-    const rows = this.q('SELECT * FROM audit WHERE project_id = ? AND id < ? ORDER BY id DESC LIMIT ?').all(projectId, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as Row[];
-    return rows.map((r) => ({
-      id: r['id'] as number,
-      projectId: r['project_id'] as string,
-      keyId: r['key_id'] as string,
-      action: r['action'] as string,
-      resource: r['resource'] as string | null,
-      rows: r['rows'] as number | null,
-      status: r['status'] as number,
-      at: r['at'] as string,
-      requests: r['requests'] as number,
-    }));
+  listAudit(projectId: string, opts: { limit?: number; before?: number } = {}): Promise<AuditRecord[]> {
+    // The flush is part of the operation: if the buffered entries cannot be written, the trail
+    // would be incomplete, so the read fails (503) rather than answer without them.
+    return this.run(() => {
+      this.writeAudit();
+      const rows = this.q('SELECT * FROM audit WHERE project_id = ? AND id < ? ORDER BY id DESC LIMIT ?').all(projectId, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as Row[];
+      return rows.map((r) => ({
+        id: r['id'] as number,
+        projectId: r['project_id'] as string,
+        keyId: r['key_id'] as string,
+        action: r['action'] as string,
+        resource: r['resource'] as string | null,
+        rows: r['rows'] as number | null,
+        status: r['status'] as number,
+        at: r['at'] as string,
+        requests: r['requests'] as number,
+      }));
+    });
   }
 
-  async close(): Promise<void> {
-    this.flushAudit();
-    if (this.db.open) this.db.close();
+  /**
+   * Writes the buffered audit entries, trying for `closeRetryMs` while the store refuses; if it
+   * still does, keeps them in a spill file next to the database (written atomically), which the
+   * next open imports. Then closes the connection.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
   }
+
+  private async closeOnce(): Promise<void> {
+    if (!this.db.open) return;
+    const deadline = performance.now() + this.closeRetryMs;
+    let failure: unknown;
+    for (let attempt = 0; ; attempt++) {
+      if (this.auditTimer) clearTimeout(this.auditTimer);
+      this.auditTimer = undefined;
+      try {
+        this.writeAudit();
+        failure = undefined;
+        break;
+      } catch (e) {
+        failure = e;
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        await sleep(Math.min(AUDIT_FLUSH_MS * 2 ** attempt, 500, left));
+      }
+    }
+    try {
+      if (failure !== undefined) this.spillAudit(failure);
+    } finally {
+      this.db.close();
+    }
+  }
+
+  private spillAudit(cause: unknown): void {
+    const n = this.auditBuffer.size;
+    if (n === 0) return;
+    const spill: AuditSpill = { medfitAuditSpill: 1, entries: [...this.auditBuffer.values()].map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
+    const file = join(dirname(this.path), `${basename(this.path)}${SPILL_INFIX}${Date.now()}-${randomBytes(4).toString('hex')}.json`);
+    try {
+      writeFileAtomic(file, JSON.stringify(spill));
+    } catch (e) {
+      this.log('error', `${n} audit entries could neither be written nor kept in a file at close; they are lost`, e);
+      throw Errors.unavailable(`${n} audit entries could neither be written to the metadata store nor kept next to it`);
+    }
+    this.auditBuffer.clear();
+    this.log('warn', `${n} audit entries could not be written at close; they are kept next to the database and imported at the next start`, cause);
+  }
+
+  /**
+   * Imports the audit entries that earlier runs spilled at close, each file in one transaction,
+   * then removes the file. A file that cannot be imported now stays for the next open. A crash
+   * after the commit and before the removal would leave a file already imported: its last entry
+   * (same key, action, resource, status, time and count) is looked for first, so it is skipped.
+   */
+  importAuditSpills(): void {
+    const dir = dirname(this.path);
+    const prefix = `${basename(this.path)}${SPILL_INFIX}`;
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.startsWith(prefix) && n.endsWith('.json')).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const file = join(dir, name);
+      let entries: Array<Omit<AuditRecord, 'id'>>;
+      try {
+        entries = parseSpill(readFileSync(file, 'utf8'));
+      } catch {
+        this.log('error', 'an audit spill file next to the database cannot be read; it is left in place');
+        continue;
+      }
+      try {
+        const last = entries.at(-1);
+        const imported =
+          last !== undefined &&
+          this.q('SELECT 1 FROM audit WHERE project_id = ? AND key_id = ? AND action = ? AND resource IS ? AND status = ? AND at = ? AND requests = ? AND rows IS ? LIMIT 1').get(
+            last.projectId,
+            last.keyId,
+            last.action,
+            last.resource,
+            last.status,
+            last.at,
+            last.requests,
+            last.rows,
+          ) !== undefined;
+        if (!imported) this.insertAudit(entries);
+      } catch (e) {
+        this.log('warn', 'audit entries kept from an earlier run could not be imported now; they will be at the next start', e);
+        return;
+      }
+      rmSync(file, { force: true });
+      this.log('info', `imported ${entries.length} audit entries kept from an earlier run`);
+    }
+  }
+}
+
+/** The entries of an audit spill file; throws when it is not one. */
+function parseSpill(text: string): Array<Omit<AuditRecord, 'id'>> {
+  const spill = JSON.parse(text) as Partial<AuditSpill>;
+  if (spill.medfitAuditSpill !== 1 || !Array.isArray(spill.entries)) throw new Error('not an audit spill file');
+  const str = (v: unknown) => typeof v === 'string';
+  const int = (v: unknown) => Number.isSafeInteger(v);
+  for (const e of spill.entries) {
+    const ok =
+      str(e.projectId) && str(e.keyId) && str(e.action) && (e.resource === null || str(e.resource)) && (e.rows === null || int(e.rows)) && int(e.status) && str(e.at) && int(e.requests);
+    if (!ok) throw new Error('not an audit spill file');
+  }
+  return spill.entries;
 }
 
 function keyFromRow(r: Row): ApiKeyRecord {

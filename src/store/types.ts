@@ -99,7 +99,12 @@ export interface AuditRecord {
   requests: number;
 }
 
-/** The metadata store. Every query is scoped by project: a row of another project is never returned. */
+/**
+ * The metadata store. Every query is scoped by project: a row of another project is never returned.
+ * An operation that finds the store busy (another process holds its lock) or unable to work (I/O
+ * error, disk full, read-only) rejects with `Errors.unavailable`, a 503 with Retry-After, after a
+ * short bounded retry; any other rejection is a real failure.
+ */
 export interface MetadataStore {
   createProject(name: string): Promise<Project>;
   getProjectByName(name: string): Promise<Project | undefined>;
@@ -135,8 +140,11 @@ export interface MetadataStore {
   /** Sets a version's stage; moving one to production archives the previous production version. */
   setStage(projectId: string, name: string, version: number, stage: Stage): Promise<ModelVersionRecord | undefined>;
 
+  /** Records an audit entry; buffered, never fails, never lost while the process lives (see the SQLite store). */
   audit(a: Omit<AuditRecord, 'id' | 'at' | 'requests'>): Promise<void>;
+  /** The project's audit entries, newest first; writes buffered entries first, and is a 503 if it cannot. */
   listAudit(projectId: string, opts?: { limit?: number; before?: number }): Promise<AuditRecord[]>;
 
+  /** Writes what is buffered (or keeps it for the next open, when the store refuses) and closes. */
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Errors } from '../../core/index.js';
+import { discardBody } from '../drain.js';
 import { HEADER_LENGTH } from './codec.js';
 import { errorResponse, JSON_TYPE, runInfer } from './handlers.js';
 import { DEFAULT_BODY_LIMIT } from './plugin.js';
@@ -48,63 +49,65 @@ export function createInferFastPath(o: InferFastPathOptions): (req: IncomingMess
     }
     const started = performance.now();
     const route = version === undefined ? '/v2/models/:model/infer' : '/v2/models/:model/versions/:version/infer';
-    const send = (status: number, contentType: string, body: string | Buffer, headerLength?: number) => {
-      const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
-      if (headerLength !== undefined) headers[HEADER_LENGTH] = headerLength;
+    const send = (status: number, contentType: string, body: string | Buffer, extra?: Record<string, string | number>) => {
+      const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...extra };
       res.writeHead(status, headers);
       res.end(body);
       o.onResponse?.(route, status, (performance.now() - started) / 1000);
     };
-    const fail = (err: unknown) => {
-      const { status, body, internal } = errorResponse(err);
+    const fail = (err: unknown, close = false) => {
+      const { status, body, internal, retryAfter } = errorResponse(err);
       if (internal) o.onInternalError?.(err);
-      if (!res.headersSent) send(status, JSON_TYPE, body);
+      const extra: Record<string, string | number> = {};
+      if (retryAfter !== undefined) extra['retry-after'] = retryAfter;
+      if (close) extra['connection'] = 'close';
+      if (!res.headersSent) send(status, JSON_TYPE, body, extra);
+    };
+    // A refusal before the body is read: the rest of the body is read first (within bounds), so a
+    // client still sending sees the answer instead of a reset connection (see discardBody).
+    const refuse = (err: unknown) => {
+      void discardBody(req).then((drained) => fail(err, !drained));
     };
     if (o.ready && !o.ready()) {
-      req.resume();
-      fail(Errors.unavailable('the server is shutting down'));
+      refuse(Errors.unavailable('the server is shutting down'));
       return true;
     }
+    const tooLarge = () => Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`);
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
-      req.resume();
-      fail(Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`));
+      refuse(tooLarge());
       return true;
     }
     // The key is checked before the body is read: an unauthenticated caller cannot make the
     // server buffer megabytes. The request stays paused (its bytes wait in the socket) meanwhile.
-    o.authenticate(req.headers.authorization).then(
-      (ctx) => readBody(ctx),
-      (e: unknown) => {
-        req.resume();
-        fail(e);
-      },
-    );
+    o.authenticate(req.headers.authorization).then((ctx) => readBody(ctx), refuse);
     const readBody = (ctx: unknown) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      let refused = false;
-      req.on('data', (c: Buffer) => {
-        if (refused) return;
+      const onData = (c: Buffer) => {
         size += c.length;
         if (size > limit) {
-          refused = true;
-          fail(Errors.tooLarge(`request body is larger than the limit of ${limit} bytes`));
+          // Chunked, or longer than declared: stop keeping it, read the rest away, then answer.
+          req.off('data', onData);
+          req.off('end', onEnd);
+          chunks.length = 0;
+          refuse(tooLarge());
           return;
         }
         chunks.push(c);
-      });
-      req.on('error', () => res.destroy());
-      req.on('end', () => {
-        if (refused) return;
+      };
+      const onEnd = () => {
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
         runInfer(o.backend, ctx, name, version, size ? body : undefined, req.headers[HEADER_LENGTH])
           .then((out) => {
             o.onInfer?.(ctx, out.model, out.rows);
-            send(200, out.contentType, out.body, out.headerLength);
+            send(200, out.contentType, out.body, out.headerLength !== undefined ? { [HEADER_LENGTH]: out.headerLength } : undefined);
           })
-          .catch(fail);
-      });
+          .catch((e: unknown) => fail(e));
+      };
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', () => res.destroy());
     };
     return true;
   };

@@ -51,8 +51,9 @@ export async function runInfer(
 /**
  * The status and `{"error"}` body for an error. Our own messages are written to be shown (they
  * name fields and sizes, never values); anyone else's 5xx may carry internals and is replaced.
+ * `retryAfter` (seconds) is set for a 503 that says when to try again: send it as `Retry-After`.
  */
-export function errorResponse(err: unknown): { status: number; body: string; internal: boolean } {
+export function errorResponse(err: unknown): { status: number; body: string; internal: boolean; retryAfter?: number } {
   let status = 500;
   if (isMedfitError(err)) status = err.status;
   else {
@@ -61,5 +62,8 @@ export function errorResponse(err: unknown): { status: number; body: string; int
     status = s >= 400 && s < 600 ? s : 500;
   }
   const message = status < 500 || isMedfitError(err) ? (err as Error).message : 'internal server error';
-  return { status, body: JSON.stringify({ error: message }), internal: status >= 500 };
+  // Our own 503 (busy, shutting down, not loaded) is an expected state, not a failure to log.
+  const expected = isMedfitError(err) && status === 503;
+  const out = { status, body: JSON.stringify({ error: message }), internal: status >= 500 && !expected };
+  return status === 503 && isMedfitError(err) && err.retryAfter !== undefined ? { ...out, retryAfter: err.retryAfter } : out;
 }

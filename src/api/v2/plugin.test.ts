@@ -1,7 +1,9 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors } from '../../core/index.js';
-import { HEADER_LENGTH, joinBinaryBody, v2Plugin, type OutputTensor, type V2Backend, type V2Model } from './index.js';
+import { createInferFastPath, HEADER_LENGTH, joinBinaryBody, v2Plugin, type OutputTensor, type V2Backend, type V2Model } from './index.js';
 
 const N = 3;
 
@@ -354,7 +356,10 @@ describe('bad requests', () => {
     await bad({ inputs: [input(ROWS)] }, 404, /model "nope" not found/, '/v2/models/nope/infer');
     await bad({ inputs: [input(ROWS)] }, 404, /model "summer" version "3" not found/, '/v2/models/summer/versions/3/infer');
   });
-  it('a model that is not ready is 503', () => bad({ inputs: [input(ROWS)] }, 503, /not ready/, '/v2/models/cold/infer'));
+  it('a model that is not ready is 503 with Retry-After', async () => {
+    await bad({ inputs: [input(ROWS)] }, 503, /not ready/, '/v2/models/cold/infer');
+    expect((await infer({ inputs: [input(ROWS)] }, '/v2/models/cold/infer')).headers['retry-after']).toBe('1');
+  });
   it('a model error: 4xx passes, anything else is a bare 500', async () => {
     await bad({ inputs: [input(ROWS)] }, 422, /feature 2 out of range/, '/v2/models/picky/infer');
     const err = await bad({ inputs: [input(ROWS)] }, 500, /internal server error/, '/v2/models/broken/infer');
@@ -393,4 +398,46 @@ describe('bad requests', () => {
     }
   });
   it('a body over the limit is 413 {"error"}', () => bad({ inputs: [input(new Array(3000).fill(1), [1000, 3])] }, 413, /./));
+});
+
+describe('the inference fast path over a real port', () => {
+  let url = '';
+  let server: Server;
+  let ready = true;
+  beforeEach(async () => {
+    ready = true;
+    const fast = createInferFastPath({
+      backend,
+      authenticate: async (authorization) => {
+        if (authorization !== 'Bearer ok') throw Errors.unauthorized('missing API key');
+        return 'p1';
+      },
+      bodyLimit: 4096,
+      ready: () => ready,
+    });
+    server = createServer((req, res) => {
+      if (!fast(req, res)) res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${url}${path}`, { method: 'POST', headers: { authorization: 'Bearer ok', 'content-type': 'application/json', ...headers }, body });
+
+  it('answers 503 with Retry-After when the model is not ready or the server is shutting down', async () => {
+    const cold = await post('/v2/models/cold/infer', JSON.stringify({ inputs: [input(ROWS)] }));
+    expect(cold.status).toBe(503);
+    expect(cold.headers.get('retry-after')).toBe('1');
+    expect(await cold.json()).toEqual({ error: expect.stringMatching(/not ready/) });
+    ready = false;
+    const closing = await post('/v2/models/summer/infer', JSON.stringify({ inputs: [input(ROWS)] }));
+    expect(closing.status).toBe(503);
+    expect(closing.headers.get('retry-after')).toBe('1');
+    ready = true;
+    expect((await post('/v2/models/summer/infer', JSON.stringify({ inputs: [input(ROWS)] }))).status).toBe(200);
+  });
 });

@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 // For its FastifySchema augmentation (tags, summary), so the routes document themselves.
 import type {} from '@fastify/swagger';
+import { settleBody } from '../drain.js';
 import { HEADER_LENGTH } from './codec.js';
 import { errorResponse, JSON_TYPE, lookupModel, runInfer } from './handlers.js';
 import type { V2Backend, V2Model, V2PluginOptions } from './types.js';
@@ -39,9 +40,13 @@ async function routes(app: FastifyInstance, opts: V2PluginOptions): Promise<void
     done(null, body);
   });
 
-  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    const { status, body, internal } = errorResponse(err);
+  app.setErrorHandler(async (err: FastifyError | Error, req, reply) => {
+    const { status, body, internal, retryAfter } = errorResponse(err);
     if (internal) req.log.error({ err: { message: err.message, stack: err.stack } }, 'v2 request failed');
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    // A body refused before it was read (over the limit) is read first, so a client still
+    // sending sees this answer instead of a reset connection.
+    await settleBody(req, reply);
     return reply.code(status).type(JSON_TYPE).send(body);
   });
   app.setNotFoundHandler((req, reply) => {

@@ -1,0 +1,116 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+
+/** Bodies up to this many bytes are read to their end (and thrown away) before a refusal is sent. */
+export const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+/** ... taking at most this long. */
+export const DRAIN_MAX_MS = 30_000;
+
+/** Whether the whole body has arrived (or, for a stream not from a socket, as `inject()` makes, has been read). */
+function received(req: IncomingMessage): boolean {
+  return req.complete || req.readableEnded;
+}
+
+/**
+ * Reads and throws away what is left of a request's body, before an answer that refuses it (413,
+ * 401, 503...). A server that answers and closes while the client is still sending makes the
+ * kernel reset the connection, and common clients (Node's fetch, Python's requests) then report
+ * the reset instead of the answer; once the body is read, the answer arrives as any other, and
+ * the connection can carry the next request.
+ *
+ * Resolves true when the body was read to its end; false when it is longer than `maxBytes` (as
+ * declared, or as counted), takes longer than `maxMs`, or the connection failed. Then nothing
+ * more is read and the answer must say `Connection: close`, so the connection ends after it.
+ */
+export function discardBody(req: IncomingMessage, maxBytes = DRAIN_MAX_BYTES, maxMs = DRAIN_MAX_MS): Promise<boolean> {
+  if (received(req)) {
+    // Everything has arrived; what the stream still buffers needs to flow away, not be read.
+    req.resume();
+    return Promise.resolve(true);
+  }
+  if (req.destroyed || req.socket.destroyed) return Promise.resolve(false);
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = (drained: boolean) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onFail);
+      req.off('close', onFail);
+      if (!drained) req.pause();
+      resolve(drained);
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > maxBytes) finish(false);
+    };
+    const onEnd = () => finish(true);
+    const onFail = () => finish(false);
+    const timer = setTimeout(() => finish(false), maxMs);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onFail);
+    req.on('close', onFail);
+    req.resume();
+  });
+}
+
+/**
+ * Before an error answer to a request whose body was not read (over the size limit, refused by
+ * authentication or by the upload route before streaming): reads the rest of the body so that a
+ * client still sending sees the answer, not a reset connection. Fastify marks a body it refused
+ * `Connection: close`; once the body is read the connection can stay. A body too long to read is
+ * answered with `Connection: close` (see `discardBody`).
+ */
+export async function settleBody(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (received(req.raw)) return;
+  if (await discardBody(req.raw)) reply.removeHeader('connection');
+  else reply.header('connection', 'close');
+}
+
+/**
+ * The request's body as a stream that fails with `tooLarge()` once more than `maxBytes` have
+ * arrived, WITHOUT destroying the request: the request is paused there, so the error edge can
+ * read the rest away (`settleBody`) and the client sees the 413 instead of a reset connection.
+ * (A pipeline that throws on the request itself destroys it.)
+ */
+export function limitedBody(body: Readable, maxBytes: number, tooLarge: () => Error): Readable {
+  let seen = 0;
+  let done = false;
+  const out = new Readable({
+    read() {
+      if (!done) body.resume();
+    },
+  });
+  const stop = (e?: Error) => {
+    if (done) return;
+    done = true;
+    body.off('data', onData);
+    body.off('end', onEnd);
+    body.off('error', stop);
+    if (e) {
+      body.pause();
+      out.destroy(e);
+    }
+  };
+  const onData = (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > maxBytes) return stop(tooLarge());
+    if (!out.push(chunk)) body.pause();
+  };
+  const onEnd = () => {
+    stop();
+    out.push(null);
+  };
+  body.on('data', onData);
+  body.on('end', onEnd);
+  body.on('error', stop);
+  // A client that gives up mid-upload: the file stream must fail, not wait forever.
+  body.once('close', () => {
+    if (!done) stop(new Error('the upload was interrupted'));
+  });
+  return out;
+}
