@@ -101,6 +101,8 @@ describe('bodies over the limit', () => {
     // Chunked: the limit is found while streaming to disk; the request is paused there, not destroyed.
     expect(await post('/v1/datasets?name=big', { size: 3 * MB, chunked: true })).toMatchObject(problem(413, /larger than the limit of \d+ bytes \(MEDFIT_MAX_UPLOAD_MB\)/));
     expect(await fetchPost('/v1/datasets?name=big', 3 * MB, true)).toMatchObject(problem(413, /MEDFIT_MAX_UPLOAD_MB/));
+    // A URL Fastify cannot decode: its 400 waits for the body too.
+    expect(await post('/v1/models/%E0%A4%A/predict', { size: 3 * MB })).toMatchObject(problem(400, /malformed request/));
     expect(await post(infer, { size: 12 * MB })).toMatchObject(v2Error(413));
     expect(await post(infer, { size: 12 * MB, chunked: true })).toMatchObject(v2Error(413));
     expect(await fetchPost(infer, 40 * MB, false)).toMatchObject(v2Error(413));

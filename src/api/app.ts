@@ -11,6 +11,7 @@ import { openSqliteStore, type StoreLog } from '../store/index.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { datasetRoutes } from './datasets.js';
+import { settleBody } from './drain.js';
 import { installErrorHandling, sendProblem } from './errors.js';
 import { jobRoutes } from './jobs.js';
 import { bootstrapAdminKey } from './keys.js';
@@ -64,6 +65,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     await store.close();
     throw e;
   });
+  let closing = false;
   // V2 inference is answered before Fastify when the fast path is set (see api/v2/fast.ts).
   let fastPath: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
@@ -82,17 +84,22 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     },
     bodyLimit: config.maxBodyBytes,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
-    return503OnClosing: true,
+    // Requests that reach a closing server get our 503 (with Retry-After) from the hook below.
+    return503OnClosing: false,
     // Errors Fastify raises before routing (a malformed % escape in the URL) speak our formats too.
     frameworkErrors: (err, req, res) => {
       const reply = res as unknown as FastifyReply;
-      if (req.url.startsWith('/v2')) return reply.code(400).send({ error: `malformed request: ${err.message}` });
-      return sendProblem(reply, 400, `malformed request: ${err.message}`, err.code);
+      // The body is read away first, as for every refusal, so a client still sending sees the 400.
+      void settleBody(req, reply).then(() => {
+        if (req.url.startsWith('/v2')) return reply.code(400).send({ error: `malformed request: ${err.message}` });
+        return sendProblem(reply, 400, `malformed request: ${err.message}`, err.code);
+      });
     },
   });
   storeLog = (level, message, detail) => app.log[level]({ store: detail }, message);
   for (const report of storeReports.splice(0)) storeLog(...report);
   installErrorHandling(app);
+  app.addHook('onRequest', (_req, _reply, done) => (closing ? done(Errors.unavailable('the server is shutting down')) : done()));
   await app.register(swagger, {
     openapi: {
       info: { title: 'medfit', version: VERSION, description: 'Health and fitness models as a service. /v1: the platform; /v2: the Open Inference Protocol.' },
@@ -151,7 +158,6 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   await modelRoutes(app, services);
   await dashboardRoutes(app);
 
-  let closing = false;
   const v2Models = new Map<string, { model: V2Model; until: number }>();
   models.onInvalidate(() => v2Models.clear());
   const backend: V2Backend = {

@@ -27,3 +27,18 @@ describe('the /v1 error edge', () => {
     }
   });
 });
+
+describe('a closing server', () => {
+  it('answers requests that still reach it with our 503 and Retry-After', async () => {
+    const { initServer, loadConfig } = await import('./index.js');
+    const { tempDir } = await import('../../test/helpers.js');
+    const s = await initServer(loadConfig({ MEDFIT_ADMIN_KEY: 'closing-admin-key-0123456789', MEDFIT_LOG_LEVEL: 'silent' }, { dataDir: tempDir() }));
+    await s.app.ready();
+    const closing = s.close();
+    const r = await s.app.inject({ url: '/healthz' });
+    expect(r.statusCode).toBe(503);
+    expect(r.headers['retry-after']).toBe('1');
+    expect(r.json()).toMatchObject({ type: 'urn:medfit:error:MEDFIT_ERR_UNAVAILABLE', detail: 'the server is shutting down' });
+    await closing;
+  });
+});
