@@ -218,7 +218,12 @@ export class ColumnBuilder implements ColumnEvidence {
       return 0;
     }
     if (this.sampleLen < this.reservoirSize) {
-      this.sample_ ??= new Float64Array(this.reservoirSize);
+      // Grown as numbers come: a short column does not pay for the whole reservoir.
+      if (this.sample_ === null || this.sampleLen === this.sample_.length) {
+        const next = new Float64Array(Math.min(this.reservoirSize, Math.max(1024, this.sampleLen * 2)));
+        if (this.sample_ !== null) next.set(this.sample_);
+        this.sample_ = next;
+      }
       this.sample_[this.sampleLen++] = v;
     } else if (this.reservoirSize > 0) {
       // Algorithm R: every number seen so far has the same chance to be in the sample.

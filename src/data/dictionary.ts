@@ -211,7 +211,7 @@ export class NumberCounter {
         this.tcounts[slot] = 1;
         this.tsize++;
         if (this.allInts && !Number.isInteger(x)) this.allInts = false;
-        if (this.tsize * 2 > mask && this.tkeys.length < SMALL * 2) this.growTable();
+        if (this.tsize * 2 > mask && this.tkeys.length < (this.allInts ? SMALL : FRACTIONS) * 2) this.growTable();
         return;
       }
       this.leaveTable();
@@ -252,7 +252,7 @@ export class NumberCounter {
     const counts = this.tcounts;
     const used = this.tused;
     // Four times larger each time: fewer rehashes on the way to the full small table.
-    const n = Math.min(keys.length * 4, SMALL * 2);
+    const n = Math.min(keys.length * 4, (this.allInts ? SMALL : FRACTIONS) * 2);
     const mask = n - 1;
     this.tkeys = new Float64Array(n);
     this.tcounts = new Int32Array(n);

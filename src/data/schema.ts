@@ -65,7 +65,7 @@ const ROW_KEY_TAILS = new Set(['no', 'num', 'nr', 'number', 'key', 'index', 'idx
  */
 export function nameWords(name: string): string[] {
   const words: string[] = [];
-  let cur = '';
+  let start = -1; // where the current word starts, -1 between words
   const kind = (i: number): number => {
     const c = name.charCodeAt(i);
     return c >= 65 && c <= 90 ? UPPER : c >= 97 && c <= 122 ? LOWER : c >= 48 && c <= 57 ? DIGIT : OTHER;
@@ -73,22 +73,25 @@ export function nameWords(name: string): string[] {
   for (let i = 0; i < name.length; i++) {
     const k = kind(i);
     if (k === OTHER) {
-      if (cur !== '') words.push(cur);
-      cur = '';
+      if (start >= 0) words.push(name.slice(start, i).toLowerCase());
+      start = -1;
       continue;
     }
-    if (k === UPPER && cur !== '') {
+    if (start < 0) {
+      start = i;
+      continue;
+    }
+    if (k === UPPER) {
       const prev = kind(i - 1);
       // A word starts at a capital after a lower-case letter or digit (patientId), or at the last
       // capital of a run followed by a lower-case letter (HTTPServer).
       if (prev === LOWER || prev === DIGIT || (prev === UPPER && i + 1 < name.length && kind(i + 1) === LOWER)) {
-        words.push(cur);
-        cur = '';
+        words.push(name.slice(start, i).toLowerCase());
+        start = i;
       }
     }
-    cur += name[i]!.toLowerCase();
   }
-  if (cur !== '') words.push(cur);
+  if (start >= 0) words.push(name.slice(start).toLowerCase());
   return words;
 }
 
