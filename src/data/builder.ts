@@ -3,7 +3,7 @@
  * every row, and (for a streaming profile) a fixed-memory estimate of distinct rows.
  */
 import { Errors, type Cell } from '../core/index.js';
-import { ColumnBuilder, type BuildOptions } from './column.js';
+import { ColumnBuilder, budgeted, type BuildOptions } from './column.js';
 import type { CsvBatch } from './csv.js';
 import type { Table, TableFormat } from './table.js';
 
@@ -88,6 +88,17 @@ export class DistinctRows {
   }
 }
 
+/**
+ * Most columns a table may have. Clinical and sensor tables have tens to hundreds; past ten
+ * thousand, every per-column structure (however small) adds up to gigabytes, so a wider file is
+ * refused rather than read.
+ */
+export const MAX_COLUMNS = 10_000;
+
+function checkWidth(columns: number, where: string): void {
+  if (columns > MAX_COLUMNS) throw Errors.badData(where, `has ${columns} columns; medfit reads tables of at most ${MAX_COLUMNS}`);
+}
+
 /** Collects a table's columns as readers produce them. */
 export class TableBuilder {
   columns: string[] = [];
@@ -118,16 +129,18 @@ export class TableBuilder {
     for (const b of this.builders) b.reserve(rows);
   }
 
-  /** Sets the header (CSV, or rows given in memory). */
-  setColumns(names: string[]): void {
-    for (const name of names) this.addColumn(name);
+  /** Sets the header (CSV, or rows given in memory); `where` names it in errors. */
+  setColumns(names: string[], where = ''): void {
+    checkWidth(names.length, where);
+    const opts = budgeted(this.opts, names.length);
+    for (const name of names) this.addColumn(name, opts);
   }
 
-  private addColumn(name: string): number {
+  private addColumn(name: string, opts: BuildOptions): number {
     const j = this.columns.length;
     this.columns.push(name);
     this.index.set(name, j);
-    const b = new ColumnBuilder(this.opts, j);
+    const b = new ColumnBuilder(opts, j);
     // A key first seen after some rows: those rows did not have it.
     for (let r = 0; r < this.rows; r++) b.addMissing();
     this.builders.push(b);
@@ -187,13 +200,21 @@ export class TableBuilder {
 
   /** Adds one JSON record; keys not seen before become columns. */
   addRecord(obj: Record<string, unknown>, where: string, line: number): void {
-    for (const key of Object.keys(obj)) {
-      if (this.index.has(key)) continue;
-      if (key.trim() === '') throw Errors.badData(where, 'a key is empty');
-      this.addColumn(key);
+    const keys = Object.keys(obj);
+    let added = 0;
+    for (const key of keys) if (!this.index.has(key)) added++;
+    if (added > 0) {
+      checkWidth(this.columns.length + added, where);
+      // New keys share the budget of the width the table has now.
+      const opts = budgeted(this.opts, this.columns.length + added);
+      for (const key of keys) {
+        if (this.index.has(key)) continue;
+        if (key.trim() === '') throw Errors.badData(where, 'a key is empty');
+        this.addColumn(key, opts);
+      }
     }
     const cells: (Cell | undefined)[] = new Array(this.columns.length);
-    for (const key of Object.keys(obj)) {
+    for (const key of keys) {
       const v = obj[key];
       if (v !== null && typeof v === 'object') {
         const kind = Array.isArray(v) ? 'an array' : 'an object';

@@ -69,12 +69,36 @@ export interface BuildOptions {
   reservoirSize: number;
   /** Seed of the reservoir sampler, so two runs over one file report the same quantiles. */
   seed: number;
+  /** Streaming: most bytes of distinct texts kept per column (then a sketch). */
+  textBytes?: number;
+  /** Streaming: log2 of the HyperLogLog registers past the caps (default 14). */
+  sketchPrecision?: number;
 }
 
 /** Keeping every cell of a table in memory. */
 export const KEEP: BuildOptions = { store: true, distinctCap: Infinity, reservoirSize: 0, seed: 0 };
 /** Streaming defaults: 100 000 exact distinct values and a 65 536-value reservoir per column. */
 export const STREAMING: BuildOptions = { store: false, distinctCap: 100_000, reservoirSize: 65_536, seed: 0 };
+
+/**
+ * What a streaming profile may keep for all its columns together: the per-column caps above
+ * shrink for wide tables, so memory is bounded by the table's width AND its length (a file of
+ * 10,000 columns must not cost 10,000 × the caps).
+ */
+const BUDGET = { reservoir: 8_000_000, distinct: 8_000_000, textBytes: 256 * 1024 * 1024 };
+
+/** The options for each of `columns` streaming columns within the shared budget (stored columns are not capped). */
+export function budgeted(opts: BuildOptions, columns: number): BuildOptions {
+  if (opts.store) return opts;
+  const n = Math.max(1, columns);
+  return {
+    ...opts,
+    reservoirSize: Math.min(opts.reservoirSize, Math.max(64, Math.floor(BUDGET.reservoir / n))),
+    distinctCap: Math.min(opts.distinctCap, Math.max(64, Math.floor(BUDGET.distinct / n))),
+    textBytes: Math.max(4096, Math.floor(BUDGET.textBytes / n)),
+    sketchPrecision: n > 10_000 ? 8 : n > 1_000 ? 10 : 14,
+  };
+}
 
 /** The hash a missing cell contributes to a row hash. */
 export const MISSING_HASH = 0x5bd1e995;
@@ -110,8 +134,9 @@ export class ColumnBuilder implements ColumnEvidence {
   strLenSum = 0;
   multiWord = 0;
 
-  readonly dict = new TextDictionary();
+  readonly dict: TextDictionary;
   private readonly store: boolean;
+  private readonly sketchPrecision: number;
   // Kept cells (store mode): sized by `reserve` when the reader can estimate the rows, else doubled.
   private values: Float64Array | null = null;
   private codes: Int32Array | null = null;
@@ -132,7 +157,9 @@ export class ColumnBuilder implements ColumnEvidence {
     this.reservoirSize = opts.store ? 0 : opts.reservoirSize;
     // A kept column counts its distinct numbers from the kept values, when someone asks (schema
     // inference only does for integer columns): counting them as they come costs every column.
-    this.nums = opts.store ? null : new NumberCounter(opts.distinctCap);
+    this.sketchPrecision = opts.sketchPrecision ?? 14;
+    this.nums = opts.store ? null : new NumberCounter(opts.distinctCap, this.sketchPrecision);
+    this.dict = new TextDictionary(opts.store ? Infinity : (opts.textBytes ?? Infinity));
     this.rng = new Rng((opts.seed + 0x9e3779b9 * (index + 1)) >>> 0);
   }
 
@@ -220,7 +247,7 @@ export class ColumnBuilder implements ColumnEvidence {
     if (this.sampleLen < this.reservoirSize) {
       // Grown as numbers come: a short column does not pay for the whole reservoir.
       if (this.sample_ === null || this.sampleLen === this.sample_.length) {
-        const next = new Float64Array(Math.min(this.reservoirSize, Math.max(1024, this.sampleLen * 2)));
+        const next = new Float64Array(Math.min(this.reservoirSize, Math.max(64, this.sampleLen * 2)));
         if (this.sample_ !== null) next.set(this.sample_);
         this.sample_ = next;
       }
@@ -241,7 +268,7 @@ export class ColumnBuilder implements ColumnEvidence {
     const dict = this.dict;
     let k = dict.find(b, s, e, h);
     if (k < 0) {
-      if (this.hll === null && dict.size < this.distinctCap) k = dict.insert(b, s, e, h);
+      if (this.hll === null && dict.size < this.distinctCap && dict.fits(e - s)) k = dict.insert(b, s, e, h);
       else {
         // Past the cap (streaming): counted in the sketch, read without a dictionary entry.
         this.overCap(h);
@@ -283,7 +310,7 @@ export class ColumnBuilder implements ColumnEvidence {
   /** A text past the cap: every known text goes into the sketch, and so do later ones. */
   private overCap(h: number): void {
     if (this.hll === null) {
-      this.hll = new HyperLogLog();
+      this.hll = new HyperLogLog(this.sketchPrecision);
       for (let k = 0; k < this.dict.size; k++) this.hll.add(this.dict.hash(k));
     }
     this.hll.add(h);

@@ -25,24 +25,24 @@ export function hashNumber(v: number): number {
  */
 export class TextDictionary {
   size = 0;
-  private arena = new Uint8Array(1 << 12);
+  private arena = new Uint8Array(256);
   private arenaLen = 0;
-  private offs = new Int32Array(64);
-  private lens = new Int32Array(64);
-  private hashes = new Int32Array(64);
+  private offs = new Int32Array(8);
+  private lens = new Int32Array(8);
+  private hashes = new Int32Array(8);
   /** Cells counted per entry. */
-  counts = new Int32Array(64);
+  counts = new Int32Array(8);
   /** Per entry: 1 or 0 for a boolean token, -1 otherwise. */
-  bools = new Int8Array(64);
+  bools = new Int8Array(8);
   /** Per entry: ms since the epoch for an ISO date, NaN otherwise. */
-  dates = new Float64Array(64);
+  dates = new Float64Array(8);
   /** Per entry: length in UTF-16 code units (what `string.length` says). */
-  lengths = new Int32Array(64);
+  lengths = new Int32Array(8);
   /** Per entry: 1 when the text holds a space (several words). */
-  spaces = new Uint8Array(64);
+  spaces = new Uint8Array(8);
   private texts: (string | undefined)[] = [];
-  private table = new Int32Array(128);
-  private mask = 127;
+  private table = new Int32Array(16);
+  private mask = 15;
 
   /** The entry holding `b[s, e)` (whose `hashBytes` is `h`), or -1. */
   find(b: Uint8Array, s: number, e: number, h: number): number {
@@ -62,6 +62,17 @@ export class TextDictionary {
       }
       if (same) return k;
     }
+  }
+
+  /**
+   * @param maxBytes most bytes of text kept (a streaming profile's share of its memory budget);
+   *   `insert` refuses past it, as past a count cap
+   */
+  constructor(private readonly maxBytes = Infinity) {}
+
+  /** Whether a text of `len` bytes still fits the byte budget. */
+  fits(len: number): boolean {
+    return this.arenaLen + len <= this.maxBytes;
   }
 
   /** Adds `b[s, e)` (not present yet; `h` is its hash) and returns its entry. */
@@ -176,9 +187,10 @@ const FRACTIONS = 1 << 12;
  */
 export class NumberCounter {
   // Stage 1: the small table.
-  private tkeys: Float64Array | null = new Float64Array(1024);
-  private tcounts = new Int32Array(1024);
-  private tused = new Uint8Array(1024);
+  // Small at first (a table may have thousands of columns); grown four times at a time.
+  private tkeys: Float64Array | null = new Float64Array(64);
+  private tcounts = new Int32Array(64);
+  private tused = new Uint8Array(64);
   private tsize = 0;
   private allInts = true;
   // Stage 2: sorted distinct values and counts, and a buffer of values to merge.
@@ -189,7 +201,10 @@ export class NumberCounter {
   // Stage 3: a sketch; the counts stay as they were when the cap was passed.
   private sketch: HyperLogLog | null = null;
 
-  constructor(private readonly cap: number) {}
+  constructor(
+    private readonly cap: number,
+    private readonly precision = 14,
+  ) {}
 
   /** Counts number `v`, whose `hashNumber` is `h`. */
   add(v: number, h: number): void {
@@ -304,7 +319,7 @@ export class NumberCounter {
   }
 
   private toSketch(keys: Float64Array): void {
-    this.sketch = new HyperLogLog();
+    this.sketch = new HyperLogLog(this.precision);
     for (let k = 0; k < keys.length; k++) this.sketch.add(hashNumber(keys[k]!));
   }
 
@@ -351,19 +366,28 @@ export class NumberCounter {
 const INVERSE_POWERS = Float64Array.from({ length: 64 }, (_, k) => 2 ** -k);
 
 /**
- * HyperLogLog with 2^14 registers (16 KiB): a standard error of about 0.8 %. Used for distinct
- * counts once a column has more distinct values than the exact cap.
+ * HyperLogLog (2^14 registers, 16 KiB, by default: a standard error of about 0.8 %). Used for
+ * distinct counts once a column has more distinct values than the exact cap.
  */
 export class HyperLogLog {
-  private static readonly P = 14;
-  private readonly reg = new Uint8Array(1 << HyperLogLog.P);
+  private readonly p: number;
+  private readonly reg: Uint8Array;
+
+  /**
+   * @param precision log2 of the registers: 14 (16 KiB, about 0.8 % error) by default; a table of
+   *   thousands of columns uses fewer (its memory budget is shared)
+   */
+  constructor(precision = 14) {
+    this.p = precision;
+    this.reg = new Uint8Array(1 << precision);
+  }
 
   /** Adds a 32-bit hash. */
   add(h: number): void {
-    const idx = h >>> (32 - HyperLogLog.P);
-    const rest = (h << HyperLogLog.P) >>> 0;
-    // Position of the first 1-bit in the remaining 18 bits (capped when they are all zero).
-    const rank = rest === 0 ? 32 - HyperLogLog.P + 1 : Math.clz32(rest) + 1;
+    const idx = h >>> (32 - this.p);
+    const rest = (h << this.p) >>> 0;
+    // Position of the first 1-bit in the remaining bits (capped when they are all zero).
+    const rank = rest === 0 ? 32 - this.p + 1 : Math.clz32(rest) + 1;
     if (rank > this.reg[idx]!) this.reg[idx] = rank;
   }
 

@@ -205,3 +205,18 @@ describe('large inputs', () => {
     expect(rowsOf(t).map((r) => r[0])).toEqual([1, 2]);
   });
 });
+
+describe('wide tables', () => {
+  it('profiles 5,000 columns within a shared memory budget, and refuses more than 10,000 columns', async () => {
+    const { profileFile } = await import('./profile.js');
+    const cols = Array.from({ length: 5000 }, (_, j) => `c${j}`);
+    const rows = Array.from({ length: 40 }, (_, i) => cols.map((_, j) => String((i * 31 + j) % 97 + 0.5)).join(','));
+    const p = await profileFile(file('wide.csv', [cols.join(','), ...rows].join('\n') + '\n'));
+    expect(p.columns).toHaveLength(5000);
+    expect(p.columns[4999]).toMatchObject({ type: 'numeric', missing: 0 });
+    const tooWide = Array.from({ length: 10_001 }, (_, j) => `c${j}`).join(',');
+    expect((await rejection(readTable(file('too-wide.csv', `${tooWide}\n${tooWide}\n`)))).message).toMatch(/too-wide\.csv:1: row has more than 10000 fields/);
+    const json = `[{${Array.from({ length: 10_001 }, (_, j) => `"k${j}": 1`).join(',')}}]`;
+    expect((await rejection(readTable(file('too-wide.json', json)))).message).toMatch(/too-wide\.json record 1: has 10001 columns; medfit reads tables of at most 10000/);
+  });
+});

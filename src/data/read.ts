@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import { Errors, isMedfitError, type Cell } from '../core/index.js';
 import { KEEP, STREAMING, type BuildOptions } from './column.js';
 import { CsvScanner, QUOTED, type CsvBatch } from './csv.js';
-import { TableBuilder } from './builder.js';
+import { MAX_COLUMNS, TableBuilder } from './builder.js';
 import type { Table, TableFormat } from './table.js';
 
 /** Options for the readers. */
@@ -204,7 +204,7 @@ export function tableFromRows(
   const source = opts.source ?? '<rows>';
   const b = new TableBuilder(KEEP);
   checkHeader(columns, source);
-  b.setColumns(columns);
+  b.setColumns(columns, source);
   rows.forEach((r, i) => {
     if (r.length !== columns.length) throw Errors.badData(`${source}:${i + 1}`, `row has ${r.length} cells, the header has ${columns.length}`);
     b.addCells(r, opts.lines?.[i] ?? i + 1);
@@ -345,6 +345,7 @@ export function checkHeader(names: string[], where: string): void {
 async function scanCsv(head: Buffer, headText: string, ended: boolean, rest: AsyncGenerator<Buffer>, source: string, b: TableBuilder, size?: number): Promise<void> {
   const text = headText.charCodeAt(0) === 0xfeff ? headText.slice(1) : headText;
   const scanner = new CsvScanner(detectDelimiter(text, !ended), source);
+  scanner.maxFields = MAX_COLUMNS;
   let width = -1;
   const take = (batch: CsvBatch): void => {
     let from = 0;
@@ -354,7 +355,7 @@ async function scanCsv(head: Buffer, headText: string, ended: boolean, rest: Asy
       const names: string[] = [];
       for (let f = 0; f < width; f++) names.push(fieldText(batch, f).trim());
       checkHeader(names, `${source}:${batch.lines[0]}`);
-      b.setColumns(names);
+      b.setColumns(names, `${source}:${batch.lines[0]}`);
       scanner.maxFields = width;
       from = 1;
     }
