@@ -86,7 +86,10 @@ describe('medfit train, profile and predict on a clinical table', () => {
     const run = await medfit(['predict', out, none]);
     expectUserError(run, /wrong\.csv: has none of the model's feature column\(s\) "age", "sex", "sbp", "smoker"; is it the right file\?/);
     const some = write('partial.csv', 'age,sex\n70,F\n31,M\n');
-    expectUserError(await medfit(['predict', out, some]), /partial\.csv: lacks the model's feature column\(s\) "sbp", "smoker"; add them, or pass --impute-absent/);
+    expectUserError(await medfit(['predict', out, some]), /partial\.csv: lacks the model's feature column\(s\) "sbp", "smoker"; fix the file, or pass --impute-absent/);
+    // A European export: the columns are there, their values unreadable.
+    const commas = write('commas.csv', 'age;sex;sbp;smoker\n70;F;"170,5";yes\n31;M;"120,0";no\n');
+    expectUserError(await medfit(['predict', out, commas]), /commas\.csv: has no readable value in column\(s\) "sbp" \(decimal commas\? another date format\?\); fix the file/);
     const imputed = await medfit(['predict', out, some, '--impute-absent', '--json']);
     expect(imputed.code).toBe(0);
     const doc = JSON.parse(imputed.stdout) as { predictions: unknown[]; warnings: Array<{ code: string }> };

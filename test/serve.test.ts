@@ -272,6 +272,11 @@ describe('medfit serve, end to end', () => {
     const overflow = await call('/v1/models/bc/predict', { json: { records: [{ ...records[0], mean_area: 1e300 }] } });
     expect(overflow.status).toBe(422);
     expect(overflow.body['errors'][0]).toMatchObject({ pointer: '/records/0/mean_area' });
+    const form = new FormData();
+    form.append('file', new Blob(['a,b\n1,2\n']), 'x.csv');
+    const multipart = await fetch(`${base}/v1/datasets?name=form`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` }, body: form });
+    expect(multipart.status).toBe(415);
+    expect(((await multipart.json()) as { detail: string }).detail).toMatch(/--data-binary @file\.csv\), not as a multipart form/);
     const nothing = await call('/v1/datasets?name=nothing', { method: 'POST', headers: { 'content-type': 'text/csv' } });
     expect(nothing).toMatchObject({ status: 422, body: { detail: expect.stringMatching(/nothing: .*empty/) } });
     expect([400, 422]).toContain((await call('/v1/datasets?name=nothing', { method: 'POST' })).status);

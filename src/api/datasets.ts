@@ -74,6 +74,10 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
           throw Errors.tooLarge(`dataset is ${declared} bytes; the limit is ${s.config.maxUploadBytes} (MEDFIT_MAX_UPLOAD_MB)`);
         }
         const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        // `curl -F file=@x.csv` sends a form: its boundaries would be read as rows of the table.
+        if (type.startsWith('multipart/')) {
+          throw Errors.unsupportedMedia('send the table itself as the request body (curl --data-binary @file.csv), not as a multipart form');
+        }
         const format = asked ?? (Object.hasOwn(FORMAT_BY_TYPE, type) ? FORMAT_BY_TYPE[type] : undefined);
         const id = randomUUID();
         const rel = join('datasets', p.projectId, `${id}.${format ?? 'data'}`);

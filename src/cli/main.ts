@@ -50,6 +50,7 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
                           nested cross-validation (k times the work; the leaderboard's scores
                           are on the folds that made the choice)
   --out <dir>             model directory (default models/<file name>/v<N>, next free N)
+  --format <f>            csv | json | ndjson, when the file's extension does not say
   --json                  print one JSON document on stdout
 
 Hyperparameters (--param family.key=value; defaults for a 1,000-row binary task):
@@ -74,14 +75,17 @@ async function paramHelp(): Promise<string> {
 const PREDICT_HELP = `medfit predict <model-dir> <file|-> [--format csv|json|ndjson] [--impute-absent] [--json]
 
 Prints one prediction per input row: the label and class probabilities, or the value. A file
-without some of the model's feature columns is refused (exit 2, naming them): it is most often
-the wrong file. --impute-absent predicts anyway, imputing those columns as in training.
+without some of the model's feature columns, or with a column none of whose values can be read
+(decimal commas, another date format), is refused (exit 2, naming them): every row would be
+imputed. --impute-absent predicts anyway, imputing those columns as in training.
 `;
 
 const PROFILE_HELP = `medfit profile <file> [--target <col>] [--format csv|json|ndjson] [--json]
 
 Streams the file once: per-column type, missing %, distinct count, min/max/mean/std/quartiles,
-top categories, IQR outliers; duplicate rows; target balance.
+top categories, IQR outliers; duplicate rows; target balance. Memory does not grow with the file,
+so some figures of large files are estimates: they are marked "~" (and listed under "approximate"
+with --json).
 `;
 
 const SERVE_HELP = `medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit]
@@ -290,17 +294,21 @@ async function predict(argv: string[], io: Io): Promise<number> {
   if (positionals.length !== 2) throw Errors.usage('predict: expected <model-dir> and <file|-> (see medfit predict --help)');
   const [dir, file] = positionals as [string, string];
   const { loadArtifact, manifestKeyFromEnv, predictTable } = await import('../registry/index.js');
-  const { absentFeatures, readTable, readTableFromStream } = await import('../data/index.js');
+  const { absentFeatures, readTable, readTableFromStream, unreadableFeatures } = await import('../data/index.js');
   const artifact = loadArtifact(dir, { key: manifestKeyFromEnv(process.env) });
   const format = o.format ? formatFlag(o.format) : undefined;
   const tbl = file === '-' ? await readTableFromStream(io.stdin as NodeJS.ReadableStream & Readable, '<stdin>', format) : await readTable(file, format ? { format } : {});
-  const absent = absentFeatures(artifact.manifest.pipeline, tbl);
-  if (absent.length > 0 && !o['impute-absent']) {
-    const all = artifact.manifest.pipeline.steps.length === absent.length;
-    throw Errors.badData(
-      tbl.source,
-      `${all ? 'has none of' : 'lacks'} the model's feature column(s) ${absent.map((c) => `"${c}"`).join(', ')}; ${all ? 'is it the right file?' : 'add them, or pass --impute-absent to impute them as in training'}`,
-    );
+  const pipeline = artifact.manifest.pipeline;
+  const absent = absentFeatures(pipeline, tbl);
+  const unreadable = unreadableFeatures(pipeline, tbl);
+  if ((absent.length > 0 || unreadable.length > 0) && !o['impute-absent']) {
+    const names = (cols: string[]) => cols.map((c) => `"${c}"`).join(', ');
+    if (absent.length === pipeline.steps.length) throw Errors.badData(tbl.source, `has none of the model's feature column(s) ${names(absent)}; is it the right file?`);
+    const what = [
+      ...(absent.length ? [`lacks the model's feature column(s) ${names(absent)}`] : []),
+      ...(unreadable.length ? [`has no readable value in column(s) ${names(unreadable)} (decimal commas? another date format?)`] : []),
+    ];
+    throw Errors.badData(tbl.source, `${what.join(', and ')}; fix the file, or pass --impute-absent to impute them as in training`);
   }
   const { predictions, warnings } = predictTable(artifact, tbl);
   if (o.json) {
@@ -345,7 +353,11 @@ async function profile(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   printWarnings(io, p.warnings ?? []);
-  io.stdout.write(`${positionals[0]}: ${p.rows} rows, ${p.columns.length} columns, ${p.duplicateRows} duplicate row(s)\n\n`);
+  // "~" marks the figures that are estimates (see `approximate` in --json, and --help).
+  const dup = `${p.approximate.duplicateRows ? '~' : ''}${p.duplicateRows}`;
+  io.stdout.write(`${positionals[0]}: ${p.rows} rows, ${p.columns.length} columns, ${dup} duplicate row(s)\n\n`);
+  const q = p.approximate.quantiles ? '~' : '';
+  const when = (c: (typeof p.columns)[number], v: number | undefined) => (c.type === 'datetime' ? isoDate(v) : num(v));
   io.stdout.write(
     table(
       ['column', 'type', 'missing%', 'distinct', 'min', 'median', 'max', 'mean', 'std', 'outliers', 'top'],
@@ -353,18 +365,24 @@ async function profile(argv: string[], io: Io): Promise<number> {
         c.name,
         c.type,
         (c.missingPct ?? 0).toFixed(1),
-        String(c.distinct),
-        num(c.min),
-        num(c.median),
-        num(c.max),
+        `${c.distinctApprox ? '~' : ''}${c.distinct}`,
+        when(c, c.min),
+        c.median === undefined ? '-' : `${q}${num(c.median)}`,
+        when(c, c.max),
         num(c.mean),
         num(c.std),
-        c.outliers === undefined || c.outliers === null ? '-' : String(c.outliers),
+        c.outliers === undefined || c.outliers === null ? '-' : `${q}${c.outliers}`,
         (c.top ?? []).slice(0, 3).map((t) => `${t.value} (${t.count})`).join(', '),
       ]),
     ) + '\n',
   );
-  if (p.target) io.stdout.write(`\nTarget "${p.target.column}": ${JSON.stringify(p.target.balance ?? p.target.summary)}\n`);
+  if (p.target?.balance) {
+    const balance = Object.entries(p.target.balance).map(([label, n]) => `${label} ${n} (${((100 * n) / p.rows).toFixed(1)}%)`);
+    io.stdout.write(`\nTarget "${p.target.column}": ${balance.join(', ')}\n`);
+  } else if (p.target?.summary) {
+    const t = p.target.summary;
+    io.stdout.write(`\nTarget "${p.target.column}": min ${num(t.min)}, median ${num(t.median)}, max ${num(t.max)}, mean ${num(t.mean)}, std ${num(t.std)}\n`);
+  }
   return 0;
 }
 
@@ -486,6 +504,13 @@ async function keys(argv: string[], io: Io): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** An ISO date (and time, when it has one) from ms since the epoch. */
+function isoDate(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '-';
+  const iso = new Date(ms).toISOString();
+  return iso.endsWith('T00:00:00.000Z') ? iso.slice(0, 10) : iso.replace('.000Z', 'Z');
 }
 
 function printWarnings(io: Io, warnings: Warning[]): void {

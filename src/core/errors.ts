@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'MEDFIT_ERR_UNAUTHORIZED'
   | 'MEDFIT_ERR_FORBIDDEN'
   | 'MEDFIT_ERR_TOO_LARGE'
+  | 'MEDFIT_ERR_UNSUPPORTED_MEDIA'
   | 'MEDFIT_ERR_CONFLICT'
   | 'MEDFIT_ERR_UNAVAILABLE'
   | 'MEDFIT_ERR_INTERNAL';
@@ -41,6 +42,7 @@ const STATUS: Record<ErrorCode, number> = {
   MEDFIT_ERR_UNAUTHORIZED: 401,
   MEDFIT_ERR_FORBIDDEN: 403,
   MEDFIT_ERR_TOO_LARGE: 413,
+  MEDFIT_ERR_UNSUPPORTED_MEDIA: 415,
   MEDFIT_ERR_CONFLICT: 409,
   MEDFIT_ERR_UNAVAILABLE: 503,
   MEDFIT_ERR_INTERNAL: 500,
@@ -106,6 +108,8 @@ export const Errors = {
   unauthorized: (message: string) => new MedfitError('MEDFIT_ERR_UNAUTHORIZED', message),
   /** Valid credentials without the right (HTTP 403). */
   forbidden: (message: string) => new MedfitError('MEDFIT_ERR_FORBIDDEN', message),
+  /** A body in a form the route does not take, e.g. a multipart form (HTTP 415). */
+  unsupportedMedia: (message: string) => new MedfitError('MEDFIT_ERR_UNSUPPORTED_MEDIA', message),
   /** A body over a configured limit (HTTP 413). */
   tooLarge: (message: string) => new MedfitError('MEDFIT_ERR_TOO_LARGE', message),
   /** A request that conflicts with the resource's state (HTTP 409). */

@@ -17,13 +17,16 @@ function slotOf(hi: number, lo: number): number {
 }
 
 /**
- * Distinct rows from 53-bit row hashes in fixed memory: exact (up to hash collisions) until
- * `capacity` distinct rows, then adaptive sampling (Gibbons): only hashes whose low `level` bits
- * are zero are kept, and each kept hash stands for 2^level rows. The error of the estimate is
- * then about 1/√capacity.
+ * Rows that repeat an earlier row, from 53-bit row hashes in fixed memory: exact (up to hash
+ * collisions, about rows² / 2^54) until `capacity` distinct rows, then adaptive sampling
+ * (Gibbons): only hashes whose low `level` bits are zero are kept, with how often each was seen,
+ * and the repeats among them stand for 2^level times as many. All copies of a row share a hash,
+ * so they are kept or dropped together: a file without duplicates is reported without any,
+ * sampled or not.
  */
 export class DistinctRows {
   private keys: Float64Array;
+  private counts: Int32Array;
   private mask: number;
   private size = 0;
   private level = 0;
@@ -31,6 +34,7 @@ export class DistinctRows {
 
   constructor(private readonly capacity = 1 << 21) {
     this.keys = new Float64Array(1 << 16);
+    this.counts = new Int32Array(1 << 16);
     this.mask = this.keys.length - 1;
   }
 
@@ -44,10 +48,14 @@ export class DistinctRows {
     for (;;) {
       const k = this.keys[slot]!;
       if (k === 0) break;
-      if (k === key) return;
+      if (k === key) {
+        this.counts[slot]!++;
+        return;
+      }
       slot = (slot + 1) & this.mask;
     }
     this.keys[slot] = key;
+    this.counts[slot] = 1;
     this.size++;
     if (this.size * 2 > this.keys.length) {
       if (this.keys.length < this.capacity * 2) this.rebuild(this.keys.length * 2);
@@ -58,9 +66,11 @@ export class DistinctRows {
     }
   }
 
-  /** Estimated distinct rows (exact while no sampling happened). */
-  get distinct(): number {
-    return this.size * 2 ** this.level;
+  /** Rows that repeat an earlier row: counted, or estimated from the sample once sampling began. */
+  get duplicates(): number {
+    let repeats = 0;
+    for (let i = 0; i < this.counts.length; i++) if (this.counts[i]! > 1) repeats += this.counts[i]! - 1;
+    return repeats * 2 ** this.level;
   }
 
   /** Whether the count is a sample's estimate. */
@@ -70,7 +80,9 @@ export class DistinctRows {
 
   private rebuild(length: number): void {
     const old = this.keys;
+    const oldCounts = this.counts;
     this.keys = new Float64Array(length);
+    this.counts = new Int32Array(length);
     this.mask = length - 1;
     this.size = 0;
     const lowMask = (1 << this.level) - 1;
@@ -83,6 +95,7 @@ export class DistinctRows {
       let slot = slotOf(hi, h2) & this.mask;
       while (this.keys[slot] !== 0) slot = (slot + 1) & this.mask;
       this.keys[slot] = key;
+      this.counts[slot] = oldCounts[i]!;
       this.size++;
     }
   }

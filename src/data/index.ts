@@ -9,6 +9,7 @@ export {
   transformTable,
   transformRecords,
   absentFeatures,
+  unreadableFeatures,
   encodeTarget,
   columnIndex,
   validatePipeline,

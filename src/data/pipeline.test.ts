@@ -69,6 +69,7 @@ describe('fitPipeline', () => {
     expect(row.slice(2, 5)).toEqual([0, 0, 0]); // unseen 'X'
     expect(warnings).toEqual([expect.objectContaining({ code: 'unparsed_value', column: 'age' })]);
     expect(warnings[0]!.message).not.toContain('abc');
+    expect(warnings[0]!.message).toBe('visits.csv, column "age": 1 value(s) of the wrong type treated as missing (the first on line 6)');
   });
 
   it('clips outliers to the fences of the training rows when asked', () => {
@@ -102,6 +103,15 @@ describe('transformRecords', () => {
     }
     expect(() => transformRecords(p, [{ age: Number.NaN }])).toThrow(/records\.0\.age: expected a finite number/);
     expect(() => transformRecords(p, [{ age: { nested: 1 } }])).toThrow(/records\.0\.age/);
+  });
+
+  it('reads missing tokens in records as missing, and names fields that are not features', () => {
+    const { warnings } = transformRecords(p, [{ age: 'NA', sex: '', smoker: 'yes', admitted: '2024-01-15', Sex: 'M', mrn: 7 }]);
+    expect(warnings.map((w) => w.message)).toEqual([
+      'record 0: age, sex missing, imputed as in training',
+      'field "Sex" (in 1 record(s)) is not one of the model\'s features; ignored; did you mean "sex"?',
+      'field "mrn" (in 1 record(s)) is not one of the model\'s features; ignored',
+    ]);
   });
 
   it('refuses a record with none of the features', () => {

@@ -9,7 +9,8 @@ import {
   type Task,
   type Warning,
 } from '../core/index.js';
-import { categoryKey, parseBoolean, parseDate, parseNumber } from './cells.js';
+import { categoryKey, isMissing, parseBoolean, parseDate, parseNumber } from './cells.js';
+import { closeMatches } from './schema.js';
 import type { Column } from './column.js';
 import type { Table } from './table.js';
 
@@ -210,7 +211,7 @@ export function transformTable(p: FittedPipeline, table: Table, rows?: ArrayLike
   const idx = rows ? Int32Array.from(rows) : null;
   const encoders = p.steps.map((step) => {
     const j = table.columns.indexOf(step.column);
-    return { step, data: j < 0 ? null : table.data[j]!, unparsed: 0, byCode: null as Int32Array | null, byNumber: null as Map<number, number> | null };
+    return { step, data: j < 0 ? null : table.data[j]!, unparsed: 0, firstUnparsed: -1, byCode: null as Int32Array | null, byNumber: null as Map<number, number> | null };
   });
   // A block of rows at a time, every step over it: the block's part of the row-major matrix stays
   // in cache while each column is read in order (column by column over all rows strides the
@@ -227,7 +228,13 @@ export function transformTable(p: FittedPipeline, table: Table, rows?: ArrayLike
   const warnings: Warning[] = [];
   for (const e of encoders) {
     if (e.unparsed > 0) {
-      warnings.push({ code: 'unparsed_value', column: e.step.column, message: `${table.source}, column "${e.step.column}": ${e.unparsed} value(s) of the wrong type treated as missing` });
+      // The line, not the value: which prediction is affected, without quoting the record.
+      const at = table.lines[e.firstUnparsed];
+      warnings.push({
+        code: 'unparsed_value',
+        column: e.step.column,
+        message: `${table.source}, column "${e.step.column}": ${e.unparsed} value(s) of the wrong type treated as missing (the first on line ${at})`,
+      });
     }
   }
   const absent = encoders.filter((e) => e.data === null).map((e) => e.step.column);
@@ -243,6 +250,8 @@ const BLOCK = 256;
 interface Encoder {
   step: FeatureStep;
   data: Column;
+  /** Row of the first present cell that did not parse, or -1. */
+  firstUnparsed: number;
   /** Categorical steps: the one-hot position of each dictionary entry, and of each number seen. */
   byCode: Int32Array | null;
   byNumber: Map<number, number> | null;
@@ -276,7 +285,10 @@ function encodeRows(e: Encoder, idx: Int32Array | null, x: Matrix, offset: numbe
         let a = data.number(r);
         const at = i * cols;
         if (a !== a) {
-          if (data.code(r) >= 0) unparsed++;
+          if (data.code(r) >= 0) {
+            unparsed++;
+            if (e.firstUnparsed < 0) e.firstUnparsed = r;
+          }
           a = fill;
           if (ind >= 0) out[at + ind] = 1;
         }
@@ -292,7 +304,10 @@ function encodeRows(e: Encoder, idx: Int32Array | null, x: Matrix, offset: numbe
         const k = data.code(r);
         const b = k >= 0 ? bools[k]! : -1;
         if (b < 0) {
-          if (data.present(r)) unparsed++;
+          if (data.present(r)) {
+            unparsed++;
+            if (e.firstUnparsed < 0) e.firstUnparsed = r;
+          }
           out[at + offset] = step.fill;
           if (ind >= 0) out[at + ind] = 1;
         } else out[at + offset] = b;
@@ -339,7 +354,10 @@ function encodeRows(e: Encoder, idx: Int32Array | null, x: Matrix, offset: numbe
         const k = data.code(r);
         let t = k >= 0 ? dates[k]! : NaN;
         if (t !== t) {
-          if (data.present(r)) unparsed++;
+          if (data.present(r)) {
+            unparsed++;
+            if (e.firstUnparsed < 0) e.firstUnparsed = r;
+          }
           t = step.fill;
           if (ind >= 0) out[at + ind] = 1;
         }
@@ -353,6 +371,23 @@ function encodeRows(e: Encoder, idx: Int32Array | null, x: Matrix, offset: numbe
 /** The pipeline's feature columns that `table` does not have. */
 export function absentFeatures(p: FittedPipeline, table: Table): string[] {
   return p.steps.filter((s) => !table.columns.includes(s.column)).map((s) => s.column);
+}
+
+/**
+ * The pipeline's feature columns that `table` has, with values, none of which reads as the
+ * step's type (a numeric column written with decimal commas, dates in another format): every row
+ * would be imputed, as if the column were absent.
+ */
+export function unreadableFeatures(p: FittedPipeline, table: Table): string[] {
+  return p.steps
+    .filter((s) => {
+      const j = table.columns.indexOf(s.column);
+      if (j < 0) return false;
+      const ev = table.data[j]!.stats;
+      const readable = s.kind === 'numeric' ? ev.numCount : s.kind === 'boolean' ? ev.boolCount : s.kind === 'datetime' ? ev.dateCount : ev.nonMissing;
+      return ev.nonMissing > 0 && readable === 0;
+    })
+    .map((s) => s.column);
 }
 
 /** Category lookup per categorical step, built once: keys are `categoryKey`s, so a category saved as `1.0` matches 1. */
@@ -381,16 +416,21 @@ export function transformRecords(p: FittedPipeline, records: RawRecord[]): Trans
   const x = matrix(records.length, p.features.length);
   const warnings: Warning[] = [];
   const problems: { pointer: string; message: string }[] = [];
+  const known = new Set(p.steps.map((s) => s.column));
+  /** Fields that are not features, and in how many records (a misspelt one imputes its feature). */
+  const unknown = new Map<string, number>();
   records.forEach((rec, i) => {
     if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) {
       problems.push({ pointer: `/records/${i}`, message: 'expected an object of feature values' });
       return;
     }
+    for (const key of Object.keys(rec)) if (!known.has(key)) unknown.set(key, (unknown.get(key) ?? 0) + 1);
     let offset = i * x.cols;
     const missing: string[] = [];
     for (const step of p.steps) {
       const raw = Object.hasOwn(rec, step.column) ? rec[step.column] : undefined;
-      const cell = raw === undefined || raw === null ? null : raw;
+      // A missing token ("NA", "", "?"...) means what it means in a file: no value.
+      const cell = raw === undefined || raw === null || (typeof raw === 'string' && isMissing(raw)) ? null : raw;
       if (cell === null) missing.push(step.column);
       else if (!isCellType(cell)) {
         problems.push({ pointer: `/records/${i}/${pointerToken(step.column)}`, message: `expected ${expected(step)}` });
@@ -407,6 +447,11 @@ export function transformRecords(p: FittedPipeline, records: RawRecord[]): Trans
     }
   });
   if (problems.length) throw Errors.badFields(problems);
+  for (const [key, count] of [...unknown].slice(0, 20)) {
+    const near = closeMatches(key, [...known]);
+    const hint = near.length > 0 ? `; did you mean ${near.map((c) => `"${c}"`).join(', ')}?` : '';
+    warnings.push({ code: 'unknown_field', message: `field "${key}" (in ${count} record(s)) is not one of the model's features; ignored${hint}` });
+  }
   return { x, warnings };
 }
 

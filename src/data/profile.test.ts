@@ -92,7 +92,29 @@ describe('profile', () => {
     expect(p.columns[0]!.type).toBe('identifier');
     expect(p.columns[2]!.distinctApprox).toBe(true);
     expect(Math.abs(p.columns[2]!.distinct - 3000) / 3000).toBeLessThan(0.05);
-    expect(p.approximate).toEqual({ quantiles: true, distinct: true, duplicateRows: true });
+    // 20,000 distinct rows are counted exactly: only a sample's estimate is flagged.
+    expect(p.approximate).toEqual({ quantiles: true, distinct: true, duplicateRows: false });
+    expect(p.duplicateRows).toBe(0);
+  });
+
+  it('duplicate rows past the exact capacity: none reported when there are none, a close estimate when there are', async () => {
+    const { DistinctRows } = await import('./builder.js');
+    const rng = (seed: number) => () => ((seed = Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) | 0);
+    const none = new DistinctRows(1024);
+    const r1 = rng(1);
+    for (let i = 0; i < 200_000; i++) none.add(r1(), r1());
+    expect(none.sampled).toBe(true);
+    expect(none.duplicates).toBe(0);
+    const some = new DistinctRows(1024);
+    const r2 = rng(2);
+    const seen: Array<[number, number]> = [];
+    for (let i = 0; i < 200_000; i++) {
+      const row: [number, number] = i % 10 === 9 ? seen[(i * 7919) % seen.length]! : [r2(), r2()];
+      if (i % 10 !== 9) seen.push(row);
+      some.add(row[0], row[1]);
+    }
+    // 20,000 repeats; the sample keeps about 1/256 of the rows' hashes here.
+    expect(Math.abs(some.duplicates - 20_000) / 20_000).toBeLessThan(0.25);
   });
 
   it('HyperLogLog and quantiles', () => {

@@ -210,7 +210,8 @@ function assemble(
   const ti = target !== undefined ? columns.findIndex((c) => c.name === target) : columns.findIndex((c) => c.role === 'target');
   const all = [...warnings];
   if (meta.duplicateRows > 0) {
-    all.push({ code: 'duplicate_rows', message: `${meta.duplicateRows} rows repeat an earlier row` });
+    const about = approx.duplicateRows ? 'about ' : '';
+    all.push({ code: 'duplicate_rows', message: `${about}${meta.duplicateRows} rows repeat an earlier row${approx.duplicateRows ? ' (estimated from a sample of the rows)' : ''}` });
   }
   return {
     ...meta,
@@ -246,11 +247,11 @@ export async function profileFile(path: string, opts: ProfileFileOptions = {}): 
   const acc = b.builders;
   const { schema, warnings } = schemaFromEvidence(b.columns, acc, opts);
   const distinctRows = b.distinctRows!;
-  const meta = { source: opts.source ?? path, format: b.format, rows: b.rows, duplicateRows: Math.max(0, b.rows - Math.round(distinctRows.distinct)) };
+  const meta = { source: opts.source ?? path, format: b.format, rows: b.rows, duplicateRows: distinctRows.duplicates };
   return assemble(meta, schema, acc, warnings, opts.target, {
     quantiles: acc.some((a) => !a.sampleExact),
     distinct: acc.some((a) => !a.distinctExact),
-    duplicateRows: true,
+    duplicateRows: distinctRows.sampled,
   });
 }
 

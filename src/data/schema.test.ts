@@ -36,6 +36,28 @@ describe('inferSchema', () => {
     expect(s.warnings.filter((w) => w.code === 'identifier').map((w) => w.column)).toHaveLength(5);
   });
 
+  it('leaves out repeated subject and session ids (suggesting --group), not a two-valued session or subject_age', () => {
+    const s = inferSchema(
+      table({
+        subject: range(400, (i) => `train_${String(Math.floor(i / 10)).padStart(4, '0')}`),
+        Session: range(400, (i) => String(Math.floor(i / 10))),
+        session: range(400, (i) => (i % 2 ? 'am' : 'pm')),
+        subject_age: range(400, (i) => String(20 + (Math.floor(i / 10) % 50))),
+        hr: range(400, (i) => String(60 + (i % 37))),
+      }),
+    );
+    expect(typeOf(s, 'subject')).toMatchObject({ type: 'identifier', role: 'ignored' });
+    expect(typeOf(s, 'Session')).toMatchObject({ type: 'identifier', role: 'ignored' });
+    expect(typeOf(s, 'session')).toMatchObject({ type: 'categorical', role: 'feature' });
+    expect(typeOf(s, 'subject_age')).toMatchObject({ type: 'integer', role: 'feature' });
+    expect(s.warnings.find((w) => w.column === 'subject')!.message).toBe(
+      `column "subject": looks like an identifier; ignored (its values repeat: --group subject keeps each one's rows on one side of every split)`,
+    );
+    // Grouped by (or left out by) the user: no finding about it.
+    const grouped = inferSchema(table({ subject: range(40, (i) => `s${i % 12}`), hr: range(40, (i) => String(60 + i)) }), { drop: ['subject'] });
+    expect(grouped.warnings.filter((w) => w.column === 'subject')).toEqual([]);
+  });
+
   it('never calls distinct measurements identifiers', () => {
     const s = inferSchema(
       table({

@@ -52,6 +52,14 @@ export interface InferredSchema {
 export const TYPE_THRESHOLD = 0.95;
 
 const STRONG_ID_WORDS = new Set(['id', 'uuid', 'guid', 'mrn', 'ssn']);
+/**
+ * Names that, alone, name whose rows these are (`subject`, `session`...): such a column of text
+ * or integers with at least `MIN_GROUP_IDS` different values identifies people or recordings.
+ * Used as a feature it lets a model learn the person instead of the pattern (each recording has
+ * one label), so it is left out and `--group` is suggested.
+ */
+const GROUP_ID_NAMES = new Set(['subject', 'participant', 'patient', 'person', 'individual', 'session', 'recording', 'user', 'device']);
+const MIN_GROUP_IDS = 10;
 const ROW_KEY_NAMES = new Set(['index', 'idx', 'key', 'record', 'row', 'rownum', 'rowid']);
 const ROW_KEY_HEADS = new Set([
   'record', 'row', 'patient', 'subject', 'case', 'sample', 'visit', 'encounter', 'admission', 'episode', 'specimen',
@@ -100,6 +108,11 @@ const LOWER = 1;
 const DIGIT = 2;
 const OTHER = 3;
 
+/** A name that is just one of `GROUP_ID_NAMES` (`Subject`, `session`; not `subject_age`). */
+function groupIdName(words: string[]): boolean {
+  return words.length === 1 && GROUP_ID_NAMES.has(words[0]!);
+}
+
 function strongIdName(words: string[]): boolean {
   return words.some((w) => STRONG_ID_WORDS.has(w));
 }
@@ -143,7 +156,11 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
     }
     if (type === 'integer' && !isTarget) {
       const unique = ev.distinctExact && ev.distinct === nm;
-      if (strongIdName(words) || (unique && nm >= 2 && (rowKeyName(words) || (ev.consecutive && nm >= 10)))) {
+      if (
+        strongIdName(words) ||
+        (groupIdName(words) && ev.distinct >= MIN_GROUP_IDS) ||
+        (unique && nm >= 2 && (rowKeyName(words) || (ev.consecutive && nm >= 10)))
+      ) {
         type = 'identifier';
       }
     }
@@ -166,7 +183,7 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
       const unique = ev.distinctExact && distinct === nm;
       const strs = Math.max(ev.strCount, 1);
       const textLike = ev.strLenSum / strs >= 25 || ev.multiWord / strs >= 0.5;
-      if (strongIdName(words) && !textLike) type = 'identifier';
+      if ((strongIdName(words) || (groupIdName(words) && distinct >= MIN_GROUP_IDS)) && !textLike) type = 'identifier';
       else if (unique && !textLike && (nm >= 10 || rowKeyName(words))) type = 'identifier';
       else if (textLike && distinct > 20 && distinct >= 0.5 * nm) type = 'text';
       else if (distinct > 100 && distinct > 0.5 * nm) {
@@ -180,7 +197,10 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
   }
   if (type === 'identifier') {
     ignoredReason = 'identifier';
-    warnings.push({ code: 'identifier', column: name, message: `${col}: looks like an identifier; ignored` });
+    // Repeated ids are whose rows these are: the split must keep each one's rows together.
+    const repeated = !ev.distinctExact || ev.distinct < nm;
+    const hint = repeated ? ` (its values repeat: --group ${name} keeps each one's rows on one side of every split)` : '';
+    warnings.push({ code: 'identifier', column: name, message: `${col}: looks like an identifier; ignored${hint}` });
   } else if (type === 'text') {
     ignoredReason = 'free text';
     warnings.push({ code: 'free_text', column: name, message: `${col}: free text; ignored` });
@@ -288,7 +308,8 @@ export function schemaFromEvidence(columns: string[], evidence: ColumnEvidence[]
       if (type === 'identifier') reason = 'identifier (set by user)';
       if (type === 'text') reason = 'free text (set by user)';
     }
-    warnings.push(...colWarnings);
+    // A column the user left out (or grouped by) needs no finding of ours beyond emptiness.
+    for (const w of colWarnings) if (!dropSet.has(name) || w.code === 'all_missing') warnings.push(w);
     if (isTarget) return { name, type, role: 'target' };
     if (dropSet.has(name)) return { name, type, role: 'ignored', reason: 'dropped by user' };
     if (reason !== undefined) return { name, type, role: 'ignored', reason };
