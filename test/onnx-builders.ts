@@ -111,19 +111,24 @@ export function exfiltrator(location: string, where: 'constant' | 'initializer' 
   return encode(model({ name: 'exfil', node: nodes, initializer, input: [vi('x', ['N', 1])], output: [vi('y', ['N', 4])] }));
 }
 
-/** A graph that runs forever on any input: a Loop with no trip count whose condition stays true. */
+/**
+ * A graph that takes far longer than any check allows, without a loop (uploaded models may not
+ * loop) and in little memory: the input through 2,000 multiplications by the same 512 × 512
+ * matrix, work that depends on the input and so is done when it runs: a few seconds for one row's
+ * worth of batches, minutes for the check's 1,024 rows.
+ */
 export function hanging(): Uint8Array {
-  const body: Graph = {
-    name: 'body',
-    node: [node('Identity', ['cond_in'], ['cond_out']), node('Identity', ['v_in'], ['v_out'])],
-    input: [vi('i', [], 7), vi('cond_in', [], 9), vi('v_in', ['N', 2])],
-    output: [vi('cond_out', [], 9), vi('v_out', ['N', 2])],
-  };
+  const width = 512;
+  const layers = 2000;
+  const nodes: Node[] = [node('MatMul', ['x', 'In'], ['h0'])];
+  for (let i = 1; i <= layers; i++) nodes.push(node('MatMul', [`h${i - 1}`, 'M'], [`h${i}`]));
+  nodes.push(node('MatMul', [`h${layers}`, 'Out'], ['y']));
+  const small = (n: number) => Array.from({ length: n }, (_, i) => ((i % 7) - 3) / (3 * width));
   return encode(
     model({
       name: 'hang',
-      node: [node('Gemm', ['x', 'W', 'B'], ['z']), node('Loop', ['', 'cond', 'z'], ['y'], [{ name: 'body', type: A.GRAPH, g: body }])],
-      initializer: [floats('W', [3, 2], W), floats('B', [2], B), { name: 'cond', dims: [], dataType: 9, rawData: new Uint8Array([1]) }],
+      node: nodes,
+      initializer: [floats('In', [3, width], small(3 * width)), floats('M', [width, width], small(width * width)), floats('Out', [width, 2], small(width * 2))],
       input: [vi('x', ['N', 3])],
       output: [vi('y', ['N', 2])],
     }),
@@ -131,24 +136,22 @@ export function hanging(): Uint8Array {
 }
 
 /**
- * A model that allocates about `mib` MiB while it runs (ConstantOfShape of that many floats, summed
- * to one column), and answers 2 columns: a memory bomb in a small file. The shape is computed from
- * the input's, so ONNX Runtime cannot fold it at load time: the memory is taken by the first run.
+ * A model that takes about `mib` MiB when ONNX Runtime loads it (a constant-shaped ConstantOfShape
+ * of that many floats, summed: folded at load time) and answers 2 columns: a memory bomb in a
+ * small file. (Sizes computed from the input's values are refused by the graph check.)
  */
 export function memoryHog(mib: number): Uint8Array {
-  const k = Math.floor((mib * 1024 * 1024) / 4 / 3);
+  const k = Math.floor((mib * 1024 * 1024) / 4);
   return encode(
     model({
       name: 'hog',
       node: [
-        node('Shape', ['x'], ['xs']),
-        node('Mul', ['xs', 'scale'], ['bigShape']),
         node('ConstantOfShape', ['bigShape'], ['big'], [{ name: 'value', type: A.TENSOR, t: floats('one', [1], [1]) }]),
         node('ReduceSum', ['big', 'axes'], ['total'], [{ name: 'keepdims', type: A.INT, i: 1 }]),
         node('Gemm', ['x', 'W', 'B'], ['z']),
         node('Mul', ['z', 'total'], ['y']),
       ],
-      initializer: [int64s('scale', [2], [1, k]), int64s('axes', [1], [1]), floats('W', [3, 2], W), floats('B', [2], B)],
+      initializer: [int64s('bigShape', [2], [1, k]), int64s('axes', [1], [1]), floats('W', [3, 2], W), floats('B', [2], B)],
       input: [vi('x', ['N', 3])],
       output: [vi('y', ['N', 2])],
     }),

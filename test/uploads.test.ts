@@ -158,6 +158,15 @@ describe('POST /v1/models', () => {
     expect((v2.body['outputs'][0].data as number[]).map((v) => Math.round(v * 1e6))).toEqual(rows.flatMap((x) => b.classifierProbs(x)).map((v) => Math.round(v * 1e6)));
     const details = await call(s.base, '/v1/models/tiny/versions/1');
     expect(details.body).toMatchObject({ features: ['a', 'b', 'c'], classes: ['no', 'yes'], inputs: [{ name: 'x' }], outputs: [{ name: 'probs' }] });
+    // More rows than an uploaded model is ever run with at once: answered in runs of 1,024, in order.
+    const many = Array.from({ length: 2500 }, (_, i) => [i / 1000, 1 - i / 2500, (i % 7) - 3]);
+    const big = await call(s.base, '/v1/models/tiny/predict', { json: { records: many.map(([a, bb, c]) => ({ a, b: bb, c })) } });
+    expect(big.status).toBe(200);
+    for (const i of [0, 1023, 1024, 2047, 2048, 2499]) {
+      expect(Math.abs((big.body['predictions'][i] as { probabilities: Record<string, number> }).probabilities['yes']! - b.classifierProbs(many[i]!)[1]!)).toBeLessThan(1e-6);
+    }
+    const v2big = await call(s.base, '/v2/models/tiny/infer', { json: { inputs: [{ name: 'x', datatype: 'FP32', shape: [2500, 3], data: many.flat() }] } });
+    expect(v2big.body['outputs'][0]).toMatchObject({ shape: [2500, 2] });
   });
 
   it('refuses bad declarations and models with a 4xx naming the field, and stores nothing', async () => {

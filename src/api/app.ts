@@ -83,7 +83,9 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
       },
     },
     bodyLimit: config.maxBodyBytes,
-    ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
+    // allErrors stays off: on a hostile body (millions of wrong items) it builds millions of
+    // errors, which took minutes and a gigabyte; the first problem is reported, as ajv advises.
+    ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
     // Requests that reach a closing server get our 503 (with Retry-After) from the hook below.
     return503OnClosing: false,
     // Errors Fastify raises before routing (a malformed % escape in the URL) speak our formats too.
@@ -112,8 +114,11 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   installAuth(app, auth);
   const metrics = installMetrics(app, store);
   const queue = createWorkerQueue({ concurrency: config.concurrency, manifestKey: config.manifestKey });
-  const models = new ModelService(store, config.dataDir, config.modelCacheSize, (message, err) =>
-    app.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, message),
+  const models = new ModelService(
+    store,
+    config.dataDir,
+    config.modelCacheSize,
+    (message, err) => (err instanceof Error ? app.log.error({ err: { message: err.message, stack: err.stack } }, message) : app.log.error(message)),
     { key: config.manifestKey },
   );
   const jobs = new JobManager(store, queue, config.dataDir, {

@@ -61,7 +61,14 @@ export function installErrorHandling(app: FastifyInstance): void {
     } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       status = err.statusCode;
       code = err.code ?? 'MEDFIT_ERR_REQUEST';
-      detail = status === 413 ? 'request body is larger than the limit' : err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError ? 'body is not valid JSON' : err.message;
+      detail =
+        status === 413
+          ? `request body is larger than the limit of ${req.routeOptions.bodyLimit} bytes (${req.routeOptions.url === '/v1/models' ? 'MEDFIT_MAX_UPLOAD_MB' : 'MEDFIT_MAX_BODY_MB'})`
+          : /prototype property/.test(err.message)
+            ? 'body has a key named __proto__ or constructor.prototype; such keys are refused'
+            : err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError
+              ? 'body is not valid JSON'
+              : err.message;
     } else {
       req.log.error({ err: { message: err.message, stack: err.stack } }, 'internal error');
       status = 500;

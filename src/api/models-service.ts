@@ -1,9 +1,12 @@
 import { join } from 'node:path';
 import { Errors, MedfitError, type RawRecord, type Task, type Warning } from '../core/index.js';
-import { transformRecords, type FittedPipeline } from '../data/index.js';
+import { Problems, transformRecords, type FittedPipeline } from '../data/index.js';
 import { formatPredictions, loadArtifactOnnx, loadUpload, readArtifactDetails, readUploadInfo, type Manifest, type Prediction, type UploadInfo } from '../registry/index.js';
-import { ModelCache, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type RuntimeStats, type TensorMetadata } from '../serve/index.js';
+import { ModelCache, UPLOAD_SERVING_LIMITS, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type RuntimeStats, type TensorMetadata } from '../serve/index.js';
 import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
+
+/** Most feature values one prediction request may make (80 MB of float64). */
+const MAX_PREDICT_VALUES = 10_000_000;
 
 /** How long a model's version list is trusted without asking the store again. */
 const VERSIONS_TTL_MS = 1000;
@@ -103,6 +106,10 @@ export class ModelService {
   /** Predicts raw records with a version; a wrong type or a record without features is a 422. */
   async predict(rec: ModelVersionRecord, records: RawRecord[]): Promise<{ predictions: Prediction[]; warnings: Warning[] }> {
     const m = await this.load(rec);
+    // Records × features is what gets allocated: bounded before anything is.
+    if (records.length * m.features.length > MAX_PREDICT_VALUES) {
+      throw Errors.tooLarge(`${records.length} records of ${m.features.length} features are more than one request may hold (${MAX_PREDICT_VALUES} values); send them in smaller requests`);
+    }
     const { x, warnings } = m.pipeline ? transformRecords(m.pipeline, records) : numericRecords(m.features, records);
     const features = new Float32Array(x.data);
     // Models run in float32: a value beyond its range would come back as a confident 0 or 1.
@@ -113,6 +120,13 @@ export class ModelService {
       throw Errors.badFields([{ pointer: `/records/${row}/${column}`, message: "value is out of the model's range (float32, about ±3.4e38)" }]);
     }
     const [out] = await this.infer(rec, features, x.rows, m);
+    const width = m.task === 'regression' ? 1 : m.classes!.length;
+    if (out!.data.length !== x.rows * width) {
+      // Our own models always answer rows × width; a brought-in one may not, on some inputs.
+      const what = `returned ${out!.data.length} values for ${x.rows} records of ${width} output(s) each`;
+      if (rec.source === 'uploaded') throw Errors.badData('', `the uploaded model ${what}`);
+      throw Errors.internal(`model "${rec.name}" version ${rec.version} ${what}`);
+    }
     return { predictions: formatPredictions(m.task === 'regression' ? undefined : m.classes, out!.data, x.rows), warnings };
   }
 
@@ -122,11 +136,41 @@ export class ModelService {
    */
   async infer(rec: ModelVersionRecord, features: Float32Array, rows: number, loaded?: ServedModel): Promise<OutputTensor[]> {
     try {
-      return await (loaded ?? (await this.load(rec))).infer(features, rows);
+      // An uploaded model runs at most the rows its check proved it can (see UPLOAD_SERVING_LIMITS).
+      if (rec.source === 'uploaded' && rows > UPLOAD_SERVING_LIMITS.runRows) return await this.inferInRuns(rec, features, rows, loaded);
+      try {
+        return await (loaded ?? (await this.load(rec))).infer(features, rows);
+      } catch (e) {
+        if (!(e instanceof MedfitError) || e.code !== 'MEDFIT_ERR_UNAVAILABLE') throw e;
+        return await (await this.load(rec)).infer(features, rows);
+      }
     } catch (e) {
-      if (!(e instanceof MedfitError) || e.code !== 'MEDFIT_ERR_UNAVAILABLE') throw e;
-      return (await this.load(rec)).infer(features, rows);
+      // A brought-in model that fails on some inputs is the caller's model failing, not ours.
+      if (rec.source === 'uploaded' && e instanceof MedfitError && e.code === 'MEDFIT_ERR_INTERNAL' && e.cause !== undefined) {
+        throw Errors.badData('', 'the uploaded model failed to run on this input (ONNX Runtime refused it)');
+      }
+      throw e;
     }
+  }
+
+  /** `infer` in runs of `UPLOAD_SERVING_LIMITS.runRows` rows, outputs joined in order. */
+  private async inferInRuns(rec: ModelVersionRecord, features: Float32Array, rows: number, loaded?: ServedModel): Promise<OutputTensor[]> {
+    const step = UPLOAD_SERVING_LIMITS.runRows;
+    const width = features.length / rows;
+    const parts: OutputTensor[][] = [];
+    for (let from = 0; from < rows; from += step) {
+      const n = Math.min(step, rows - from);
+      parts.push(await this.infer(rec, features.slice(from * width, (from + n) * width), n, loaded));
+    }
+    return parts[0]!.map((first, k) => {
+      const data = new Float32Array(parts.reduce((sum, p) => sum + p[k]!.data.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        data.set(p[k]!.data, at);
+        at += p[k]!.data.length;
+      }
+      return { ...first, shape: [rows, ...first.shape.slice(1)], data };
+    });
   }
 
   /** Drops a cached session (after a stage change nothing is needed; after deletion it is). */
@@ -171,7 +215,9 @@ export class ModelService {
   /** Loads a version through the registry: the ONNX bytes served are the ones whose hash was checked. */
   private async open(record: ModelVersionRecord): Promise<ServedModel> {
     const dir = join(this.dataDir, record.dir);
-    const onEngineError = (e: unknown) => this.logError(`model ${record.name} v${record.version}: ONNX Runtime failed: ${describe(e)}`, e);
+    // ONNX Runtime's message on a failed run can quote the input (an index, a value): only its
+    // kind is logged, never its text.
+    const onEngineError = (e: unknown) => this.logError(`model ${record.name} v${record.version}: ONNX Runtime failed to run it (${e instanceof Error ? e.name : typeof e}; its message is not logged, it may hold input values)`, undefined);
     if (record.source === 'uploaded') {
       const { info, onnx } = loadUpload(dir, this.options);
       const runtime = await loadRuntimeModel(onnx, { inputs: info.inputs, outputs: info.outputs }, { onEngineError });
@@ -190,18 +236,24 @@ function served(runtime: Runtime, meta: Omit<ServedModel, 'inputs' | 'outputs' |
 /** Uploaded models take records of numbers by feature name, in the declared order. */
 function numericRecords(features: string[], records: RawRecord[]): { x: { rows: number; data: Float64Array }; warnings: Warning[] } {
   const data = new Float64Array(records.length * features.length);
-  const problems: { pointer: string; message: string }[] = [];
+  const problems = new Problems();
   records.forEach((r, i) => {
     if (r === null || typeof r !== 'object' || Array.isArray(r)) {
-      problems.push({ pointer: `/records/${i}`, message: 'expected an object of feature values' });
+      problems.add(`/records/${i}`, 'expected an object of feature values');
       return;
     }
-    features.forEach((f, j) => {
+    // The first problem of each record only: enough to fix it, and a bounded answer.
+    for (let j = 0; j < features.length; j++) {
+      const f = features[j]!;
       const v = Object.hasOwn(r, f) ? r[f] : undefined;
-      if (typeof v !== 'number' || !Number.isFinite(v)) problems.push({ pointer: `/records/${i}/${f}`, message: v === undefined ? 'is missing (uploaded models need every feature)' : 'expected a finite number' });
-      else data[i * features.length + j] = v;
-    });
+      if (typeof v === 'number' && Number.isFinite(v)) {
+        data[i * features.length + j] = v;
+        continue;
+      }
+      problems.add(`/records/${i}/${f}`, v === undefined ? 'is missing (uploaded models need every feature)' : 'expected a finite number');
+      break;
+    }
   });
-  if (problems.length) throw Errors.badFields(problems);
+  problems.throwIfAny();
   return { x: { rows: records.length, data }, warnings: [] };
 }

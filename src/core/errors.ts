@@ -14,6 +14,12 @@ export interface ErrorDetail {
   message: string;
 }
 
+/**
+ * Most located problems an error carries: a hostile body with millions of bad values gets the
+ * first ones and a count, not an answer of hundreds of megabytes.
+ */
+export const MAX_PROBLEMS = 100;
+
 /** Stable error codes; scripts may match on them. */
 export type ErrorCode =
   | 'MEDFIT_ERR_USAGE'
@@ -93,12 +99,14 @@ export const Errors = {
     new MedfitError('MEDFIT_ERR_BAD_PARAM', `parameter ${name}: ${message}`, [{ pointer: name, message }]),
   /**
    * Bad values at JSON pointers (e.g. `/records/0/age`): the message names the first, as
-   * `records.0.age: expected a number`, and counts the rest; every one is in `details`.
+   * `records.0.age: expected a number`, and counts the rest; `details` holds those collected
+   * (callers stop collecting at `MAX_PROBLEMS` and pass how many more there were as `more`).
    */
-  badFields: (problems: ErrorDetail[]) => {
+  badFields: (problems: ErrorDetail[], more = 0) => {
     const first = problems[0]!;
-    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
-    return new MedfitError('MEDFIT_ERR_BAD_DATA', `${first.pointer.slice(1).replaceAll('/', '.')}: ${first.message}${more}`, problems);
+    const rest = problems.length - 1 + more;
+    const tail = rest > 0 ? ` (and ${rest} more problem(s))` : '';
+    return new MedfitError('MEDFIT_ERR_BAD_DATA', `${first.pointer.slice(1).replaceAll('/', '.')}: ${first.message}${tail}`, problems);
   },
   notFound: (what: string) => new MedfitError('MEDFIT_ERR_NOT_FOUND', `${what} not found`),
   /** A model artifact that is tampered with, incomplete or from an incompatible format. */

@@ -1,5 +1,6 @@
 import {
   Errors,
+  MAX_PROBLEMS,
   matrix,
   type Cell,
   type ColumnSchema,
@@ -415,44 +416,73 @@ function categoryIndex(step: Extract<FeatureStep, { kind: 'categorical' }>, key:
 export function transformRecords(p: FittedPipeline, records: RawRecord[]): Transformed {
   const x = matrix(records.length, p.features.length);
   const warnings: Warning[] = [];
-  const problems: { pointer: string; message: string }[] = [];
+  const problems = new Problems();
   const known = new Set(p.steps.map((s) => s.column));
   /** Fields that are not features, and in how many records (a misspelt one imputes its feature). */
   const unknown = new Map<string, number>();
+  let imputedRecords = 0;
   records.forEach((rec, i) => {
     if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) {
-      problems.push({ pointer: `/records/${i}`, message: 'expected an object of feature values' });
+      problems.add(`/records/${i}`, 'expected an object of feature values');
       return;
     }
-    for (const key of Object.keys(rec)) if (!known.has(key)) unknown.set(key, (unknown.get(key) ?? 0) + 1);
+    for (const key of Object.keys(rec)) if (!known.has(key) && (unknown.size < 1000 || unknown.has(key))) unknown.set(key, (unknown.get(key) ?? 0) + 1);
     let offset = i * x.cols;
     const missing: string[] = [];
+    let bad = false;
     for (const step of p.steps) {
       const raw = Object.hasOwn(rec, step.column) ? rec[step.column] : undefined;
       // A missing token ("NA", "", "?"...) means what it means in a file: no value.
       const cell = raw === undefined || raw === null || (typeof raw === 'string' && isMissing(raw)) ? null : raw;
       if (cell === null) missing.push(step.column);
-      else if (!isCellType(cell)) {
-        problems.push({ pointer: `/records/${i}/${pointerToken(step.column)}`, message: `expected ${expected(step)}` });
-      } else if (encodeCell(step, cell, x.data, offset) === 'unparsed') {
-        problems.push({ pointer: `/records/${i}/${pointerToken(step.column)}`, message: `expected ${expected(step)}` });
+      // One problem per record is enough to fix it, and bounds the answer to a hostile body.
+      else if (!bad && (!isCellType(cell) || encodeCell(step, cell, x.data, offset) === 'unparsed')) {
+        problems.add(`/records/${i}/${pointerToken(step.column)}`, `expected ${expected(step)}`);
+        bad = true;
       }
       if (cell === null) encodeCell(step, null, x.data, offset);
       offset += width(step);
     }
     if (p.steps.length > 0 && missing.length === p.steps.length) {
-      problems.push({ pointer: `/records/${i}`, message: `has none of the model's features (${p.steps.map((s) => s.column).join(', ')})` });
+      problems.add(`/records/${i}`, `has none of the model's features (${listNames(p.steps.map((s) => s.column))})`);
     } else if (missing.length) {
-      warnings.push({ code: 'imputed', message: `record ${i}: ${missing.join(', ')} missing, imputed as in training` });
+      if (imputedRecords++ < 20) warnings.push({ code: 'imputed', message: `record ${i}: ${listNames(missing)} missing, imputed as in training` });
     }
   });
-  if (problems.length) throw Errors.badFields(problems);
+  problems.throwIfAny();
+  if (imputedRecords > 20) warnings.push({ code: 'imputed', message: `and ${imputedRecords - 20} more record(s) with missing features, imputed as in training` });
   for (const [key, count] of [...unknown].slice(0, 20)) {
     const near = closeMatches(key, [...known]);
     const hint = near.length > 0 ? `; did you mean ${near.map((c) => `"${c}"`).join(', ')}?` : '';
-    warnings.push({ code: 'unknown_field', message: `field "${key}" (in ${count} record(s)) is not one of the model's features; ignored${hint}` });
+    warnings.push({ code: 'unknown_field', message: `field "${shortName(key)}" (in ${count} record(s)) is not one of the model's features; ignored${hint}` });
   }
   return { x, warnings };
+}
+
+/** Located problems, collected up to `MAX_PROBLEMS` and counted past it. */
+export class Problems {
+  readonly list: { pointer: string; message: string }[] = [];
+  more = 0;
+
+  add(pointer: string, message: string): void {
+    if (this.list.length < MAX_PROBLEMS) this.list.push({ pointer, message });
+    else this.more++;
+  }
+
+  throwIfAny(): void {
+    if (this.list.length) throw Errors.badFields(this.list, this.more);
+  }
+}
+
+/** Names for a message: the first ten, then how many more (a model may have thousands of features). */
+export function listNames(names: string[]): string {
+  const shown = names.slice(0, 10).map(shortName).join(', ');
+  return names.length > 10 ? `${shown} and ${names.length - 10} more` : shown;
+}
+
+/** A user's name, cut for a message (a header name may be a megabyte long). */
+export function shortName(name: string): string {
+  return name.length > 100 ? `${name.slice(0, 97)}...` : name;
 }
 
 /** A name as one JSON Pointer reference token (RFC 6901: `~` → `~0`, `/` → `~1`). */

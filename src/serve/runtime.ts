@@ -236,7 +236,7 @@ class BatchedModel implements LoadedModel {
       let err = e;
       if (!(e instanceof MedfitError)) {
         this.onEngineError?.(e);
-        err = Errors.internal('ONNX Runtime failed to run the model (its message is in the server log)', e);
+        err = Errors.internal('ONNX Runtime failed to run the model', e);
       }
       for (const p of batch) p.reject(err);
     }

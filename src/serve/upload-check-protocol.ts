@@ -1,4 +1,13 @@
 /** Messages between `checkUploadIsolated` and its child process (internal to `src/serve`). */
+
+/**
+ * What an uploaded model must do in the check to be served, since the server then loads and runs
+ * it in its own process: load within `loadSeconds`, and run `runRows` rows (the most the server
+ * runs at once for such a model: larger requests go in runs of that size) within `runSeconds`.
+ * Sizes computed from the row count are thereby bounded; sizes computed from input values are
+ * refused by the graph check (models/onnx/validate.ts).
+ */
+export const UPLOAD_SERVING_LIMITS = Object.freeze({ loadSeconds: 2, runRows: 1024, runSeconds: 1 });
 import type { SerializedError } from '../core/index.js';
 import type { PreparedUpload, UploadDeclaration } from '../registry/index.js';
 

@@ -188,6 +188,9 @@ function flatten(data: unknown, shape: number[], count: number, name: string): F
     if (data.length !== shape[0]) {
       throw badRequest(`input ${q(name)}: nested "data" has ${data.length} rows but shape [${shape.join(',')}] says ${shape[0]}`);
     }
+    // Every nested array's length is checked before anything is allocated: rows that are all
+    // present but empty must not make us allocate rows × features.
+    checkNested(data, shape, 0, name);
     const out = new Float32Array(count);
     const end = fillNested(data, shape, 0, out, 0, name);
     if (end !== count) throw badRequest(`input ${q(name)}: "data" does not match shape [${shape.join(',')}]`);
@@ -199,6 +202,17 @@ function flatten(data: unknown, shape: number[], count: number, name: string): F
   const out = new Float32Array(count);
   for (let k = 0; k < count; k++) out[k] = element(data[k], k, name);
   return out;
+}
+
+function checkNested(a: unknown[], shape: number[], dim: number, name: string): void {
+  if (dim === shape.length - 1) return;
+  for (let k = 0; k < a.length; k++) {
+    const v: unknown = a[k];
+    if (!Array.isArray(v) || v.length !== shape[dim + 1]) {
+      throw badRequest(`input ${q(name)}: nested "data" does not match shape [${shape.join(',')}] at dimension ${dim + 1}`);
+    }
+    checkNested(v, shape, dim + 1, name);
+  }
 }
 
 function fillNested(a: unknown[], shape: number[], dim: number, out: Float32Array, at: number, name: string): number {

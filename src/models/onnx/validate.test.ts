@@ -151,6 +151,41 @@ describe('operator domains', () => {
   });
 });
 
+describe('what an uploaded model may compute (the server runs it in its own process)', () => {
+  it('refuses Loop and Scan, and sizes computed from the input\'s values; accepts sizes from constants and shapes', () => {
+    const loop = classifierWith((g) => {
+      g.initializer!.push({ name: 'cond', dims: [], dataType: 9, rawData: new Uint8Array([1]) });
+      const body: b.Graph = { name: 'body', node: [b.node('Identity', ['c_in'], ['c_out'])], input: [b.vi('i', [], 7), b.vi('c_in', [], 9)], output: [b.vi('c_out', [], 9)] };
+      g.node!.push(b.node('Loop', ['', 'cond'], [], [{ name: 'body', type: b.A.GRAPH, g: body }]));
+    });
+    expect(refusal(b.encode(loop)).message).toMatch(/node "Loop_" is a Loop, whose iterations can come from the input's values; uploaded models may not loop/);
+    const one = { name: 'value', type: b.A.TENSOR, t: b.floats('one', [1], [1]) };
+    // The attacker's memory bomb: a shape from the input's VALUES.
+    const byValue = classifierWith((g) => {
+      g.node!.push(b.node('Cast', ['x'], ['xi'], [{ name: 'to', type: b.A.INT, i: 7 }]), b.node('ConstantOfShape', ['xi'], ['big'], [one]));
+    });
+    expect(refusal(b.encode(byValue)).message).toMatch(/node "ConstantOfShape_big" \("ConstantOfShape"\) sizes its output by computed values/);
+    // Arithmetic on a shape is computing too: rows × a constant could be anything.
+    const scaled = classifierWith((g) => {
+      g.initializer!.push(b.int64s('k', [2], [1, 1000]));
+      g.node!.push(b.node('Shape', ['x'], ['xs']), b.node('Mul', ['xs', 'k'], ['bigShape']), b.node('ConstantOfShape', ['bigShape'], ['big'], [one]));
+    });
+    expect(() => parseUntrustedOnnx(b.encode(scaled))).toThrow(/sizes its output by computed values/);
+    // PyTorch's usual pattern: shapes taken, gathered, concatenated with constants.
+    const fromShape = classifierWith((g) => {
+      g.initializer!.push(b.int64s('zero', [1], [0]), b.int64s('two', [1], [2]));
+      g.node!.push(
+        b.node('Shape', ['x'], ['xs']),
+        b.node('Gather', ['xs', 'zero'], ['rows']),
+        b.node('Concat', ['rows', 'two'], ['shape2'], [{ name: 'axis', type: b.A.INT, i: 0 }]),
+        b.node('ConstantOfShape', ['shape2'], ['filled'], [one]),
+        b.node('Expand', ['probs', 'shape2'], ['expanded']),
+      );
+    });
+    expect(() => parseUntrustedOnnx(b.encode(fromShape))).not.toThrow();
+  });
+});
+
 describe('bounds against hostile structure', () => {
   it('refuses subgraphs nested deeper than the limit, and accepts them up to it', () => {
     expect(refusal(b.nestedIfs(17)).message).toMatch(/^\/onnx: subgraphs are nested more than 16 levels deep \(at graph "nested" › node "If_o16" › … › /);

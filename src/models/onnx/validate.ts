@@ -53,6 +53,27 @@ const ELEMENT_BYTES: Readonly<Record<number, number>> = {
   17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5,
 };
 
+/**
+ * Operators whose trip count or output size comes from an input's VALUES: the server runs an
+ * uploaded model in its own process, and one request could make such a model loop for days or
+ * allocate terabytes. Loop and Scan are refused outright; the others (by which inputs size their
+ * output) only when that input is computed from anything but constants and the shapes of tensors
+ * (`ConstantOfShape(Shape(x))` is fine: bounded by x, which the request bounds).
+ */
+const SIZED_BY_VALUES: Readonly<Record<string, readonly number[]>> = {
+  ConstantOfShape: [0],
+  Expand: [1],
+  Tile: [1],
+  Range: [0, 1, 2],
+  OneHot: [1],
+  Resize: [1, 2, 3],
+  Upsample: [1],
+  Pad: [1],
+};
+const UNBOUNDED_LOOPS = new Set(['Loop', 'Scan']);
+/** Operators that carry shapes (and constants) along without computing new sizes from them. */
+const SHAPE_PLUMBING = new Set(['Shape', 'Size', 'Cast', 'Concat', 'Gather', 'Slice', 'Squeeze', 'Unsqueeze', 'Identity', 'Reshape']);
+
 /** A name from the model, safe to put in a message: no path separators, no control characters, bounded. */
 export function onnxName(s: string | null | undefined): string {
   const t = String(s ?? '').slice(0, 65).replace(/[^A-Za-z0-9_.:-]/g, '_');
@@ -147,7 +168,8 @@ class Checker {
       this.calls.set(key, new Set());
       const scope = new Set<string>(f.input ?? []);
       for (const n of f.node ?? []) for (const o of n.output ?? []) scope.add(o);
-      (f.node ?? []).forEach((n, i) => this.node(n, i, trail, 1, [scope]));
+      const values = new Sizes(f.node ?? [], new Set());
+      (f.node ?? []).forEach((n, i) => this.node(n, i, trail, 1, [scope], values));
     }
     this.current = undefined;
     this.callChains();
@@ -176,13 +198,14 @@ class Checker {
     }
     for (const n of g.node ?? []) for (const o of n.output ?? []) scope.add(o);
     const scopes = [...outer, scope];
-    (g.node ?? []).forEach((n, i) => this.node(n, i, here, depth, scopes));
+    const values = new Sizes(g.node ?? [], new Set([...(g.initializer ?? []).map((t) => t.name ?? ''), ...(g.sparseInitializer ?? []).map((t) => t.values?.name ?? '')]));
+    (g.node ?? []).forEach((n, i) => this.node(n, i, here, depth, scopes, values));
     for (const o of g.output ?? []) {
       if (!scopes.some((s) => s.has(o.name ?? ''))) this.fail(`${where(here)}: output ${onnxName(o.name)} is produced by nothing in the graph`);
     }
   }
 
-  private node(n: OnnxTypes.INodeProto, index: number, trail: string[], depth: number, scopes: Set<string>[]): void {
+  private node(n: OnnxTypes.INodeProto, index: number, trail: string[], depth: number, scopes: Set<string>[], values: Sizes): void {
     if (++this.nodes > this.limits.maxNodes) this.fail(`the model has more than ${this.limits.maxNodes} nodes`);
     const label = n.name ? `node ${onnxName(n.name)}` : `node #${index} (${onnxName(n.opType)})`;
     const here = [...trail, label];
@@ -205,6 +228,20 @@ class Checker {
       for (const s of a.sparseTensors ?? []) this.sparse(s, at);
       if (a.g) this.graph(a.g, [...at, 'graph'], depth + 1, scopes);
       for (const g of a.graphs ?? []) this.graph(g, [...at, 'graph'], depth + 1, scopes);
+    }
+    // After the attributes: external data anywhere, even in a loop's body, is named as such.
+    const op = n.opType ?? '';
+    if (domain === '' || domain === 'ai.onnx') {
+      if (UNBOUNDED_LOOPS.has(op)) {
+        this.fail(`${where(here)} is a ${op}, whose iterations can come from the input's values; uploaded models may not loop (the server runs them in its own process)`);
+      }
+      const sized = Object.hasOwn(SIZED_BY_VALUES, op) ? SIZED_BY_VALUES[op]! : [];
+      for (const k of sized) {
+        const input = n.input?.[k];
+        if (input && !values.bounded(input)) {
+          this.fail(`${where(here)} (${onnxName(op)}) sizes its output by computed values; an uploaded model may size tensors only by constants and the shapes of its tensors`);
+        }
+      }
     }
   }
 
@@ -279,5 +316,39 @@ class Checker {
         }
       }
     }
+  }
+}
+
+/**
+ * Which values of one graph are bounded sizes: constants (initializers, `Constant` nodes) and
+ * shapes of tensors (`Shape`, `Size`), carried through shape plumbing (Cast, Concat, Gather...)
+ * whose every input is bounded too. Anything computed otherwise, or coming from outside the graph
+ * (its inputs, an outer scope, a function's parameters), is not.
+ */
+class Sizes {
+  private readonly producer = new Map<string, OnnxTypes.INodeProto>();
+  private readonly memo = new Map<string, boolean>();
+
+  constructor(
+    nodes: OnnxTypes.INodeProto[],
+    private readonly constants: Set<string>,
+  ) {
+    for (const n of nodes) for (const o of n.output ?? []) this.producer.set(o, n);
+  }
+
+  bounded(name: string, depth = 0): boolean {
+    const known = this.memo.get(name);
+    if (known !== undefined) return known;
+    let ok = false;
+    if (this.constants.has(name)) ok = true;
+    else {
+      const n = this.producer.get(name);
+      const op = n?.opType ?? '';
+      const plain = n !== undefined && (n.domain ?? '') === '';
+      if (plain && (op === 'Constant' || op === 'Shape' || op === 'Size')) ok = true;
+      else if (plain && SHAPE_PLUMBING.has(op) && depth < 64) ok = (n!.input ?? []).every((i) => i === '' || this.bounded(i, depth + 1));
+    }
+    this.memo.set(name, ok);
+    return ok;
   }
 }
