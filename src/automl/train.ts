@@ -137,7 +137,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   columnIndex(table, opts.target);
   if (opts.group !== undefined) columnIndex(table, opts.group);
   const drop = [...(opts.ignore ?? []), ...(opts.group !== undefined ? [opts.group] : [])];
-  const { schema, warnings } = inferSchema(table, { target: opts.target, overrides: opts.types ?? {}, drop });
+  const { schema, warnings } = inferSchema(table, { target: opts.target, overrides: opts.types ?? {}, drop: opts.ignore ?? [], ...(opts.group !== undefined ? { group: opts.group } : {}) });
   // An empty column is most often a join or export gone wrong: say so rather than train without
   // it silently. Leaving it out is one flag away.
   const empty = warnings.find((w) => w.code === 'all_missing' && w.column !== undefined && w.column !== opts.target && !drop.includes(w.column));

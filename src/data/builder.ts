@@ -4,6 +4,7 @@
  */
 import { Errors, type Cell } from '../core/index.js';
 import { ColumnBuilder, budgeted, type BuildOptions } from './column.js';
+import { MAX_PROBES } from './dictionary.js';
 import type { CsvBatch } from './csv.js';
 import type { Table, TableFormat } from './table.js';
 
@@ -30,6 +31,7 @@ export class DistinctRows {
   private mask: number;
   private size = 0;
   private level = 0;
+  private crowded = false;
   rows = 0;
 
   constructor(private readonly capacity = 1 << 21) {
@@ -45,11 +47,17 @@ export class DistinctRows {
     const hi = h1 >>> 11;
     const key = hi * 4294967296 + (h2 >>> 0) || 1;
     let slot = slotOf(hi, h2) & this.mask;
-    for (;;) {
+    for (let probes = 0; ; probes++) {
       const k = this.keys[slot]!;
       if (k === 0) break;
       if (k === key) {
         this.counts[slot]!++;
+        return;
+      }
+      // Rows crafted to crowd one stretch of the table: left uncounted (the count becomes an
+      // estimate) rather than crawled through for every row.
+      if (probes > MAX_PROBES) {
+        this.crowded = true;
         return;
       }
       slot = (slot + 1) & this.mask;
@@ -73,9 +81,9 @@ export class DistinctRows {
     return repeats * 2 ** this.level;
   }
 
-  /** Whether the count is a sample's estimate. */
+  /** Whether the count is an estimate (a sample's, or some rows were left uncounted). */
   get sampled(): boolean {
-    return this.level > 0;
+    return this.level > 0 || this.crowded;
   }
 
   private rebuild(length: number): void {

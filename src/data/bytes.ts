@@ -321,9 +321,16 @@ export function utf16Length(b: Uint8Array, s: number, e: number): number {
   return n;
 }
 
-/** 32-bit hash of a byte range (FNV-1a, then murmur3's finaliser so close keys spread well). */
-export function hashBytes(b: Uint8Array, s: number, e: number, seed = 0x811c9dc5): number {
-  let h = seed | 0;
+/**
+ * A random seed for this process: which texts share a hash is then unpredictable from outside,
+ * so a file cannot be built to make every cell of a column collide (hash flooding). Within one
+ * process the hash is stable, which is all the dictionaries and row hashes need.
+ */
+const SEED = (globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! ^ 0x811c9dc5) | 0;
+
+/** 32-bit hash of a byte range (FNV-1a from a per-process seed, then murmur3's finaliser). */
+export function hashBytes(b: Uint8Array, s: number, e: number): number {
+  let h = SEED;
   for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

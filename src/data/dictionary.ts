@@ -6,6 +6,14 @@
  */
 import { hashBytes, parseBooleanBytes, parseDateBytes, utf16Length } from './bytes.js';
 
+/** Longest probe sequence tolerated in a hash table here before it changes strategy. */
+export const MAX_PROBES = 64;
+
+/** UTF-8 text of a byte range. */
+function decode(b: Uint8Array, s: number, e: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('utf8');
+}
+
 const F64 = new Float64Array(1);
 const I32 = new Int32Array(F64.buffer);
 
@@ -43,12 +51,24 @@ export class TextDictionary {
   private texts: (string | undefined)[] = [];
   private table = new Int32Array(16);
   private mask = 15;
+  /**
+   * Set once a lookup probed more than `MAX_PROBES` slots (texts crafted to share hashes, or
+   * very bad luck): from then on entries are found by their text in a Map, whose string hashing
+   * V8 seeds at random, so the worst case stays linear.
+   */
+  private byText: Map<string, number> | null = null;
 
   /** The entry holding `b[s, e)` (whose `hashBytes` is `h`), or -1. */
   find(b: Uint8Array, s: number, e: number, h: number): number {
+    if (this.byText !== null) return this.byText.get(decode(b, s, e)) ?? -1;
     const len = e - s;
     const arena = this.arena;
+    let probes = 0;
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
+      if (++probes > MAX_PROBES) {
+        this.toMap();
+        return this.find(b, s, e, h);
+      }
       const k = this.table[slot]! - 1;
       if (k < 0) return -1;
       if (this.hashes[k] !== h || this.lens[k] !== len) continue;
@@ -106,9 +126,17 @@ export class TextDictionary {
     }
     this.spaces[k] = space;
     this.size++;
-    if (this.size * 2 > this.mask) this.rehash();
+    if (this.byText !== null) this.byText.set(this.text(k), k);
+    else if (this.size * 2 > this.mask) this.rehash();
     else this.place(k, h);
     return k;
+  }
+
+  /** Leaves the hash table for a Map keyed by text (see `byText`). */
+  private toMap(): void {
+    this.byText = new Map();
+    for (let k = 0; k < this.size; k++) this.byText.set(this.text(k), k);
+    this.table = new Int32Array(0);
   }
 
   /** The entry of `b[s, e)`, added if new. */
@@ -135,12 +163,14 @@ export class TextDictionary {
   }
 
   private place(k: number, h: number): void {
+    if (this.byText !== null) return;
     let slot = h & this.mask;
     while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;
     this.table[slot] = k + 1;
   }
 
   private rehash(): void {
+    if (this.byText !== null) return;
     this.table = new Int32Array(this.table.length * 2);
     this.mask = this.table.length - 1;
     for (let k = 0; k < this.size; k++) this.place(k, this.hashes[k]!);
@@ -211,14 +241,20 @@ export class NumberCounter {
     const x = v + 0;
     if (this.tkeys !== null) {
       const mask = this.tkeys.length - 1;
+      let probes = 0;
       for (let slot = h & mask; ; slot = (slot + 1) & mask) {
         if (this.tused[slot] === 0) break;
         if (this.tkeys[slot] === x) {
           this.tcounts[slot]!++;
           return;
         }
+        // Numbers crafted to share a slot: leave the table (to the sketch) rather than crawl.
+        if (++probes > MAX_PROBES) {
+          this.allInts = false;
+          break;
+        }
       }
-      if (this.tsize < (this.allInts ? SMALL : FRACTIONS) && this.tsize < this.cap) {
+      if (probes <= MAX_PROBES && this.tsize < (this.allInts ? SMALL : FRACTIONS) && this.tsize < this.cap) {
         let slot = h & mask;
         while (this.tused[slot] !== 0) slot = (slot + 1) & mask;
         this.tused[slot] = 1;

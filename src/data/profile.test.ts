@@ -125,3 +125,16 @@ describe('profile', () => {
     expect(quantile(Float64Array.of(5), 0.25)).toBe(5);
   });
 });
+
+describe('profileFileInWorker', () => {
+  it('profiles in a worker thread under the name given, and stops a profile that runs past its time limit', async () => {
+    const { profileFileInWorker } = await import('./profile.js');
+    const p = await profileFileInWorker(path, { source: 'upload-name', target: 'y' });
+    expect(p).toMatchObject({ source: 'upload-name', rows: 7, duplicateRows: 1 });
+    const big = join(dir, 'slow.csv');
+    writeFileSync(big, 'a,b\n' + Array.from({ length: 200_000 }, (_, i) => `${i},x${i}`).join('\n') + '\n');
+    const started = performance.now();
+    await expect(profileFileInWorker(big, { source: 'slow-upload', timeoutMs: 1 })).rejects.toThrow(/^slow-upload: profiling took longer than 0 s; it was stopped$/);
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+});

@@ -255,6 +255,9 @@ export async function profileFile(path: string, opts: ProfileFileOptions = {}): 
   });
 }
 
+/** Longest a profile of an upload may take (a gigabyte profiles in well under a minute here). */
+const PROFILE_TIMEOUT_MS = 10 * 60 * 1000;
+
 /** Profiling workers running at once; more uploads wait their turn rather than share the cores. */
 const WORKERS = 2;
 let running = 0;
@@ -267,24 +270,31 @@ const waiting: Array<() => void> = [];
  * against a file that defeats the bounds), and `source` names the file in messages instead of
  * its path on the server.
  */
-export async function profileFileInWorker(path: string, opts: ProfileFileOptions & { maxHeapMb?: number } = {}): Promise<TableProfile> {
+export async function profileFileInWorker(path: string, opts: ProfileFileOptions & { maxHeapMb?: number; timeoutMs?: number } = {}): Promise<TableProfile> {
   if (running >= WORKERS) await new Promise<void>((resolve) => waiting.push(resolve));
   running++;
   try {
-    const { maxHeapMb = 1024, ...rest } = opts;
+    const { maxHeapMb = 1024, timeoutMs = PROFILE_TIMEOUT_MS, ...rest } = opts;
+    const source = opts.source ?? path;
     const worker = startWorker(siblingModule(import.meta.url, 'profile-worker'), {
       workerData: { path, opts: rest },
       resourceLimits: { maxOldGenerationSizeMb: maxHeapMb },
     });
-    const profile = await new Promise<TableProfile>((resolve, reject) => {
-      worker.once('message', (m: { profile?: TableProfile; error?: SerializedError }) => (m.profile ? resolve(m.profile) : reject(deserializeError(m.error!))));
-      worker.once('error', (e: Error & { code?: string }) =>
-        reject(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? Errors.badData(opts.source ?? path, `profiling needed more than ${maxHeapMb} MB of memory`) : Errors.internal('the profiling worker failed')),
-      );
-      worker.once('exit', (code) => reject(Errors.internal(`the profiling worker exited (code ${code}) without a result`)));
-    });
-    await worker.terminate();
-    return profile;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<TableProfile>((resolve, reject) => {
+        // A slot held for ever would hold every later upload: past the limit the worker is stopped.
+        timer = setTimeout(() => reject(Errors.badData(source, `profiling took longer than ${Math.round(timeoutMs / 1000)} s; it was stopped`)), timeoutMs);
+        worker.once('message', (m: { profile?: TableProfile; error?: SerializedError }) => (m.profile ? resolve(m.profile) : reject(deserializeError(m.error!))));
+        worker.once('error', (e: Error & { code?: string }) =>
+          reject(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? Errors.badData(source, `profiling needed more than ${maxHeapMb} MB of memory`) : Errors.internal('the profiling worker failed')),
+        );
+        worker.once('exit', (code) => reject(Errors.internal(`the profiling worker exited (code ${code}) without a result`)));
+      });
+    } finally {
+      clearTimeout(timer);
+      await worker.terminate();
+    }
   } finally {
     running--;
     waiting.shift()?.();

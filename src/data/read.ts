@@ -18,6 +18,7 @@ import { Errors, isMedfitError, type Cell } from '../core/index.js';
 import { KEEP, STREAMING, type BuildOptions } from './column.js';
 import { CsvScanner, QUOTED, type CsvBatch } from './csv.js';
 import { MAX_COLUMNS, TableBuilder } from './builder.js';
+import { shortName } from './pipeline.js';
 import type { Table, TableFormat } from './table.js';
 
 /** Options for the readers. */
@@ -326,14 +327,19 @@ function translateIoError(e: unknown, source: string): Error {
   return Errors.badData(source, `cannot read (${code ?? 'I/O error'})`);
 }
 
-/** Throws when a header has an empty or repeated name. */
+/** Throws when a header has an empty, repeated or unprintable name (names are cut in messages). */
 export function checkHeader(names: string[], where: string): void {
   const seen = new Map<string, number>();
   names.forEach((name, j) => {
     if (name === '') throw Errors.badData(where, `header column ${j + 1} has no name`);
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      // A NUL or another control character in a name is a broken or binary file, not a column.
+      if (c < 32 || c === 127) throw Errors.badData(where, `header column ${j + 1} has a control character in its name`);
+    }
     const prev = seen.get(name);
     if (prev !== undefined) {
-      throw Errors.badData(where, `header column ${j + 1} ("${name}") repeats the name of column ${prev + 1}`);
+      throw Errors.badData(where, `header column ${j + 1} ("${shortName(name)}") repeats the name of column ${prev + 1}`);
     }
     seen.set(name, j);
   });

@@ -40,6 +40,8 @@ export interface InferOptions {
   overrides?: Record<string, ColumnType>;
   /** Columns the user leaves out: role `ignored`, reason `dropped by user`. */
   drop?: string[];
+  /** The column rows are grouped by (`--group`): role `ignored`, reason `the group column`. */
+  group?: string;
 }
 
 /** An inferred schema and what the user should know about it. */
@@ -260,7 +262,8 @@ const TYPES: readonly ColumnType[] = ['numeric', 'integer', 'boolean', 'categori
  * @internal
  */
 export function schemaFromEvidence(columns: string[], evidence: ColumnEvidence[], opts: InferOptions = {}): InferredSchema {
-  const { target, overrides = {}, drop = [] } = opts;
+  const { target, overrides = {}, group } = opts;
+  const drop = [...(opts.drop ?? []), ...(group !== undefined ? [group] : [])];
   if (target !== undefined) checkColumnName(target, columns, 'target');
   for (const [name, type] of Object.entries(overrides)) {
     checkColumnName(name, columns, 'type override');
@@ -311,6 +314,7 @@ export function schemaFromEvidence(columns: string[], evidence: ColumnEvidence[]
     // A column the user left out (or grouped by) needs no finding of ours beyond emptiness.
     for (const w of colWarnings) if (!dropSet.has(name) || w.code === 'all_missing') warnings.push(w);
     if (isTarget) return { name, type, role: 'target' };
+    if (name === group) return { name, type, role: 'ignored', reason: 'the group column' };
     if (dropSet.has(name)) return { name, type, role: 'ignored', reason: 'dropped by user' };
     if (reason !== undefined) return { name, type, role: 'ignored', reason };
     return { name, type, role: 'feature' };
