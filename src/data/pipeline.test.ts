@@ -157,3 +157,58 @@ describe('validatePipeline', () => {
     expect(() => validatePipeline({ ...p, features: p.features.slice(1) })).toThrow(/steps make 12 features but 11 are named/);
   });
 });
+
+describe('datePart', () => {
+  it('equals Date.getUTC* for dates from 1600 to 2400, times of day included', async () => {
+    const { datePart } = await import('./pipeline.js');
+    const { Rng } = await import('../core/index.js');
+    const rng = new Rng(5);
+    const from = Date.UTC(1600, 0, 1);
+    const to = Date.UTC(2400, 0, 1);
+    for (let i = 0; i < 20_000; i++) {
+      const ms = Math.floor(from + rng.next() * (to - from));
+      const d = new Date(ms);
+      expect([datePart(ms, 'year'), datePart(ms, 'month'), datePart(ms, 'day'), datePart(ms, 'weekday'), datePart(ms, 'hour')]).toEqual([
+        d.getUTCFullYear(),
+        d.getUTCMonth() + 1,
+        d.getUTCDate(),
+        d.getUTCDay(),
+        d.getUTCHours() + d.getUTCMinutes() / 60,
+      ]);
+    }
+  });
+});
+
+describe('datetime and numeric steps from counts', () => {
+  it('equal the row-by-row computation (median fill, parts standardised over imputed rows)', async () => {
+    const { datePart } = await import('./pipeline.js');
+    const { Rng } = await import('../core/index.js');
+    const rng = new Rng(9);
+    const rows: Cell[][] = Array.from({ length: 501 }, () => [
+      rng.next() < 0.1 ? null : new Date(Date.UTC(2020, 0, 1) + rng.int(400) * 86_400_000 + (rng.next() < 0.3 ? rng.int(86_400) * 1000 : 0)).toISOString(),
+      rng.next() < 0.1 ? 'NA' : String(rng.int(50) / 4),
+    ]);
+    const t = tableFromRows(['when', 'v'], rows);
+    const p = fitPipeline(t, { columns: [{ name: 'when', type: 'datetime', role: 'feature' }, { name: 'v', type: 'numeric', role: 'feature' }] }, Int32Array.from({ length: 501 }, (_, i) => i));
+    const [dt, num] = p.steps as [Extract<(typeof p.steps)[number], { kind: 'datetime' }>, Extract<(typeof p.steps)[number], { kind: 'numeric' }>];
+    const ms = rows.map((r) => (r[0] === null ? NaN : Date.parse(r[0] as string)));
+    const present = ms.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+    const median = (a: number[]) => (a.length % 2 ? a[(a.length - 1) / 2]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2);
+    expect(dt.fill).toBe(median(present));
+    expect(dt.parts).toEqual(['year', 'month', 'day', 'weekday', 'hour']);
+    dt.parts.forEach((part, q) => {
+      const v = ms.map((x) => datePart(Number.isNaN(x) ? dt.fill : x, part));
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+      expect(dt.center[q]).toBeCloseTo(mean, 9);
+      expect(dt.scale[q]).toBeCloseTo(std, 9);
+    });
+    const nums = rows.map((r) => (r[1] === 'NA' ? NaN : Number(r[1])));
+    const fill = median(nums.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b));
+    const imputed = nums.map((v) => (Number.isNaN(v) ? fill : v));
+    const mean = imputed.reduce((a, b) => a + b, 0) / imputed.length;
+    expect(num).toMatchObject({ fill, indicator: true });
+    expect(num.center).toBeCloseTo(mean, 12);
+    expect(num.scale).toBeCloseTo(Math.sqrt(imputed.reduce((a, b) => a + (b - mean) ** 2, 0) / imputed.length), 12);
+  });
+});

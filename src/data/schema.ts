@@ -157,11 +157,12 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
       });
     }
     if (type === 'integer' && !isTarget) {
-      const unique = ev.distinctExact && ev.distinct === nm;
+      // `distinct` is asked only where a rule needs it: in memory it costs a sort of the column.
+      const unique = () => ev.distinctExact && ev.distinct === nm;
       if (
         strongIdName(words) ||
         (groupIdName(words) && ev.distinct >= MIN_GROUP_IDS) ||
-        (unique && nm >= 2 && (rowKeyName(words) || (ev.consecutive && nm >= 10)))
+        (nm >= 2 && (rowKeyName(words) || (ev.consecutive && nm >= 10)) && unique())
       ) {
         type = 'identifier';
       }
