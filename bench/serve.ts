@@ -33,7 +33,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { quantile } from '../src/data/index.js';
+import { quantileOf } from '../src/data/index.js';
 import { existsSync } from 'node:fs';
 
 // The server under test is the compiled one (dist/, built by `npm ci`), as `npm start` runs it:
@@ -235,7 +235,7 @@ for (let round = 0; round < rounds; round++) {
   }
   say(`  round ${round + 1}/${rounds}: done`);
 }
-const median = (v: number[]) => quantile(Float64Array.from(v).sort(), 0.5);
+const median = (v: number[]) => quantileOf(Float64Array.from(v), 0.5);
 const rows: Row[] = chosen.map((t, i) => {
   const rs = perRound[i]!;
   return {

@@ -3,14 +3,12 @@
  * every row, and (for a streaming profile) a fixed-memory estimate of distinct rows.
  */
 import { Errors, type Cell } from '../core/index.js';
+import { grown } from './arrays.js';
 import { ColumnBuilder, budgeted, type BuildOptions } from './column.js';
 import { MAX_PROBES } from './dictionary.js';
 import type { CsvBatch } from './csv.js';
+import { ROW_SEED1, ROW_SEED2, mixRow1, mixRow2, rowKey } from './rows.js';
 import type { Table, TableFormat } from './table.js';
-
-/** Hash multipliers of the two 32-bit halves of a row hash. */
-const P1 = 0x01000193;
-const P2 = 0x5bd1e995;
 
 /** Table slot of a row hash, from the parts its 53-bit key keeps. */
 function slotOf(hi: number, lo: number): number {
@@ -43,10 +41,9 @@ export class DistinctRows {
   add(h1: number, h2: number): void {
     this.rows++;
     if ((h2 & ((1 << this.level) - 1)) !== 0) return;
-    // 53 bits: 21 of h1 above the 32 of h2; 0 marks an empty slot, so 0 itself becomes 1.
-    const hi = h1 >>> 11;
-    const key = hi * 4294967296 + (h2 >>> 0) || 1;
-    let slot = slotOf(hi, h2) & this.mask;
+    // 0 marks an empty slot, so a key of 0 becomes 1.
+    const key = rowKey(h1, h2) || 1;
+    let slot = slotOf(h1 >>> 11, h2) & this.mask;
     for (let probes = 0; ; probes++) {
       const k = this.keys[slot]!;
       if (k === 0) break;
@@ -142,11 +139,7 @@ export class TableBuilder {
 
   /** Makes room for about `rows` rows in every column and the line numbers (a size estimate). */
   reserve(rows: number): void {
-    if (rows > this.lines.length) {
-      const l = new Int32Array(rows);
-      l.set(this.lines.subarray(0, this.rows));
-      this.lines = l;
-    }
+    if (rows > this.lines.length) this.lines = grown(this.lines.subarray(0, this.rows), rows);
     for (const b of this.builders) b.reserve(rows);
   }
 
@@ -169,11 +162,7 @@ export class TableBuilder {
   }
 
   private addLine(line: number): void {
-    if (this.rows === this.lines.length) {
-      const l = new Int32Array(this.lines.length * 2);
-      l.set(this.lines);
-      this.lines = l;
-    }
+    if (this.rows === this.lines.length) this.lines = grown(this.lines, this.rows * 2);
     this.lines[this.rows++] = line;
   }
 
@@ -195,8 +184,8 @@ export class TableBuilder {
     const h1 = this.h1;
     const h2 = this.h2;
     if (hashing) {
-      h1.fill(0x811c9dc5 | 0, 0, n);
-      h2.fill(0x9747b28c | 0, 0, n);
+      h1.fill(ROW_SEED1, 0, n);
+      h2.fill(ROW_SEED2, 0, n);
     }
     // Column by column: each column's builder stays hot, and its call site monomorphic.
     for (let j = 0; j < width; j++) {
@@ -211,9 +200,8 @@ export class TableBuilder {
       for (let r = from, i = 0; r < count; r++, i++) {
         const f = first[r]! + j;
         const h = col.add(buf, starts[f]!, ends[f]!, flags[f]!);
-        h1[i] = Math.imul(h1[i]! ^ h, P1);
-        const x = h2[i]! ^ h;
-        h2[i] = Math.imul(x ^ (x >>> 15), P2);
+        h1[i] = mixRow1(h1[i]!, h);
+        h2[i] = mixRow2(h2[i]!, h);
       }
     }
     if (hashing) for (let i = 0; i < n; i++) this.distinctRows!.add(h1[i]!, h2[i]!);
@@ -249,13 +237,12 @@ export class TableBuilder {
   /** Adds one row of cells, aligned with the columns. */
   addCells(cells: ArrayLike<Cell | undefined>, line: number): void {
     this.addLine(line);
-    let h1 = 0x811c9dc5 | 0;
-    let h2 = 0x9747b28c | 0;
+    let h1 = ROW_SEED1;
+    let h2 = ROW_SEED2;
     for (let j = 0; j < this.builders.length; j++) {
       const h = this.builders[j]!.addCell(cells[j]);
-      h1 = Math.imul(h1 ^ h, P1);
-      const x = h2 ^ h;
-      h2 = Math.imul(x ^ (x >>> 15), P2);
+      h1 = mixRow1(h1, h);
+      h2 = mixRow2(h2, h);
     }
     this.distinctRows?.add(h1, h2);
   }

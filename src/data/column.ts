@@ -14,6 +14,7 @@
  * same file read into memory get the same types.
  */
 import { Rng, type Cell } from '../core/index.js';
+import { grown } from './arrays.js';
 import { ESCAPED } from './csv.js';
 import { NUMBER, TRIM, hashBytes, isMissingBytes, parseBooleanBytes, parseDateBytes, parseNumberBytes, trimBytes, utf16Length } from './bytes.js';
 import { HyperLogLog, NumberCounter, TextDictionary, hashNumber } from './dictionary.js';
@@ -247,9 +248,8 @@ export class ColumnBuilder implements ColumnEvidence {
     if (this.sampleLen < this.reservoirSize) {
       // Grown as numbers come: a short column does not pay for the whole reservoir.
       if (this.sample_ === null || this.sampleLen === this.sample_.length) {
-        const next = new Float64Array(Math.min(this.reservoirSize, Math.max(64, this.sampleLen * 2)));
-        if (this.sample_ !== null) next.set(this.sample_);
-        this.sample_ = next;
+        const length = Math.min(this.reservoirSize, Math.max(64, this.sampleLen * 2));
+        this.sample_ = this.sample_ === null ? new Float64Array(length) : grown(this.sample_, length);
       }
       this.sample_[this.sampleLen++] = v;
     } else if (this.reservoirSize > 0) {
@@ -339,16 +339,8 @@ export class ColumnBuilder implements ColumnEvidence {
   }
 
   private resize(cap: number): void {
-    if (this.values) {
-      const v = new Float64Array(cap);
-      v.set(this.values.subarray(0, Math.min(this.n, this.values.length)));
-      this.values = v;
-    }
-    if (this.codes) {
-      const c = new Int32Array(cap);
-      c.set(this.codes.subarray(0, Math.min(this.n, this.codes.length)));
-      this.codes = c;
-    }
+    if (this.values) this.values = grown(this.values.subarray(0, this.n), cap);
+    if (this.codes) this.codes = grown(this.codes.subarray(0, this.n), cap);
     this.cap = cap;
   }
 
@@ -432,10 +424,7 @@ export class ColumnBuilder implements ColumnEvidence {
   }
 }
 
-/**
- * One column of a table in memory (see the module comment). Row accessors and bulk readers
- * that take optional row indices (a fold's rows) and return typed arrays.
- */
+/** One column of a table in memory (see the module comment), read a row at a time. */
 export class Column {
   constructor(
     readonly name: string,
@@ -477,51 +466,5 @@ export class Column {
     if (k >= 0) return this.dict.text(k);
     const v = this.number(r);
     return v === v ? v : null;
-  }
-
-  /** Numbers of the rows (all, or `rows`), NaN where missing or not a number. */
-  numbers(rows?: ArrayLike<number>): Float64Array {
-    const n = rows ? rows.length : this.length;
-    const v = this.values;
-    if (v === null) return new Float64Array(n).fill(NaN);
-    if (!rows) return v.slice();
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = v[rows[i]!]!;
-    return out;
-  }
-
-  /** Booleans of the rows as 1, 0, or NaN where missing or not a boolean token. */
-  booleans(rows?: ArrayLike<number>): Float64Array {
-    const bools = this.dict.bools;
-    return this.fromCodes(rows, (k) => (bools[k]! >= 0 ? bools[k]! : NaN));
-  }
-
-  /** Dates of the rows in ms since the epoch, NaN where missing or not an ISO date. */
-  dates(rows?: ArrayLike<number>): Float64Array {
-    const dates = this.dict.dates;
-    return this.fromCodes(rows, (k) => dates[k]!);
-  }
-
-  /** Whether each row (all, or `rows`) has a value: 1 or 0. */
-  presence(rows?: ArrayLike<number>): Uint8Array {
-    const n = rows ? rows.length : this.length;
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.present(rows ? rows[i]! : i) ? 1 : 0;
-    return out;
-  }
-
-  private fromCodes(rows: ArrayLike<number> | undefined, f: (k: number) => number): Float64Array {
-    const n = rows ? rows.length : this.length;
-    const out = new Float64Array(n).fill(NaN);
-    const codes = this.codes;
-    if (codes === null) return out;
-    // One lookup per distinct text, not per row.
-    const per = new Float64Array(this.dict.size);
-    for (let k = 0; k < per.length; k++) per[k] = f(k);
-    for (let i = 0; i < n; i++) {
-      const k = codes[rows ? rows[i]! : i]!;
-      if (k >= 0) out[i] = per[k]!;
-    }
-    return out;
   }
 }

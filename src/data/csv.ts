@@ -19,6 +19,7 @@
  * an error, which bounds the memory one record can take.
  */
 import { Errors } from '../core/index.js';
+import { grown } from './arrays.js';
 
 /** Default cap of one field's length: far above any tabular value, far below a memory problem. */
 export const MAX_FIELD_BYTES = 1 << 20;
@@ -140,9 +141,7 @@ export class CsvScanner {
     if (need > this.buf.length) {
       let cap = this.buf.length * 2;
       while (cap < need) cap *= 2;
-      const next = new Uint8Array(cap);
-      next.set(this.buf.subarray(0, this.len));
-      this.buf = next;
+      this.buf = grown(this.buf.subarray(0, this.len), cap);
     }
     this.buf.set(chunk, this.len);
     this.len = need;
@@ -158,16 +157,9 @@ export class CsvScanner {
       throw Errors.badData(`${this.source}:${this.line}`, `row has more than ${this.maxFields} fields`);
     }
     if (this.nf === this.starts.length) {
-      const grow = (a: Int32Array) => {
-        const b = new Int32Array(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.starts = grow(this.starts);
-      this.ends = grow(this.ends);
-      const f = new Uint8Array(this.flags.length * 2);
-      f.set(this.flags);
-      this.flags = f;
+      this.starts = grown(this.starts, this.nf * 2);
+      this.ends = grown(this.ends, this.nf * 2);
+      this.flags = grown(this.flags, this.nf * 2);
     }
     this.starts[this.nf] = start;
     this.ends[this.nf] = end;
@@ -195,12 +187,8 @@ export class CsvScanner {
       this.nf = this.recFirst;
     } else if (nfields > 0) {
       if (this.count + 1 >= this.first.length) {
-        const a = new Int32Array(this.first.length * 2);
-        a.set(this.first);
-        this.first = a;
-        const l = new Int32Array(this.lines.length * 2);
-        l.set(this.lines);
-        this.lines = l;
+        this.first = grown(this.first, this.first.length * 2);
+        this.lines = grown(this.lines, this.lines.length * 2);
       }
       this.first[this.count] = this.recFirst;
       this.lines[this.count] = this.line;

@@ -4,6 +4,7 @@
  * bytes, with what it parses as), `NumberCounter` (distinct numbers and their counts) and
  * `HyperLogLog` (distinct counts past a memory cap).
  */
+import { grown } from './arrays.js';
 import { hashBytes, parseBooleanBytes, parseDateBytes, utf16Length } from './bytes.js';
 
 /** Longest probe sequence tolerated in a hash table here before it changes strategy. */
@@ -103,9 +104,7 @@ export class TextDictionary {
     if (this.arenaLen + len > this.arena.length) {
       let cap = this.arena.length * 2;
       while (cap < this.arenaLen + len) cap *= 2;
-      const a = new Uint8Array(cap);
-      a.set(this.arena.subarray(0, this.arenaLen));
-      this.arena = a;
+      this.arena = grown(this.arena.subarray(0, this.arenaLen), cap);
     }
     this.arena.set(b.subarray(s, e), this.arenaLen);
     this.offs[k] = this.arenaLen;
@@ -178,25 +177,14 @@ export class TextDictionary {
 
   private growEntries(): void {
     const n = this.offs.length * 2;
-    const i32 = (a: Int32Array) => {
-      const b = new Int32Array(n);
-      b.set(a);
-      return b;
-    };
-    this.offs = i32(this.offs);
-    this.lens = i32(this.lens);
-    this.hashes = i32(this.hashes);
-    this.counts = i32(this.counts);
-    this.lengths = i32(this.lengths);
-    const bools = new Int8Array(n);
-    bools.set(this.bools);
-    this.bools = bools;
-    const dates = new Float64Array(n);
-    dates.set(this.dates);
-    this.dates = dates;
-    const spaces = new Uint8Array(n);
-    spaces.set(this.spaces);
-    this.spaces = spaces;
+    this.offs = grown(this.offs, n);
+    this.lens = grown(this.lens, n);
+    this.hashes = grown(this.hashes, n);
+    this.counts = grown(this.counts, n);
+    this.lengths = grown(this.lengths, n);
+    this.bools = grown(this.bools, n);
+    this.dates = grown(this.dates, n);
+    this.spaces = grown(this.spaces, n);
   }
 }
 

@@ -16,7 +16,6 @@ export {
   encodeTarget,
   columnIndex,
   validatePipeline,
-  quantile,
   quantileOf,
   PIPELINE_VERSION,
   type FittedPipeline,

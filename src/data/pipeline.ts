@@ -227,7 +227,6 @@ function weightedQuantile(values: number[], counts: number[], total: number, q: 
   return h === lo ? a : a + (h - lo) * (at(lo + 1) - a);
 }
 
-
 /** Each category's count over `rows` (numbers keyed by `String(value)`), and the missing cells. */
 function categoryCounts(data: Column, rows: ArrayLike<number>): { counts: Map<string, number>; missing: number } {
   const perCode = new Int32Array(data.dict.size);
@@ -759,18 +758,10 @@ export function columnIndex(table: Table, name: string): number {
 
 const DAY_MS = 86_400_000;
 
-/** Linear-interpolated quantile of sorted values (numpy's default). */
-export function quantile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
-
 /**
- * The same quantile as `quantile(sorted, q)` without sorting: two selections, linear on average,
- * which matters when a fold of a million rows is fitted for every column. Reorders `values`.
+ * Linear-interpolated quantile (numpy's default) without sorting: two selections, linear on
+ * average, which matters when a fold of a million rows is fitted for every column. Reorders
+ * `values`.
  */
 export function quantileOf(values: Float64Array, q: number): number {
   const n = values.length;
@@ -823,7 +814,6 @@ function swap(a: Float64Array, i: number, j: number): void {
   a[i] = a[j]!;
   a[j] = t;
 }
-
 
 /** Checks that `p` is a pipeline this version can run, naming the first problem. */
 export function validatePipeline(p: unknown): asserts p is FittedPipeline {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HyperLogLog, hashNumber } from './dictionary.js';
-import { quantile } from './pipeline.js';
+import { quantileOf } from './pipeline.js';
 import { profileFile, profileTable } from './profile.js';
 import { readTable } from './read.js';
 import { inferSchema } from './schema.js';
@@ -121,8 +121,21 @@ describe('profile', () => {
     const h = new HyperLogLog();
     for (let i = 0; i < 200000; i++) h.add(hashNumber(i));
     expect(Math.abs(h.estimate() - 200000) / 200000).toBeLessThan(0.03);
-    expect(quantile(Float64Array.of(1, 2, 3, 4), 0.5)).toBe(2.5);
-    expect(quantile(Float64Array.of(5), 0.25)).toBe(5);
+    expect(quantileOf(Float64Array.of(1, 2, 3, 4), 0.5)).toBe(2.5);
+    expect(quantileOf(Float64Array.of(5), 0.25)).toBe(5);
+    // Selection agrees with interpolating the sorted values (numpy's default), ties included.
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (const n of [2, 3, 10, 101, 1000]) {
+      const v = Float64Array.from({ length: n }, () => Math.floor(rand() * n * 0.3));
+      const sorted = v.slice().sort();
+      for (const q of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
+        const h = (n - 1) * q;
+        const lo = Math.floor(h);
+        const want = sorted[lo]! + (sorted[Math.min(lo + 1, n - 1)]! - sorted[lo]!) * (h - lo);
+        expect(quantileOf(v.slice(), q)).toBeCloseTo(want, 12);
+      }
+    }
   });
 });
 

@@ -7,24 +7,47 @@ import { MISSING_HASH } from './column.js';
 import { hashNumber } from './dictionary.js';
 import type { Table } from './table.js';
 
+/**
+ * A row's hash is two 32-bit hashes folded over its cells' hashes (`Column` hashes: a text by
+ * its bytes, a number by its value, a missing cell as `MISSING_HASH`), kept as a 53-bit key.
+ * The streaming profile (builder.ts) and the exact count here hash rows alike.
+ */
+export const ROW_SEED1 = 0x811c9dc5 | 0;
+export const ROW_SEED2 = 0x9747b28c | 0;
+
+/** Folds a cell's hash `h` into a row's first hash. */
+export function mixRow1(h1: number, h: number): number {
+  return Math.imul(h1 ^ h, 0x01000193);
+}
+
+/** Folds a cell's hash `h` into a row's second hash. */
+export function mixRow2(h2: number, h: number): number {
+  const x = h2 ^ h;
+  return Math.imul(x ^ (x >>> 15), 0x5bd1e995);
+}
+
+/** The 53-bit key of a row's two hashes: 21 bits of the first above the 32 of the second. */
+export function rowKey(h1: number, h2: number): number {
+  return (h1 >>> 11) * 4294967296 + (h2 >>> 0);
+}
+
 /** 53-bit hashes of `rows` (or all rows) of the table. */
 function rowHashes(table: Table, rows: ArrayLike<number> | undefined): Float64Array {
   const n = rows ? rows.length : table.rowCount;
-  const h1 = new Int32Array(n).fill(0x811c9dc5 | 0);
-  const h2 = new Int32Array(n).fill(0x9747b28c | 0);
+  const h1 = new Int32Array(n).fill(ROW_SEED1);
+  const h2 = new Int32Array(n).fill(ROW_SEED2);
   for (const col of table.data) {
     for (let k = 0; k < n; k++) {
       const r = rows ? rows[k]! : k;
       const code = col.code(r);
       const v = col.number(r);
       const h = code >= 0 ? col.dict.hash(code) : v === v ? hashNumber(v) : MISSING_HASH;
-      h1[k] = Math.imul(h1[k]! ^ h, 0x01000193);
-      const x = h2[k]! ^ h;
-      h2[k] = Math.imul(x ^ (x >>> 15), 0x5bd1e995);
+      h1[k] = mixRow1(h1[k]!, h);
+      h2[k] = mixRow2(h2[k]!, h);
     }
   }
   const out = new Float64Array(n);
-  for (let k = 0; k < n; k++) out[k] = (h1[k]! >>> 11) * 4294967296 + (h2[k]! >>> 0);
+  for (let k = 0; k < n; k++) out[k] = rowKey(h1[k]!, h2[k]!);
   return out;
 }
 

@@ -37,7 +37,7 @@ export function strataFor(y: Float64Array, classification: boolean, bins = 5): I
 export function stratifiedKFold(strata: Int32Array, k: number, seed: number, groups?: ArrayLike<string>): Fold[] {
   const n = strata.length;
   if (!Number.isInteger(k) || k < 2) throw Errors.usage(`--cv must be an integer of at least 2 (got ${k})`);
-  const units = groups ? new Set(Array.from({ length: n }, (_, i) => groups[i])).size : n;
+  const units = unitCount(n, groups);
   if (units < k) {
     throw Errors.badData('', `cannot make ${k} folds from ${units} ${groups ? 'groups' : 'rows'}; lower --cv`);
   }
@@ -75,7 +75,7 @@ export function holdoutSplit(
   }
   // Twenty slots of 5% each; test takes the first slots, validation the next.
   const slots = 20;
-  const units = groups ? new Set(Array.from({ length: strata.length }, (_, i) => groups[i])).size : strata.length;
+  const units = unitCount(strata.length, groups);
   const foldOf = foldAssignment(strata, Math.min(slots, units), seed, groups);
   const testSlots = Math.round(test * slots);
   const validSlots = Math.round(valid * slots);
@@ -85,6 +85,11 @@ export function holdoutSplit(
     (f < testSlots ? out.test : f < testSlots + validSlots ? out.valid : out.train).push(i);
   }
   return { train: Int32Array.from(out.train), valid: Int32Array.from(out.valid), test: Int32Array.from(out.test) };
+}
+
+/** How many units the `n` rows are dealt in: their groups, or the rows themselves. */
+function unitCount(n: number, groups?: ArrayLike<string>): number {
+  return groups ? new Set(Array.from({ length: n }, (_, i) => groups[i])).size : n;
 }
 
 /** Number of strata (largest label + 1): a loop, since spreading a million labels into Math.max overflows the stack. */
