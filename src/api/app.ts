@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { Errors, MedfitError, VERSION, removeStaleTemps } from '../core/index.js';
+import { Errors, MedfitError, VERSION, loggableError, removeStaleTemps } from '../core/index.js';
 import { createWorkerQueue } from '../jobs/index.js';
 import { openSqliteStore, type StoreLog } from '../store/index.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
@@ -21,16 +21,6 @@ import { ModelService } from './models-service.js';
 import { JobManager, type Services } from './services.js';
 import { createInferFastPath, v2Plugin, type V2Backend, type V2Model } from './v2/index.js';
 import { dashboardRoutes } from './dashboard.js';
-
-/**
- * An error as a log field: our own errors by code and message (written to be shown: no values),
- * anyone else's with the stack too, as the error edge logs internal errors.
- */
-function loggable(err: unknown): Record<string, unknown> | undefined {
-  if (err === undefined) return undefined;
-  if (err instanceof MedfitError) return { code: err.code, message: err.message };
-  return err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) };
-}
 
 /** How long a resolved V2 model is reused before its name and version are resolved again. */
 const V2_MODEL_TTL_MS = 1000;
@@ -118,13 +108,13 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     store,
     config.dataDir,
     config.modelCacheSize,
-    (message, err) => (err instanceof Error ? app.log.error({ err: { message: err.message, stack: err.stack } }, message) : app.log.error(message)),
+    (message, err) => (err instanceof Error ? app.log.error({ err: loggableError(err) }, message) : app.log.error(message)),
     { key: config.manifestKey },
   );
   const jobs = new JobManager(store, queue, config.dataDir, {
     onTerminal: (status) => metrics.jobsFinished.inc({ status }),
     onVersion: (projectId, name) => models.invalidate(projectId, name),
-    log: (level, message, err) => app.log[level]({ err: loggable(err) }, message),
+    log: (level, message, err) => app.log[level]({ err: loggableError(err) }, message),
   });
   const services: Services = { config, store, jobs, models, metrics };
 
@@ -229,7 +219,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     onInfer,
     ready: () => !closing,
     onResponse: (route, status, seconds) => metrics.observe('POST', route, status, seconds),
-    onInternalError: (err) => app.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'v2 request failed'),
+    onInternalError: (err) => app.log.error({ err: loggableError(err) }, 'v2 request failed'),
   });
   await jobs.resume();
   return {

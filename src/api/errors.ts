@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { MedfitError, type ErrorDetail } from '../core/index.js';
+import { MedfitError, loggableError, type ErrorDetail } from '../core/index.js';
 import { settleBody } from './drain.js';
 
 /** An RFC 9457 problem document. */
@@ -70,7 +70,7 @@ export function installErrorHandling(app: FastifyInstance): void {
               ? 'body is not valid JSON'
               : err.message;
     } else {
-      req.log.error({ err: { message: err.message, stack: err.stack } }, 'internal error');
+      req.log.error({ err: loggableError(err) }, 'internal error');
       status = 500;
       code = 'MEDFIT_ERR_INTERNAL';
       detail = 'internal error; the server log has the details';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Errors, MedfitError, type RawRecord, type Task, type Warning } from '../core/index.js';
+import { Errors, MedfitError, errorChain, type RawRecord, type Task, type Warning } from '../core/index.js';
 import { Problems, transformRecords, type FittedPipeline } from '../data/index.js';
 import { formatPredictions, loadArtifactOnnx, loadUpload, readArtifactDetails, readUploadInfo, type Manifest, type Prediction, type UploadInfo } from '../registry/index.js';
 import { ModelCache, UPLOAD_SERVING_LIMITS, loadRuntimeModel, type LoadedModel as Runtime, type OutputTensor, type RuntimeStats, type TensorMetadata } from '../serve/index.js';
@@ -15,11 +15,6 @@ const VERSIONS_TTL_MS = 1000;
 export type VersionDetails = { source: 'uploaded'; info: UploadInfo } | { source: 'trained'; manifest: Manifest; evaluation: unknown };
 
 /** An error's message with its causes (ONNX Runtime's own words among them): for the server log only. */
-function describe(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  return e.cause !== undefined ? `${e.message}: ${describe(e.cause)}` : e.message;
-}
-
 /** A model version ready to predict: its ONNX Runtime session and what turns records into input. */
 export interface ServedModel {
   readonly inputs: TensorMetadata[];
@@ -191,7 +186,7 @@ export class ModelService {
     } catch (e) {
       // A stored model that does not load is the server's problem, not the caller's: the caller
       // gets a plain 500, the log gets what is wrong (and where on disk, and ONNX Runtime's words).
-      this.logError(`model ${name} v${version} cannot be loaded: ${describe(e)}`, e);
+      this.logError(`model ${name} v${version} cannot be loaded: ${errorChain(e)}`, e);
       throw Errors.internal(`model "${name}" version ${version} cannot be loaded; the server log has the details`);
     }
   }
@@ -207,7 +202,7 @@ export class ModelService {
       if (rec.source === 'uploaded') return { source: 'uploaded', info: readUploadInfo(dir, this.options) };
       return { source: 'trained', ...readArtifactDetails(dir, this.options) };
     } catch (e) {
-      this.logError(`model ${rec.name} v${rec.version} cannot be read: ${describe(e)}`, e);
+      this.logError(`model ${rec.name} v${rec.version} cannot be read: ${errorChain(e)}`, e);
       throw Errors.internal(`model "${rec.name}" version ${rec.version} cannot be read; the server log has the details`);
     }
   }

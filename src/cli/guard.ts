@@ -1,12 +1,9 @@
+import { loggableError } from '../core/index.js';
+
 /** What `guardProcess` logs through: the server's logger (pino). */
 export interface GuardLog {
   error(obj: object, msg: string): void;
   fatal(obj: object, msg: string): void;
-}
-
-/** An error as a log field, without assuming it is an Error. */
-function loggable(e: unknown): Record<string, unknown> {
-  return e instanceof Error ? { type: e.name, message: e.message, stack: e.stack } : { message: String(e) };
 }
 
 /**
@@ -18,9 +15,9 @@ function loggable(e: unknown): Record<string, unknown> {
  */
 export function guardProcess(log: GuardLog, onFatal: () => void): () => void {
   let fatal = false;
-  const rejection = (reason: unknown) => log.error({ err: loggable(reason) }, 'unhandled promise rejection');
+  const rejection = (reason: unknown) => log.error({ err: loggableError(reason) }, 'unhandled promise rejection');
   const exception = (err: unknown) => {
-    log.fatal({ err: loggable(err) }, 'uncaught exception; shutting down');
+    log.fatal({ err: loggableError(err) }, 'uncaught exception; shutting down');
     if (fatal) return;
     fatal = true;
     onFatal();

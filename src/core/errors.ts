@@ -94,6 +94,8 @@ export const Errors = {
   /** Data that cannot be used; `where` is `file:line`, `file, column "x"` or similar. */
   badData: (where: string, message: string, details: ErrorDetail[] = []) =>
     new MedfitError('MEDFIT_ERR_BAD_DATA', where ? `${where}: ${message}` : message, details),
+  /** One bad value at a JSON pointer of a request (e.g. `/onnx`): `pointer: message`, with the pointer in `details`. */
+  badAt: (pointer: string, message: string) => new MedfitError('MEDFIT_ERR_BAD_DATA', `${pointer}: ${message}`, [{ pointer, message }]),
   /** A hyperparameter or option with a bad value; `name` is the parameter. */
   badParam: (name: string, message: string) =>
     new MedfitError('MEDFIT_ERR_BAD_PARAM', `parameter ${name}: ${message}`, [{ pointer: name, message }]),
@@ -130,6 +132,23 @@ export const Errors = {
   /** Our failure (HTTP 500); `cause` is kept for the server log only. */
   internal: (message: string, cause?: unknown) => new MedfitError('MEDFIT_ERR_INTERNAL', message, [], { cause }),
 };
+
+/**
+ * An error as a log field: ours by code and message (written to be shown: no values, and its
+ * `cause` left out, since an engine's message can quote inputs), anyone else's by type, message
+ * and stack.
+ */
+export function loggableError(e: unknown): Record<string, unknown> | undefined {
+  if (e === undefined) return undefined;
+  if (e instanceof MedfitError) return { code: e.code, message: e.message };
+  return e instanceof Error ? { type: e.name, message: e.message, stack: e.stack } : { message: String(e) };
+}
+
+/** An error's message followed by its causes' (`a: b: c`), for a server log line. */
+export function errorChain(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  return e.cause !== undefined ? `${e.message}: ${errorChain(e.cause)}` : e.message;
+}
 
 /** Whether `e` is a MedfitError (also across worker-thread boundaries, where classes are lost). */
 export function isMedfitError(e: unknown): e is MedfitError {

@@ -14,7 +14,7 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Errors, writeDirAtomic, type MedfitError, type Task } from '../core/index.js';
+import { Errors, writeDirAtomic, type Task } from '../core/index.js';
 import { encodeOnnxModel, onnxName, parseUntrustedOnnx, type OnnxLimits, type OnnxModel, type OnnxSignature } from '../models/index.js';
 import { ONNX_FILE, readVerifiedFile } from './artifact.js';
 import { seal, sha256, verifySeal, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
@@ -66,9 +66,6 @@ const TYPE_NAMES: Readonly<Record<number, string>> = {
   1: 'FP32', 2: 'UINT8', 3: 'INT8', 4: 'UINT16', 5: 'INT16', 6: 'INT32', 7: 'INT64', 8: 'STRING', 9: 'BOOL', 10: 'FP16', 11: 'FP64', 12: 'UINT32', 13: 'UINT64', 16: 'BF16',
 };
 
-function bad(pointer: string, message: string): MedfitError {
-  return Errors.badData('', `${pointer}: ${message}`, [{ pointer, message }]);
-}
 
 /** Output columns the declaration implies: one per class, or one value. */
 function width(d: UploadDeclaration): number {
@@ -77,22 +74,22 @@ function width(d: UploadDeclaration): number {
 
 /** Checks a declaration on its own (before any model byte is looked at). */
 export function checkDeclaration(d: UploadDeclaration): void {
-  if (!TASKS.includes(d.task)) throw bad('/task', 'must be binary, multiclass or regression');
-  if (!Array.isArray(d.features) || d.features.length === 0) throw bad('/features', 'must list the feature names, in input-column order');
+  if (!TASKS.includes(d.task)) throw Errors.badAt('/task', 'must be binary, multiclass or regression');
+  if (!Array.isArray(d.features) || d.features.length === 0) throw Errors.badAt('/features', 'must list the feature names, in input-column order');
   const seen = new Set<string>();
   d.features.forEach((f, i) => {
-    if (typeof f !== 'string' || f === '') throw bad(`/features/${i}`, 'must be a non-empty string');
-    if (seen.has(f)) throw bad(`/features/${i}`, 'repeats an earlier feature name');
+    if (typeof f !== 'string' || f === '') throw Errors.badAt(`/features/${i}`, 'must be a non-empty string');
+    if (seen.has(f)) throw Errors.badAt(`/features/${i}`, 'repeats an earlier feature name');
     seen.add(f);
   });
-  if (d.task !== 'regression' && !d.classes) throw bad('/classes', 'a classification model needs its class labels, in output order');
-  if (d.task === 'regression' && d.classes) throw bad('/classes', 'a regression model has no classes');
+  if (d.task !== 'regression' && !d.classes) throw Errors.badAt('/classes', 'a classification model needs its class labels, in output order');
+  if (d.task === 'regression' && d.classes) throw Errors.badAt('/classes', 'a regression model has no classes');
   if (d.classes) {
-    if (!Array.isArray(d.classes) || d.classes.length < 2 || d.classes.some((c) => typeof c !== 'string')) throw bad('/classes', 'expected at least 2 class labels');
-    if (new Set(d.classes).size !== d.classes.length) throw bad('/classes', 'class labels must be unique');
-    if (d.task === 'binary' && d.classes.length !== 2) throw bad('/classes', `a binary model has 2 classes, ${d.classes.length} were given`);
+    if (!Array.isArray(d.classes) || d.classes.length < 2 || d.classes.some((c) => typeof c !== 'string')) throw Errors.badAt('/classes', 'expected at least 2 class labels');
+    if (new Set(d.classes).size !== d.classes.length) throw Errors.badAt('/classes', 'class labels must be unique');
+    if (d.task === 'binary' && d.classes.length !== 2) throw Errors.badAt('/classes', `a binary model has 2 classes, ${d.classes.length} were given`);
   }
-  if (d.output !== undefined && (typeof d.output !== 'string' || d.output === '')) throw bad('/output', 'must be the name of one of the model outputs');
+  if (d.output !== undefined && (typeof d.output !== 'string' || d.output === '')) throw Errors.badAt('/output', 'must be the name of one of the model outputs');
 }
 
 type Dim = { value?: 'dimValue' | 'dimParam'; dimValue?: number | { toNumber(): number } | null };
@@ -113,36 +110,36 @@ export function checkUpload(bytes: Uint8Array, d: UploadDeclaration, opts: { lim
   const initialized = new Set<string>([...(g.initializer ?? []).map((t) => t.name ?? ''), ...(g.sparseInitializer ?? []).map((s) => s.values?.name ?? '')]);
   // Before IR 4 initializers were listed among the inputs too; they are not fed.
   const inputs = (g.input ?? []).filter((v) => !initialized.has(v.name ?? ''));
-  if (inputs.length !== 1) throw bad('/onnx', `the model has ${inputs.length} inputs; medfit feeds exactly one, FP32 [-1, ${n}]`);
+  if (inputs.length !== 1) throw Errors.badAt('/onnx', `the model has ${inputs.length} inputs; medfit feeds exactly one, FP32 [-1, ${n}]`);
   const input = inputs[0]!;
-  if (!input.name) throw bad('/onnx', 'the model input has no name');
+  if (!input.name) throw Errors.badAt('/onnx', 'the model input has no name');
   const it = input.type?.tensorType;
-  if (!it) throw bad('/onnx', `input ${onnxName(input.name)} is not a tensor; medfit feeds FP32 [-1, ${n}]`);
-  if (it.elemType !== 1) throw bad('/onnx', `input ${onnxName(input.name)} is ${TYPE_NAMES[it.elemType ?? 0] ?? 'of another type'}, not FP32 [-1, ${n}]`);
+  if (!it) throw Errors.badAt('/onnx', `input ${onnxName(input.name)} is not a tensor; medfit feeds FP32 [-1, ${n}]`);
+  if (it.elemType !== 1) throw Errors.badAt('/onnx', `input ${onnxName(input.name)} is ${TYPE_NAMES[it.elemType ?? 0] ?? 'of another type'}, not FP32 [-1, ${n}]`);
   if (it.shape) {
     const dims = (it.shape.dim ?? []) as Dim[];
-    if (dims.length !== 2) throw bad('/onnx', `input ${onnxName(input.name)} has ${dims.length} dimension(s), not FP32 [-1, ${n}]`);
-    if (dimValue(dims[0]) !== undefined) throw bad('/onnx', `input ${onnxName(input.name)} has a fixed batch size; its first dimension must be variable (FP32 [-1, ${n}]) so that requests can be batched`);
+    if (dims.length !== 2) throw Errors.badAt('/onnx', `input ${onnxName(input.name)} has ${dims.length} dimension(s), not FP32 [-1, ${n}]`);
+    if (dimValue(dims[0]) !== undefined) throw Errors.badAt('/onnx', `input ${onnxName(input.name)} has a fixed batch size; its first dimension must be variable (FP32 [-1, ${n}]) so that requests can be batched`);
     const cols = dimValue(dims[1]);
-    if (cols !== undefined && cols !== n) throw bad('/onnx', `input ${onnxName(input.name)} takes ${cols} features, the declaration lists ${n}`);
+    if (cols !== undefined && cols !== n) throw Errors.badAt('/onnx', `input ${onnxName(input.name)} takes ${cols} features, the declaration lists ${n}`);
   }
   const outputs = g.output ?? [];
   const outName = d.output ?? outputs[0]?.name ?? undefined;
   const out = outputs.find((o) => o.name === outName);
   if (!out || !outName) {
     const names = outputs.slice(0, 10).map((o) => onnxName(o.name)).join(', ');
-    if (d.output !== undefined) throw bad('/output', `the model has no output ${onnxName(d.output)} (it has ${names || 'none'})`);
-    throw bad('/onnx', 'the model has no outputs');
+    if (d.output !== undefined) throw Errors.badAt('/output', `the model has no output ${onnxName(d.output)} (it has ${names || 'none'})`);
+    throw Errors.badAt('/onnx', 'the model has no outputs');
   }
   if (out.type) {
     const ot = out.type.tensorType;
-    if (!ot) throw bad('/onnx', `output ${onnxName(outName)} is not a tensor (a sequence or a map, such as scikit-learn's ZipMap): export the probabilities as a tensor`);
-    if (ot.elemType && !OUTPUT_TYPES[ot.elemType]) throw bad('/onnx', `output ${onnxName(outName)} is ${TYPE_NAMES[ot.elemType] ?? 'not numeric'}; medfit reads FP32, FP64, INT32 or INT64 outputs`);
+    if (!ot) throw Errors.badAt('/onnx', `output ${onnxName(outName)} is not a tensor (a sequence or a map, such as scikit-learn's ZipMap): export the probabilities as a tensor`);
+    if (ot.elemType && !OUTPUT_TYPES[ot.elemType]) throw Errors.badAt('/onnx', `output ${onnxName(outName)} is ${TYPE_NAMES[ot.elemType] ?? 'not numeric'}; medfit reads FP32, FP64, INT32 or INT64 outputs`);
     if (ot.shape) {
       const dims = (ot.shape.dim ?? []) as Dim[];
-      if (dims.length < 1 || dims.length > 2 || (dims.length === 1 && w !== 1)) throw bad('/onnx', `output ${onnxName(outName)} has ${dims.length} dimension(s); medfit reads [-1, ${w}]`);
+      if (dims.length < 1 || dims.length > 2 || (dims.length === 1 && w !== 1)) throw Errors.badAt('/onnx', `output ${onnxName(outName)} has ${dims.length} dimension(s); medfit reads [-1, ${w}]`);
       const cols = dims.length === 2 ? dimValue(dims[1]) : 1;
-      if (cols !== undefined && cols !== w) throw bad('/onnx', `output ${onnxName(outName)} has ${cols} column(s), the declaration implies ${w}`);
+      if (cols !== undefined && cols !== w) throw Errors.badAt('/onnx', `output ${onnxName(outName)} has ${cols} column(s), the declaration implies ${w}`);
     }
   }
   const info: UploadInfo = {

@@ -6,7 +6,7 @@
  * and checks the output width. Every refusal is sent in our words; ONNX Runtime's own
  * message goes separately, for the server log. The process then waits to be killed.
  */
-import { Errors, isMedfitError, serializeError, type MedfitError } from '../core/index.js';
+import { Errors, errorChain, isMedfitError, serializeError } from '../core/index.js';
 import { prepareUpload, type PreparedUpload } from '../registry/index.js';
 import { loadRuntimeModel, type LoadedModel } from './runtime.js';
 import { UPLOAD_SERVING_LIMITS, type CheckReply, type CheckRequest } from './upload-check-protocol.js';
@@ -18,20 +18,10 @@ const send = (m: CheckReply) => new Promise<void>((resolve) => process.send!(m, 
 process.on('disconnect', () => process.exit(0));
 process.once('message', (m: CheckRequest) => void check(m));
 
-function refuse(message: string): MedfitError {
-  return Errors.badData('', `/onnx: ${message}`, [{ pointer: '/onnx', message }]);
-}
-
-/** An error's message with its causes: for the server log only. */
-function text(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  return e.cause !== undefined ? `${e.message}: ${text(e.cause)}` : e.message;
-}
-
 /** Sends a refusal: a MedfitError of ours as it is, anything else as a plain message; `cause` to the log. */
 async function fail(e: unknown, cause?: unknown): Promise<void> {
-  const err = isMedfitError(e) ? e : refuse('the model could not be checked (the server log has the details)');
-  const log = cause !== undefined ? text(cause) : isMedfitError(e) ? undefined : text(e);
+  const err = isMedfitError(e) ? e : Errors.badAt('/onnx', 'the model could not be checked (the server log has the details)');
+  const log = cause !== undefined ? errorChain(cause) : isMedfitError(e) ? undefined : errorChain(e);
   await send({ type: 'error', error: serializeError(err), ...(log ? { log } : {}) });
 }
 
@@ -50,15 +40,15 @@ async function check({ bytes, declaration }: CheckRequest): Promise<void> {
     runtime = await loadRuntimeModel(prepared.onnx, prepared.info);
   } catch (e) {
     // A signature mismatch found by loadRuntimeModel is in our words; ONNX Runtime's own are not.
-    if (isMedfitError(e) && e.cause === undefined) return fail(refuse(e.message.replace(/^model\.onnx: /, '')));
-    return fail(refuse('ONNX Runtime cannot load the model; check that it loads in ONNX Runtime 1.30 (its message is in the server log)'), e);
+    if (isMedfitError(e) && e.cause === undefined) return fail(Errors.badAt('/onnx', e.message.replace(/^model\.onnx: /, '')));
+    return fail(Errors.badAt('/onnx', 'ONNX Runtime cannot load the model; check that it loads in ONNX Runtime 1.30 (its message is in the server log)'), e);
   }
   // The server loads (and runs) accepted models in its own process, on its event loop: what is
   // slow here would hold every other request there.
   const loadSeconds = (performance.now() - t0) / 1000;
   if (loadSeconds > UPLOAD_SERVING_LIMITS.loadSeconds) {
     await runtime.close();
-    return fail(refuse(`the model takes ${loadSeconds.toFixed(1)} s to load; at most ${UPLOAD_SERVING_LIMITS.loadSeconds} s is accepted, since the server loads models on the thread that answers requests`));
+    return fail(Errors.badAt('/onnx', `the model takes ${loadSeconds.toFixed(1)} s to load; at most ${UPLOAD_SERVING_LIMITS.loadSeconds} s is accepted, since the server loads models on the thread that answers requests`));
   }
   const n = prepared.info.inputs[0]!.shape[1]!;
   const w = prepared.info.outputs[0]!.shape[1]!;
@@ -71,12 +61,12 @@ async function check({ bytes, declaration }: CheckRequest): Promise<void> {
         const [out] = await runtime.infer(new Float32Array(n * rows), rows);
         got = out?.data.length ?? 0;
       } catch (e) {
-        return fail(refuse(`the model fails on ${rows === 1 ? 'one row' : `${rows} rows`} of ${n} zeros (ONNX Runtime's message is in the server log)`), e);
+        return fail(Errors.badAt('/onnx', `the model fails on ${rows === 1 ? 'one row' : `${rows} rows`} of ${n} zeros (ONNX Runtime's message is in the server log)`), e);
       }
-      if (got !== w * rows) return fail(refuse(`the model returns ${got / rows} value(s) per row, the declaration implies ${w}`));
+      if (got !== w * rows) return fail(Errors.badAt('/onnx', `the model returns ${got / rows} value(s) per row, the declaration implies ${w}`));
       const seconds = (performance.now() - t1) / 1000;
       if (seconds > UPLOAD_SERVING_LIMITS.runSeconds) {
-        return fail(refuse(`the model takes ${seconds.toFixed(1)} s for ${rows} row(s); at most ${UPLOAD_SERVING_LIMITS.runSeconds} s is accepted`));
+        return fail(Errors.badAt('/onnx', `the model takes ${seconds.toFixed(1)} s for ${rows} row(s); at most ${UPLOAD_SERVING_LIMITS.runSeconds} s is accepted`));
       }
     }
   } finally {

@@ -62,7 +62,7 @@ async function slot(): Promise<() => void> {
 
 /** A refusal of the uploaded file: 422 at `/onnx`. */
 function refuse(message: string): MedfitError {
-  return Errors.badData('', `/onnx: ${message}`, [{ pointer: '/onnx', message }]);
+  return Errors.badAt('/onnx', message);
 }
 
 /**

@@ -24,7 +24,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
-import { Errors, type MedfitError } from '../../core/index.js';
+import { Errors } from '../../core/index.js';
 
 const { onnx } = onnxProto;
 
@@ -85,10 +85,6 @@ function where(trail: string[]): string {
   return (trail.length > 8 ? [...trail.slice(0, 2), '…', ...trail.slice(-5)] : trail).join(' › ');
 }
 
-/** The error every refusal here raises: bad data at `pointer` (the model's field in the request). */
-function refuse(pointer: string, message: string): MedfitError {
-  return Errors.badData('', `${pointer}: ${message}`, [{ pointer, message }]);
-}
 
 /** int64 fields arrive as numbers or Long objects (protobufjs with the `long` package). */
 function toNumber(v: number | { toNumber(): number } | null | undefined): number {
@@ -109,7 +105,7 @@ export function parseUntrustedOnnx(bytes: Uint8Array, opts: { limits?: OnnxLimit
   } catch {
     // protobufjs's message (offsets, wire types) means nothing to a user, and a hostile file
     // nested deeper than the stack ends here too, as a RangeError.
-    throw refuse(pointer, 'not an ONNX model (the bytes are not a valid ONNX protobuf)');
+    throw Errors.badAt(pointer, 'not an ONNX model (the bytes are not a valid ONNX protobuf)');
   }
   validateOnnxModel(model, opts);
   model.trainingInfo = [];
@@ -149,7 +145,7 @@ class Checker {
   ) {}
 
   private fail(message: string): never {
-    throw refuse(this.pointer, message);
+    throw Errors.badAt(this.pointer, message);
   }
 
   model(m: OnnxModel): void {
