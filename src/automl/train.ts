@@ -192,7 +192,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   };
   const selection: MetricName = task === 'regression' ? 'r2' : 'auroc';
   const nested = opts.nested === true && candidates.length > 1;
-  const units = candidates.length * (folds.length + 1) + (nested ? folds.length * (candidates.length * folds.length + 1) : 0);
+  const units = candidates.length * (folds.length + 1) + (nested ? folds.length * candidates.length * folds.length : 0);
   let done = 0;
   const step = (stage: string) => (p: Progress) => progress({ ...p, stage, fraction: (done + (p.fraction ?? 0)) / units });
   const tick = (stage: string) => {
@@ -206,35 +206,25 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   let nestedEstimate: NestedEstimate | undefined;
   if (nested) {
     // The whole choice again inside each outer fold: its score is on rows the choice never saw.
+    // The winner's fit on the outer fold is the one the leaderboard already scored (same rows,
+    // seed and tuning), so its score is taken from there rather than fitted again.
     const perFold: Record<string, number>[] = [];
     const chosen: Family[] = [];
     for (const [f, outer] of folds.entries()) {
-      const trainRows = take64(rows, outer.train);
       const yTrain = take(y, outer.train);
       const gTrain = groups && Array.from(outer.train, (i) => groups[i]!);
       const inner = stratifiedKFold(strataFor(yTrain, task !== 'regression'), k, seed + 7919 * (f + 1), gTrain);
-      const board = await crossValidate(ctx, candidates, trainRows, yTrain, gTrain, inner, step, tick, `nested ${f + 1}/${folds.length}: `);
+      const board = await crossValidate(ctx, candidates, take64(rows, outer.train), yTrain, gTrain, inner, step, tick, `nested ${f + 1}/${folds.length}: `);
       const winner = pickBest(board, selection);
       chosen.push(winner.family);
-      const stage = `nested ${f + 1}/${folds.length}: ${winner.family}`;
-      const pred = await fitAndPredict(ctx, FAMILIES[winner.family], trainRows, yTrain, gTrain, take64(rows, outer.test), seed + f, step(stage));
-      perFold.push(scoreFold(task, take(y, outer.test), pred, nClasses));
-      tick(stage);
+      perFold.push(leaderboard.find((c) => c.family === winner.family)!.perFold[f]!);
     }
     nestedEstimate = { folds: folds.length, metrics: summarize(perFold, task), chosen };
   }
 
   const finalStage = `${best.family} on all rows`;
   progress({ stage: finalStage, fraction: done / units });
-  const fam = FAMILIES[best.family];
-  const pipeline = fitPipeline(table, schema, rows, ctx.pipeline);
-  const xAll = transformTable(pipeline, table, rows).x;
-  const finalParams = await tune(ctx, fam, ctx.params.get(best.family)!, ctx.grids.get(best.family)!, rows, y, groups, seed);
-  const model = await fam.train({ x: xAll, y, task, nClasses, ...(groups ? { groups: groupIds(groups) } : {}) }, finalParams, {
-    seed,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    onProgress: step(finalStage),
-  });
+  const { pipeline, params: finalParams, model } = await fitOn(ctx, FAMILIES[best.family], rows, y, groups, seed, step(finalStage));
   progress({ stage: 'done', fraction: 1 });
   const report = task === 'regression' ? regressionReport(y, best.oof) : classificationReport(y, best.oof, nClasses);
   return {
@@ -245,7 +235,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     model,
     selection,
     leaderboard: leaderboard
-      .map(({ oof: _oof, ...rest }) => (rest.family === best.family ? { ...rest, params: finalParams } : rest))
+      .map(({ oof: _oof, perFold: _perFold, ...rest }) => (rest.family === best.family ? { ...rest, params: finalParams } : rest))
       .sort((a, b) => score(b, selection) - score(a, selection)),
     cv: { folds: folds.length, metrics: best.metrics },
     ...(nestedEstimate ? { nested: nestedEstimate } : {}),
@@ -270,7 +260,8 @@ interface Context {
   signal?: AbortSignal;
 }
 
-type Scored = CandidateResult & { oof: Float64Array };
+/** A leaderboard entry with its out-of-fold predictions and each fold's scores. */
+type Scored = CandidateResult & { oof: Float64Array; perFold: Record<string, number>[] };
 
 /**
  * Cross-validates every candidate on `folds` (indices into `rows`, the table rows, with targets
@@ -301,7 +292,7 @@ async function crossValidate(
       perFold.push(scoreFold(ctx.task, take(y, fold.test), pred, ctx.nClasses));
       tick(stage);
     }
-    board.push({ family: fam.name, params: ctx.params.get(fam.name)!, metrics: summarize(perFold, ctx.task), seconds: (performance.now() - started) / 1000, oof });
+    board.push({ family: fam.name, params: ctx.params.get(fam.name)!, metrics: summarize(perFold, ctx.task), seconds: (performance.now() - started) / 1000, oof, perFold });
   }
   return board;
 }
@@ -320,15 +311,29 @@ async function fitAndPredict(
   seed: number,
   onProgress: ProgressFn,
 ): Promise<Float64Array> {
-  const pipeline = fitPipeline(ctx.table, ctx.schema, trainRows, ctx.pipeline);
-  const xTrain = transformTable(pipeline, ctx.table, trainRows).x;
-  const params = await tune(ctx, fam, ctx.params.get(fam.name)!, ctx.grids.get(fam.name)!, trainRows, yTrain, groups, seed);
-  const model = await fam.train({ x: xTrain, y: yTrain, task: ctx.task, nClasses: ctx.nClasses, ...(groups ? { groups: groupIds(groups) } : {}) }, params, {
+  const { pipeline, model } = await fitOn(ctx, fam, trainRows, yTrain, groups, seed, onProgress);
+  return model.predict(transformTable(pipeline, ctx.table, testRows).x);
+}
+
+/** The pipeline fitted on `rows`, hyperparameters tuned on them, and the model trained on them. */
+async function fitOn(
+  ctx: Context,
+  fam: ModelFamily,
+  rows: Int32Array,
+  y: Float64Array,
+  groups: string[] | undefined,
+  seed: number,
+  onProgress: ProgressFn,
+): Promise<{ pipeline: FittedPipeline; params: Params; model: TrainedModel }> {
+  const pipeline = fitPipeline(ctx.table, ctx.schema, rows, ctx.pipeline);
+  const x = transformTable(pipeline, ctx.table, rows).x;
+  const params = await tune(ctx, fam, ctx.params.get(fam.name)!, ctx.grids.get(fam.name)!, rows, y, groups, seed);
+  const model = await fam.train({ x, y, task: ctx.task, nClasses: ctx.nClasses, ...(groups ? { groups: groupIds(groups) } : {}) }, params, {
     seed,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     onProgress,
   });
-  return model.predict(transformTable(pipeline, ctx.table, testRows).x);
+  return { pipeline, params, model };
 }
 
 /** The best candidate by the selection metric (NaN scores rank last). */
