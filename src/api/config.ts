@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Errors } from '../core/index.js';
-import { MANIFEST_KEY_MIN_LENGTH } from '../registry/index.js';
+import { manifestKeyProblem } from '../registry/index.js';
 import { UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from '../serve/index.js';
 
 /** Server configuration, from `MEDFIT_*` variables overridden by CLI flags. */
@@ -27,11 +27,6 @@ export interface ServerConfig {
   manifestKey?: string;
   /** Limits of the isolated check of an uploaded model (`MEDFIT_UPLOAD_CHECK_SECONDS`, `MEDFIT_UPLOAD_CHECK_MB`). */
   uploadCheck: UploadCheckLimits;
-}
-
-/** The problem with `MEDFIT_MANIFEST_KEY`, if any. */
-function manifestKeyProblem(key: string | undefined): string | undefined {
-  return key !== undefined && key.length < MANIFEST_KEY_MIN_LENGTH ? `MEDFIT_MANIFEST_KEY must be at least ${MANIFEST_KEY_MIN_LENGTH} characters` : undefined;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Errors, type RawRecord } from '../core/index.js';
-import { discardUpload, saveUpload, sha256, type UploadDeclaration } from '../registry/index.js';
+import { ONNX_FILE, discardUpload, saveUpload, sha256, type UploadDeclaration } from '../registry/index.js';
 import { checkUploadIsolated } from '../serve/index.js';
 import type { ModelVersionRecord, Stage } from '../store/index.js';
 import { requireScope } from './auth.js';
@@ -136,7 +136,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       });
       const rel = join('models', p.projectId, `upload-${randomUUID()}`);
       const dir = join(s.config.dataDir, rel);
-      saveUpload(dir, prepared, { key: s.config.manifestKey });
+      const saved = saveUpload(dir, prepared, { key: s.config.manifestKey });
       const rec = await s.store.createModelVersion({
         projectId: p.projectId,
         name: b.name,
@@ -148,7 +148,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
         datasetId: null,
         datasetSha256: null,
         // What is served (the checked, re-encoded model) and what was sent, which may differ.
-        metrics: { onnxSha256: sha256(prepared.onnx), uploadSha256: sha256(bytes) },
+        metrics: { onnxSha256: saved.files[ONNX_FILE]!, uploadSha256: sha256(bytes) },
       }).catch((e: unknown) => {
         discardUpload(dir);
         throw e;

@@ -1,1 +1,1 @@
-export { trainTable, MLP_MIN_ROWS, TUNING_GRIDS, type TrainOptions, type TrainResult, type CandidateResult, type MetricSummary, type NestedEstimate } from './train.js';
+export { trainTable, MLP_MIN_ROWS, type TrainOptions, type TrainResult, type CandidateResult, type MetricSummary, type NestedEstimate } from './train.js';

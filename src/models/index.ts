@@ -23,4 +23,4 @@ export function familiesFor(task: Task): ModelFamily[] {
   return Object.values(FAMILIES).filter((f) => f.tasks.includes(task));
 }
 export { toOnnx, onnxSignature, decodeOnnx, type OnnxSignature } from './onnx/index.js';
-export { parseUntrustedOnnx, encodeOnnxModel, validateOnnxModel, onnxName, ONNX_DOMAINS, ONNX_LIMITS, type OnnxLimits, type OnnxModel } from './onnx/index.js';
+export { parseUntrustedOnnx, encodeOnnxModel, onnxName, type OnnxLimits, type OnnxModel } from './onnx/index.js';

@@ -3,7 +3,6 @@ export {
   loadArtifact,
   loadArtifactOnnx,
   readArtifactDetails,
-  readVerifiedFile,
   nextVersionDir,
   FORMAT_VERSION,
   MANIFEST_FILE,
@@ -14,7 +13,7 @@ export {
   ONNX_FILE,
   EVALUATION_FILE,
 } from './artifact.js';
-export { sha256, seal, verifySeal, checkManifestKey, manifestKeyFromEnv, MANIFEST_KEY_MIN_LENGTH, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
+export { sha256, manifestKeyFromEnv, manifestKeyProblem, type IntegrityOptions } from './integrity.js';
 export {
   checkDeclaration,
   checkUpload,
@@ -23,11 +22,8 @@ export {
   loadUpload,
   readUploadInfo,
   discardUpload,
-  UPLOAD_FILE,
-  UPLOAD_FORMAT_VERSION,
   type UploadDeclaration,
   type UploadInfo,
-  type UploadRecord,
   type PreparedUpload,
 } from './upload.js';
 export { predictTable, predictRecords, formatPredictions, type Prediction, type PredictionResult } from './predict.js';

@@ -44,9 +44,15 @@ export function canonical(value: unknown): string {
   );
 }
 
+/** What is wrong with a manifest key (too short), or undefined: the one rule for the CLI and the server. */
+export function manifestKeyProblem(key: string | undefined): string | undefined {
+  return key !== undefined && key.length < MANIFEST_KEY_MIN_LENGTH ? `${KEY_VAR} must be at least ${MANIFEST_KEY_MIN_LENGTH} characters` : undefined;
+}
+
 /** Refuses a key that is too short (a programming error when it reaches here unchecked). */
-export function checkManifestKey(key: string | undefined): void {
-  if (key !== undefined && key.length < MANIFEST_KEY_MIN_LENGTH) throw Errors.usage(`${KEY_VAR} must be at least ${MANIFEST_KEY_MIN_LENGTH} characters`);
+function checkManifestKey(key: string | undefined): void {
+  const problem = manifestKeyProblem(key);
+  if (problem) throw Errors.usage(problem);
 }
 
 /**
@@ -55,7 +61,8 @@ export function checkManifestKey(key: string | undefined): void {
  */
 export function manifestKeyFromEnv(env: NodeJS.ProcessEnv): string | undefined {
   const key = env[KEY_VAR] || undefined;
-  if (key !== undefined && key.length < MANIFEST_KEY_MIN_LENGTH) throw Errors.usage(`configuration: ${KEY_VAR} must be at least ${MANIFEST_KEY_MIN_LENGTH} characters`);
+  const problem = manifestKeyProblem(key);
+  if (problem) throw Errors.usage(`configuration: ${problem}`);
   return key;
 }
 

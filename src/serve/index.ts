@@ -6,5 +6,5 @@
 export type { OutputTensor, RuntimeModel, TensorDatatype, TensorMetadata } from './types.js';
 export { loadRuntimeModel, type LoadedModel, type RuntimeOptions, type RuntimeSignature, type RuntimeStats } from './runtime.js';
 export { ModelCache, type ModelCacheOptions, type ModelCacheStats } from './cache.js';
-export { checkUploadIsolated, UPLOAD_CHECK_LIMITS, PRECHECK_MAX_BYTES, type UploadCheckLimits } from './upload-check.js';
+export { checkUploadIsolated, UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from './upload-check.js';
 export { UPLOAD_SERVING_LIMITS } from './upload-check-protocol.js';

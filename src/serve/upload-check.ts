@@ -76,8 +76,10 @@ export async function checkUploadIsolated(
   declaration: UploadDeclaration,
   opts: { limits?: Partial<UploadCheckLimits>; log?: (message: string) => void } = {},
 ): Promise<PreparedUpload> {
-  checkDeclaration(declaration);
+  // Small files are checked whole here (`checkUpload` checks the declaration too); larger ones
+  // only by their declaration, the file itself in the child.
   if (bytes.length <= PRECHECK_MAX_BYTES) checkUpload(bytes, declaration);
+  else checkDeclaration(declaration);
   const limits = { ...UPLOAD_CHECK_LIMITS, ...opts.limits };
   const release = await slot();
   try {
