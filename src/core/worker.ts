@@ -20,11 +20,28 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
  */
 export function startWorker(entry: URL, options: WorkerOptions = {}): Worker {
   if (!entry.pathname.endsWith('.ts')) return new Worker(entry, options);
-  const pkgPath = createRequire(entry).resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports?: Record<string, { import?: { default?: string } }> };
-  const api = pathToFileURL(join(dirname(pkgPath), pkg.exports?.['./esm/api']?.import?.default ?? './dist/esm/api/index.mjs')).href;
+  const tsx = tsxPackage(entry);
+  const api = tsx.file((tsx.exports?.['./esm/api'] as { import?: { default?: string } } | undefined)?.import?.default ?? './dist/esm/api/index.mjs');
   const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
   return new Worker(boot, { ...options, eval: true });
+}
+
+/**
+ * The `execArgv` a child process (not a worker) needs to run `entry`: none for compiled `.js`,
+ * tsx's loader (`--import`) for a `.ts` source, where a process's `--import` hooks do apply.
+ */
+export function tsxImportArgs(entry: URL): string[] {
+  if (!entry.pathname.endsWith('.ts')) return [];
+  const tsx = tsxPackage(entry);
+  const loader = typeof tsx.exports?.['.'] === 'string' ? tsx.exports['.'] : './dist/loader.mjs';
+  return ['--import', tsx.file(loader)];
+}
+
+/** tsx's package as seen from `from`: its `exports`, and the URL of one of its files. */
+function tsxPackage(from: URL): { exports: Record<string, unknown> | undefined; file: (path: string) => string } {
+  const pkgPath = createRequire(from).resolve('tsx/package.json');
+  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports?: Record<string, unknown> };
+  return { exports: pkg.exports, file: (path) => pathToFileURL(join(dirname(pkgPath), path)).href };
 }
 
 /**

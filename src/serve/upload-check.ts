@@ -12,11 +12,10 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Errors, MedfitError, type ErrorDetail } from '../core/index.js';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Errors, MedfitError, siblingModule, tsxImportArgs, type ErrorDetail } from '../core/index.js';
 import { checkDeclaration, checkUpload, type PreparedUpload, type UploadDeclaration } from '../registry/index.js';
 import type { CheckReply, CheckRequest } from './upload-check-protocol.js';
 
@@ -91,14 +90,10 @@ export async function checkUploadIsolated(
 
 /** How to start the child: `dist` runs the compiled entry, the sources (vitest, tsx) go through tsx's loader. */
 function childEntry(memoryBytes: number): { entry: string; execArgv: string[] } {
-  const here = import.meta.url;
+  const entry = siblingModule(import.meta.url, 'upload-check-child');
   // The JS heap may not outgrow the limit either: V8 stops with "heap out of memory" instead.
   const heap = `--max-old-space-size=${Math.max(64, Math.floor(memoryBytes / (1024 * 1024)))}`;
-  if (!here.endsWith('.ts')) return { entry: fileURLToPath(new URL('./upload-check-child.js', here)), execArgv: [heap] };
-  const pkgPath = createRequire(here).resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports?: Record<string, unknown> };
-  const loader = typeof pkg.exports?.['.'] === 'string' ? (pkg.exports['.'] as string) : './dist/loader.mjs';
-  return { entry: fileURLToPath(new URL('./upload-check-child.ts', here)), execArgv: ['--import', pathToFileURL(join(dirname(pkgPath), loader)).href, heap] };
+  return { entry: fileURLToPath(entry), execArgv: [...tsxImportArgs(entry), heap] };
 }
 
 /** Peak resident memory of a process in bytes (Linux), or undefined where /proc cannot tell. */
