@@ -75,21 +75,30 @@ export function saveArtifact(dir: string, manifest: ManifestInput, model: Traine
 
 /** Reads `manifest.json` and checks its format version and integrity (signature with a key). */
 function readManifest(dir: string, options: IntegrityOptions): Manifest {
-  const path = join(dir, MANIFEST_FILE);
-  if (!existsSync(path)) throw Errors.manifest(dir, `no ${MANIFEST_FILE}: not a medfit model directory`);
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  } catch {
-    throw Errors.manifest(dir, `${MANIFEST_FILE} is not valid JSON`);
-  }
-  if (!manifest || typeof manifest !== 'object' || Array.isArray(manifest)) throw Errors.manifest(dir, `${MANIFEST_FILE} is not an object`);
+  const manifest = readJsonObject(dir, MANIFEST_FILE, 'a medfit model directory') as unknown as Manifest;
   if (manifest.formatVersion !== FORMAT_VERSION) {
     throw Errors.manifest(dir, `format version ${String(manifest.formatVersion)} is not supported (this medfit reads version ${FORMAT_VERSION}); retrain or use the medfit that saved it`);
   }
   verifySeal(manifest as unknown as Record<string, unknown>, dir, MANIFEST_FILE, options);
   if (!manifest.files || typeof manifest.files !== 'object') throw Errors.manifest(dir, `${MANIFEST_FILE} lists no files`);
   return manifest;
+}
+
+/**
+ * A model directory's JSON record (`manifest.json`, `upload.json`) as an object, or an error
+ * naming what is wrong: absent (`dir` is then not `what`), not JSON, not an object.
+ */
+export function readJsonObject(dir: string, file: string, what: string): Record<string, unknown> {
+  const path = join(dir, file);
+  if (!existsSync(path)) throw Errors.manifest(dir, `no ${file}: not ${what}`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw Errors.manifest(dir, `${file} is not valid JSON`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw Errors.manifest(dir, `${file} is not an object`);
+  return doc as Record<string, unknown>;
 }
 
 /**

@@ -12,11 +12,10 @@
  * signature, the SHA-256 of `model.onnx`, and an integrity record: HMAC-SHA256 with
  * `MEDFIT_MANIFEST_KEY`, else SHA-256), written atomically; `loadUpload` checks all of it.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
 import { Errors, writeDirAtomic, type Task } from '../core/index.js';
 import { encodeOnnxModel, onnxName, parseUntrustedOnnx, type OnnxLimits, type OnnxModel, type OnnxSignature } from '../models/index.js';
-import { ONNX_FILE, readVerifiedFile } from './artifact.js';
+import { ONNX_FILE, readJsonObject, readVerifiedFile } from './artifact.js';
 import { seal, sha256, verifySeal, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
 
 /** The record of an uploaded model's directory. */
@@ -178,15 +177,7 @@ const isStrings = (a: unknown): a is string[] => Array.isArray(a) && a.every((s)
 
 /** Reads `upload.json`: its format version, integrity (signature with a key) and shape. */
 function readRecord(dir: string, opts: IntegrityOptions): UploadRecord {
-  const path = join(dir, UPLOAD_FILE);
-  if (!existsSync(path)) throw Errors.manifest(dir, `no ${UPLOAD_FILE}: not an uploaded model directory`);
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch {
-    throw Errors.manifest(dir, `${UPLOAD_FILE} is not valid JSON`);
-  }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw Errors.manifest(dir, `${UPLOAD_FILE} is not an object`);
+  const doc = readJsonObject(dir, UPLOAD_FILE, 'an uploaded model directory');
   if (doc['formatVersion'] === undefined) throw Errors.manifest(dir, `${UPLOAD_FILE} was written by an older medfit, without a checked model or an integrity record: upload the model again`);
   if (doc['formatVersion'] !== UPLOAD_FORMAT_VERSION) throw Errors.manifest(dir, `${UPLOAD_FILE} format version ${String(doc['formatVersion'])} is not supported (this medfit reads version ${UPLOAD_FORMAT_VERSION})`);
   verifySeal(doc, dir, UPLOAD_FILE, opts);
