@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { join } from 'node:path';
 import { Errors, MedfitError, VERSION, loggableError, removeStaleTemps } from '../core/index.js';
 import { createWorkerQueue } from '../jobs/index.js';
-import { openSqliteStore, type StoreLog } from '../store/index.js';
+import { openSqliteStore } from '../store/index.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { datasetRoutes } from './datasets.js';
@@ -44,17 +44,6 @@ export interface Server {
  * logger); metrics and the audit trail count them.
  */
 export async function initServer(config: ServerConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Server> {
-  // The store reports what it handles by itself (audit flushes retried, entries kept at close and
-  // imported at open) through the server's log, which exists only once Fastify does.
-  const storeReports: Parameters<StoreLog>[] = [];
-  let storeLog: StoreLog = (...report) => void storeReports.push(report);
-  mkdirSync(config.dataDir, { recursive: true });
-  removeStaleTemps(config.dataDir);
-  const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { log: (...report) => storeLog(...report) });
-  const firstAdminKey = await bootstrapAdminKey(store, config.adminKey).catch(async (e: unknown) => {
-    await store.close();
-    throw e;
-  });
   let closing = false;
   // V2 inference is answered before Fastify when the fast path is set (see api/v2/fast.ts).
   let fastPath: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
@@ -88,8 +77,15 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
       });
     },
   });
-  storeLog = (level, message, detail) => app.log[level]({ store: detail }, message);
-  for (const report of storeReports.splice(0)) storeLog(...report);
+  mkdirSync(config.dataDir, { recursive: true });
+  removeStaleTemps(config.dataDir);
+  // The store reports what it handles by itself (audit flushes retried, entries kept at close and
+  // imported at open) through the server's log.
+  const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { log: (level, message, detail) => app.log[level]({ store: detail }, message) });
+  const firstAdminKey = await bootstrapAdminKey(store, config.adminKey).catch(async (e: unknown) => {
+    await store.close();
+    throw e;
+  });
   installErrorHandling(app);
   app.addHook('onRequest', (_req, _reply, done) => (closing ? done(Errors.unavailable('the server is shutting down')) : done()));
   await app.register(swagger, {
