@@ -63,7 +63,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       code = err.code ?? 'MEDFIT_ERR_REQUEST';
       detail =
         status === 413
-          ? `request body is larger than the limit of ${req.routeOptions.bodyLimit} bytes (${req.routeOptions.url === '/v1/models' ? 'MEDFIT_MAX_UPLOAD_MB' : 'MEDFIT_MAX_BODY_MB'})`
+          ? `request body is larger than the limit of ${req.routeOptions.bodyLimit} bytes (${(req.routeOptions.config as { limitVar?: string }).limitVar ?? 'MEDFIT_MAX_BODY_MB'})`
           : /prototype property/.test(err.message)
             ? 'body has a key named __proto__ or constructor.prototype; such keys are refused'
             : err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError

@@ -102,6 +102,8 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     {
       // Base64 is 4/3 of the file: the upload limit applies to the model file itself.
       bodyLimit: Math.ceil((s.config.maxUploadBytes * 4) / 3) + 64 * 1024,
+      // The setting a 413 names (see errors.ts).
+      config: { limitVar: 'MEDFIT_MAX_UPLOAD_MB' },
       schema: {
         summary: 'Upload your own ONNX model (one FP32 input [-1, features])',
         tags: ['models'],
