@@ -109,6 +109,7 @@ export const STALE_TEMP_MS = 60 * 60 * 1000;
 export function removeStaleTemps(dataDir: string, opts: { olderThanMs?: number; now?: number } = {}): number {
   const cutoff = (opts.now ?? Date.now()) - (opts.olderThanMs ?? STALE_TEMP_MS);
   let removed = 0;
+  // `depth` is how far below models/ or datasets/ the listed entries are: 1 for `<project>`, 2 for `<version>` or `<file>`.
   const walk = (dir: string, depth: number): void => {
     let names: string[];
     try {
@@ -130,7 +131,7 @@ export function removeStaleTemps(dataDir: string, opts: { olderThanMs?: number; 
           rmSync(path, { recursive: true, force: true });
           removed++;
         }
-      } else if (st.isDirectory() && depth < 3 && !name.startsWith('.')) {
+      } else if (st.isDirectory() && depth < 2 && !name.startsWith('.')) {
         walk(path, depth + 1);
       }
     }
