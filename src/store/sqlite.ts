@@ -114,7 +114,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     return store;
   } catch (e) {
     db.close();
-    throw e instanceof MedfitError ? e : (storeFailure(e) ?? e);
+    throw storeFailure(e) ?? e;
   }
 }
 
@@ -159,8 +159,8 @@ const DONE: Promise<void> = Promise.resolve();
 /** Audit spill files are `<database file name>.audit-spill-<ms>-<random>.json`, next to the database. */
 const SPILL_INFIX = '.audit-spill-';
 
-/** An audit entry waiting to be written; `at` in epoch ms. */
-type PendingAudit = Omit<AuditRecord, 'id' | 'at'> & { at: number };
+/** An audit entry waiting to be written; `at` is the ISO text it is written with. */
+type PendingAudit = Omit<AuditRecord, 'id'>;
 
 /** The spill file's content: a format marker and the entries, `at` as ISO text. */
 interface AuditSpill {
@@ -383,13 +383,6 @@ class SqliteStore implements MetadataStore {
     });
   }
 
-  nextModelVersion(projectId: string, name: string): Promise<number> {
-    return this.run(() => {
-      const r = this.q('SELECT MAX(version) AS v FROM model_versions WHERE project_id = ? AND name = ?').get(projectId, name) as { v: number | null };
-      return (r.v ?? 0) + 1;
-    });
-  }
-
   createModelVersion(v: Omit<ModelVersionRecord, 'version' | 'created' | 'stage'>): Promise<ModelVersionRecord> {
     // Number and insert in one transaction so two jobs finishing together never share a version.
     // IMMEDIATE takes the write lock first: a read that later wants to write could otherwise fail
@@ -458,7 +451,7 @@ class SqliteStore implements MetadataStore {
       pending.requests++;
       if (a.rows !== null) pending.rows = (pending.rows ?? 0) + a.rows;
     } else {
-      this.auditBuffer.set(key, { ...a, at: Date.now(), requests: 1 });
+      this.auditBuffer.set(key, { ...a, at: new Date().toISOString(), requests: 1 });
       // A full batch is written at once, unless the store is refusing: then the timer's backoff rules.
       if (this.auditBuffer.size >= AUDIT_BATCH && this.auditFailures === 0) this.flushAudit();
       else this.auditTimer ??= setTimeout(() => this.flushAudit(), AUDIT_FLUSH_MS).unref();
@@ -485,7 +478,7 @@ class SqliteStore implements MetadataStore {
   /** Writes every buffered entry in one transaction and empties the buffer once it committed; throws what the store threw. */
   private writeAudit(): void {
     if (this.auditBuffer.size === 0) return;
-    this.insertAudit([...this.auditBuffer.values()].map((e) => ({ ...e, at: new Date(e.at).toISOString() })));
+    this.insertAudit([...this.auditBuffer.values()]);
     this.auditBuffer.clear();
     if (this.auditFailures > 0) {
       this.log('info', `audit entries written after ${this.auditFailures} failed attempt(s)`);
@@ -560,7 +553,7 @@ class SqliteStore implements MetadataStore {
   private spillAudit(cause: unknown): void {
     const n = this.auditBuffer.size;
     if (n === 0) return;
-    const spill: AuditSpill = { medfitAuditSpill: 1, entries: [...this.auditBuffer.values()].map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
+    const spill: AuditSpill = { medfitAuditSpill: 1, entries: [...this.auditBuffer.values()] };
     const file = join(dirname(this.path), `${basename(this.path)}${SPILL_INFIX}${Date.now()}-${randomBytes(4).toString('hex')}.json`);
     try {
       writeFileAtomic(file, JSON.stringify(spill));

@@ -134,7 +134,6 @@ export interface MetadataStore {
 
   /** Reserves the next version number of a model name (1, 2, ...) and records it. */
   createModelVersion(v: Omit<ModelVersionRecord, 'version' | 'created' | 'stage'>): Promise<ModelVersionRecord>;
-  nextModelVersion(projectId: string, name: string): Promise<number>;
   getModelVersion(projectId: string, name: string, version: number): Promise<ModelVersionRecord | undefined>;
   listModelVersions(projectId: string, name?: string): Promise<ModelVersionRecord[]>;
   /** Sets a version's stage; moving one to production archives the previous production version. */
