@@ -65,5 +65,7 @@ export function errorResponse(err: unknown): { status: number; body: string; int
   // Our own 503 (busy, shutting down, not loaded) is an expected state, not a failure to log.
   const expected = isMedfitError(err) && status === 503;
   const out = { status, body: JSON.stringify({ error: message }), internal: status >= 500 && !expected };
-  return status === 503 && isMedfitError(err) && err.retryAfter !== undefined ? { ...out, retryAfter: err.retryAfter } : out;
+  // Only Errors.unavailable (a 503) sets retryAfter.
+  const retryAfter = isMedfitError(err) ? err.retryAfter : undefined;
+  return retryAfter !== undefined ? { ...out, retryAfter } : out;
 }
