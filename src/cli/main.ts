@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TrainResult } from '../automl/index.js';
-import { Errors, MedfitError, VERSION, type ColumnType, type Warning } from '../core/index.js';
+import { COLUMN_TYPES, Errors, MedfitError, VERSION, type ColumnType, type Warning } from '../core/index.js';
 import type { Table, TableFormat } from '../data/index.js';
 import type { Family } from '../models/index.js';
 import { intFlag, paramFlags, parse } from './args.js';
@@ -133,8 +133,9 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
       case '--help':
       case '-h': {
         const topic = rest[0];
-        const topics: Record<string, string> = { train: topic === 'train' ? await trainHelp() : '', predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
-        io.stdout.write(topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
+        // train's help is built on demand (it lists every family's hyperparameters).
+        const topics: Record<string, string> = { predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
+        io.stdout.write(topic === 'train' ? await trainHelp() : topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
         return 0;
       }
       default:
@@ -185,11 +186,10 @@ async function train(argv: string[], io: Io): Promise<number> {
   const task = oneOf(o.task!, ['auto', 'binary', 'multiclass', 'regression'] as const, 'task');
   const model = oneOf(o.model!, ['auto', 'logistic', 'linear', 'gbdt', 'mlp'] as const, 'model');
   const types: Record<string, ColumnType> = {};
-  const TYPES = ['numeric', 'integer', 'boolean', 'categorical', 'datetime', 'identifier', 'text'];
   for (const t of o.type!) {
     const eq = t.lastIndexOf('=');
     const type = t.slice(eq + 1);
-    if (eq < 1 || !TYPES.includes(type)) throw Errors.usage(`--type "${t}": expected column=type with type one of ${TYPES.join(', ')}`);
+    if (eq < 1 || !(COLUMN_TYPES as readonly string[]).includes(type)) throw Errors.usage(`--type "${t}": expected column=type with type one of ${COLUMN_TYPES.join(', ')}`);
     types[t.slice(0, eq)] = type as ColumnType;
   }
   const file = positionals[0]!;

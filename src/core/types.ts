@@ -16,6 +16,9 @@ export type ColumnType =
   | 'identifier'
   | 'text';
 
+/** Every column type, in the order messages list them. */
+export const COLUMN_TYPES: readonly ColumnType[] = ['numeric', 'integer', 'boolean', 'categorical', 'datetime', 'identifier', 'text'];
+
 /** One cell as a reader produced it: strings from CSV, typed values from JSON; `null` is missing. */
 export type Cell = string | number | boolean | null;
 

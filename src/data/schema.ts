@@ -28,7 +28,7 @@
  * All-missing columns and constant columns (one distinct value) are ignored with a warning.
  * The target column is typed by the same rules but is never an identifier, free text or ignored.
  */
-import { Errors, type ColumnSchema, type ColumnType, type Schema, type Warning } from '../core/index.js';
+import { COLUMN_TYPES, Errors, type ColumnSchema, type ColumnType, type Schema, type Warning } from '../core/index.js';
 import type { Table } from './table.js';
 import type { ColumnEvidence } from './column.js';
 
@@ -256,8 +256,6 @@ export function checkColumnName(name: string, columns: string[], what: string): 
   throw Errors.usage(`${what}: no column "${name}"${hint}`);
 }
 
-const TYPES: readonly ColumnType[] = ['numeric', 'integer', 'boolean', 'categorical', 'datetime', 'identifier', 'text'];
-
 /**
  * Builds the schema from per-column evidence (used by `inferSchema` and the streaming profile).
  * @internal
@@ -268,7 +266,7 @@ export function schemaFromEvidence(columns: string[], evidence: ColumnEvidence[]
   if (target !== undefined) checkColumnName(target, columns, 'target');
   for (const [name, type] of Object.entries(overrides)) {
     checkColumnName(name, columns, 'type override');
-    if (!TYPES.includes(type)) throw Errors.usage(`type override for "${name}": unknown type "${type}" (one of ${TYPES.join(', ')})`);
+    if (!COLUMN_TYPES.includes(type)) throw Errors.usage(`type override for "${name}": unknown type "${type}" (one of ${COLUMN_TYPES.join(', ')})`);
   }
   for (const name of drop) {
     checkColumnName(name, columns, 'drop');
