@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { clinicalTable, numericTable } from './ingest-data.js';
+import { quantileOf } from '../src/data/index.js';
 
 const { values } = parseArgs({
   options: { repeats: { type: 'string', default: '5' }, 'size-mb': { type: 'string', default: '1024' }, 'skip-big': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
@@ -43,7 +44,7 @@ if (!existsSync(join(ROOT, 'dist/cli/bin.js'))) {
 }
 const log = (s: string) => (values.json ? process.stderr : process.stdout).write(s + '\n');
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
+const median = (v: number[]) => quantileOf(Float64Array.from(v), 0.5);
 
 /** Runs a command under /usr/bin/time: wall seconds, peak RSS in MB and stdout. */
 function timed(cmd: string, args: string[]): { seconds: number; rssMb: number; stdout: string } {

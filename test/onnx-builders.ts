@@ -180,19 +180,7 @@ export function nestedIfs(depth: number): Uint8Array {
 
 /** Protobuf wire bytes: a length-delimited field. */
 export function field(num: number, payload: Uint8Array): Uint8Array {
-  const head: number[] = [];
-  let tag = (num << 3) | 2;
-  while (tag > 0x7f) {
-    head.push((tag & 0x7f) | 0x80);
-    tag >>>= 7;
-  }
-  head.push(tag);
-  let len = payload.length;
-  while (len > 0x7f) {
-    head.push((len & 0x7f) | 0x80);
-    len >>>= 7;
-  }
-  head.push(len);
+  const head = [...varint((num << 3) | 2), ...varint(payload.length)];
   const out = new Uint8Array(head.length + payload.length);
   out.set(head);
   out.set(payload, head.length);
