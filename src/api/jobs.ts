@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Errors, MedfitError } from '../core/index.js';
-import { FAMILIES, type Family } from '../models/index.js';
+import { FAMILIES, type TableFamily } from '../models/index.js';
 import type { JobRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
 import type { JobEvent, Services } from './services.js';
@@ -69,7 +69,7 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
       if (c === body.target || c === body.group) problems.push({ pointer: `/ignore/${i}`, message: `"${c}" is the ${c === body.target ? 'target' : 'group'} column` });
     }
     for (const [f, raw] of Object.entries(body.params ?? {})) {
-      const family = Object.hasOwn(FAMILIES, f) ? FAMILIES[f as Family] : undefined;
+      const family = Object.hasOwn(FAMILIES, f) ? FAMILIES[f as TableFamily] : undefined;
       if (!family) {
         problems.push({ pointer: `/params/${f}`, message: 'unknown model family (known: logistic, linear, gbdt, mlp)' });
         continue;

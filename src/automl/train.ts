@@ -224,7 +224,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
 
   const finalStage = `${best.family} on all rows`;
   progress({ stage: finalStage, fraction: done / units });
-  const { pipeline, params: finalParams, model } = await fitOn(ctx, FAMILIES[best.family], rows, y, groups, seed, step(finalStage));
+  const { pipeline, params: finalParams, model } = await fitOn(ctx, getFamily(best.family), rows, y, groups, seed, step(finalStage));
   progress({ stage: 'done', fraction: 1 });
   const report = task === 'regression' ? regressionReport(y, best.oof) : classificationReport(y, best.oof, nClasses);
   return {

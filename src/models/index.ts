@@ -2,19 +2,24 @@ import { Errors, type Task } from '../core/index.js';
 import { gbdt } from './gbdt/index.js';
 import { linear, logistic } from './linear/index.js';
 import { mlp } from './mlp/index.js';
-import type { Family, ModelFamily } from './types.js';
+import type { Family, ModelFamily, SequenceFamily, TableFamily } from './types.js';
 
-export type { Family, ModelFamily, ModelState, Params, TrainContext, TrainData, TrainedModel } from './types.js';
+export type { Family, ModelFamily, ModelState, Params, SequenceFamily, SequenceShape, TableFamily, TrainContext, TrainData, TrainedModel } from './types.js';
 export type { LinearWeights } from './linear/index.js';
 export { parseParams, type ParamSpec } from './params.js';
 
-/** Every family medfit can train, by name. */
-export const FAMILIES: Readonly<Record<Family, ModelFamily>> = Object.freeze({ logistic, linear, gbdt, mlp });
+/** Every family that learns from table rows, by name. */
+export const FAMILIES: Readonly<Record<TableFamily, ModelFamily>> = Object.freeze({ logistic, linear, gbdt, mlp });
+
+/** Every family that learns from windows of sensor streams, by name. */
+export const SEQUENCE_FAMILIES: Readonly<Partial<Record<SequenceFamily, ModelFamily>>> = Object.freeze({});
+
+const ALL: Readonly<Partial<Record<Family, ModelFamily>>> = { ...FAMILIES, ...SEQUENCE_FAMILIES };
 
 /** The family called `name`, or a usage error listing the ones there are. */
 export function getFamily(name: string): ModelFamily {
-  const f = Object.hasOwn(FAMILIES, name) ? FAMILIES[name as Family] : undefined;
-  if (!f) throw Errors.usage(`unknown model family "${name}" (known: ${Object.keys(FAMILIES).join(', ')})`);
+  const f = Object.hasOwn(ALL, name) ? ALL[name as Family] : undefined;
+  if (!f) throw Errors.usage(`unknown model family "${name}" (known: ${Object.keys(ALL).join(', ')})`);
   return f;
 }
 

@@ -1,8 +1,28 @@
 import type { Matrix, ProgressFn, Task } from '../core/index.js';
 import type { ParamSpec } from './params.js';
 
+/** The families that learn from a table's feature rows. */
+export type TableFamily = 'logistic' | 'linear' | 'gbdt' | 'mlp';
+
+/** The families that learn from windows of sensor streams (`TrainData.sequence` is set). */
+export type SequenceFamily = 'lstm' | 'gru' | 'cnn' | 'cnn-lstm' | 'window-gbdt';
+
 /** The model families medfit trains. */
-export type Family = 'logistic' | 'linear' | 'gbdt' | 'mlp';
+export type Family = TableFamily | SequenceFamily;
+
+/**
+ * The shape of a sequence model's input. Each row of `x` is one window flattened step-major:
+ * the value of channel `c` at step `s` is `x.data[row * steps * channels + s * channels + c]`,
+ * already resampled to `rate` and normalised.
+ */
+export interface SequenceShape {
+  steps: number;
+  channels: number;
+  /** Samples per second the windows were resampled to. */
+  rate: number;
+  /** Channel names in column order (`ax`, `ay`, ...): window features find axes by name. */
+  channelNames: string[];
+}
 
 /** Hyperparameters as plain JSON, validated by each family's `parseParams`. */
 export type Params = Record<string, number | string | boolean | number[]>;
@@ -29,6 +49,13 @@ export interface TrainData {
    * the rows a score is reported on.
    */
   valid?: { x: Matrix; y: Float64Array };
+  /** Set for sequence families: how each row of `x` is a window. */
+  sequence?: SequenceShape;
+  /**
+   * Regression outputs learnt at once (default 1). With more than one, `y` (and `valid.y`) hold
+   * `rows × nOutputs` targets row-major, and `predict` returns `rows × nOutputs` values.
+   */
+  nOutputs?: number;
 }
 
 /** Context for one training run. */
@@ -47,6 +74,10 @@ export interface ModelState {
   params: Params;
   /** Family-specific weights, JSON-serializable. */
   weights: unknown;
+  /** Sequence families: the window shape the model takes. */
+  sequence?: SequenceShape;
+  /** Regression outputs (absent means 1). */
+  nOutputs?: number;
 }
 
 /**
@@ -60,6 +91,10 @@ export interface TrainedModel {
   readonly nClasses: number;
   readonly nFeatures: number;
   readonly params: Params;
+  /** Sequence families: the window shape the model takes (`x` rows are flattened windows). */
+  readonly sequence?: SequenceShape;
+  /** Regression outputs (absent means 1); `predict` returns `rows × nOutputs` values. */
+  readonly nOutputs?: number;
   predict(x: Matrix): Float64Array;
   toState(): ModelState;
 }
@@ -69,6 +104,10 @@ export interface ModelFamily {
   readonly name: Family;
   /** Tasks this family can learn. */
   readonly tasks: readonly Task[];
+  /** What its rows are: table feature rows, or windows of a sensor stream (default `table`). */
+  readonly input?: 'table' | 'sequence';
+  /** Whether it learns several regression outputs at once (`TrainData.nOutputs` > 1). */
+  readonly multiOutput?: boolean;
   /** Its hyperparameters with types, ranges and help (what `parseParams` enforces; the CLI lists them). */
   readonly paramSpec: Readonly<Record<string, ParamSpec>>;
   /** Default hyperparameters (what `--model <family>` uses without `--param`). */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MedfitError, Rng, type Schema, type Task } from '../core/index.js';
 import { fitPipeline, tableFromRows, transformTable, type Table } from '../data/index.js';
-import { FAMILIES, type Family } from '../models/index.js';
+import { FAMILIES, type TableFamily } from '../models/index.js';
 import { canonical } from './integrity.js';
 import { loadArtifact, loadArtifactOnnx, nextVersionDir, predictRecords, readArtifactDetails, saveArtifact, sha256 } from './index.js';
 
@@ -33,7 +33,7 @@ function targetFor(task: Task): { y: Float64Array; nClasses: number; classes?: s
   return { y: Float64Array.from(rows, (r) => (r[2]! < -1 ? 0 : r[2]! < 1 ? 1 : 2)), nClasses: 3, classes: ['low', 'mid', 'high'] };
 }
 
-async function save(family: Family, task: Task, dir: string, key?: string) {
+async function save(family: TableFamily, task: Task, dir: string, key?: string) {
   const t = targetFor(task);
   const fam = FAMILIES[family];
   const params = family === 'mlp' ? fam.parseParams({ epochs: 5 }, task, rows.length) : fam.defaults(task, rows.length);
@@ -59,7 +59,7 @@ async function save(family: Family, task: Task, dir: string, key?: string) {
   return { model, manifest };
 }
 
-const combos: Array<[Family, Task]> = [
+const combos: Array<[TableFamily, Task]> = [
   ['logistic', 'binary'],
   ['logistic', 'multiclass'],
   ['linear', 'regression'],

@@ -4,7 +4,7 @@
  * (FP32 [N, nClasses], binary as [1 - p, p]) or `value` (FP32 [N, 1]), the same numbers as the
  * model's own `predict` up to float32 rounding.
  */
-import type { Task } from '../../core/index.js';
+import { Errors, type Task } from '../../core/index.js';
 import type { GbdtWeights } from '../gbdt/index.js';
 import type { LinearWeights } from '../linear/index.js';
 import type { MlpWeights } from '../mlp/index.js';
@@ -57,6 +57,8 @@ export function toOnnx(model: TrainedModel): Uint8Array {
     case 'mlp':
       parts = mlpGraph(model.task, state.weights as MlpWeights);
       break;
+    default:
+      throw Errors.internal(`no ONNX export for model family ${model.family}`);
   }
   const outCols = model.task === 'regression' ? 1 : model.nClasses;
   return encodeModel({
