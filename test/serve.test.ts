@@ -162,7 +162,7 @@ describe('medfit serve, end to end', () => {
     const dir = join(dataDir, 'models', readdirSync(join(dataDir, 'models'))[0]!);
     const artifact = loadArtifact(join(dir, readdirSync(dir)[0]!));
     const { transformRecords } = await import('../src/data/index.js');
-    const x = new Float32Array(transformRecords(artifact.manifest.pipeline, records.slice(0, 3)).x.data);
+    const x = new Float32Array(transformRecords(artifact.manifest.pipeline!, records.slice(0, 3)).x.data);
     const json = await call('/v2/models/bc/versions/1/infer', { json: { id: 'req-1', inputs: [{ name: 'input', datatype: 'FP32', shape: [3, 30], data: Array.from(x) }] } });
     expect(json.status).toBe(200);
     expect(json.body).toMatchObject({ model_name: 'bc', model_version: '1', id: 'req-1' });

@@ -220,7 +220,7 @@ export class ModelService {
     }
     const { manifest: m, onnx } = loadArtifactOnnx(dir, this.options);
     const runtime = await loadRuntimeModel(onnx, m.signature, { onEngineError });
-    return served(runtime, { record, task: m.task, classes: m.target.classes, pipeline: m.pipeline, features: m.pipeline.features });
+    return served(runtime, { record, task: m.task, classes: m.target.classes, pipeline: m.pipeline, features: m.pipeline?.features ?? m.sequence!.channels });
   }
 }
 

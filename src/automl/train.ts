@@ -337,11 +337,11 @@ async function fitOn(
 }
 
 /** The best candidate by the selection metric (NaN scores rank last). */
-function pickBest(board: Scored[], selection: MetricName): Scored {
+export function pickBest<T extends CandidateResult>(board: T[], selection: MetricName): T {
   return board.reduce((a, b) => (score(b, selection) > score(a, selection) ? b : a));
 }
 
-function score(c: CandidateResult, selection: MetricName): number {
+export function score(c: CandidateResult, selection: MetricName): number {
   const m = c.metrics[selection]!.mean;
   return Number.isFinite(m) ? (higherIsBetter(selection) ? m : -m) : -Infinity;
 }
@@ -415,11 +415,11 @@ function chooseCandidates(model: Family | 'auto', task: Task, rows: number): Mod
   return rows >= MLP_MIN_ROWS ? [linearFamily, FAMILIES.gbdt, FAMILIES.mlp] : [linearFamily, FAMILIES.gbdt];
 }
 
-function scoreFold(task: Task, yTrue: Float64Array, pred: Float64Array, nClasses: number): Record<string, number> {
+export function scoreFold(task: Task, yTrue: Float64Array, pred: Float64Array, nClasses: number): Record<string, number> {
   return task === 'regression' ? regressionReport(yTrue, pred).metrics : classificationReport(yTrue, pred, nClasses).metrics;
 }
 
-function summarize(perFold: Record<string, number>[], task: Task): Record<string, MetricSummary> {
+export function summarize(perFold: Record<string, number>[], task: Task): Record<string, MetricSummary> {
   const names: readonly string[] = task === 'regression' ? REGRESSION_METRICS : CLASSIFICATION_METRICS;
   const out: Record<string, MetricSummary> = {};
   for (const name of names) {
@@ -441,7 +441,7 @@ function groupKeys(table: Table, column: string, rows: Int32Array): string[] {
 }
 
 /** Dense integer ids of group keys (what a family's early-stopping holdout keeps whole). */
-function groupIds(groups: string[]): Int32Array {
+export function groupIds(groups: string[]): Int32Array {
   const ids = new Map<string, number>();
   const out = new Int32Array(groups.length);
   for (let i = 0; i < groups.length; i++) {

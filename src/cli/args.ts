@@ -35,11 +35,17 @@ export function intFlag(value: string | undefined, name: string, fallback: numbe
 export function paramFlags(values: string[], model: string): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
   for (const v of values) {
-    const m = /^(?:([a-z]+)\.)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(v);
+    const m = /^(?:([a-z][a-z-]*)\.)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(v);
     if (!m) throw Errors.usage(`--param "${v}": expected family.key=value, e.g. gbdt.trees=300`);
     const family = m[1] ?? (model !== 'auto' ? model : undefined);
     if (!family) throw Errors.usage(`--param "${v}": name the family (e.g. gbdt.${m[2]}=...) when --model is auto`);
     (out[family] ??= {})[m[2]!] = m[3]!;
   }
   return out;
+}
+
+/** A flag's value if it is one of `allowed`, else a usage error listing them. */
+export function oneOf<T extends string>(value: string, allowed: readonly T[], name: string): T {
+  if (!(allowed as readonly string[]).includes(value)) throw Errors.usage(`--${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+  return value as T;
 }

@@ -34,3 +34,8 @@ export function progressBar(stream: NodeJS.WriteStream): { update(fraction: numb
     },
   };
 }
+
+/** Warnings on stderr, one line each. */
+export function printWarnings(io: { stderr: NodeJS.WritableStream }, warnings: { message: string }[]): void {
+  for (const w of warnings) io.stderr.write(`warning: ${w.message}\n`);
+}

@@ -2,11 +2,12 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TrainResult } from '../automl/index.js';
-import { COLUMN_TYPES, Errors, MedfitError, VERSION, type ColumnType, type Warning } from '../core/index.js';
+import { COLUMN_TYPES, Errors, MedfitError, VERSION, type ColumnType } from '../core/index.js';
 import type { Table, TableFormat } from '../data/index.js';
 import type { Family } from '../models/index.js';
-import { intFlag, paramFlags, parse } from './args.js';
-import { num, progressBar, table } from './format.js';
+import { intFlag, oneOf, paramFlags, parse } from './args.js';
+import { num, printWarnings, progressBar, table } from './format.js';
+import { isSequenceInput, SEQUENCE_FLAGS, SEQUENCE_HELP } from './sequence.js';
 import { guardProcess } from './guard.js';
 
 // Each command imports the rooms it needs when it runs: `medfit profile` should not pay for
@@ -53,6 +54,7 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
   --format <f>            csv | json | ndjson, when the file's extension does not say
   --json                  print one JSON document on stdout
 
+${SEQUENCE_HELP}
 Hyperparameters (--param family.key=value; defaults for a 1,000-row binary task):
 ${await paramHelp()}`;
 
@@ -174,6 +176,7 @@ async function train(argv: string[], io: Io): Promise<number> {
       format: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      ...SEQUENCE_FLAGS,
     },
     'train',
   );
@@ -184,6 +187,25 @@ async function train(argv: string[], io: Io): Promise<number> {
   if (positionals.length !== 1) throw Errors.usage('train: expected one data file (see medfit train --help)');
   if (!o.target) throw Errors.usage('train: --target <column> is required');
   const task = oneOf(o.task!, ['auto', 'binary', 'multiclass', 'regression'] as const, 'task');
+  const file = positionals[0]!;
+  if (isSequenceInput(file, o)) {
+    const { manifestKeyFromEnv, nextVersionDir } = await import('../registry/index.js');
+    manifestKeyFromEnv(process.env);
+    const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
+    if (existsSync(out) && readdirSync(out).length > 0) throw Errors.usage(`${out} already exists and is not empty; choose another --out`);
+    const { trainSequenceCli } = await import('./sequence.js');
+    return trainSequenceCli(file, o, {
+      target: o.target,
+      task,
+      model: o.model!,
+      cv: o.cv,
+      seed: intFlag(o.seed, 'seed', 0, 0),
+      params: paramFlags(o.param!, o.model!) as Partial<Record<Family, Record<string, unknown>>>,
+      out,
+      json: o.json!,
+      ...(o.format ? { format: formatFlag(o.format) } : {}),
+    }, io);
+  }
   const model = oneOf(o.model!, ['auto', 'logistic', 'linear', 'gbdt', 'mlp'] as const, 'model');
   const types: Record<string, ColumnType> = {};
   for (const t of o.type!) {
@@ -192,7 +214,6 @@ async function train(argv: string[], io: Io): Promise<number> {
     if (eq < 1 || !(COLUMN_TYPES as readonly string[]).includes(type)) throw Errors.usage(`--type "${t}": expected column=type with type one of ${COLUMN_TYPES.join(', ')}`);
     types[t.slice(0, eq)] = type as ColumnType;
   }
-  const file = positionals[0]!;
   const { manifestKeyFromEnv, nextVersionDir, saveArtifact } = await import('../registry/index.js');
   // Where the model goes is settled before training, so a taken --out is not found out after it.
   // Checked before training, so a bad key does not cost a training run.
@@ -284,6 +305,7 @@ async function predict(argv: string[], io: Io): Promise<number> {
       format: { type: 'string' },
       'impute-absent': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      'subject-from': { type: 'string' },
     },
     'predict',
   );
@@ -297,8 +319,13 @@ async function predict(argv: string[], io: Io): Promise<number> {
   const { absentFeatures, readTable, readTableFromStream, unreadableFeatures } = await import('../data/index.js');
   const artifact = loadArtifact(dir, { key: manifestKeyFromEnv(process.env) });
   const format = o.format ? formatFlag(o.format) : undefined;
+  if (artifact.manifest.sequence !== undefined) {
+    if (file === '-') throw Errors.usage('predict: a sequence model reads a file or a folder of FIT files, not stdin');
+    const { predictSequenceCli } = await import('./sequence.js');
+    return predictSequenceCli(dir, file, o, o.json!, io, format);
+  }
   const tbl = file === '-' ? await readTableFromStream(io.stdin as NodeJS.ReadableStream & Readable, '<stdin>', format) : await readTable(file, format ? { format } : {});
-  const pipeline = artifact.manifest.pipeline;
+  const pipeline = artifact.manifest.pipeline!;
   const absent = absentFeatures(pipeline, tbl);
   const unreadable = unreadableFeatures(pipeline, tbl);
   if ((absent.length > 0 || unreadable.length > 0) && !o['impute-absent']) {
@@ -321,7 +348,9 @@ async function predict(argv: string[], io: Io): Promise<number> {
     io.stdout.write(
       'value' in p
         ? `${p.value}\n`
-        : `${p.label}\t${Object.entries(p.probabilities).map(([c, v]) => `${c}=${v.toFixed(4)}`).join('\t')}\n`,
+        : 'values' in p
+          ? `${Object.entries(p.values).map(([k, v]) => `${k}=${v}`).join('\t')}\n`
+          : `${p.label}\t${Object.entries(p.probabilities).map(([c, v]) => `${c}=${v.toFixed(4)}`).join('\t')}\n`,
     );
   }
   return 0;
@@ -335,6 +364,7 @@ async function profile(argv: string[], io: Io): Promise<number> {
       format: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      ...SEQUENCE_FLAGS,
     },
     'profile',
   );
@@ -343,6 +373,10 @@ async function profile(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw Errors.usage('profile: expected one data file (see medfit profile --help)');
+  if (isSequenceInput(positionals[0]!, o)) {
+    const { profileSequenceCli } = await import('./sequence.js');
+    return profileSequenceCli(positionals[0]!, o, o.json!, io, o.format ? formatFlag(o.format) : undefined);
+  }
   const { profileFile } = await import('../data/index.js');
   const p = await profileFile(positionals[0]!, {
     ...(o.target !== undefined ? { target: o.target } : {}),
@@ -513,14 +547,6 @@ function isoDate(ms: number | undefined): string {
   return iso.endsWith('T00:00:00.000Z') ? iso.slice(0, 10) : iso.replace('.000Z', 'Z');
 }
 
-function printWarnings(io: Io, warnings: Warning[]): void {
-  for (const w of warnings) io.stderr.write(`warning: ${w.message}\n`);
-}
-
-function oneOf<T extends string>(value: string, allowed: readonly T[], name: string): T {
-  if (!(allowed as readonly string[]).includes(value)) throw Errors.usage(`--${name} must be one of ${allowed.join(', ')} (got "${value}")`);
-  return value as T;
-}
 
 function formatFlag(v: string): TableFormat {
   return oneOf(v, ['csv', 'json', 'ndjson'] as const, 'format');

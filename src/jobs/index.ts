@@ -7,7 +7,7 @@ import type { JobQueue } from './types.js';
 
 export type { JobEvents, JobQueue, TrainJobResult, TrainJobSpec } from './types.js';
 export { WorkerQueue, liveJobWorkers, type WorkerQueueOptions } from './queue.js';
-export { buildManifest, toJobResult, type ManifestInfo, type ArtifactManifest } from './manifest.js';
+export { buildManifest, buildSequenceManifest, toJobResult, type ManifestInfo, type ArtifactManifest } from './manifest.js';
 export { runTrainJob } from './run.js';
 
 /** Creates the embedded queue: jobs run in worker threads of this process, `concurrency` (default 1) at a time. */

@@ -2,8 +2,8 @@
  * The manifest of a trained model and the summary a job hands back, built in one place so that
  * `medfit train` and the job queue write the same model directory.
  */
-import type { TrainResult } from '../automl/index.js';
-import { VERSION } from '../core/index.js';
+import type { SequenceTrainResult, TrainResult } from '../automl/index.js';
+import { VERSION, type ColumnSchema } from '../core/index.js';
 import type { saveArtifact } from '../registry/index.js';
 import type { TrainJobResult } from './types.js';
 
@@ -57,5 +57,37 @@ export function toJobResult(result: TrainResult, artifactDir: string): TrainJobR
     ...(result.nested ? { nested: result.nested } : {}),
     leaderboard: result.leaderboard.map((c) => ({ family: c.family, metrics: c.metrics, seconds: c.seconds })),
     warnings: result.warnings.map((w) => w.message),
+  };
+}
+
+/**
+ * The manifest of a sequence model: its sequence preparation instead of a table pipeline, a
+ * schema naming the stream's columns and their parts, and the test scores when there were any.
+ */
+export function buildSequenceManifest(result: SequenceTrainResult, info: ManifestInfo): ArtifactManifest {
+  const m = result.model;
+  const p = result.prep;
+  const columns: ColumnSchema[] = [
+    { name: p.columns.subject, type: 'identifier', role: 'ignored', reason: 'subject' },
+    ...(p.columns.session !== undefined ? [{ name: p.columns.session, type: 'identifier' as const, role: 'ignored' as const, reason: 'session' }] : []),
+    { name: p.columns.time, type: p.timeUnit === 'iso' ? 'datetime' : 'numeric', role: 'ignored', reason: 'time' },
+    ...p.channels.map((name) => ({ name, type: 'numeric' as const, role: 'feature' as const })),
+    ...p.targets.map((t) => ({ name: t.name, type: t.kind === 'class' ? ('categorical' as const) : ('numeric' as const), role: 'target' as const })),
+  ];
+  return {
+    task: result.task,
+    target: result.target,
+    schema: { columns },
+    sequence: p,
+    model: { family: m.family, params: m.params, nFeatures: m.nFeatures, nClasses: m.nClasses, ...((m.nOutputs ?? 1) > 1 ? { nOutputs: m.nOutputs! } : {}) },
+    metrics: {
+      cv: result.cv,
+      selection: result.selection,
+      ...(result.test ? { test: { rows: result.test.rows, metrics: result.test.metrics, ...(result.test.outputs ? { outputs: result.test.outputs } : {}) } } : {}),
+    },
+    dataset: { source: info.source, sha256: info.sha256, rows: result.rows.total, rowsUsed: result.rows.used },
+    seed: info.seed,
+    created: (info.created ?? new Date()).toISOString(),
+    engines: { medfit: VERSION, node: process.versions.node },
   };
 }

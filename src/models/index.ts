@@ -2,6 +2,7 @@ import { Errors, type Task } from '../core/index.js';
 import { gbdt } from './gbdt/index.js';
 import { linear, logistic } from './linear/index.js';
 import { mlp } from './mlp/index.js';
+import { windowGbdt } from './window/index.js';
 import type { Family, ModelFamily, SequenceFamily, TableFamily } from './types.js';
 
 export type { Family, ModelFamily, ModelState, Params, SequenceFamily, SequenceShape, TableFamily, TrainContext, TrainData, TrainedModel } from './types.js';
@@ -12,7 +13,7 @@ export { parseParams, type ParamSpec } from './params.js';
 export const FAMILIES: Readonly<Record<TableFamily, ModelFamily>> = Object.freeze({ logistic, linear, gbdt, mlp });
 
 /** Every family that learns from windows of sensor streams, by name. */
-export const SEQUENCE_FAMILIES: Readonly<Partial<Record<SequenceFamily, ModelFamily>>> = Object.freeze({});
+export const SEQUENCE_FAMILIES: Readonly<Partial<Record<SequenceFamily, ModelFamily>>> = Object.freeze({ 'window-gbdt': windowGbdt });
 
 const ALL: Readonly<Partial<Record<Family, ModelFamily>>> = { ...FAMILIES, ...SEQUENCE_FAMILIES };
 
@@ -29,3 +30,4 @@ export function familiesFor(task: Task): ModelFamily[] {
 }
 export { toOnnx, onnxSignature, decodeOnnx, type OnnxSignature } from './onnx/index.js';
 export { parseUntrustedOnnx, encodeOnnxModel, onnxName, type OnnxLimits, type OnnxModel } from './onnx/index.js';
+export { featuresFor as windowFeaturesFor } from './window/index.js';

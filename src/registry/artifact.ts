@@ -3,7 +3,8 @@ import { basename, join } from 'node:path';
 import { Errors, writeDirAtomic, type Schema, type Task } from '../core/index.js';
 import { validatePipeline, type FittedPipeline, type TargetEncoding } from '../data/index.js';
 import { getFamily, onnxSignature, toOnnx, type Family, type ModelState, type OnnxSignature, type Params, type TrainedModel } from '../models/index.js';
-import type { MetricSummary, NestedEstimate } from '../automl/index.js';
+import type { MetricSummary, NestedEstimate, OutputMetrics } from '../automl/index.js';
+import { validateSequencePrep, type SequencePrep } from '../sequence/index.js';
 import { seal, sha256, verifySeal, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
 
 /** Version of the artifact layout; `loadArtifact` refuses any other. */
@@ -22,12 +23,21 @@ export interface Manifest {
   target: TargetEncoding;
   /** The input schema the model was trained on (types and roles of every column). */
   schema: Schema;
-  pipeline: FittedPipeline;
-  model: { family: Family; params: Params; nFeatures: number; nClasses: number };
+  /** The fitted feature pipeline of a table model (absent for a sequence model). */
+  pipeline?: FittedPipeline;
+  /** How raw samples become windows, for a sequence model (absent for a table model). */
+  sequence?: SequencePrep;
+  model: { family: Family; params: Params; nFeatures: number; nClasses: number; nOutputs?: number };
   /** The tensors `model.onnx` takes and returns (what serving and the V2 protocol describe). */
   signature: OnnxSignature;
   /** Cross-validated metrics of the chosen family; `nested`: the nested estimate of the whole choice, when asked for. */
-  metrics: { cv: { folds: number; metrics: Record<string, MetricSummary> }; selection: string; nested?: NestedEstimate };
+  metrics: {
+    cv: { folds: number; metrics: Record<string, MetricSummary>; outputs?: OutputMetrics };
+    selection: string;
+    nested?: NestedEstimate;
+    /** Scores on a separate test file (`--test`), by the model refitted on all training data. */
+    test?: { rows: number; metrics: Record<string, number>; outputs?: Record<string, Record<string, number>> };
+  };
   /** Lineage: what the model was made from. */
   dataset: { source: string; sha256: string; rows: number; rowsUsed: number };
   seed: number;
@@ -66,7 +76,7 @@ export function saveArtifact(dir: string, manifest: ManifestInput, model: Traine
     [ONNX_FILE]: toOnnx(model),
     ...(evaluation !== undefined ? { [EVALUATION_FILE]: JSON.stringify(evaluation) } : {}),
   };
-  const signature = onnxSignature(model.task, model.nFeatures, model.nClasses);
+  const signature = onnxSignature(model);
   const hashes = Object.fromEntries(Object.entries(files).map(([f, data]) => [f, sha256(data)]));
   const full: Manifest = seal({ formatVersion: FORMAT_VERSION, ...manifest, signature, files: hashes }, options);
   writeDirAtomic(dir, { ...files, [MANIFEST_FILE]: JSON.stringify(full, null, 2) + '\n' });
@@ -115,12 +125,20 @@ export function readVerifiedFile(dir: string, files: Record<string, string>, fil
   return bytes;
 }
 
+/** Checks the manifest's pipeline (table model) or sequence preparation (sequence model) against its input width. */
 function checkPipeline(dir: string, manifest: Manifest): void {
+  if (manifest.sequence !== undefined) {
+    const prep = validateSequencePrep(manifest.sequence, dir);
+    if (prep.window * prep.channels.length !== manifest.model.nFeatures) throw Errors.manifest(dir, `the sequence preparation (${prep.window} steps × ${prep.channels.length} channels) does not match the model's ${manifest.model.nFeatures} inputs`);
+    return;
+  }
+  if (manifest.pipeline === undefined) throw Errors.manifest(dir, 'has neither a feature pipeline nor a sequence preparation');
   try {
     validatePipeline(manifest.pipeline);
   } catch (e) {
     throw Errors.manifest(dir, e instanceof Error ? e.message : String(e));
   }
+  if (manifest.pipeline.features.length !== manifest.model.nFeatures) throw Errors.manifest(dir, `the pipeline's ${manifest.pipeline.features.length} features do not match the model's ${manifest.model.nFeatures} inputs`);
 }
 
 /**
@@ -142,7 +160,7 @@ export function loadArtifact(dir: string, options: IntegrityOptions = {}): Artif
     throw Errors.manifest(dir, `${WEIGHTS_FILE} is not valid JSON`);
   }
   const m = manifest.model;
-  if (state.family !== m.family || state.nFeatures !== m.nFeatures || state.nFeatures !== manifest.pipeline.features.length) {
+  if (state.family !== m.family || state.nFeatures !== m.nFeatures) {
     throw Errors.manifest(dir, `${WEIGHTS_FILE} (${state.family}, ${state.nFeatures} features) does not match the manifest (${m.family}, ${m.nFeatures} features)`);
   }
   const model = getFamily(m.family).load(state);

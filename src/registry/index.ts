@@ -26,4 +26,4 @@ export {
   type UploadInfo,
   type PreparedUpload,
 } from './upload.js';
-export { predictTable, predictRecords, formatPredictions, type Prediction, type PredictionResult } from './predict.js';
+export { predictTable, predictRecords, predictSequence, sequenceDataFor, tablePipeline, sequencePrep, outputNames, formatPredictions, type Prediction, type PredictionResult, type WindowPrediction } from './predict.js';

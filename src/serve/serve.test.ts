@@ -32,7 +32,7 @@ afterEach(async () => {
 });
 
 async function load(model: TrainedModel, options = {}): Promise<LoadedModel> {
-  const m = await loadRuntimeModel(toOnnx(model), onnxSignature(model.task, model.nFeatures, model.nClasses), options);
+  const m = await loadRuntimeModel(toOnnx(model), onnxSignature(model), options);
   open.push(m);
   return m;
 }
@@ -70,7 +70,7 @@ describe('loadRuntimeModel', () => {
   });
 
   it('refuses bytes that are not a model, and metadata that does not fit the graph', async () => {
-    const sig = onnxSignature('binary', 30, 2);
+    const sig = onnxSignature({ task: 'binary', nFeatures: 30, nClasses: 2 });
     const garbage = await rejection(loadRuntimeModel(new Uint8Array([1, 2, 3]), sig));
     expect(garbage.code).toBe('MEDFIT_ERR_MANIFEST');
     // ONNX Runtime's own words (source paths and all) are the cause, for the log; never the message.
@@ -148,7 +148,7 @@ describe('micro-batching', () => {
   });
 
   it('close lets accepted requests finish, then refuses new ones', async () => {
-    const m = await loadRuntimeModel(toOnnx(randomMlp()), onnxSignature('binary', 30, 2));
+    const m = await loadRuntimeModel(toOnnx(randomMlp()), onnxSignature({ task: 'binary', nFeatures: 30, nClasses: 2 }));
     const pending = Array.from({ length: 5 }, (_, i) => m.infer(features(2, 30, i), 2));
     const closed = m.close();
     const outs = await Promise.all(pending);
@@ -235,7 +235,7 @@ describe('ModelCache', () => {
       max: 2,
       load: (k) => {
         const model = models.get(k)!;
-        return loadRuntimeModel(toOnnx(model), onnxSignature(model.task, model.nFeatures, model.nClasses));
+        return loadRuntimeModel(toOnnx(model), onnxSignature(model));
       },
     });
     const m1 = await cache.get('m1');

@@ -9,12 +9,17 @@ import { attr, floatTensor, node, type GraphParts } from './proto.js';
 export const INPUT = 'input';
 /** Output name of classifiers: `rows × nClasses` probabilities (binary as [1 - p, p]). */
 export const PROBABILITIES = 'probabilities';
-/** Output name of regressors: `rows × 1` predictions. */
+/** Output name of regressors: `rows × nOutputs` predictions (one output unless the model learnt several). */
 export const VALUE = 'value';
 
 /** The graph output a task produces. */
 export function outputName(task: Task): string {
   return task === 'regression' ? VALUE : PROBABILITIES;
+}
+
+/** Columns of the task's output tensor: classes, or regression outputs (default 1). */
+export function outputWidth(task: Task, nClasses: number, nOutputs?: number): number {
+  return task === 'regression' ? (nOutputs ?? 1) : nClasses;
 }
 
 /**

@@ -53,7 +53,7 @@ async function maxDelta(model: TrainedModel, x: Matrix): Promise<number> {
   const s = await session(toOnnx(model));
   const want = model.predict(x);
   const cols = want.length / x.rows;
-  const sig = onnxSignature(model.task, model.nFeatures, model.nClasses);
+  const sig = onnxSignature(model);
   expect(s.inputNames).toEqual([sig.inputs[0]!.name]);
   expect(s.outputNames).toEqual([sig.outputs[0]!.name]);
   let worst = 0;

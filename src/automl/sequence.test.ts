@@ -1,0 +1,77 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MedfitError, Rng, type Cell } from '../core/index.js';
+import { tableFromRows } from '../data/index.js';
+import { SEQUENCE_FAMILIES, type TrainData } from '../models/index.js';
+import { readSessions } from '../sequence/index.js';
+import { trainSequence } from './sequence.js';
+
+/** Subjects × activities of 25 Hz sines: the class sets the frequency, the subject the amplitude. */
+function streams(subjects: number, seconds = 8, seed = 1) {
+  const rng = new Rng(seed);
+  const rows: Cell[][] = [];
+  const freq = { slow: 1, mid: 3, fast: 6 } as const;
+  for (let s = 0; s < subjects; s++) {
+    const amp = 1 + 0.3 * rng.next();
+    let t = 1_767_225_600_000 + s * 3_600_000;
+    for (const [activity, f] of Object.entries(freq)) {
+      for (let i = 0; i < seconds * 25; i++, t += 40) {
+        const x = amp * Math.sin((2 * Math.PI * f * i) / 25) + 0.2 * rng.normal();
+        rows.push([`p${s}`, `p${s}-a`, t, x, 0.5 * x + 0.1 * rng.normal(), activity, f * amp + 0.1 * rng.normal(), f * 2 + 0.1 * rng.normal()]);
+      }
+    }
+  }
+  return tableFromRows(['subject', 'session', 't', 'ax', 'ay', 'activity', 'energy', 'load'], rows, { source: 'streams.csv' });
+}
+
+const opts = { rate: 25, window: 50, stride: 25, cv: 3, seed: 0, model: 'window-gbdt' as const, params: { 'window-gbdt': { trees: '40' } } };
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('trainSequence', () => {
+  it('classifies activities leaving subjects out: each fold trains on the other subjects only', async () => {
+    const fam = SEQUENCE_FAMILIES['window-gbdt']!;
+    const seen: TrainData[] = [];
+    const train = fam.train.bind(fam);
+    vi.spyOn(fam, 'train').mockImplementation(async (d, p, c) => {
+      seen.push(d);
+      return train(d, p, c);
+    });
+    const data = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] });
+    const r = await trainSequence(data, opts);
+    expect(r.task).toBe('multiclass');
+    expect(r.cv.folds).toBe(3);
+    expect(r.cv.metrics['accuracy']!.mean).toBeGreaterThan(0.9);
+    // Three folds of 4 training subjects, then the final model on all 6.
+    expect(seen.map((d) => new Set(d.groups).size)).toEqual([4, 4, 4, 6]);
+    expect(seen[0]!.sequence).toEqual({ steps: 50, channels: 2, rate: 25, channelNames: ['ax', 'ay'] });
+    expect(r.prep).toMatchObject({ version: 1, channels: ['ax', 'ay'], rate: 25, window: 50, stride: 25, timeUnit: 'ms', columns: { subject: 'subject', session: 'session', time: 't' } });
+    expect(r.rows).toMatchObject({ subjects: 6, sessions: 6, total: 6 * 3 * 200 });
+    expect('confusion' in r.report && r.report.confusion.length).toBe(3);
+  });
+
+  it('scores a separate test file with the model refitted on every training subject', async () => {
+    const data = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] });
+    const test = readSessions(streams(3, 8, 99), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] }, { knownTargets: data.targets });
+    const r = await trainSequence(data, { ...opts, test });
+    expect(r.test!.rows).toBe(3 * 23); // one session of 600 samples each: (600 − 50) / 25 + 1 windows
+    expect(r.test!.metrics['accuracy']).toBeGreaterThan(0.9);
+  });
+
+  it('regression on the window mean of a value target', async () => {
+    const data = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['energy'], channels: ['ax', 'ay'] });
+    const r = await trainSequence(data, opts);
+    expect(r.task).toBe('regression');
+    expect(r.selection).toBe('r2');
+    expect(r.cv.metrics['r2']!.mean).toBeGreaterThan(0.8);
+  });
+
+  it('refuses what cannot be trained, saying why', async () => {
+    const data = readSessions(streams(2), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax'] });
+    await expect(trainSequence(data, opts)).rejects.toThrow(/2 subject\(s\).*--cv 3/);
+    const six = readSessions(streams(6, 1), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax'] });
+    await expect(trainSequence(six, { ...opts, window: 400 })).rejects.toThrow(/no session is long enough for a window of 400 steps/);
+    const two = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity', 'energy'], channels: ['ax'] });
+    await expect(trainSequence(two, opts)).rejects.toThrow(MedfitError);
+    await expect(trainSequence(six, { ...opts, model: 'mlp' as never })).rejects.toThrow(/learns from table rows/);
+  });
+});

@@ -1,0 +1,161 @@
+/**
+ * The profile of a sensor dataset: what a user checks before training on it. Per session its
+ * length, sampling rate and gaps; per channel its range and missing share; per label how much
+ * time it covers.
+ */
+import type { SequenceData } from './sessions.js';
+
+/** One session's shape. */
+export interface SessionProfile {
+  subject: string;
+  session: string;
+  samples: number;
+  /** Seconds from the first sample to the last. */
+  seconds: number;
+  /** Samples per second: the median interval's inverse. */
+  rate: number;
+  /** Intervals longer than `gapSeconds` (they split the session when training). */
+  gaps: number;
+  longestGap: number;
+}
+
+/** One channel's values over every session. */
+export interface ChannelProfile {
+  name: string;
+  present: number;
+  missingPct: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  std: number | null;
+}
+
+/** How much time each label of a target covers (labels of a class target, or the value range). */
+export interface LabelProfile {
+  name: string;
+  kind: 'class' | 'value';
+  /** Class targets: seconds and samples per label; bouts: runs of the label. */
+  labels?: { label: string; samples: number; seconds: number; bouts: number; meanBoutSeconds: number }[];
+  min?: number;
+  max?: number;
+  mean?: number;
+}
+
+/** The profile of a sequence dataset. */
+export interface SequenceProfile {
+  source: string;
+  rows: number;
+  subjects: number;
+  sessions: SessionProfile[];
+  /** The median rate over sessions. */
+  rate: number;
+  timeUnit: string;
+  gapSeconds: number;
+  channels: ChannelProfile[];
+  targets: LabelProfile[];
+  warnings: { code: string; message: string }[];
+}
+
+/** Profiles sessions; `gapSeconds` is the gap that would split a session (default max(2 s, 5 samples)). */
+export function profileSequence(data: SequenceData, gapSeconds?: number): SequenceProfile {
+  const sessions: SessionProfile[] = data.sessions.map((s) => {
+    const n = s.t.length;
+    const steps: number[] = [];
+    for (let i = 1; i < n; i++) steps.push(s.t[i]! - s.t[i - 1]!);
+    steps.sort((a, b) => a - b);
+    const median = steps.length ? steps[steps.length >> 1]! : NaN;
+    return { subject: s.subject, session: s.session, samples: n, seconds: n ? s.t[n - 1]! - s.t[0]! : 0, rate: median > 0 ? round3(1 / median) : NaN, gaps: 0, longestGap: steps.length ? steps[steps.length - 1]! : 0 };
+  });
+  const rates = sessions.map((s) => s.rate).filter((r) => r === r).sort((a, b) => a - b);
+  const rate = rates.length ? rates[rates.length >> 1]! : NaN;
+  const gap = gapSeconds ?? Math.max(2, 5 / (rate || 1));
+  for (const [i, s] of data.sessions.entries()) {
+    for (let j = 1; j < s.t.length; j++) if (s.t[j]! - s.t[j - 1]! > gap) sessions[i]!.gaps++;
+  }
+  const channels = data.channels.map((name, c) => {
+    let present = 0;
+    let total = 0;
+    let sum = 0;
+    let sq = 0;
+    let min = Infinity;
+    let max = -Infinity;
+    for (const s of data.sessions) {
+      const a = s.channels[c]!;
+      total += a.length;
+      for (let i = 0; i < a.length; i++) {
+        const v = a[i]!;
+        if (v !== v) continue;
+        present++;
+        sum += v;
+        sq += v * v;
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+    }
+    const mean = present ? sum / present : null;
+    return {
+      name,
+      present,
+      missingPct: total ? (100 * (total - present)) / total : 0,
+      min: present ? min : null,
+      max: present ? max : null,
+      mean,
+      std: present > 1 && mean !== null ? Math.sqrt(Math.max(0, (sq - present * mean * mean) / (present - 1))) : null,
+    };
+  });
+  const targets: LabelProfile[] = data.targets.map((t, j) => {
+    if (t.kind === 'value') {
+      let min = Infinity;
+      let max = -Infinity;
+      let sum = 0;
+      let n = 0;
+      for (const s of data.sessions) {
+        for (const v of s.targets[j]!) if (v === v) (min = Math.min(min, v)), (max = Math.max(max, v)), (sum += v), n++;
+      }
+      return { name: t.name, kind: 'value', ...(n ? { min, max, mean: sum / n } : {}) };
+    }
+    const k = t.classes!.length;
+    const samples = new Float64Array(k);
+    const seconds = new Float64Array(k);
+    const bouts = new Float64Array(k);
+    for (const s of data.sessions) {
+      const y = s.targets[j]!;
+      for (let i = 0; i < y.length; i++) {
+        const v = y[i]!;
+        if (v !== v) continue;
+        samples[v]!++;
+        // A sample covers the time until the next one (bounded by the gap limit).
+        if (i + 1 < y.length) seconds[v]! += Math.min(s.t[i + 1]! - s.t[i]!, gap);
+        if (i === 0 || y[i - 1] !== v) bouts[v]!++;
+      }
+    }
+    return {
+      name: t.name,
+      kind: 'class',
+      labels: t.classes!.map((label, c) => ({ label, samples: samples[c]!, seconds: seconds[c]!, bouts: bouts[c]!, meanBoutSeconds: bouts[c]! ? seconds[c]! / bouts[c]! : 0 })),
+    };
+  });
+  const warnings = [...data.warnings];
+  const slow = sessions.filter((s) => rate === rate && s.rate === s.rate && Math.abs(s.rate - rate) / rate > 0.1).length;
+  if (slow > 0) warnings.push({ code: 'mixed_rates', message: `${slow} session(s) sample at a rate more than 10% off the median ${rate} Hz: they are resampled to one rate when training` });
+  const withGaps = sessions.filter((s) => s.gaps > 0).length;
+  if (withGaps > 0) warnings.push({ code: 'gaps', message: `${withGaps} session(s) have gaps longer than ${gap} s: training splits them there rather than bridging the gap` });
+  for (const c of channels) if (c.present === 0) warnings.push({ code: 'all_missing', message: `channel "${c.name}" has no value in any sample` });
+  return {
+    source: data.source,
+    rows: data.rows,
+    subjects: new Set(data.sessions.map((s) => s.subject)).size,
+    sessions,
+    rate,
+    timeUnit: data.timeUnit,
+    gapSeconds: gap,
+    channels,
+    targets,
+    warnings,
+  };
+}
+
+function round3(v: number): number {
+  const p = 10 ** (Math.floor(Math.log10(v)) - 2);
+  return Math.round(v / p) * p;
+}
