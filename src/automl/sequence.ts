@@ -98,7 +98,8 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
     throw Errors.badData(data.source, `has ${subjects.length} subject(s); leave-subjects-out cross-validation with --cv ${k} needs at least ${k} (lower --cv)`);
   }
   const usable = segments.filter((s) => s.n * 2 >= opts.window);
-  if (usable.length === 0) {
+  // Padding serves the odd short segment; a window longer than every segment would be mostly padding.
+  if (!segments.some((s) => s.n >= opts.window)) {
     const longest = segments.reduce((m, s) => Math.max(m, s.n), 0);
     throw Errors.badData(data.source, `no session is long enough for a window of ${opts.window} steps at ${opts.rate} Hz (the longest stretch without a gap has ${longest} steps); use a shorter --window`);
   }
