@@ -4,6 +4,7 @@ import {
   take,
   CLASSIFICATION_METRICS,
   REGRESSION_METRICS,
+  type ColumnSchema,
   type ColumnType,
   type MetricName,
   type Progress,
@@ -32,7 +33,11 @@ import { FAMILIES, getFamily, type Family, type ModelFamily, type Params, type T
 
 /** What to train, as the CLI and the API take it. */
 export interface TrainOptions {
-  target: string;
+  /**
+   * The column to predict; or several numeric columns, learnt at once as one multi-output
+   * regression (every target numeric; a label column among several is a usage error).
+   */
+  target: string | string[];
   task?: Task | 'auto';
   /** A family, or `auto` to choose by cross-validated score. */
   model?: Family | 'auto';
@@ -63,11 +68,17 @@ export interface MetricSummary {
   std: number;
 }
 
+/** Cross-validated metrics of each output of a multi-output model, by target column. */
+export type PerOutputMetrics = Record<string, Record<string, MetricSummary>>;
+
 /** One family's cross-validation, a row of the leaderboard. */
 export interface CandidateResult {
   family: Family;
   params: Params;
+  /** With several outputs, the mean over the outputs (each fold's mean, then mean ± std over folds). */
   metrics: Record<string, MetricSummary>;
+  /** With several outputs, each one's metrics by target column. */
+  outputs?: PerOutputMetrics;
   /** Seconds spent on this family's folds. */
   seconds: number;
 }
@@ -75,6 +86,7 @@ export interface CandidateResult {
 /** Everything a training run produced: the model to save and the evidence for it. */
 export interface TrainResult {
   task: Task;
+  /** The target(s): `column` joins several with commas. */
   target: TargetEncoding;
   schema: Schema;
   pipeline: FittedPipeline;
@@ -84,12 +96,13 @@ export interface TrainResult {
   leaderboard: CandidateResult[];
   /**
    * The chosen family's cross-validated metrics: its scores on the same folds that chose it, so
-   * for `auto` a little optimistic (see `nested`).
+   * for `auto` a little optimistic (see `nested`). With several outputs, `metrics` is their mean
+   * and `outputs` each one's, by target column.
    */
-  cv: { folds: number; metrics: Record<string, MetricSummary> };
+  cv: { folds: number; metrics: Record<string, MetricSummary>; outputs?: PerOutputMetrics };
   /** The nested estimate of the whole choice, when asked for (`TrainOptions.nested`). */
   nested?: NestedEstimate;
-  /** Report on the chosen family's pooled out-of-fold predictions (curves, confusion, CI). */
+  /** Report on the chosen family's pooled out-of-fold predictions (curves, confusion, CI); the first output's, for several. */
   report: ClassificationReport | RegressionReport;
   rows: { total: number; used: number; duplicates: number };
   warnings: Warning[];
@@ -134,31 +147,64 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const seed = opts.seed ?? 0;
   const k = opts.cv ?? 5;
   const progress = opts.onProgress ?? (() => {});
-  columnIndex(table, opts.target);
+  const targets = typeof opts.target === 'string' ? [opts.target] : [...opts.target];
+  checkTargets(targets, opts);
+  for (const t of targets) columnIndex(table, t);
   if (opts.group !== undefined) columnIndex(table, opts.group);
+  // The first target is the schema's target; the others are kept out of the features as dropped
+  // columns are, then marked as targets below.
+  const target = targets[0]!;
+  const others = targets.slice(1);
   const drop = [...(opts.ignore ?? []), ...(opts.group !== undefined ? [opts.group] : [])];
-  const { schema, warnings } = inferSchema(table, { target: opts.target, overrides: opts.types ?? {}, drop: opts.ignore ?? [], ...(opts.group !== undefined ? { group: opts.group } : {}) });
+  const inferred = inferSchema(table, { target, overrides: opts.types ?? {}, drop: [...(opts.ignore ?? []), ...others], ...(opts.group !== undefined ? { group: opts.group } : {}) });
+  const { warnings } = inferred;
+  let schema = inferred.schema;
+  if (others.length > 0) {
+    // Each other target's type and findings as it would have as the target.
+    const asTarget = new Map<string, ColumnSchema>();
+    for (const t of others) {
+      const own = inferSchema(table, { target: t, overrides: opts.types ?? {} });
+      asTarget.set(t, own.schema.columns.find((c) => c.name === t)!);
+      for (const w of own.warnings) if (w.column === t && !warnings.some((v) => v.code === w.code && v.column === t)) warnings.push(w);
+    }
+    schema = { columns: schema.columns.map((c) => asTarget.get(c.name) ?? c) };
+  }
   // An empty column is most often a join or export gone wrong: say so rather than train without
   // it silently. Leaving it out is one flag away.
-  const empty = warnings.find((w) => w.code === 'all_missing' && w.column !== undefined && w.column !== opts.target && !drop.includes(w.column));
+  const empty = warnings.find((w) => w.code === 'all_missing' && w.column !== undefined && !targets.includes(w.column) && !drop.includes(w.column));
   if (empty) throw Errors.badData(`${table.source}, column "${empty.column}"`, `every value is missing; leave it out with --ignore ${empty.column}`);
-  const targetCol = schema.columns.find((c) => c.name === opts.target)!;
   const features = schema.columns.filter((c) => c.role === 'feature');
   if (features.length === 0) {
     const left = schema.columns.filter((c) => c.role === 'ignored').map((c) => `"${c.name}" (${c.reason ?? c.type})`);
     throw Errors.badData(table.source, `no usable feature columns: ${left.length ? `left out ${left.join(', ')}` : 'the table has only the target'}; override with --type column=numeric`);
   }
 
-  const enc = encodeTarget(table, opts.target, targetCol.type, opts.task ?? 'auto');
-  for (const w of enc.warnings) warnings.push(w);
-  const dedup = dropDuplicateRows(table, enc.rows);
+  const encs = targets.map((t) => {
+    const enc = encodeTarget(table, t, schema.columns.find((c) => c.name === t)!.type, opts.task ?? 'auto');
+    if (targets.length > 1 && enc.encoding.task !== 'regression') {
+      throw Errors.usage(
+        `--target ${targets.join(',')}: "${t}" holds labels (${enc.encoding.task}); several targets must all be numeric (one multi-output regression)${enc.encoding.classes!.every((c) => Number.isFinite(Number(c))) ? ', or pass --task regression' : ''}; train one label column at a time`,
+      );
+    }
+    return enc;
+  });
+  for (const enc of encs) for (const w of enc.warnings) warnings.push(w);
+  // Rows with a value of every target (each target's own rows are ascending).
+  const present = new Int32Array(table.rowCount);
+  for (const enc of encs) for (const r of enc.rows) present[r]!++;
+  const labelled = Int32Array.from(encs[0]!.rows.filter((r) => present[r] === encs.length));
+  const dedup = dropDuplicateRows(table, labelled);
   if (dedup.duplicates > 0) warnings.push({ code: 'duplicate_rows', message: `${dedup.duplicates} duplicate row(s) dropped` });
-  // Rows of the cleaned table, and the target aligned with them.
+  // Rows of the cleaned table, and the targets aligned with them (rows × nOutputs, row-major).
   const rows = dedup.kept;
-  const posInEnc = new Map<number, number>();
-  for (let i = 0; i < enc.rows.length; i++) posInEnc.set(enc.rows[i]!, i);
-  const y = new Float64Array(rows.length);
-  for (let i = 0; i < rows.length; i++) y[i] = enc.y[posInEnc.get(rows[i]!)!]!;
+  const nOutputs = targets.length;
+  const y = new Float64Array(rows.length * nOutputs);
+  for (const [j, enc] of encs.entries()) {
+    const posInEnc = new Map<number, number>();
+    for (let i = 0; i < enc.rows.length; i++) posInEnc.set(enc.rows[i]!, i);
+    for (let i = 0; i < rows.length; i++) y[i * nOutputs + j] = enc.y[posInEnc.get(rows[i]!)!]!;
+  }
+  const enc = encs[0]!;
   const task = enc.encoding.task;
   const nClasses = task === 'regression' ? 1 : enc.encoding.classes!.length;
   if (task !== 'regression') {
@@ -168,19 +214,22 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     for (let c = 1; c < nClasses; c++) if (counts[c]! < counts[rarest]!) rarest = c;
     // Class labels are values of the target column: the message counts, it does not quote.
     if (counts[rarest]! < k) {
-      throw Errors.badData(`${table.source}, target column "${opts.target}"`, `its rarest class has ${counts[rarest]} row(s), fewer than the ${k} folds of --cv`);
+      throw Errors.badData(`${table.source}, target column "${target}"`, `its rarest class has ${counts[rarest]} row(s), fewer than the ${k} folds of --cv`);
     }
   }
   const groups = opts.group !== undefined ? groupKeys(table, opts.group, rows) : undefined;
-  const folds = stratifiedKFold(strataFor(y, task !== 'regression'), k, seed, groups);
+  // Several outputs are stratified by the first target's quantile bins.
+  const folds = stratifiedKFold(strataFor(column(y, nOutputs, 0), task !== 'regression'), k, seed, groups);
 
-  const candidates = chooseCandidates(opts.model ?? 'auto', task, rows.length);
+  const candidates = chooseCandidates(opts.model ?? 'auto', task, rows.length, nOutputs);
   for (const name of Object.keys(opts.params ?? {})) getFamily(name);
   const ctx: Context = {
     table,
     schema,
     task,
     nClasses,
+    nOutputs,
+    targets,
     seed,
     pipeline: { clipOutliers: opts.clipOutliers ?? false },
     params: new Map(candidates.map((f) => [f.name, f.parseParams(opts.params?.[f.name] ?? {}, task, rows.length)])),
@@ -211,9 +260,9 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     const perFold: Record<string, number>[] = [];
     const chosen: Family[] = [];
     for (const [f, outer] of folds.entries()) {
-      const yTrain = take(y, outer.train);
+      const yTrain = takeTargets(y, outer.train, nOutputs);
       const gTrain = groups && Array.from(outer.train, (i) => groups[i]!);
-      const inner = stratifiedKFold(strataFor(yTrain, task !== 'regression'), k, seed + 7919 * (f + 1), gTrain);
+      const inner = stratifiedKFold(strataFor(column(yTrain, nOutputs, 0), task !== 'regression'), k, seed + 7919 * (f + 1), gTrain);
       const board = await crossValidate(ctx, candidates, take64(rows, outer.train), yTrain, gTrain, inner, step, tick, `nested ${f + 1}/${folds.length}: `);
       const winner = pickBest(board, selection);
       chosen.push(winner.family);
@@ -226,10 +275,11 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   progress({ stage: finalStage, fraction: done / units });
   const { pipeline, params: finalParams, model } = await fitOn(ctx, getFamily(best.family), rows, y, groups, seed, step(finalStage));
   progress({ stage: 'done', fraction: 1 });
-  const report = task === 'regression' ? regressionReport(y, best.oof) : classificationReport(y, best.oof, nClasses);
+  const report =
+    task === 'regression' ? regressionReport(column(y, nOutputs, 0), column(best.oof, nOutputs, 0)) : classificationReport(y, best.oof, nClasses);
   return {
     task,
-    target: enc.encoding,
+    target: nOutputs > 1 ? { column: targets.join(','), task } : enc.encoding,
     schema,
     pipeline,
     model,
@@ -237,7 +287,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     leaderboard: leaderboard
       .map(({ oof: _oof, perFold: _perFold, ...rest }) => (rest.family === best.family ? { ...rest, params: finalParams } : rest))
       .sort((a, b) => score(b, selection) - score(a, selection)),
-    cv: { folds: folds.length, metrics: best.metrics },
+    cv: { folds: folds.length, metrics: best.metrics, ...(best.outputs ? { outputs: best.outputs } : {}) },
     ...(nestedEstimate ? { nested: nestedEstimate } : {}),
     report,
     rows: { total: table.rowCount, used: rows.length, duplicates: dedup.duplicates },
@@ -251,6 +301,10 @@ interface Context {
   schema: Schema;
   task: Task;
   nClasses: number;
+  /** Regression outputs (the targets' count); targets are rows × nOutputs. */
+  nOutputs: number;
+  /** The target columns, in output order. */
+  targets: string[];
   seed: number;
   pipeline: PipelineOptions;
   /** Each candidate's validated hyperparameters. */
@@ -278,21 +332,32 @@ async function crossValidate(
   tick: (stage: string) => void,
   prefix: string,
 ): Promise<Scored[]> {
-  const width = ctx.task === 'regression' ? 1 : ctx.nClasses;
+  const width = ctx.task === 'regression' ? ctx.nOutputs : ctx.nClasses;
   const board: Scored[] = [];
   for (const fam of candidates) {
     const started = performance.now();
     const perFold: Record<string, number>[] = [];
+    const perOutput: Record<string, number>[][] = ctx.targets.map(() => []);
     const oof = new Float64Array(rows.length * width);
     for (const [f, fold] of folds.entries()) {
       const stage = `${prefix}${fam.name} fold ${f + 1}/${folds.length}`;
       const gTrain = groups && Array.from(fold.train, (i) => groups[i]!);
-      const pred = await fitAndPredict(ctx, fam, take64(rows, fold.train), take(y, fold.train), gTrain, take64(rows, fold.test), ctx.seed + f, step(stage));
+      const pred = await fitAndPredict(ctx, fam, take64(rows, fold.train), takeTargets(y, fold.train, ctx.nOutputs), gTrain, take64(rows, fold.test), ctx.seed + f, step(stage));
       for (let i = 0; i < fold.test.length; i++) oof.set(pred.subarray(i * width, (i + 1) * width), fold.test[i]! * width);
-      perFold.push(scoreFold(ctx.task, take(y, fold.test), pred, ctx.nClasses));
+      const scored = scoreOutputs(ctx, takeTargets(y, fold.test, ctx.nOutputs), pred);
+      perFold.push(scored.metrics);
+      for (const [j, m] of scored.outputs.entries()) perOutput[j]!.push(m);
       tick(stage);
     }
-    board.push({ family: fam.name, params: ctx.params.get(fam.name)!, metrics: summarize(perFold, ctx.task), seconds: (performance.now() - started) / 1000, oof, perFold });
+    board.push({
+      family: fam.name,
+      params: ctx.params.get(fam.name)!,
+      metrics: summarize(perFold, ctx.task),
+      ...(ctx.nOutputs > 1 ? { outputs: Object.fromEntries(ctx.targets.map((t, j) => [t, summarize(perOutput[j]!, ctx.task)])) } : {}),
+      seconds: (performance.now() - started) / 1000,
+      oof,
+      perFold,
+    });
   }
   return board;
 }
@@ -328,7 +393,8 @@ async function fitOn(
   const pipeline = fitPipeline(ctx.table, ctx.schema, rows, ctx.pipeline);
   const x = transformTable(pipeline, ctx.table, rows).x;
   const params = await tune(ctx, fam, ctx.params.get(fam.name)!, ctx.grids.get(fam.name)!, rows, y, groups, seed);
-  const model = await fam.train({ x, y, task: ctx.task, nClasses: ctx.nClasses, ...(groups ? { groups: groupIds(groups) } : {}) }, params, {
+  const outputs = ctx.nOutputs > 1 ? { nOutputs: ctx.nOutputs } : {};
+  const model = await fam.train({ x, y, task: ctx.task, nClasses: ctx.nClasses, ...outputs, ...(groups ? { groups: groupIds(groups) } : {}) }, params, {
     seed,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     onProgress,
@@ -364,10 +430,10 @@ async function tune(
   seed: number,
 ): Promise<Params> {
   if (grid.length === 0) return base;
-  const { task, nClasses } = ctx;
+  const { task, nClasses, nOutputs } = ctx;
   let inner: Fold[];
   try {
-    inner = stratifiedKFold(strataFor(y, task !== 'regression'), INNER_FOLDS, seed + 1000, groups);
+    inner = stratifiedKFold(strataFor(column(y, nOutputs, 0), task !== 'regression'), INNER_FOLDS, seed + 1000, groups);
   } catch {
     return base; // too few rows or groups to tune: keep the defaults
   }
@@ -382,11 +448,12 @@ async function tune(
     const pipeline = fitPipeline(ctx.table, ctx.schema, trainRows, ctx.pipeline);
     const x = transformTable(pipeline, ctx.table, trainRows).x;
     const xt = transformTable(pipeline, ctx.table, testRows).x;
-    const yTrain = take(y, fold.train);
-    const yTest = take(y, fold.test);
+    const yTrain = takeTargets(y, fold.train, nOutputs);
+    const yTest = takeTargets(y, fold.test, nOutputs);
     for (const [i, p] of points.entries()) {
-      const m = await fam.train({ x, y: yTrain, task, nClasses }, p, { seed, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-      sums[i]! += scoreFold(task, yTest, m.predict(xt), nClasses)[metric]!;
+      const m = await fam.train({ x, y: yTrain, task, nClasses, ...(nOutputs > 1 ? { nOutputs } : {}) }, p, { seed, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      // Several outputs: the mean of their scores.
+      sums[i]! += scoreOutputs(ctx, yTest, m.predict(xt)).metrics[metric]!;
     }
   }
   let best = base;
@@ -402,17 +469,75 @@ async function tune(
   return best;
 }
 
-function chooseCandidates(model: Family | 'auto', task: Task, rows: number): ModelFamily[] {
+function chooseCandidates(model: Family | 'auto', task: Task, rows: number, nOutputs: number): ModelFamily[] {
+  const several = (f: ModelFamily) => nOutputs === 1 || f.multiOutput === true;
   if (model !== 'auto') {
     const f = getFamily(model);
     if (!f.tasks.includes(task)) {
       const alt = task === 'regression' ? 'linear' : 'logistic';
       throw Errors.usage(`model family "${model}" cannot learn a ${task} task${f.name === 'logistic' || f.name === 'linear' ? ` (use --model ${alt})` : ''}`);
     }
+    if (!several(f)) {
+      const can = Object.values(FAMILIES).filter((g) => g.multiOutput === true).map((g) => g.name);
+      throw Errors.usage(`model family "${model}" cannot learn ${nOutputs} outputs at once (families that can: ${can.join(', ')})`);
+    }
     return [f];
   }
   const linearFamily = task === 'regression' ? FAMILIES.linear : FAMILIES.logistic;
-  return rows >= MLP_MIN_ROWS ? [linearFamily, FAMILIES.gbdt, FAMILIES.mlp] : [linearFamily, FAMILIES.gbdt];
+  const all = rows >= MLP_MIN_ROWS ? [linearFamily, FAMILIES.gbdt, FAMILIES.mlp] : [linearFamily, FAMILIES.gbdt];
+  // With several outputs, only the families that learn them at once.
+  const fit = all.filter(several);
+  if (fit.length === 0) throw Errors.usage(`no model family can learn ${nOutputs} outputs at once`);
+  return fit;
+}
+
+/** Usage errors in the target list: none, a name twice, a target also ignored or grouped by. */
+function checkTargets(targets: string[], opts: TrainOptions): void {
+  if (targets.length === 0 || targets.some((t) => t === '')) throw Errors.usage('train: --target names no column');
+  const twice = targets.find((t, i) => targets.indexOf(t) !== i);
+  if (twice !== undefined) throw Errors.usage(`--target names "${twice}" twice`);
+  if (targets.length === 1) return;
+  const asked = opts.task ?? 'auto';
+  if (asked !== 'auto' && asked !== 'regression') {
+    throw Errors.usage(`--task ${asked}: several targets (${targets.join(',')}) are learnt as one multi-output regression; train one label column at a time`);
+  }
+  for (const t of targets.slice(1)) {
+    if (opts.ignore?.includes(t)) throw Errors.usage(`cannot drop the target column "${t}"`);
+    if (opts.group === t) throw Errors.usage(`the target column "${t}" cannot also be the group column`);
+  }
+}
+
+/**
+ * A fold's scores: for one output, its metrics; for several, the mean of each metric over the
+ * outputs (`metrics`) and each output's (`outputs`, in target order).
+ */
+function scoreOutputs(ctx: Pick<Context, 'task' | 'nClasses' | 'nOutputs'>, yTrue: Float64Array, pred: Float64Array): { metrics: Record<string, number>; outputs: Record<string, number>[] } {
+  const m = ctx.nOutputs;
+  if (m === 1) {
+    const metrics = scoreFold(ctx.task, yTrue, pred, ctx.nClasses);
+    return { metrics, outputs: [metrics] };
+  }
+  const outputs = Array.from({ length: m }, (_, j) => scoreFold(ctx.task, column(yTrue, m, j), column(pred, m, j), ctx.nClasses));
+  const metrics: Record<string, number> = {};
+  for (const name of Object.keys(outputs[0]!)) metrics[name] = outputs.reduce((a, o) => a + o[name]!, 0) / m;
+  return { metrics, outputs };
+}
+
+/** Column `j` of a row-major `rows × width` array (the array itself when it has one column). */
+function column(a: Float64Array, width: number, j: number): Float64Array {
+  if (width === 1) return a;
+  const n = a.length / width;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = a[i * width + j]!;
+  return out;
+}
+
+/** Rows `idx` of targets held `width` per row. */
+function takeTargets(y: Float64Array, idx: Int32Array, width: number): Float64Array {
+  if (width === 1) return take(y, idx);
+  const out = new Float64Array(idx.length * width);
+  for (let k = 0; k < idx.length; k++) out.set(y.subarray(idx[k]! * width, (idx[k]! + 1) * width), k * width);
+  return out;
 }
 
 export function scoreFold(task: Task, yTrue: Float64Array, pred: Float64Array, nClasses: number): Record<string, number> {

@@ -36,7 +36,8 @@ Exit codes: 0 success, 2 bad usage or bad data, 1 internal error.
 
 const trainHelp = async () => `medfit train <file> --target <col> [options]
 
-  --target <col>          column to predict (required)
+  --target <col[,col…]>   column to predict (required); several numeric columns: one model
+                          with an output each (multi-output regression)
   --task <t>              auto | binary | multiclass | regression (default auto)
   --model <m>             auto | logistic | linear | gbdt | mlp (default auto: best by CV)
   --group <col>           keep each group (e.g. patient id) on one side of every split
@@ -226,9 +227,12 @@ async function train(argv: string[], io: Io): Promise<number> {
   // The SHA-256 in the manifest is of the bytes this run read and trained on.
   const tbl = await readTable(file, { hash: true, ...(o.format ? { format: formatFlag(o.format) } : {}) });
   const seed = intFlag(o.seed, 'seed', 0, 0);
+  // --target a,b,c: several numeric targets learnt at once (one multi-output regression); a column
+  // whose own name has commas is still one target.
+  const targets = tbl.columns.includes(o.target) ? [o.target] : o.target.split(',').map((s) => s.trim()).filter(Boolean);
   const bar = progressBar(io.stderr);
   const result = await trainTable(tbl, {
-    target: o.target,
+    target: targets.length === 1 ? targets[0]! : targets,
     task,
     model,
     ...(o.group !== undefined ? { group: o.group } : {}),
@@ -252,7 +256,7 @@ async function train(argv: string[], io: Io): Promise<number> {
         model: { family: result.model.family, params: result.model.params },
         cv: result.cv,
         ...(result.nested ? { nested: result.nested } : {}),
-        leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, seconds: c.seconds })),
+        leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, ...(c.outputs ? { outputs: c.outputs } : {}), seconds: c.seconds })),
         rows: result.rows,
         warnings: result.warnings,
         artifact: out,
@@ -268,8 +272,10 @@ async function train(argv: string[], io: Io): Promise<number> {
 function trainReport(tbl: Table, r: TrainResult, out: string): string {
   const lines: string[] = [];
   const classes = r.target.classes ? ` (${r.target.classes.join(', ')})` : '';
-  lines.push(`${tbl.source}: ${r.rows.used} rows, ${r.schema.columns.filter((c) => c.role === 'feature').length} feature columns, target "${r.target.column}": ${r.task}${classes}`);
-  lines.push('', `Leaderboard (${r.cv.folds}-fold cross-validation, ranked by ${r.selection}):`);
+  const outputs = r.cv.outputs ? Object.keys(r.cv.outputs) : [];
+  const several = outputs.length > 1 ? ` with ${outputs.length} outputs` : '';
+  lines.push(`${tbl.source}: ${r.rows.used} rows, ${r.schema.columns.filter((c) => c.role === 'feature').length} feature columns, target${outputs.length > 1 ? 's' : ''} "${r.target.column}": ${r.task}${several}${classes}`);
+  lines.push('', `Leaderboard (${r.cv.folds}-fold cross-validation, ranked by ${r.selection}${outputs.length > 1 ? `; metrics are the mean over the ${outputs.length} outputs` : ''}):`);
   const cols = r.task === 'regression' ? ['r2', 'rmse', 'mae'] : ['auroc', 'accuracy', 'log_loss'];
   lines.push(
     table(
@@ -279,6 +285,10 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   );
   lines.push('', `Chosen: ${r.model.family} ${JSON.stringify(r.model.params)}`, '');
   lines.push(table(['metric', 'mean', 'std'], Object.entries(r.cv.metrics).map(([m, s]) => [m, num(s.mean), num(s.std)])));
+  if (r.cv.outputs && outputs.length > 1) {
+    lines.push('', 'Per output (mean ± std over folds):');
+    lines.push(table(['output', ...cols], Object.entries(r.cv.outputs).map(([name, ms]) => [name, ...cols.map((m) => `${num(ms[m]!.mean)} ± ${num(ms[m]!.std)}`)])));
+  }
   if (r.nested) {
     const m = r.nested.metrics[r.selection]!;
     lines.push(

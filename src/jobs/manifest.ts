@@ -27,6 +27,8 @@ export interface ManifestInfo {
 /**
  * The manifest `saveArtifact` takes for a training result: task, target, schema, pipeline,
  * family and parameters, CV metrics, dataset lineage, seed, creation time and engine versions.
+ * A multi-output regression also records `model.nOutputs`, its target columns joined by commas
+ * in `target.column`, and each output's metrics in `metrics.cv.outputs`.
  */
 export function buildManifest(result: TrainResult, info: ManifestInfo): ArtifactManifest {
   const m = result.model;
@@ -35,7 +37,9 @@ export function buildManifest(result: TrainResult, info: ManifestInfo): Artifact
     target: result.target,
     schema: result.schema,
     pipeline: result.pipeline,
-    model: { family: m.family, params: m.params, nFeatures: m.nFeatures, nClasses: m.nClasses },
+    // nOutputs only for a multi-output regression, so single-output manifests are unchanged.
+    model: { family: m.family, params: m.params, nFeatures: m.nFeatures, nClasses: m.nClasses, ...((m.nOutputs ?? 1) > 1 ? { nOutputs: m.nOutputs! } : {}) },
+    // `cv.outputs` (each output's metrics) comes with `cv` when there are several.
     metrics: { cv: result.cv, selection: result.selection, ...(result.nested ? { nested: result.nested } : {}) },
     dataset: { source: info.source, sha256: info.sha256, rows: result.rows.total, rowsUsed: result.rows.used },
     seed: info.seed,

@@ -18,13 +18,13 @@ export interface PredictionResult {
 /** Predicts every row of a table (a batch file). Cells of the wrong type are imputed, with a warning. */
 export function predictTable(a: Artifact, table: Table): PredictionResult {
   const { x, warnings } = transformTable(tablePipeline(a.manifest), table);
-  return { predictions: formatPredictions(a.manifest.target.classes, a.model.predict(x), x.rows), warnings };
+  return { predictions: formatPredictions(a.manifest.target.classes, a.model.predict(x), x.rows, outputNames(a.manifest)), warnings };
 }
 
 /** Predicts raw records (`{"age": 63, ...}`); a value of the wrong type is an error naming it. */
 export function predictRecords(a: Artifact, records: RawRecord[]): PredictionResult {
   const { x, warnings } = transformRecords(tablePipeline(a.manifest), records);
-  return { predictions: formatPredictions(a.manifest.target.classes, a.model.predict(x), x.rows), warnings };
+  return { predictions: formatPredictions(a.manifest.target.classes, a.model.predict(x), x.rows, outputNames(a.manifest)), warnings };
 }
 
 /** The pipeline of a table model, or a usage error for a sequence model (which takes samples). */

@@ -365,3 +365,107 @@ describe('gbdt load', () => {
     await expectError(() => m.predict({ rows: 1, cols: 3, data: new Float64Array(3) }), 'MEDFIT_ERR_BAD_DATA', /4 feature columns/);
   });
 });
+
+describe('gbdt multi-output regression', () => {
+  /** Three targets from the same features: the synth regression, a sine, and a step with noise. */
+  function synth3(n: number, nf: number, seed: number): { x: Matrix; y: Float64Array; cols: Float64Array[] } {
+    const base = synth('regression', n, nf, seed);
+    const rng = new Rng(seed + 100);
+    const k = 3;
+    const y = new Float64Array(n * k);
+    const cols = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
+    for (let i = 0; i < n; i++) {
+      const r = base.x.data.subarray(i * nf, (i + 1) * nf);
+      const v = [base.y[i]!, 50 + 10 * Math.sin(2 * r[1]!) + rng.normal(), r[2]! > 0 ? 5 + 0.1 * rng.normal() : -5 + r[0]!];
+      for (let c = 0; c < k; c++) {
+        y[i * k + c] = v[c]!;
+        cols[c]![i] = v[c]!;
+      }
+    }
+    return { x: base.x, y, cols };
+  }
+
+  it('declares multiOutput', () => {
+    expect(gbdt.multiOutput).toBe(true);
+  });
+
+  it('grows one ensemble per output: each equals a single-output run on that target (with subsampling)', async () => {
+    const { x, y, cols } = synth3(400, 6, 21);
+    const params = gbdt.parseParams({ trees: 25, subsample: 0.7, colsample: 0.5 }, 'regression', 400);
+    const multi = (await gbdt.train({ x, y, task: 'regression', nClasses: 1, nOutputs: 3 }, params, { seed: 4 })) as GbdtModel;
+    expect(multi.nOutputs).toBe(3);
+    expect(multi.weights.baseScore.length).toBe(3);
+    expect(multi.weights.rounds).toBe(25);
+    expect(multi.weights.trees.length).toBe(75);
+    expect(multi.weights.trees.slice(0, 6).map((t) => t.target)).toEqual([0, 1, 2, 0, 1, 2]);
+    const p = multi.predict(x);
+    expect(p.length).toBe(400 * 3);
+    for (let c = 0; c < 3; c++) {
+      const single = (await gbdt.train({ x, y: cols[c]!, task: 'regression', nClasses: 1 }, params, { seed: 4 })) as GbdtModel;
+      const mine = multi.weights.trees.filter((t) => t.target === c).map((t) => ({ ...t, target: 0 }));
+      expect(mine).toEqual(single.weights.trees);
+      expect(multi.weights.baseScore[c]).toBe(single.weights.baseScore[0]);
+      const ps = single.predict(x);
+      expect(Array.from({ length: 400 }, (_, i) => p[i * 3 + c]!)).toEqual(Array.from(ps));
+    }
+  });
+
+  it('learns every output (R² per output), round-trips, and keeps a single-output state as it was', async () => {
+    const { x, y, cols } = synth3(1200, 6, 22);
+    // The first 900 rows train, the last 300 score (three targets per row).
+    const train = { x: { rows: 900, cols: 6, data: x.data.slice(0, 900 * 6) } };
+    const test = { x: { rows: 300, cols: 6, data: x.data.slice(900 * 6) } };
+    const ytr = y.slice(0, 900 * 3);
+    const params = gbdt.parseParams({ trees: 400, learning_rate: 0.1 }, 'regression', 900);
+    const model = await gbdt.train({ x: train.x, y: ytr, task: 'regression', nClasses: 1, nOutputs: 3 }, params, { seed: 1 });
+    const p = model.predict(test.x);
+    for (let c = 0; c < 3; c++) {
+      const pc = Float64Array.from({ length: 300 }, (_, i) => p[i * 3 + c]!);
+      expect(r2(cols[c]!.slice(900), pc)).toBeGreaterThan(0.75);
+    }
+    const state = JSON.parse(JSON.stringify(model.toState())) as ModelState;
+    expect(state.nOutputs).toBe(3);
+    const loaded = gbdt.load(state);
+    expect(loaded.nOutputs).toBe(3);
+    expect(Array.from(loaded.predict(test.x))).toEqual(Array.from(p));
+    const one = await gbdt.train({ x: train.x, y: cols[0]!.slice(0, 900), task: 'regression', nClasses: 1 }, { ...params, trees: 5 }, { seed: 1 });
+    expect(one.nOutputs).toBeUndefined();
+    expect(Object.keys(one.toState())).toEqual(['family', 'task', 'nClasses', 'nFeatures', 'params', 'weights']);
+  });
+
+  it('stops early on the mean validation loss over the outputs, with rounds shared by all outputs', async () => {
+    const { x, y } = synth3(900, 6, 23);
+    const params = gbdt.parseParams({ trees: 2000, learning_rate: 0.3, max_depth: 4, early_stopping_rounds: 10 }, 'regression', 600);
+    const tr = { rows: 600, cols: 6, data: x.data.slice(0, 600 * 6) };
+    const va = { rows: 300, cols: 6, data: x.data.slice(600 * 6) };
+    const progress: Progress[] = [];
+    const model = (await gbdt.train(
+      { x: tr, y: y.slice(0, 600 * 3), task: 'regression', nClasses: 1, nOutputs: 3, valid: { x: va, y: y.slice(600 * 3) } },
+      params,
+      { seed: 1, onProgress: (p) => progress.push(p) },
+    )) as GbdtModel;
+    const w = model.weights;
+    expect(w.rounds).toBeGreaterThan(0);
+    expect(w.rounds).toBeLessThan(2000);
+    expect(w.trees.length).toBe(w.rounds * 3);
+    expect(progress.at(-1)!.epoch).toBe(w.rounds + 10);
+    expect(progress.every((p) => Number.isFinite(p.loss) && Number.isFinite(p.valLoss))).toBe(true);
+  });
+
+  it('refuses targets and states of the wrong shape', async () => {
+    const { x, y } = synth3(100, 4, 24);
+    const params = gbdt.parseParams({ trees: 3 }, 'regression', 100);
+    await expectError(gbdt.train({ x, y, task: 'regression', nClasses: 1, nOutputs: 2 }, params, { seed: 1 }), 'MEDFIT_ERR_BAD_DATA', /100 rows × 2 outputs but 300 targets/);
+    await expectError(gbdt.train({ x, y: y.slice(0, 200), task: 'binary', nClasses: 2, nOutputs: 2 }, params, { seed: 1 }), 'MEDFIT_ERR_BAD_DATA', /need a regression task/);
+    const bad = y.slice();
+    bad[4] = NaN;
+    await expectError(gbdt.train({ x, y: bad, task: 'regression', nClasses: 1, nOutputs: 3 }, params, { seed: 1 }), 'MEDFIT_ERR_BAD_DATA', /row 2, output 2,/);
+    const m = await gbdt.train({ x, y, task: 'regression', nClasses: 1, nOutputs: 3 }, params, { seed: 1 });
+    const state = JSON.parse(JSON.stringify(m.toState())) as ModelState;
+    await expectError(() => gbdt.load({ ...state, nOutputs: 2 }), 'MEDFIT_ERR_MANIFEST', /baseScore must be 2/);
+    await expectError(() => gbdt.load({ ...state, nOutputs: 1.5 }), 'MEDFIT_ERR_MANIFEST', /nOutputs 1.5/);
+    const { nOutputs: _n, ...withoutOutputs } = state;
+    await expectError(() => gbdt.load(withoutOutputs), 'MEDFIT_ERR_MANIFEST', /baseScore must be 1/);
+    await expectError(() => gbdt.load({ ...state, task: 'binary', nClasses: 2 }), 'MEDFIT_ERR_MANIFEST', /nOutputs 3 does not fit task binary/);
+  });
+});

@@ -19,7 +19,7 @@ export type { Tree } from './tree.js';
 
 /** Hyperparameters of gbdt, with the ranges `parseParams` enforces. */
 export const GBDT_PARAMS: Record<string, ParamSpec> = {
-  trees: { type: 'int', min: 1, max: 5000, help: 'boosting rounds (per class for multiclass)' },
+  trees: { type: 'int', min: 1, max: 5000, help: 'boosting rounds (a tree per class or per output each round)' },
   learning_rate: { type: 'float', min: 0, max: 1, exclusiveMin: true, help: 'shrinkage applied to every tree' },
   max_depth: { type: 'int', min: 1, max: 16, help: 'maximum tree depth' },
   max_leaves: { type: 'int', min: 0, max: 65536, help: 'maximum leaves per tree, grown best-first; 0 = only max_depth limits' },
@@ -64,6 +64,8 @@ function defaults(_task: Task, rows: number): Params {
 export const gbdt: ModelFamily = {
   name: 'gbdt',
   tasks: ['binary', 'multiclass', 'regression'],
+  // Several regression outputs: one ensemble per output inside one model (see `GbdtWeights`).
+  multiOutput: true,
   paramSpec: GBDT_PARAMS,
   defaults,
   parseParams: (raw, task, rows) => parseParams('gbdt', GBDT_PARAMS, defaults(task, rows), raw),

@@ -8,12 +8,14 @@ export type Objective = 'logistic' | 'softmax' | 'squared_error';
 /**
  * `ModelState.weights` of a gbdt model, JSON-serializable. The prediction for output k is
  * `baseScore[k] + sum of value[leaf] over trees with target k`, then sigmoid (binary: the
- * positive class), softmax (multiclass) or identity (regression).
+ * positive class), softmax (multiclass) or identity (regression). A multi-output regression
+ * (`ModelState.nOutputs` > 1) is one ensemble per output in the same layout: output k's trees
+ * have target k, and each round grows one tree per output, as multiclass does per class.
  */
 export interface GbdtWeights {
   format: 1;
   objective: Objective;
-  /** Raw-score offset per output: one for binary and regression, nClasses for multiclass. */
+  /** Raw-score offset per output: one for binary, nClasses for multiclass, nOutputs for regression. */
   baseScore: number[];
   /** Boosting rounds kept (after early stopping); trees.length = rounds * baseScore.length. */
   rounds: number;
@@ -21,14 +23,16 @@ export interface GbdtWeights {
   trees: Tree[];
 }
 
-/** Number of raw-score outputs for a task. */
-export function outputsFor(task: Task, nClasses: number): number {
-  return task === 'multiclass' ? nClasses : 1;
+/** Number of raw-score outputs for a task: classes for multiclass, regression outputs (default 1), else 1. */
+export function outputsFor(task: Task, nClasses: number, nOutputs = 1): number {
+  return task === 'multiclass' ? nClasses : task === 'regression' ? nOutputs : 1;
 }
 
 /** A trained (or loaded) gradient-boosted tree ensemble. */
 export class GbdtModel implements TrainedModel {
   readonly family = 'gbdt' as const;
+  /** Regression outputs when more than one (one base score per output); absent means 1. */
+  readonly nOutputs?: number;
 
   constructor(
     readonly task: Task,
@@ -36,7 +40,9 @@ export class GbdtModel implements TrainedModel {
     readonly nFeatures: number,
     readonly params: Params,
     readonly weights: GbdtWeights,
-  ) {}
+  ) {
+    if (task === 'regression' && weights.baseScore.length > 1) this.nOutputs = weights.baseScore.length;
+  }
 
   /**
    * Raw scores (margins) before the link function, `rows × outputs` row-major. Exposed so the
@@ -55,7 +61,7 @@ export class GbdtModel implements TrainedModel {
     return out;
   }
 
-  /** Probabilities (`rows × nClasses`, binary as [1 - p, p]) or one value per row for regression. */
+  /** Probabilities (`rows × nClasses`, binary as [1 - p, p]) or `rows × nOutputs` values for regression. */
   predict(x: Matrix): Float64Array {
     const margin = this.predictMargin(x);
     return transform(this.task, this.nClasses, margin, x.rows);
@@ -70,6 +76,8 @@ export class GbdtModel implements TrainedModel {
       params: { ...this.params },
       // Deep copy so a caller mutating the state cannot change this model.
       weights: structuredClone(this.weights),
+      // Only written for several outputs, so a single-output state is what it always was.
+      ...(this.nOutputs !== undefined ? { nOutputs: this.nOutputs } : {}),
     };
   }
 }
@@ -129,12 +137,15 @@ export function loadState(state: ModelState): GbdtModel {
     (task === 'binary' ? nClasses === 2 : task === 'regression' ? nClasses === 1 : nClasses >= 2);
   if (!classesOk) throw bad(`nClasses ${String(nClasses)} does not fit task ${task}`);
   if (!Number.isInteger(nFeatures) || nFeatures < 1) throw bad('nFeatures must be a positive integer');
+  const nOutputs = state.nOutputs ?? 1;
+  if (!Number.isInteger(nOutputs) || nOutputs < 1 || (nOutputs > 1 && task !== 'regression'))
+    throw bad(`nOutputs ${String(state.nOutputs)} does not fit task ${task}`);
   if (state.params === null || typeof state.params !== 'object') throw bad('params must be an object');
   const w = state.weights as Partial<GbdtWeights> | null;
   if (w === null || typeof w !== 'object') throw bad('weights must be an object');
   if (w.format !== 1) throw bad(`weights format ${String(w.format)} is not supported (expected 1)`);
   if (w.objective !== OBJECTIVE[task]) throw bad(`objective "${String(w.objective)}" does not fit task ${task}`);
-  const k = outputsFor(task, nClasses);
+  const k = outputsFor(task, nClasses, nOutputs);
   if (!isNumberArray(w.baseScore) || w.baseScore.length !== k) throw bad(`baseScore must be ${k} finite numbers`);
   if (!Number.isInteger(w.rounds) || w.rounds! < 0) throw bad('rounds must be a non-negative integer');
   if (!Array.isArray(w.trees) || w.trees.length !== w.rounds! * k)

@@ -13,13 +13,21 @@ const TOL = 1e-7;
 /** Longest stretch of synchronous work before yielding, so an abort message can be delivered. */
 const YIELD_MS = 50;
 
-/** Newton boosting of histogram trees; see `gbdt` in index.ts for the parameters. */
+/**
+ * Newton boosting of histogram trees; see `gbdt` in index.ts for the parameters. A multi-output
+ * regression (`data.nOutputs` > 1) boosts one ensemble per output side by side: squared error
+ * separates by output, and each output draws its row and column samples from its own `Rng` seeded
+ * like a single-output run, so without early stopping output k's trees are exactly those a
+ * single-output run on target k grows. Early stopping watches the mean validation MSE over the
+ * outputs, so all outputs keep the same number of rounds.
+ */
 export async function trainGbdt(data: TrainData, params: Params, ctx: TrainContext): Promise<GbdtModel> {
   const { x, y, task, nClasses } = data;
   const n = x.rows;
   const nf = x.cols;
   checkData(data);
-  const k = outputsFor(task, nClasses);
+  const k = outputsFor(task, nClasses, data.nOutputs);
+  const perOutput = task === 'regression' && k > 1;
   const objective: Objective = task === 'binary' ? 'logistic' : task === 'multiclass' ? 'softmax' : 'squared_error';
   const trees = params.trees as number;
   const maxBins = params.max_bins as number;
@@ -35,7 +43,8 @@ export async function trainGbdt(data: TrainData, params: Params, ctx: TrainConte
     minGain: params.min_split_gain as number,
     learningRate: params.learning_rate as number,
   };
-  const rng = new Rng(ctx.seed);
+  // One stream for every tree (the classes of a round share it), or one per regression output.
+  const rngs = Array.from({ length: perOutput ? k : 1 }, () => new Rng(ctx.seed));
   const w = data.weights;
 
   const mapper = fitBins(x, maxBins);
@@ -72,14 +81,16 @@ export async function trainGbdt(data: TrainData, params: Params, ctx: TrainConte
 
     computeGradients(task, y, w, raw, prob, grad, hess, n, k);
 
-    // One row sample per round, shared by the round's per-class trees (as XGBoost does).
+    // One row sample per round, shared by the round's per-class trees (as XGBoost does); each
+    // regression output draws its own from its own stream.
     let sample: Uint32Array | null = null;
-    if (subsample < 1) {
-      let m = 0;
-      for (let r = 0; r < n; r++) if (rng.next() < subsample) sampleBuf[m++] = r;
-      sample = sampleBuf.subarray(0, m);
-    }
     for (let c = 0; c < k; c++) {
+      const rng = rngs[perOutput ? c : 0]!;
+      if (subsample < 1 && (perOutput || c === 0)) {
+        let m = 0;
+        for (let r = 0; r < n; r++) if (rng.next() < subsample) sampleBuf[m++] = r;
+        sample = sampleBuf.subarray(0, m);
+      }
       let features = all;
       if (nCols < nf) {
         // Partial Fisher-Yates: the first nCols entries are a uniform subset; sorted for stable scans.
@@ -142,8 +153,11 @@ function report(
 
 function checkData(data: TrainData): void {
   const { x, y, task, nClasses } = data;
+  const m = data.nOutputs ?? 1;
+  if (!Number.isInteger(m) || m < 1) throw Errors.badData('', `gbdt: nOutputs must be a positive integer, got ${String(m)}`);
+  if (m > 1 && task !== 'regression') throw Errors.badData('', `gbdt: several outputs need a regression task, not ${task}`);
   if (x.rows === 0) throw Errors.badData('', 'gbdt: no training rows');
-  if (y.length !== x.rows) throw Errors.badData('', `gbdt: ${x.rows} rows but ${y.length} targets`);
+  if (y.length !== x.rows * m) throw Errors.badData('', `gbdt: ${x.rows} rows${m > 1 ? ` × ${m} outputs` : ''} but ${y.length} targets`);
   if (data.weights && data.weights.length !== x.rows) throw Errors.badData('', `gbdt: ${x.rows} rows but ${data.weights.length} weights`);
   if (task !== 'regression' && (!Number.isInteger(nClasses) || nClasses < 2))
     throw Errors.badData('', `gbdt: ${task} needs nClasses >= 2, got ${nClasses}`);
@@ -151,28 +165,31 @@ function checkData(data: TrainData): void {
     for (let i = 0; i < ys.length; i++) {
       const v = ys[i]!;
       if (task === 'regression' ? !Number.isFinite(v) : !(Number.isInteger(v) && v >= 0 && v < nClasses))
-        throw Errors.badData('', `gbdt: ${where} target at row ${i + 1} is not ${task === 'regression' ? 'a finite number' : `a class index in [0, ${nClasses})`}`);
+        throw Errors.badData('', `gbdt: ${where} target at row ${Math.floor(i / m) + 1}${m > 1 ? `, output ${(i % m) + 1},` : ''} is not ${task === 'regression' ? 'a finite number' : `a class index in [0, ${nClasses})`}`);
     }
   };
   checkY(y, 'training');
   if (data.valid) {
     if (data.valid.x.cols !== x.cols) throw Errors.badData('', `gbdt: validation rows have ${data.valid.x.cols} columns, training rows ${x.cols}`);
-    if (data.valid.y.length !== data.valid.x.rows) throw Errors.badData('', 'gbdt: validation rows and targets differ in length');
+    if (data.valid.y.length !== data.valid.x.rows * m) throw Errors.badData('', 'gbdt: validation rows and targets differ in length');
     checkY(data.valid.y, 'validation');
   }
 }
 
-/** Log-odds of the (weighted) positive rate, log class priors, or the (weighted) mean. */
+/** Log-odds of the (weighted) positive rate, log class priors, or the (weighted) mean of each output. */
 function initialScores(task: TrainData['task'], y: Float64Array, w: Float64Array | undefined, k: number): Float64Array {
-  const n = y.length;
+  // Regression targets are rows × k (k outputs); the other tasks have one target per row.
+  const n = task === 'regression' ? y.length / k : y.length;
   let total = 0;
   for (let i = 0; i < n; i++) total += w ? w[i]! : 1;
   if (total <= 0) total = 1;
   const base = new Float64Array(k);
   if (task === 'regression') {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += (w ? w[i]! : 1) * y[i]!;
-    base[0] = s / total;
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += (w ? w[i]! : 1) * y[i * k + c]!;
+      base[c] = s / total;
+    }
   } else if (task === 'binary') {
     let s = 0;
     for (let i = 0; i < n; i++) s += (w ? w[i]! : 1) * y[i]!;
@@ -199,12 +216,15 @@ function computeGradients(
   k: number,
 ): void {
   if (task === 'regression') {
-    const g = grad[0]!;
-    const h = hess[0]!;
-    for (let i = 0; i < n; i++) {
-      const wi = w ? w[i]! : 1;
-      g[i] = wi * (raw[i]! - y[i]!);
-      h[i] = wi;
+    // Squared error separates by output: output c's gradient reads only its own column.
+    for (let c = 0; c < k; c++) {
+      const g = grad[c]!;
+      const h = hess[c]!;
+      for (let i = 0; i < n; i++) {
+        const wi = w ? w[i]! : 1;
+        g[i] = wi * (raw[i * k + c]! - y[i * k + c]!);
+        h[i] = wi;
+      }
     }
   } else if (task === 'binary') {
     const g = grad[0]!;
@@ -229,7 +249,7 @@ function computeGradients(
   }
 }
 
-/** Weighted mean loss: log loss, softmax cross-entropy, or mean squared error. */
+/** Weighted mean loss: log loss, softmax cross-entropy, or mean squared error (averaged over outputs). */
 export function lossOf(
   task: TrainData['task'],
   y: Float64Array,
@@ -245,8 +265,10 @@ export function lossOf(
     const wi = w ? w[i]! : 1;
     total += wi;
     if (task === 'regression') {
-      const d = raw[i]! - y[i]!;
-      s += wi * d * d;
+      for (let c = 0; c < k; c++) {
+        const d = raw[i * k + c]! - y[i * k + c]!;
+        s += wi * d * d;
+      }
     } else if (task === 'binary') {
       const p = sigmoid(raw[i]!);
       s -= wi * Math.log(Math.min(1 - EPS, Math.max(EPS, y[i] === 1 ? p : 1 - p)));
@@ -255,7 +277,8 @@ export function lossOf(
       s -= wi * Math.log(Math.max(EPS, tmp![y[i]!]!));
     }
   }
-  return total > 0 ? s / total : 0;
+  const outputs = task === 'regression' ? k : 1;
+  return total > 0 ? s / (total * outputs) : 0;
 }
 
 /** Exposed for tests: the bins a matrix would get (used to check the threshold invariant). */

@@ -73,3 +73,81 @@ describe('linear family state and parameters', () => {
     expect(() => linear.parseParams({ lambda: 1 }, 'regression', 10)).toThrow(/linear\.lambda: unknown parameter \(known: alpha\)/);
   });
 });
+
+describe('multi-output ridge', () => {
+  interface MultiGolden {
+    X: number[][];
+    Y: number[][];
+    ridge: Record<string, { coef: number[]; intercept: number[]; pred: number[] }>;
+  }
+  const mg = JSON.parse(
+    readFileSync(new URL('../../../test/fixtures/golden/ridge-multioutput.json', import.meta.url), 'utf8'),
+  ) as MultiGolden;
+  const lx = matrixFromRows(mg.X);
+  const ly = Float64Array.from(mg.Y.flat());
+
+  for (const alpha of ['1.0', '10.0']) {
+    it(`agrees with scikit-learn's Ridge on a 2-D target (linnerud, standardized), alpha=${alpha}`, async () => {
+      const g = mg.ridge[alpha]!;
+      const m = await linear.train({ x: lx, y: ly, task: 'regression', nClasses: 1, nOutputs: 3 }, linear.parseParams({ alpha }, 'regression', 20), ctx);
+      expect(m.nOutputs).toBe(3);
+      const w = m.toState().weights as { coef: number[]; intercept: number[]; outputs: number };
+      expect(w.outputs).toBe(3);
+      close(w.coef, g.coef, 1e-8);
+      close(w.intercept, g.intercept, 1e-8);
+      close(m.predict(lx), g.pred, 1e-8);
+    });
+  }
+
+  it('equals one single-output fit per output, weights included, bit for bit', async () => {
+    const k = 3;
+    const idx = golden.X.map((_, i) => i);
+    const y = new Float64Array(x.rows * k);
+    for (let i = 0; i < x.rows; i++) {
+      y[i * k] = golden.ridge['1.0']!.y[i]!;
+      y[i * k + 1] = golden.X[i]![0]! - 2 * golden.X[i]![2]! + (idx[i]! % 7) / 10;
+      y[i * k + 2] = 100 + 3 * golden.X[i]![3]!;
+    }
+    const weights = Float64Array.from(idx, (i) => 1 + (i % 3));
+    const params = linear.parseParams({ alpha: 3 }, 'regression', 120);
+    const multi = await linear.train({ x, y, task: 'regression', nClasses: 1, nOutputs: k, weights }, params, ctx);
+    const p = multi.predict(x);
+    expect(p.length).toBe(x.rows * k);
+    const w = multi.toState().weights as { coef: number[]; intercept: number[] };
+    for (let o = 0; o < k; o++) {
+      const yo = Float64Array.from({ length: x.rows }, (_, i) => y[i * k + o]!);
+      const single = await linear.train({ x, y: yo, task: 'regression', nClasses: 1, weights }, params, ctx);
+      const ws = single.toState().weights as { coef: number[]; intercept: number[] };
+      expect(w.coef.slice(o * x.cols, (o + 1) * x.cols)).toEqual(ws.coef);
+      expect(w.intercept[o]).toBe(ws.intercept[0]);
+      const ps = single.predict(x);
+      expect(Array.from({ length: x.rows }, (_, i) => p[i * k + o]!)).toEqual(Array.from(ps));
+    }
+  });
+
+  it('round-trips through its state; a single-output state has no nOutputs', async () => {
+    const m = await linear.train({ x: lx, y: ly, task: 'regression', nClasses: 1, nOutputs: 3 }, linear.defaults('regression', 20), ctx);
+    const state = JSON.parse(JSON.stringify(m.toState())) as ReturnType<typeof m.toState>;
+    expect(state.nOutputs).toBe(3);
+    const again = linear.load(state);
+    expect(again.nOutputs).toBe(3);
+    expect(Array.from(again.predict(lx))).toEqual(Array.from(m.predict(lx)));
+    const one = await linear.train({ x: lx, y: Float64Array.from(mg.Y.map((r) => r[0]!)), task: 'regression', nClasses: 1 }, linear.defaults('regression', 20), ctx);
+    expect(one.nOutputs).toBeUndefined();
+    expect(Object.keys(one.toState())).toEqual(['family', 'task', 'nClasses', 'nFeatures', 'params', 'weights']);
+  });
+
+  it('refuses outputs that do not fit', async () => {
+    const m = await linear.train({ x: lx, y: ly, task: 'regression', nClasses: 1, nOutputs: 3 }, linear.defaults('regression', 20), ctx);
+    const state = m.toState();
+    expect(() => linear.load({ ...state, nOutputs: 2 })).toThrow(/weights do not match 2 output\(s\) × 3 features/);
+    expect(() => linear.load({ ...state, nOutputs: 0 })).toThrow(MedfitError);
+    expect(() => logistic.load({ ...state, family: 'logistic', task: 'binary', nClasses: 2 })).toThrow(/nOutputs 3 does not fit/);
+    await expect(linear.train({ x: lx, y: ly, task: 'regression', nClasses: 1, nOutputs: 2 }, linear.defaults('regression', 20), ctx)).rejects.toThrow(/need 40 targets, got 60/);
+    await expect(
+      logistic.train({ x: lx, y: new Float64Array(40), task: 'binary', nClasses: 2, nOutputs: 2 }, logistic.defaults('binary', 20), ctx),
+    ).rejects.toThrow(/logistic learns one target/);
+    expect(linear.multiOutput).toBe(true);
+    expect(logistic.multiOutput).toBeUndefined();
+  });
+});

@@ -6,7 +6,8 @@ import { lbfgs } from './lbfgs.js';
 /**
  * Weights of a linear model: `coef` is `outputs × nFeatures` row-major, `intercept` has one entry
  * per output. Binary logistic has one output (the positive class's logit), multinomial one per
- * class, ridge one. This is also exactly what the ONNX exporter writes as a Gemm.
+ * class, ridge one per regression output (`nOutputs`, default 1). This is also exactly what the
+ * ONNX exporter writes as a Gemm.
  */
 export interface LinearWeights {
   coef: number[];
@@ -36,6 +37,7 @@ export const logistic: ModelFamily = {
   async train(data, params, ctx) {
     ctx.onProgress?.({ stage: 'logistic', fraction: 0 });
     if (ctx.signal?.aborted) throw Errors.cancelled('training');
+    if ((data.nOutputs ?? 1) !== 1) throw Errors.badData('', `logistic learns one target; it was given ${String(data.nOutputs)} outputs`);
     const w = trainLogistic(data, params);
     ctx.onProgress?.({ stage: 'logistic', fraction: 1 });
     return new LinearModel('logistic', data.task, data.nClasses, data.x.cols, params, w);
@@ -43,10 +45,15 @@ export const logistic: ModelFamily = {
   load: (state) => loadLinear('logistic', state),
 };
 
-/** Ridge regression (`linear`), solved exactly with an unpenalised intercept. */
+/**
+ * Ridge regression (`linear`), solved exactly with an unpenalised intercept. Several outputs
+ * (`TrainData.nOutputs`) share one Cholesky factorisation of XᵀWX + αI, one solve per output: the
+ * same coefficients as fitting each output alone, as scikit-learn's `Ridge` on a 2-D target.
+ */
 export const linear: ModelFamily = {
   name: 'linear',
   tasks: ['regression'],
+  multiOutput: true,
   paramSpec: RIDGE_SPEC,
   defaults: () => ({ alpha: 1 }),
   parseParams(raw, task, rows) {
@@ -56,7 +63,7 @@ export const linear: ModelFamily = {
     if (ctx.signal?.aborted) throw Errors.cancelled('training');
     const w = trainRidge(data, Number(params['alpha']));
     ctx.onProgress?.({ stage: 'linear', fraction: 1 });
-    return new LinearModel('linear', data.task, 1, data.x.cols, params, w);
+    return new LinearModel('linear', data.task, 1, data.x.cols, params, w, w.outputs > 1 ? w.outputs : undefined);
   },
   load: (state) => loadLinear('linear', state),
 };
@@ -69,6 +76,8 @@ class LinearModel implements TrainedModel {
     readonly nFeatures: number,
     readonly params: Params,
     private readonly w: LinearWeights,
+    /** Regression outputs when more than one (absent means 1, as in `ModelState`). */
+    readonly nOutputs?: number,
   ) {}
 
   predict(x: Matrix): Float64Array {
@@ -104,13 +113,19 @@ class LinearModel implements TrainedModel {
       nFeatures: this.nFeatures,
       params: this.params,
       weights: this.w,
+      // Only written for several outputs, so a single-output state stays as it always was.
+      ...(this.nOutputs !== undefined ? { nOutputs: this.nOutputs } : {}),
     };
   }
 }
 
 function loadLinear(family: 'logistic' | 'linear', state: ModelState): TrainedModel {
   const w = state.weights as Partial<LinearWeights> | null;
-  const expectedOutputs = state.task === 'multiclass' ? state.nClasses : 1;
+  const nOutputs = state.nOutputs ?? 1;
+  if (!Number.isInteger(nOutputs) || nOutputs < 1 || (nOutputs > 1 && (family !== 'linear' || state.task !== 'regression'))) {
+    throw Errors.manifest(family, `nOutputs ${String(state.nOutputs)} does not fit a ${family} ${state.task} model`);
+  }
+  const expectedOutputs = state.task === 'multiclass' ? state.nClasses : state.task === 'regression' ? nOutputs : 1;
   if (
     !w ||
     !Array.isArray(w.coef) ||
@@ -122,7 +137,7 @@ function loadLinear(family: 'logistic' | 'linear', state: ModelState): TrainedMo
   ) {
     throw Errors.manifest(family, `weights do not match ${expectedOutputs} output(s) × ${state.nFeatures} features`);
   }
-  return new LinearModel(family, state.task, state.nClasses, state.nFeatures, state.params, w as LinearWeights);
+  return new LinearModel(family, state.task, state.nClasses, state.nFeatures, state.params, w as LinearWeights, nOutputs > 1 ? nOutputs : undefined);
 }
 
 /** Per-row weights: the caller's, times balanced class weights when asked for. */
@@ -193,27 +208,32 @@ function trainRidge(data: TrainData, alpha: number): LinearWeights {
   const { x, y } = data;
   const n = x.rows;
   const d = x.cols;
+  const m = data.nOutputs ?? 1;
+  if (!Number.isInteger(m) || m < 1) throw Errors.badData('', `linear: nOutputs must be a positive integer, got ${String(m)}`);
+  if (y.length !== n * m) throw Errors.badData('', `linear: ${n} rows × ${m} output(s) need ${n * m} targets, got ${y.length}`);
   const sw = data.weights ?? new Float64Array(n).fill(1);
   let wsum = 0;
   const xm = new Float64Array(d);
-  let ym = 0;
+  const ym = new Float64Array(m);
   for (let i = 0; i < n; i++) {
     wsum += sw[i]!;
-    ym += sw[i]! * y[i]!;
+    for (let o = 0; o < m; o++) ym[o]! += sw[i]! * y[i * m + o]!;
     for (let j = 0; j < d; j++) xm[j]! += sw[i]! * x.data[i * d + j]!;
   }
-  ym /= wsum;
+  for (let o = 0; o < m; o++) ym[o]! /= wsum;
   for (let j = 0; j < d; j++) xm[j]! /= wsum;
-  // Normal equations on centred data: (XᵀWX + αI) β = XᵀW y; the intercept absorbs the means.
+  // Normal equations on centred data: (XᵀWX + αI) B = XᵀW Y, B with one column per output; the
+  // intercepts absorb the means. B is kept d × m row-major (the right-hand sides side by side).
   const A = new Float64Array(d * d);
-  const b = new Float64Array(d);
+  const B = new Float64Array(d * m);
   const xc = new Float64Array(d);
+  const yc = new Float64Array(m);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < d; j++) xc[j] = x.data[i * d + j]! - xm[j]!;
-    const yc = y[i]! - ym;
+    for (let o = 0; o < m; o++) yc[o] = y[i * m + o]! - ym[o]!;
     const wi = sw[i]!;
     for (let j = 0; j < d; j++) {
-      b[j]! += wi * xc[j]! * yc;
+      for (let o = 0; o < m; o++) B[j * m + o]! += wi * xc[j]! * yc[o]!;
       for (let l = 0; l <= j; l++) A[j * d + l]! += wi * xc[j]! * xc[l]!;
     }
   }
@@ -222,14 +242,26 @@ function trainRidge(data: TrainData, alpha: number): LinearWeights {
     // A tiny jitter keeps the solve defined for alpha = 0 with collinear columns.
     A[j * d + j]! += alpha + 1e-10;
   }
-  const beta = solveSpd(A, b, d);
-  let intercept = ym;
-  for (let j = 0; j < d; j++) intercept -= beta[j]! * xm[j]!;
-  return { coef: Array.from(beta), intercept: [intercept], outputs: 1 };
+  // One factorisation, one pair of triangular solves per output.
+  const L = cholesky(A, d);
+  const coef = new Array<number>(m * d);
+  const intercept = new Array<number>(m);
+  const b = new Float64Array(d);
+  for (let o = 0; o < m; o++) {
+    for (let j = 0; j < d; j++) b[j] = B[j * m + o]!;
+    const beta = solveCholesky(L, b, d);
+    let c = ym[o]!;
+    for (let j = 0; j < d; j++) {
+      c -= beta[j]! * xm[j]!;
+      coef[o * d + j] = beta[j]!;
+    }
+    intercept[o] = c;
+  }
+  return { coef, intercept, outputs: m };
 }
 
-/** Solves A x = b for symmetric positive-definite A by Cholesky decomposition. */
-function solveSpd(A: Float64Array, b: Float64Array, d: number): Float64Array {
+/** The Cholesky factor L (lower, row-major) of a symmetric positive-definite A. */
+function cholesky(A: Float64Array, d: number): Float64Array {
   const L = new Float64Array(d * d);
   for (let i = 0; i < d; i++) {
     for (let j = 0; j <= i; j++) {
@@ -241,6 +273,11 @@ function solveSpd(A: Float64Array, b: Float64Array, d: number): Float64Array {
       } else L[i * d + j] = s / L[j * d + j]!;
     }
   }
+  return L;
+}
+
+/** Solves L Lᵀ x = b by forward and back substitution. */
+function solveCholesky(L: Float64Array, b: Float64Array, d: number): Float64Array {
   const z = new Float64Array(d);
   for (let i = 0; i < d; i++) {
     let s = b[i]!;

@@ -69,7 +69,9 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
   const { task, nClasses, config, seed } = job;
   const rng = new Rng(seed);
   const classify = task !== 'regression';
-  const outDim = classify ? nClasses : 1;
+  // Regression learns `nOutputs` values per row (y is rows × nOutputs, row-major).
+  const nOut = classify ? 1 : (job.nOutputs ?? 1);
+  const outDim = classify ? nClasses : nOut;
   const cols = job.x.cols;
   // Checked here rather than on the main thread: the scan is O(rows × cols), and the Float32 copy
   // also turns doubles beyond float32 range into ±Infinity, which only this side sees.
@@ -85,16 +87,17 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
   let validW: Float64Array | undefined;
   let validation: MlpTrainInfo['validation'] = job.valid ? 'given' : 'none';
   if (!job.valid && job.x.rows >= 30) {
-    const split = job.groups ? groupHoldout(job.groups, rng) : holdout(job.y, classify ? nClasses : 0, rng);
+    // For regression the holdout only counts rows: one entry per row is all it reads.
+    const split = job.groups ? groupHoldout(job.groups, rng) : holdout(nOut === 1 ? job.y : new Float64Array(job.x.rows), classify ? nClasses : 0, rng);
     trainIdx = split.train;
     validX = takeF32(job.x, split.valid);
-    validY = takeF64(job.y, split.valid);
+    validY = takeF64(job.y, split.valid, nOut);
     if (job.weights) validW = takeF64(job.weights, split.valid);
     validation = 'holdout';
   }
   const n = trainIdx.length;
   const trX = takeF32(job.x, trainIdx);
-  const trY = takeF64(job.y, trainIdx);
+  const trY = takeF64(job.y, trainIdx, nOut);
 
   // Row weights: user weights × balanced class weights, scaled to mean 1 over the training rows so
   // the learning rate means the same whatever scale the user's weights come in.
@@ -103,28 +106,33 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
   for (let i = 0; i < n; i++) rowW[i] = (job.weights ? job.weights[trainIdx[i]!]! : 1) * (classW ? classW[trY[i]!]! : 1);
   normalizeMean(rowW);
   if (validY) {
-    const vw = validW ?? new Float64Array(validY.length).fill(1);
+    const vw = validW ?? new Float64Array(validY.length / nOut).fill(1);
     if (classW) for (let i = 0; i < vw.length; i++) vw[i] = vw[i]! * classW[validY[i]!]!;
     validW = vw;
   }
 
-  // Regression trains on a standardized target (Adam's step size and the glorot init suit unit
-  // scale); the scale is folded back into the last layer so the stored network predicts raw units.
-  let yMean = 0;
-  let yStd = 1;
+  // Regression trains on standardized targets, each output on its own scale (Adam's step size and
+  // the glorot init suit unit scale); the scales are folded back into the last layer so the stored
+  // network predicts raw units.
+  const yMean = new Array<number>(outDim).fill(0);
+  const yStd = new Array<number>(outDim).fill(1);
   if (!classify) {
-    yMean = trY.reduce((a, b) => a + b, 0) / n;
-    yStd = Math.sqrt(trY.reduce((a, b) => a + (b - yMean) ** 2, 0) / n) || 1;
+    for (let c = 0; c < nOut; c++) {
+      const col = nOut === 1 ? trY : Float64Array.from({ length: n }, (_, i) => trY[i * nOut + c]!);
+      const mean = col.reduce((a, b) => a + b, 0) / n;
+      yMean[c] = mean;
+      yStd[c] = Math.sqrt(col.reduce((a, b) => a + (b - mean) ** 2, 0) / n) || 1;
+    }
   }
   const targetWidth = outDim + 1; // targets then the row weight, one row per example
   const trT = new Float32Array(n * targetWidth);
-  for (let i = 0; i < n; i++) encodeTarget(trT, i, trY[i]!, rowW[i]!);
+  for (let i = 0; i < n; i++) encodeTarget(trT, i, trY, rowW[i]!);
   const validTensor = validX ? tf.tensor2d(validX.data, [validX.rows, cols]) : undefined;
 
-  function encodeTarget(dst: Float32Array, i: number, y: number, w: number): void {
+  function encodeTarget(dst: Float32Array, i: number, y: Float64Array, w: number): void {
     const o = i * targetWidth;
-    if (classify) dst[o + y] = 1;
-    else dst[o] = (y - yMean) / yStd;
+    if (classify) dst[o + y[i]!] = 1;
+    else for (let c = 0; c < nOut; c++) dst[o + c] = (y[i * nOut + c]! - yMean[c]!) / yStd[c]!;
     dst[o + outDim] = w;
   }
 
@@ -155,7 +163,12 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
     const [target, w] = tf.split(t, [outDim, 1], 1) as [tf.Tensor, tf.Tensor];
     // Cross-entropy from logits through logSoftmax: the same loss as Keras's softmax head +
     // categorical cross-entropy, without clipping or log(0).
-    const per = classify ? tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(out)), 1)) : tf.sum(tf.squaredDifference(target, out), 1);
+    // Regression: the squared error averaged over the outputs (one output: the squared error).
+    const per = classify
+      ? tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(out)), 1))
+      : nOut === 1
+        ? tf.sum(tf.squaredDifference(target, out), 1)
+        : tf.mean(tf.squaredDifference(target, out), 1);
     let loss: tf.Tensor = tf.mean(tf.mul(per, tf.reshape(w, [-1])));
     // Keras l2 semantics: l2 · Σ w² over every kernel (biases are not penalised).
     if (config.l2 > 0) for (const k of kernels) loss = tf.add(loss, tf.mul(config.l2, tf.sum(tf.square(k))));
@@ -244,10 +257,15 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
     out.dispose();
     let s = 0;
     let sw = 0;
-    for (let i = 0; i < y.length; i++) {
-      const l = classify
-        ? -Math.log(Math.min(1 - EPS, Math.max(EPS, p[i * outDim + y[i]!]!)))
-        : (p[i]! - (y[i]! - yMean) / yStd) ** 2;
+    for (let i = 0; i < w.length; i++) {
+      let l: number;
+      if (classify) l = -Math.log(Math.min(1 - EPS, Math.max(EPS, p[i * outDim + y[i]!]!)));
+      else if (nOut === 1) l = (p[i]! - (y[i]! - yMean[0]!) / yStd[0]!) ** 2;
+      else {
+        l = 0;
+        for (let c = 0; c < nOut; c++) l += (p[i * nOut + c]! - (y[i * nOut + c]! - yMean[c]!) / yStd[c]!) ** 2;
+        l /= nOut;
+      }
       s += w[i]! * l;
       sw += w[i]!;
     }
@@ -286,8 +304,12 @@ export function buildModel(inDim: number, outDim: number, classify: boolean, con
   return model;
 }
 
-/** Reads the Dense layers' kernels and biases into the plain state format. */
-export function exportWeights(model: tfl.LayersModel, classify: boolean, yMean = 0, yStd = 1): MlpWeights {
+/**
+ * Reads the Dense layers' kernels and biases into the plain state format; for regression, output
+ * `c` of the last layer is scaled back by `yStd[c]` and shifted by `yMean[c]` (a number applies to
+ * every output).
+ */
+export function exportWeights(model: tfl.LayersModel, classify: boolean, yMean: number | number[] = 0, yStd: number | number[] = 1): MlpWeights {
   const dense = model.layers.filter((l) => l.getClassName() === 'Dense');
   const layers: MlpLayer[] = dense.map((l, i) => {
     const [k, b] = l.getWeights();
@@ -296,8 +318,9 @@ export function exportWeights(model: tfl.LayersModel, classify: boolean, yMean =
     let kernel = Array.from(k!.dataSync());
     let bias = Array.from(b!.dataSync());
     if (last && !classify) {
-      kernel = kernel.map((v) => v * yStd);
-      bias = bias.map((v) => v * yStd + yMean);
+      // Kernel is row-major inDim × outDim: entry i's output column is i % outDim.
+      kernel = kernel.map((v, i) => v * at(yStd, i % outDim));
+      bias = bias.map((v, c) => v * at(yStd, c) + at(yMean, c));
     }
     return { kernel, bias, inDim, outDim, activation: last ? (classify ? 'softmax' : 'linear') : 'relu' };
   });
@@ -305,15 +328,21 @@ export function exportWeights(model: tfl.LayersModel, classify: boolean, yMean =
 }
 
 /** Largest |tfjs `predict` − plain `forward`| / max(1, |forward|) over the rows of `x`. */
-export function compareForward(model: tfl.LayersModel, weights: MlpWeights, x: F32Matrix, yMean = 0, yStd = 1): number {
+export function compareForward(model: tfl.LayersModel, weights: MlpWeights, x: F32Matrix, yMean: number | number[] = 0, yStd: number | number[] = 1): number {
   const out = tf.tidy(() => model.predict(tf.tensor2d(x.data, [x.rows, x.cols])) as tf.Tensor);
   const viaTf = out.dataSync();
   out.dispose();
   const viaTs = forward(weights, { rows: x.rows, cols: x.cols, data: Float64Array.from(x.data) });
+  const width = viaTs.length / x.rows;
   let m = 0;
   for (let i = 0; i < viaTs.length; i++)
-    m = Math.max(m, Math.abs(viaTf[i]! * yStd + yMean - viaTs[i]!) / Math.max(1, Math.abs(viaTs[i]!)));
+    m = Math.max(m, Math.abs(viaTf[i]! * at(yStd, i % width) + at(yMean, i % width) - viaTs[i]!) / Math.max(1, Math.abs(viaTs[i]!)));
   return m;
+}
+
+/** Entry `c` of a per-output scale, or the scale itself when it is one number. */
+function at(v: number | number[], c: number): number {
+  return typeof v === 'number' ? v : v[c]!;
 }
 
 function range(n: number): number[] {
@@ -326,9 +355,11 @@ function takeF32(m: F32Matrix, idx: ArrayLike<number>): F32Matrix {
   return { rows: idx.length, cols: m.cols, data: out };
 }
 
-function takeF64(v: Float64Array, idx: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(idx.length);
-  for (let k = 0; k < idx.length; k++) out[k] = v[idx[k]!]!;
+/** Rows `idx` of `v`, `width` values per row. */
+function takeF64(v: Float64Array, idx: ArrayLike<number>, width = 1): Float64Array {
+  const out = new Float64Array(idx.length * width);
+  if (width === 1) for (let k = 0; k < idx.length; k++) out[k] = v[idx[k]!]!;
+  else for (let k = 0; k < idx.length; k++) out.set(v.subarray(idx[k]! * width, (idx[k]! + 1) * width), k * width);
   return out;
 }
 

@@ -39,6 +39,7 @@ export function runTraining(
   const job: MlpJob = {
     task: data.task,
     nClasses,
+    ...((data.nOutputs ?? 1) > 1 ? { nOutputs: data.nOutputs! } : {}),
     seed: ctx.seed,
     config,
     x: toF32(data.x),

@@ -1,7 +1,9 @@
 /**
  * The MLP family: a Keras-style feed-forward network (Dense + ReLU [+ Dropout] per hidden layer,
  * softmax or linear head) trained with TensorFlow.js on the WASM backend in a worker thread, and
- * predicted on the main thread by a plain-TypeScript forward pass over the exported weights.
+ * predicted on the main thread by a plain-TypeScript forward pass over the exported weights. A
+ * multi-output regression has one linear unit per output (each output standardized on its own),
+ * trained on the squared error averaged over the outputs.
  */
 import { Errors } from '../../core/index.js';
 import type { Matrix, Task } from '../../core/index.js';
@@ -73,7 +75,9 @@ export interface MlpModel extends TrainedModel {
   readonly info?: MlpTrainInfo;
 }
 
-function makeModel(task: Task, nClasses: number, nFeatures: number, params: Params, weights: MlpWeights, info?: MlpTrainInfo): MlpModel {
+function makeModel(task: Task, nClasses: number, nFeatures: number, params: Params, weights: MlpWeights, info?: MlpTrainInfo, nOutputs = 1): MlpModel {
+  // Written only for several outputs, so a single-output state is what it always was.
+  const outputs = nOutputs > 1 ? { nOutputs } : {};
   return {
     family: 'mlp',
     task,
@@ -81,6 +85,7 @@ function makeModel(task: Task, nClasses: number, nFeatures: number, params: Para
     nFeatures,
     params,
     weights,
+    ...outputs,
     ...(info ? { info } : {}),
     predict: (x: Matrix) => forward(weights, x),
     toState: (): ModelState => ({
@@ -90,15 +95,17 @@ function makeModel(task: Task, nClasses: number, nFeatures: number, params: Para
       nFeatures,
       params: structuredClone(params),
       weights: structuredClone(weights),
+      ...outputs,
     }),
   };
 }
 
-function checkTargets(y: Float64Array, classify: boolean, nClasses: number, what: string): void {
+function checkTargets(y: Float64Array, classify: boolean, nClasses: number, what: string, nOutputs = 1): void {
   for (let i = 0; i < y.length; i++) {
     const v = y[i]!;
+    const row = nOutputs > 1 ? `${Math.floor(i / nOutputs)}, output ${(i % nOutputs) + 1},` : String(i);
     if (classify ? !(Number.isInteger(v) && v >= 0 && v < nClasses) : !Number.isFinite(v))
-      throw Errors.badData('', classify ? `${what} at row ${i} is not a class index in 0..${nClasses - 1}` : `${what} at row ${i} is not finite`);
+      throw Errors.badData('', classify ? `${what} at row ${row} is not a class index in 0..${nClasses - 1}` : `${what} at row ${row} is not finite`);
   }
 }
 
@@ -110,6 +117,7 @@ function headFor(task: Task): MlpActivation {
 export const mlp: ModelFamily = {
   name: 'mlp',
   tasks: TASKS,
+  multiOutput: true,
   paramSpec: MLP_PARAMS,
   defaults,
   parseParams: (raw, task, rows) => parseParams('mlp', MLP_PARAMS, defaults(task, rows), raw),
@@ -117,19 +125,22 @@ export const mlp: ModelFamily = {
     if (!TASKS.includes(data.task)) throw Errors.badParam('task', `mlp cannot learn ${data.task}`);
     const classify = data.task !== 'regression';
     const nClasses = classify ? data.nClasses : 1;
+    const nOutputs = data.nOutputs ?? 1;
     if (classify && nClasses < 2) throw Errors.badData('', `classification needs at least 2 classes, got ${nClasses}`);
-    if (data.x.rows < 2 || data.x.rows !== data.y.length)
-      throw Errors.badData('', `need at least 2 rows with one target each (got ${data.x.rows} rows, ${data.y.length} targets)`);
+    if (!Number.isInteger(nOutputs) || nOutputs < 1 || (classify && nOutputs > 1))
+      throw Errors.badData('', `mlp: ${String(data.nOutputs)} outputs do not fit a ${data.task} task`);
+    if (data.x.rows < 2 || data.x.rows * nOutputs !== data.y.length)
+      throw Errors.badData('', `need at least 2 rows with ${nOutputs === 1 ? 'one target' : `${nOutputs} targets`} each (got ${data.x.rows} rows, ${data.y.length} targets)`);
     if (data.weights && data.weights.length !== data.x.rows)
       throw Errors.badData('', `weights has ${data.weights.length} entries for ${data.x.rows} rows`);
-    if (data.valid && (data.valid.x.cols !== data.x.cols || data.valid.x.rows !== data.valid.y.length))
+    if (data.valid && (data.valid.x.cols !== data.x.cols || data.valid.x.rows * nOutputs !== data.valid.y.length))
       throw Errors.badData('', 'validation rows do not match the training columns or targets');
-    checkTargets(data.y, classify, nClasses, 'target');
-    if (data.valid) checkTargets(data.valid.y, classify, nClasses, 'validation target');
+    checkTargets(data.y, classify, nClasses, 'target', nOutputs);
+    if (data.valid) checkTargets(data.valid.y, classify, nClasses, 'validation target', nOutputs);
     if (data.weights && !data.weights.every((w) => Number.isFinite(w) && w >= 0))
       throw Errors.badData('', 'weights must be finite and non-negative');
     const { weights, info } = await runTraining(data, nClasses, toConfig(params), ctx);
-    return makeModel(data.task, nClasses, data.x.cols, params, weights, info);
+    return makeModel(data.task, nClasses, data.x.cols, params, weights, info, nOutputs);
   },
   load(state: ModelState): MlpModel {
     const bad = (msg: string) => Errors.manifest('mlp', msg);
@@ -139,7 +150,9 @@ export const mlp: ModelFamily = {
     const classify = state.task !== 'regression';
     if (classify ? !Number.isInteger(state.nClasses) || state.nClasses < 2 : state.nClasses !== 1)
       throw bad(`nClasses ${String(state.nClasses)} does not fit task ${state.task}`);
-    const weights = validateWeights(state.weights, state.nFeatures, classify ? state.nClasses : 1, headFor(state.task));
-    return makeModel(state.task, state.nClasses, state.nFeatures, state.params, structuredClone(weights));
+    const nOutputs = state.nOutputs ?? 1;
+    if (!Number.isInteger(nOutputs) || nOutputs < 1 || (classify && nOutputs > 1)) throw bad(`nOutputs ${String(state.nOutputs)} does not fit task ${state.task}`);
+    const weights = validateWeights(state.weights, state.nFeatures, classify ? state.nClasses : nOutputs, headFor(state.task));
+    return makeModel(state.task, state.nClasses, state.nFeatures, state.params, structuredClone(weights), undefined, nOutputs);
   },
 };

@@ -228,3 +228,54 @@ describe('early-stopping holdout', () => {
     expect(groupHoldout(new Int32Array(50), new Rng(1)).valid).toEqual([]);
   });
 });
+
+describe('mlp multi-output regression', () => {
+  it('learns three outputs on their own scales with a Dense(3) linear head, and round-trips its state', async () => {
+    const rows = 700;
+    const base = synth('regression', rows, 6, 8);
+    const rng = new Rng(9);
+    const k = 3;
+    const y = new Float64Array(rows * k);
+    for (let i = 0; i < rows; i++) {
+      const r = base.x.data.subarray(i * 6, (i + 1) * 6);
+      y[i * k] = base.y[i]!;
+      // Very different scales: each output is standardized on its own and scaled back.
+      y[i * k + 1] = 1000 - 200 * r[1]! + 100 * r[4]! + 10 * rng.normal();
+      y[i * k + 2] = 0.01 * (r[0]! - r[5]!) + 0.001 * rng.normal();
+    }
+    const tr = Array.from({ length: 500 }, (_, i) => i);
+    const te = Array.from({ length: 200 }, (_, i) => 500 + i);
+    const ytr = new Float64Array(500 * k);
+    tr.forEach((r, i) => ytr.set(y.subarray(r * k, (r + 1) * k), i * k));
+    const m = (await mlp.train({ x: takeRows(base.x, tr), y: ytr, task: 'regression', nClasses: 1, nOutputs: k }, mlp.parseParams(FAST, 'regression', 500), { seed: 5 })) as MlpModel;
+    expect(m.nOutputs).toBe(3);
+    expect(m.info!.validation).toBe('holdout');
+    expect(m.info!.forwardMaxDiff).toBeLessThan(1e-5);
+    const xt = takeRows(base.x, te);
+    const p = m.predict(xt);
+    expect(p.length).toBe(200 * k);
+    for (let c = 0; c < k; c++) {
+      const pc = Float64Array.from({ length: 200 }, (_, i) => p[i * k + c]!);
+      const yc = Float64Array.from(te, (r) => y[r * k + c]!);
+      expect(r2(pc, yc)).toBeGreaterThan(0.85);
+    }
+    const state = JSON.parse(JSON.stringify(m.toState())) as ModelState;
+    expect(state.nOutputs).toBe(3);
+    const layers = (state.weights as { layers: { outDim: number; activation: string }[] }).layers;
+    expect(layers.at(-1)).toMatchObject({ outDim: 3, activation: 'linear' });
+    const again = mlp.load(state);
+    expect(again.nOutputs).toBe(3);
+    expect(Array.from(again.predict(xt))).toEqual(Array.from(p));
+    // A state whose head does not match its outputs is refused.
+    expect(() => mlp.load({ ...state, nOutputs: 2 })).toThrow(/the last layer has 3 outputs, expected 2/);
+    expect(() => mlp.load({ ...state, task: 'binary', nClasses: 2 })).toThrow(MedfitError);
+    expect(mlp.multiOutput).toBe(true);
+  });
+
+  it('refuses targets that do not fill rows × outputs', async () => {
+    const d = synth('regression', 50, 3, 10);
+    const e = await rejection(mlp.train({ ...d, nOutputs: 2 }, mlp.parseParams({ epochs: 2 }, 'regression', 50), { seed: 1 }));
+    expect(e.code).toBe('MEDFIT_ERR_BAD_DATA');
+    expect(e.message).toMatch(/2 targets each \(got 50 rows, 50 targets\)/);
+  });
+});

@@ -28,6 +28,8 @@ export interface F32Matrix {
 export interface MlpJob {
   task: Task;
   nClasses: number;
+  /** Regression outputs (default 1): `y` (and `valid.y`) are then rows × nOutputs, row-major. */
+  nOutputs?: number;
   seed: number;
   config: MlpConfig;
   x: F32Matrix;

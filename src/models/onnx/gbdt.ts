@@ -6,6 +6,10 @@
  * the margins are medfit's double sums rounded once to float32 at the end. Routing is unchanged by
  * the cast: every threshold is a float32 value and a float32 input widened to double compares
  * with it exactly as `Math.fround(x) <= threshold` does.
+ *
+ * `n_targets` is the number of raw scores (one for binary and single-output regression, one per
+ * class for multiclass, one per output for a multi-output regression) and each leaf's `target_ids`
+ * entry is its tree's `target`, so several regression outputs come out as `value` [N, nOutputs].
  */
 import type { Task } from '../../core/index.js';
 import type { GbdtWeights } from '../gbdt/index.js';

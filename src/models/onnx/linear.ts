@@ -1,6 +1,7 @@
 /**
  * logistic / linear → ONNX: one Gemm with `coef` as B transposed (it is stored outputs × features),
- * then the shared head (sigmoid pair, softmax or identity).
+ * then the shared head (sigmoid pair, softmax or identity). A multi-output ridge has one coefficient
+ * row per output, so the same Gemm writes `value` [N, nOutputs].
  */
 import type { Task } from '../../core/index.js';
 import type { LinearWeights } from '../linear/index.js';

@@ -1,6 +1,7 @@
 /**
  * mlp → ONNX: per dense layer a Gemm (kernel is row-major inDim × outDim, exactly Gemm's B with
- * transB = 0) followed by Relu for hidden layers; the softmax or linear head is the shared one.
+ * transB = 0) followed by Relu for hidden layers; the softmax or linear head is the shared one. A
+ * multi-output regression's last Dense has one unit per output: `value` [N, nOutputs].
  */
 import type { Task } from '../../core/index.js';
 import type { MlpWeights } from '../mlp/index.js';
