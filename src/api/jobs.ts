@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Errors, MedfitError } from '../core/index.js';
-import { FAMILIES, type TableFamily } from '../models/index.js';
+import { FAMILIES, SEQUENCE_FAMILIES, type ModelFamily } from '../models/index.js';
+import { defaultColumn, lengthSteps, noDefaultColumn, readFilter, readLength } from '../sequence/index.js';
+import type { TrainJobSpec } from '../jobs/index.js';
+import type { DatasetRecord } from '../store/index.js';
 import type { JobRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
 import type { JobEvent, Services } from './services.js';
@@ -14,10 +17,18 @@ const jobBody = {
   additionalProperties: false,
   properties: {
     dataset: { type: 'string', maxLength: 64, description: 'dataset id' },
-    target: { type: 'string', minLength: 1, maxLength: 256 },
+    target: {
+      type: ['string', 'array'],
+      minLength: 1,
+      maxLength: 256,
+      minItems: 1,
+      maxItems: 64,
+      items: { type: 'string', minLength: 1, maxLength: 256 },
+      description: 'the target column; a sequence job may name several numeric ones (one multi-output regression)',
+    },
     name: { type: 'string', pattern: MODEL_NAME, description: 'model name; each succeeded job adds a version' },
     task: { type: 'string', enum: ['auto', 'binary', 'multiclass', 'regression'] },
-    model: { type: 'string', enum: ['auto', 'logistic', 'linear', 'gbdt', 'mlp'] },
+    model: { type: 'string', enum: ['auto', 'logistic', 'linear', 'gbdt', 'mlp', 'lstm', 'gru', 'cnn', 'cnn-lstm', 'window-gbdt'], description: 'table families for table jobs, sequence families (window-gbdt, lstm, gru, cnn, cnn-lstm) for sequence jobs' },
     params: {
       type: 'object',
       description: 'hyperparameters by family, e.g. {"gbdt": {"trees": 300}}',
@@ -28,8 +39,79 @@ const jobBody = {
     group: { type: 'string', maxLength: 256 },
     seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
     ignore: { type: 'array', items: { type: 'string' }, maxItems: 10000 },
+    sequence: {
+      type: 'object',
+      description:
+        'Train on a long-format sensor table (one row per sample): sessions are resampled, windowed and cross-validated leaving subjects out, as `medfit train --sequence` does. Columns default to subject, t/time/timestamp and session (when there is one).',
+      additionalProperties: false,
+      properties: {
+        subject: { type: 'string', minLength: 1, maxLength: 256, description: 'the subject column (folds leave subjects out)' },
+        session: { type: 'string', minLength: 1, maxLength: 256, description: 'the session column' },
+        time: { type: 'string', minLength: 1, maxLength: 256, description: 'the time column: ISO 8601, epoch seconds or milliseconds, or relative times' },
+        timeUnit: { type: 'string', enum: ['s', 'ms'], description: 'how to read numeric relative times (default detected)' },
+        channels: { type: 'array', minItems: 1, maxItems: 512, items: { type: 'string', minLength: 1, maxLength: 256 }, description: 'the channels, in order (default every other numeric column)' },
+        rate: { type: 'number', exclusiveMinimum: 0, maximum: 10000, description: 'resample to this rate in Hz (default the data\'s own)' },
+        window: { type: ['integer', 'string'], minimum: 1, maximum: 100000, maxLength: 32, description: 'steps per window (128) or a duration ("2.56s", "500ms"); default "2.56s"' },
+        stride: { type: ['integer', 'string'], minimum: 1, maximum: 100000, maxLength: 32, description: 'steps between windows, as window (default half a window)' },
+        label: { type: 'string', enum: ['majority', 'last', 'mean'], description: "a window's label: majority | last (classes), mean | last (values)" },
+        filter: { type: 'string', maxLength: 32, description: '"lowpass:<hz>" or "median:<samples>", applied after resampling' },
+        maxGap: { type: 'number', exclusiveMinimum: 0, maximum: 86400, description: 'seconds; a longer gap splits a session' },
+        balance: { type: 'string', enum: ['none', 'over', 'under'], description: 'balance classes of training windows' },
+      },
+    },
   },
 } as const;
+
+type Problem = { pointer: string; message: string };
+
+/**
+ * The checks of a sequence job that need only the dataset's columns: the stream's columns exist
+ * and play one part each, windows and filters are well written. What needs the data itself (the
+ * sampling rate a duration is read at, sessions long enough for a window) is checked by the job.
+ */
+function checkSequenceJob(o: NonNullable<TrainJobSpec['sequence']>, dataset: DatasetRecord, targets: string[], problems: Problem[]): void {
+  const columns = new Set(dataset.columns.map((c) => c.name));
+  const missing = (c: string) => `dataset "${dataset.name}" has no column "${c}"`;
+  const role = new Map<string, string>();
+  const claim = (c: string, what: string, pointer: string) => {
+    const other = role.get(c);
+    if (other !== undefined) problems.push({ pointer, message: `"${c}" is already the ${other} column` });
+    else role.set(c, what);
+  };
+  for (const t of targets) role.set(t, 'target');
+  const pick = (what: 'subject' | 'time' | 'session', required: boolean) => {
+    const given = o[what];
+    const pointer = `/sequence/${what}`;
+    if (given !== undefined) {
+      if (!columns.has(given)) problems.push({ pointer, message: missing(given) });
+      else claim(given, what, pointer);
+      return;
+    }
+    const found = defaultColumn([...columns], what);
+    if (found !== undefined) claim(found, what, pointer);
+    else if (required) problems.push({ pointer, message: `dataset "${dataset.name}" has ${noDefaultColumn(what)}` });
+  };
+  pick('subject', true);
+  pick('time', true);
+  pick('session', false);
+  for (const [i, c] of (o.channels ?? []).entries()) {
+    const pointer = `/sequence/channels/${i}`;
+    if (!columns.has(c)) problems.push({ pointer, message: missing(c) });
+    else claim(c, 'channel', pointer);
+  }
+  for (const what of ['window', 'stride'] as const) {
+    const v = o[what];
+    if (v === undefined) continue;
+    const l = readLength(v);
+    // A duration's steps depend on the rate, known here only when given (else the job checks it).
+    const problem = typeof l === 'string' ? l : 'steps' in l || o.rate !== undefined ? lengthSteps(l, o.rate ?? 1) : undefined;
+    if (typeof problem === 'string') problems.push({ pointer: `/sequence/${what}`, message: problem });
+  }
+  if (o.filter !== undefined) {
+    const f = readFilter(o.filter, o.rate);
+    if (typeof f === 'string') problems.push({ pointer: '/sequence/filter', message: f });
+  }
+}
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const;
 
@@ -55,23 +137,58 @@ function view(j: JobRecord) {
 export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void> {
   app.post('/v1/jobs', { schema: { summary: 'Start a training job', tags: ['jobs'], body: jobBody } }, async (req, reply) => {
     const p = requireScope(req, 'train');
-    const body = req.body as { dataset: string; target: string; name: string; group?: string; ignore?: string[]; params?: Record<string, unknown> } & Record<string, unknown>;
+    const body = req.body as {
+      dataset: string;
+      target: string | string[];
+      name: string;
+      model?: string;
+      group?: string;
+      nested?: boolean;
+      ignore?: string[];
+      params?: Record<string, unknown>;
+      sequence?: TrainJobSpec['sequence'];
+    } & Record<string, unknown>;
     const dataset = await s.store.getDataset(p.projectId, body.dataset);
     if (!dataset) throw Errors.notFound(`dataset "${body.dataset}"`);
     // Refuse at once what would only fail later in the worker: unknown columns and families.
     const columns = new Set(dataset.columns.map((c) => c.name));
-    const problems: { pointer: string; message: string }[] = [];
-    if (!columns.has(body.target)) problems.push({ pointer: '/target', message: `dataset "${dataset.name}" has no column "${body.target}"` });
+    const problems: Problem[] = [];
+    const seq = body.sequence;
+    const targets = Array.isArray(body.target) ? body.target : [body.target];
+    const targetPointer = (i: number) => (Array.isArray(body.target) ? `/target/${i}` : '/target');
+    for (const [i, t] of targets.entries()) {
+      if (!columns.has(t)) problems.push({ pointer: targetPointer(i), message: `dataset "${dataset.name}" has no column "${t}"` });
+      if (targets.indexOf(t) !== i) problems.push({ pointer: targetPointer(i), message: `"${t}" is named twice` });
+    }
+    if (!seq && Array.isArray(body.target) && body.target.length > 1) problems.push({ pointer: '/target', message: 'a table model learns one target column; several (numeric) targets need a sequence job ("sequence": {…})' });
+    const target = targets[0]!;
+    const isSequenceFamily = body.model !== undefined && Object.hasOwn(SEQUENCE_FAMILIES, body.model);
+    if (seq) {
+      if (body.model !== undefined && body.model !== 'auto' && !isSequenceFamily) {
+        problems.push({
+          pointer: '/model',
+          message: ['lstm', 'gru', 'cnn', 'cnn-lstm'].includes(body.model)
+            ? `the ${body.model} family is not available on this server yet (available: ${Object.keys(SEQUENCE_FAMILIES).join(', ')})`
+            : `"${body.model}" is a table family; a sequence job takes ${Object.keys(SEQUENCE_FAMILIES).join(', ')} or auto`,
+        });
+      }
+      if (body.group !== undefined) problems.push({ pointer: '/group', message: 'a sequence job keeps each subject on one side of every split by itself (sequence.subject); group does not apply' });
+      if (body.nested) problems.push({ pointer: '/nested', message: 'nested cross-validation is not available for sequence jobs' });
+      checkSequenceJob(seq, dataset, targets, problems);
+    } else if (body.model !== undefined && body.model !== 'auto' && !Object.hasOwn(FAMILIES, body.model)) {
+      problems.push({ pointer: '/model', message: `"${body.model}" learns from windows of sensor streams: add "sequence" options (a long-format dataset with subject and time columns)` });
+    }
     if (body.group !== undefined && !columns.has(body.group)) problems.push({ pointer: '/group', message: `dataset "${dataset.name}" has no column "${body.group}"` });
     for (const [i, c] of (body.ignore ?? []).entries()) if (!columns.has(c)) problems.push({ pointer: `/ignore/${i}`, message: `dataset "${dataset.name}" has no column "${c}"` });
-    if (body.group !== undefined && body.group === body.target) problems.push({ pointer: '/group', message: 'the group column cannot be the target' });
+    if (body.group !== undefined && body.group === target) problems.push({ pointer: '/group', message: 'the group column cannot be the target' });
     for (const [i, c] of (body.ignore ?? []).entries()) {
-      if (c === body.target || c === body.group) problems.push({ pointer: `/ignore/${i}`, message: `"${c}" is the ${c === body.target ? 'target' : 'group'} column` });
+      if (targets.includes(c) || c === body.group) problems.push({ pointer: `/ignore/${i}`, message: `"${c}" is the ${targets.includes(c) ? 'target' : 'group'} column` });
     }
+    const known: Readonly<Record<string, ModelFamily | undefined>> = seq ? SEQUENCE_FAMILIES : FAMILIES;
     for (const [f, raw] of Object.entries(body.params ?? {})) {
-      const family = Object.hasOwn(FAMILIES, f) ? FAMILIES[f as TableFamily] : undefined;
+      const family = Object.hasOwn(known, f) ? known[f] : undefined;
       if (!family) {
-        problems.push({ pointer: `/params/${f}`, message: 'unknown model family (known: logistic, linear, gbdt, mlp)' });
+        problems.push({ pointer: `/params/${f}`, message: `unknown model family for a ${seq ? 'sequence' : 'table'} job (known: ${Object.keys(known).join(', ')})` });
         continue;
       }
       // The same validation the training worker applies, so a bad value is refused now, not later.
@@ -85,6 +202,8 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     }
     if (problems.length) throw Errors.badData('', problems.map((x) => `${x.pointer}: ${x.message}`).join('; '), problems);
     const { dataset: _d, name, ...spec } = body;
+    // A table job's one target is stored as a text, as before sequence jobs took several.
+    if (!seq) spec.target = target;
     const job = await s.store.createJob({ id: randomUUID(), projectId: p.projectId, datasetId: dataset.id, name, spec });
     s.jobs.submit(job, dataset);
     req.auditEntry = { action: 'job.create', resource: `job:${job.id}`, rows: dataset.rows };

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { Errors, type RawRecord } from '../core/index.js';
 import { ONNX_FILE, discardUpload, saveUpload, sha256, type UploadDeclaration } from '../registry/index.js';
 import { checkUploadIsolated } from '../serve/index.js';
+import type { SequencePrep } from '../sequence/index.js';
 import type { ModelVersionRecord, Stage } from '../store/index.js';
 import { requireScope } from './auth.js';
 import type { Services } from './services.js';
@@ -17,10 +18,43 @@ const versionParams = {
 } as const;
 const predictBody = {
   type: 'object',
-  required: ['records'],
+  description:
+    'Table models take `records` (one object of feature values each). Sequence models take raw sensor `samples` (`{"t": …, "ax": …}`: the time as in training, ISO 8601 or a number, and channel values), optionally with the stream\'s `subject` and `session`; the server resamples, filters, normalises and windows them as in training and answers one prediction per window (`start`, `end`, then `label` and `probabilities`, `value`, or `values`).',
   additionalProperties: false,
-  properties: { records: { type: 'array', minItems: 1, maxItems: 100_000, items: { type: 'object' } } },
+  properties: {
+    records: { type: 'array', minItems: 1, maxItems: 100_000, items: { type: 'object' }, description: 'table models: one object of feature values per row' },
+    samples: { type: 'array', minItems: 1, items: { type: 'object' }, description: 'sequence models: raw samples in time order, each with the time and channel values' },
+    subject: { type: 'string', maxLength: 256, description: 'sequence models: the subject of samples that do not name one' },
+    session: { type: 'string', maxLength: 256, description: 'sequence models: the session of samples that do not name one' },
+  },
 } as const;
+
+/**
+ * What a client needs to use a sequence model: the samples `/v1` predict takes, and for V2 the
+ * windows (`[batch, steps, channels]`, FP32) with the normalisation to apply first.
+ */
+function sequenceView(p: SequencePrep, family: string) {
+  return {
+    columns: p.columns,
+    timeUnit: p.timeUnit,
+    channels: p.channels,
+    rate: p.rate,
+    window: p.window,
+    stride: p.stride,
+    maxGap: p.maxGap,
+    ...(p.label !== undefined ? { label: p.label } : {}),
+    ...(p.filter !== undefined ? { filter: p.filter } : {}),
+    normalisation: { mean: p.mean, std: p.std },
+    v2: {
+      input: { name: 'input', datatype: 'FP32', shape: [-1, p.window, p.channels.length] },
+      description:
+        `V2 inference takes windows already resampled to ${p.rate} Hz${p.filter ? ', filtered' : ''} and normalised ((value - mean) / std per channel, missing values 0), ` +
+        `${p.window} steps × ${p.channels.length} channels (${p.channels.join(', ')}) each, step-major` +
+        (family === 'window-gbdt' ? '; the server computes the window features' : '') +
+        '. Raw samples go to POST /v1/models/{name}/predict.',
+    },
+  };
+}
 
 function summary(v: ModelVersionRecord) {
   return { name: v.name, version: v.version, stage: v.stage, source: v.source, family: v.family, task: v.task, created: v.created };
@@ -70,7 +104,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       evaluation: d.evaluation,
       schema: m.schema,
       features: m.pipeline?.features ?? m.sequence!.channels,
-      ...(m.sequence ? { sequence: { channels: m.sequence.channels, rate: m.sequence.rate, window: m.sequence.window, stride: m.sequence.stride } } : {}),
+      ...(m.sequence ? { sequence: sequenceView(m.sequence, m.model.family) } : {}),
       signature: m.signature,
       lineage,
       engines: m.engines,
@@ -166,17 +200,27 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     const p = requireScope(req, 'predict');
     const { name } = req.params as { name: string };
     const rec = await s.models.resolve(p.projectId, name, version);
-    const { records } = req.body as { records: RawRecord[] };
+    const body = req.body as { records?: RawRecord[]; samples?: unknown[]; subject?: string; session?: string };
+    if (body.records !== undefined && body.samples !== undefined) throw Errors.badRequest('send either "records" (a table model) or "samples" (a sequence model), not both');
+    if (body.samples !== undefined) {
+      req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: body.samples.length };
+      const out = await s.models.predictSamples(rec, { samples: body.samples, ...(body.subject !== undefined ? { subject: body.subject } : {}), ...(body.session !== undefined ? { session: body.session } : {}) });
+      s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', out.windows);
+      return { model: { name, version: rec.version }, predictions: out.predictions, warnings: out.warnings.map((w) => w.message) };
+    }
+    if (body.records === undefined) throw Errors.badFields([{ pointer: '/records', message: 'is missing: send "records" (a table model) or "samples" (a sequence model)' }]);
+    if (body.subject !== undefined || body.session !== undefined) throw Errors.badRequest('"subject" and "session" go with "samples" (a sequence model), not with "records"');
+    const records = body.records;
     // Recorded before predicting so that refused attempts are in the audit trail too.
     req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: records.length };
     const { predictions, warnings } = await s.models.predict(rec, records);
     s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', records.length);
     return { model: { name, version: rec.version }, predictions, ...(warnings.length ? { warnings: warnings.map((w) => w.message) } : {}) };
   };
-  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>
+  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records (table models) or raw sensor samples (sequence models) with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>
     predict(req, undefined),
   );
-  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req) =>
+  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records (table models) or raw sensor samples (sequence models) with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req) =>
     predict(req, (req.params as { v: string }).v),
   );
 }

@@ -117,16 +117,17 @@ function hashFiles(path: string): string {
 }
 
 /** The stream's columns from flags, with the usual names as defaults. */
-function columnsOf(t: Table, o: SequenceFlags, fit: boolean, targets: string[]): SequenceColumns {
-  const pick = (flag: string | undefined, names: string[], what: string, required: boolean): string | undefined => {
-    if (flag !== undefined) return flag;
-    const found = names.find((n) => t.columns.includes(n));
-    if (!found && required) throw Errors.usage(`${t.source} has no ${names.map((n) => `"${n}"`).join(' or ')} column: name the ${what} column with --${what}`);
+async function columnsOf(t: Table, o: SequenceFlags, fit: boolean, targets: string[]): Promise<SequenceColumns> {
+  const { defaultColumn, noDefaultColumn } = await import('../sequence/index.js');
+  const need = (what: 'subject' | 'time'): string => {
+    const found = defaultColumn(t.columns, what);
+    if (found === undefined) throw Errors.usage(`${t.source} has ${noDefaultColumn(what)} with --${what}`);
     return found;
   };
-  const subject = pick(o.subject, ['subject', 'subject_id', 'user', 'participant'], 'subject', true)!;
-  const time = pick(o.time, fit ? ['t'] : ['t', 'time', 'timestamp'], 'time', true)!;
-  const session = pick(o.session, ['session', 'session_id', 'recording'], 'session', false);
+  const subject = o.subject ?? need('subject');
+  // FIT tables always name their time column t.
+  const time = o.time ?? (fit ? 't' : need('time'));
+  const session = o.session ?? defaultColumn(t.columns, 'session');
   const ignore = splitList(o.ignore);
   return {
     subject,
@@ -154,7 +155,7 @@ export interface CommonTrain {
 
 /** `medfit train … --sequence`: trains, saves the model directory, prints the report. */
 export async function trainSequenceCli(file: string, o: SequenceFlags, c: CommonTrain, io: Io): Promise<number> {
-  const { readSessions, detectRate, parseSteps } = await import('../sequence/index.js');
+  const { readSessions, detectRate } = await import('../sequence/index.js');
   const { trainSequence } = await import('../automl/index.js');
   const { buildSequenceManifest } = await import('../jobs/index.js');
   const { manifestKeyFromEnv, saveArtifact } = await import('../registry/index.js');
@@ -163,16 +164,16 @@ export async function trainSequenceCli(file: string, o: SequenceFlags, c: Common
   const targets = splitList(c.target);
   const labels = c.task === 'binary' || c.task === 'multiclass';
   const input = await readInput(file, o, c.format);
-  const cols = columnsOf(input.table, o, input.fit, targets);
+  const cols = await columnsOf(input.table, o, input.fit, targets);
   const data = readSessions(input.table, cols, { labels });
   let test;
   if (o.test !== undefined) {
     const t = await readInput(o.test, o, c.format);
-    test = readSessions(t.table, { ...columnsOf(t.table, o, t.fit, targets), channels: data.channels }, { knownTargets: data.targets, labels });
+    test = readSessions(t.table, { ...(await columnsOf(t.table, o, t.fit, targets)), channels: data.channels }, { knownTargets: data.targets, labels });
   }
   const rate = o.rate !== undefined ? positive(o.rate, 'rate', 10_000) : detectRate(data.sessions);
-  const window = parseSteps(o.window ?? '2.56s', rate, 'window');
-  const stride = o.stride !== undefined ? parseSteps(o.stride, rate, 'stride') : Math.max(1, Math.floor(window / 2));
+  const window = await stepsFlag(o.window ?? '2.56s', rate, 'window');
+  const stride = o.stride !== undefined ? await stepsFlag(o.stride, rate, 'stride') : Math.max(1, Math.floor(window / 2));
   const bar = progressBar(io.stderr);
   const result = await trainSequence(data, {
     task: c.task,
@@ -182,7 +183,7 @@ export async function trainSequenceCli(file: string, o: SequenceFlags, c: Common
     stride,
     ...(o['max-gap'] !== undefined ? { maxGap: positive(o['max-gap'], 'max-gap', 86_400) } : {}),
     ...(o.label !== undefined ? { label: oneOf(o.label, ['majority', 'last', 'mean'] as const, 'label') as WindowLabel } : {}),
-    ...(o.filter !== undefined ? { filter: filterFlag(o.filter) } : {}),
+    ...(o.filter !== undefined ? { filter: await filterFlag(o.filter, rate) } : {}),
     ...(o.balance !== undefined ? { balance: oneOf(o.balance, ['none', 'over', 'under'] as const, 'balance') } : {}),
     cv: intFlag(c.cv, 'cv', 5, 2),
     seed: c.seed,
@@ -283,7 +284,7 @@ export async function predictSequenceCli(dir: string, file: string, o: SequenceF
 export async function profileSequenceCli(file: string, o: SequenceFlags & { target?: string | undefined }, json: boolean, io: Io, format?: TableFormat): Promise<number> {
   const { readSessions, profileSequence } = await import('../sequence/index.js');
   const input = await readInput(file, o, format);
-  const data = readSessions(input.table, columnsOf(input.table, o, input.fit, splitList(o.target)));
+  const data = readSessions(input.table, await columnsOf(input.table, o, input.fit, splitList(o.target)));
   const p = profileSequence(data, o['max-gap'] !== undefined ? positive(o['max-gap'], 'max-gap', 86_400) : undefined);
   if (json) {
     io.stdout.write(JSON.stringify(p) + '\n');
@@ -305,15 +306,19 @@ export async function profileSequenceCli(file: string, o: SequenceFlags & { targ
   return 0;
 }
 
-function filterFlag(v: string): ChannelFilter {
-  const m = v.length <= 32 ? /^(lowpass|median):([0-9.]+)$/.exec(v) : null;
-  const n = m ? Number(m[2]) : NaN;
-  if (!m || !(n > 0)) throw Errors.usage(`--filter "${v}": expected lowpass:<hz> (e.g. lowpass:15) or median:<samples> (e.g. median:5)`);
-  if (m[1] === 'median') {
-    if (!Number.isInteger(n) || n > 101) throw Errors.usage(`--filter ${v}: the median filter takes a whole number of samples, 1..101`);
-    return { kind: 'median', size: n };
-  }
-  return { kind: 'lowpass', hz: n };
+async function filterFlag(v: string, rate: number): Promise<ChannelFilter> {
+  const { readFilter } = await import('../sequence/index.js');
+  const f = readFilter(v, rate);
+  if (typeof f === 'string') throw Errors.usage(`--filter "${v.slice(0, 40)}": ${f}`);
+  return f;
+}
+
+async function stepsFlag(v: string, rate: number, flag: 'window' | 'stride'): Promise<number> {
+  const { readLength, lengthSteps } = await import('../sequence/index.js');
+  const l = readLength(v);
+  const n = typeof l === 'string' ? l : lengthSteps(l, rate);
+  if (typeof n === 'string') throw Errors.usage(`--${flag} "${v.slice(0, 40)}": ${n}`);
+  return n;
 }
 
 function positive(v: string, flag: string, max: number): number {

@@ -8,9 +8,10 @@ export interface TrainJobSpec {
   datasetName: string;
   /** The format the dataset was read with at upload; absent, the extension or the content decides. */
   format?: 'csv' | 'json' | 'ndjson';
-  target: string;
+  /** The target column; several (numeric) targets only for a sequence job (one multi-output regression). */
+  target: string | string[];
   task?: Task | 'auto';
-  model?: 'auto' | 'logistic' | 'linear' | 'gbdt' | 'mlp';
+  model?: 'auto' | 'logistic' | 'linear' | 'gbdt' | 'mlp' | 'lstm' | 'gru' | 'cnn' | 'cnn-lstm' | 'window-gbdt';
   params?: Record<string, Record<string, unknown>>;
   cv?: number;
   /** Also estimate the whole choice by nested cross-validation. */
@@ -18,10 +19,42 @@ export interface TrainJobSpec {
   group?: string;
   seed?: number;
   ignore?: string[];
+  /**
+   * Set for a sequence job: the dataset is a long-format sensor table (one row per sample), and
+   * the model learns from windows of its sessions (`medfit train --sequence`).
+   */
+  sequence?: SequenceJobOptions;
   /** Where the model directory is written (atomically; must not exist yet). */
   outDir: string;
   /** Lineage written into the manifest. */
   lineage: { datasetId: string; datasetSha256: string; jobId: string };
+}
+
+/**
+ * The options of a sequence job, as `POST /v1/jobs` takes them under `sequence` (the CLI's
+ * `--subject`, `--window` … flags). Absent columns take the usual names (`subject`, `t`/`time`/
+ * `timestamp`, `session` when there is one), as `medfit train --sequence` does.
+ */
+export interface SequenceJobOptions {
+  subject?: string;
+  session?: string;
+  time?: string;
+  /** How to read numeric relative times (default detected). */
+  timeUnit?: 's' | 'ms';
+  /** The channels, in order (default every other numeric column). */
+  channels?: string[];
+  /** Samples per second to resample to (default the data's own rate). */
+  rate?: number;
+  /** Steps per window (a number) or a text: `128`, `2.56s`, `500ms` (default `2.56s`). */
+  window?: number | string;
+  /** Steps between window starts, as `window` (default half a window). */
+  stride?: number | string;
+  label?: 'majority' | 'last' | 'mean';
+  /** `lowpass:<hz>` or `median:<samples>`. */
+  filter?: string;
+  /** Seconds; a longer gap between samples splits a session. */
+  maxGap?: number;
+  balance?: 'none' | 'over' | 'under';
 }
 
 /** What a succeeded job hands back. */

@@ -4,7 +4,7 @@ export {};
 export { readSessions, readSessionsFor, detectTimeUnit, detectRate, type SequenceColumns, type SequenceData, type Session, type TargetInfo, type TimeUnit, type ReadSessionsOptions } from './sessions.js';
 export {
   SEQUENCE_PREP_VERSION,
-  parseSteps,
+
   resampleSession,
   filterSegment,
   fitNormaliser,
@@ -24,3 +24,5 @@ export {
 export { profileSequence, type SequenceProfile, type SessionProfile, type ChannelProfile, type LabelProfile } from './profile.js';
 export { windowFeatures, windowFeatureNames, WINDOW_FEATURES_VERSION, SERIES_FEATURES, type WindowShape } from './features.js';
 export { fitSessionRows, fitToTable, readFitPaths, FIT_MAX_FILE_BYTES, FIT_MAX_SAMPLES, FIT_MAX_DEVELOPER_FIELDS, FIT_MAX_CHANNELS, type FitSession, type FitFile } from './fit.js';
+export { FITNESS_ACTIVITIES, FITNESS_COLUMNS, FITNESS_DEFAULTS, FITNESS_LIMITS, FITNESS_SESSIONS, fitnessRowCount, fitnessSubjects, resolveFitnessOptions, synthFitnessCsv, synthFitnessStream, writeSynthFitness, type FitnessActivity, type FitnessSubject, type FitnessSynthOptions } from './synth.js';
+export { SEQUENCE_COLUMN_DEFAULTS, defaultColumn, noDefaultColumn, readLength, lengthSteps, readFilter, type Length } from './options.js';

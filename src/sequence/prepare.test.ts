@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fitNormaliser, filterSegment, parseSteps, resampleSession, segmentsOf, windowCount, windowize, type Segment } from './prepare.js';
+import { lengthSteps, readFilter, readLength } from './options.js';
+import { fitNormaliser, filterSegment, resampleSession, segmentsOf, windowCount, windowize, type Segment } from './prepare.js';
 import type { Session } from './sessions.js';
 
 function session(t: number[], channels: number[][], targets: number[][] = []): Session {
@@ -92,12 +93,22 @@ describe('filters and steps', () => {
     expect(Math.max(...s.channels[0]!)).toBe(1);
   });
 
-  it('parses windows in samples or with a unit', () => {
-    expect(parseSteps('128', 50, 'window')).toBe(128);
-    expect(parseSteps('2.56s', 50, 'window')).toBe(128);
-    expect(parseSteps('500ms', 50, 'window')).toBe(25);
-    expect(() => parseSteps('2.5x', 50, 'window')).toThrow(/--window "2.5x"/);
-    expect(() => parseSteps('0', 50, 'window')).toThrow(/1\.\.100000/);
-    expect(() => parseSteps(' '.repeat(100) + '1', 50, 'window')).toThrow(/--window/);
+  it('reads windows in samples or with a unit, and filters, saying what is wrong', () => {
+    const steps = (v: string | number) => {
+      const l = readLength(v);
+      return typeof l === 'string' ? l : lengthSteps(l, 50);
+    };
+    expect(steps('128')).toBe(128);
+    expect(steps(128)).toBe(128);
+    expect(steps('2.56s')).toBe(128);
+    expect(steps('500ms')).toBe(25);
+    expect(steps('2.5x')).toMatch(/expected a number of samples/);
+    expect(steps('0')).toMatch(/from 1 to 100000/);
+    expect(steps(' '.repeat(100) + '1')).toMatch(/expected a number of samples/);
+    expect(readFilter('lowpass:15', 50)).toEqual({ kind: 'lowpass', hz: 15 });
+    expect(readFilter('median:5')).toEqual({ kind: 'median', size: 5 });
+    expect(readFilter('lowpass:30', 50)).toMatch(/below half the rate/);
+    expect(readFilter('median:2.5')).toMatch(/whole number/);
+    expect(readFilter('band:3')).toMatch(/expected lowpass/);
   });
 });

@@ -83,17 +83,6 @@ export interface Windows {
   filled: number;
 }
 
-/** Parses a window length: samples (`128`) or a duration with a unit (`2.56s`, `500ms`). */
-export function parseSteps(text: string, rate: number, flag: string): number {
-  if (text.length > 32) throw Errors.usage(`--${flag}: expected a number of samples (128) or a duration (2.56s, 500ms)`);
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|ms|)\s*$/.exec(text);
-  if (!m) throw Errors.usage(`--${flag} "${text}": expected a number of samples (128) or a duration (2.56s, 500ms)`);
-  const v = Number(m[1]);
-  const steps = m[2] === '' ? v : Math.round(v * (m[2] === 'ms' ? 1e-3 : 1) * rate);
-  if (!Number.isInteger(steps) || steps < 1 || steps > 100_000) throw Errors.usage(`--${flag} "${text}": gives ${steps} steps at ${rate} Hz; expected 1..100000 whole steps`);
-  return steps;
-}
-
 /**
  * Resamples a session to `rate`: linear interpolation between the nearest samples on either side
  * for channels (each channel on its own, so a heart rate sampled at 1 Hz joins a 50 Hz

@@ -3,7 +3,7 @@
  * CLI load a version's `model.onnx` with `loadRuntimeModel` (through a `ModelCache`) and call
  * `infer` with features already through the fitted pipeline.
  */
-export type { OutputTensor, RuntimeModel, TensorDatatype, TensorMetadata } from './types.js';
+export type { OutputTensor, RuntimeModel, ServedSequence, TensorDatatype, TensorMetadata } from './types.js';
 export { loadRuntimeModel, type LoadedModel, type RuntimeOptions, type RuntimeSignature, type RuntimeStats } from './runtime.js';
 export { ModelCache, type ModelCacheOptions, type ModelCacheStats } from './cache.js';
 export { checkUploadIsolated, UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from './upload-check.js';

@@ -76,9 +76,13 @@ export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSigna
   const bad = (message: string) => Errors.manifest('model.onnx', message);
   const input = meta.inputs[0];
   if (meta.inputs.length !== 1 || !input) throw bad(`expected exactly one input tensor, the metadata lists ${meta.inputs.length}`);
-  const nFeatures = input.shape[1] ?? 0;
-  if (input.datatype !== 'FP32' || input.shape.length !== 2 || !Number.isInteger(nFeatures) || nFeatures < 1)
-    throw bad(`input ${onnxName(input.name)} must be FP32 [-1, nFeatures], the metadata says ${input.datatype} [${input.shape.join(', ')}]`);
+  // [-1, nFeatures] for table models, [-1, steps, channels] for sequence networks: every
+  // dimension after the batch is fixed, and a row is their product.
+  const inner = input.shape.slice(1);
+  if (input.datatype !== 'FP32' || input.shape.length < 2 || input.shape.length > 3 || input.shape[0] !== -1 || !inner.every((d) => Number.isInteger(d) && d >= 1))
+    throw bad(`input ${onnxName(input.name)} must be FP32 [-1, nFeatures] or [-1, steps, channels], the metadata says ${input.datatype} [${input.shape.join(', ')}]`);
+  const nFeatures = inner.reduce((a, d) => a * d, 1);
+  if (!Number.isSafeInteger(nFeatures) || nFeatures > 100_000_000) throw bad(`input ${onnxName(input.name)} has too many values per row (${nFeatures})`);
   if (meta.outputs.length < 1) throw bad('the metadata lists no output tensor');
   for (const o of meta.outputs) {
     if (o.datatype !== 'FP32') throw bad(`output ${onnxName(o.name)} must be FP32, the metadata says ${o.datatype}`);
@@ -98,7 +102,7 @@ export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSigna
     throw Errors.manifest('model.onnx', 'ONNX Runtime cannot load the model (its message is in the server log)', e);
   }
   try {
-    checkSession(session, meta, nFeatures);
+    checkSession(session, meta, inner);
   } catch (e) {
     await session.release();
     throw e;
@@ -106,8 +110,8 @@ export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSigna
   return new BatchedModel(session, meta, nFeatures, maxBatchRows, options.onEngineError);
 }
 
-/** The graph must have the metadata's input (float32, width nFeatures) and outputs. */
-function checkSession(session: ort.InferenceSession, meta: RuntimeSignature, nFeatures: number): void {
+/** The graph must have the metadata's input (float32, of the dimensions `inner` after the batch) and outputs. */
+function checkSession(session: ort.InferenceSession, meta: RuntimeSignature, inner: number[]): void {
   const bad = (message: string) => Errors.manifest('model.onnx', message);
   const input = meta.inputs[0]!;
   if (session.inputNames.length !== 1 || session.inputNames[0] !== input.name)
@@ -115,8 +119,12 @@ function checkSession(session: ort.InferenceSession, meta: RuntimeSignature, nFe
   const im = session.inputMetadata[0];
   if (im?.isTensor) {
     if (im.type !== 'float32') throw bad(`input ${onnxName(input.name)} is ${im.type} in the graph, expected float32`);
-    const width = im.shape[1];
-    if (typeof width === 'number' && width !== nFeatures) throw bad(`input ${onnxName(input.name)} has ${width} features in the graph, the metadata says ${nFeatures}`);
+    if (im.shape.length !== inner.length + 1) throw bad(`input ${onnxName(input.name)} has ${im.shape.length} dimensions in the graph, the metadata says ${inner.length + 1}`);
+    for (let d = 0; d < inner.length; d++) {
+      const dim = im.shape[d + 1];
+      if (typeof dim === 'number' && dim !== inner[d])
+        throw bad(`input ${onnxName(input.name)} has dimension ${d + 1} of ${dim} in the graph, the metadata says ${inner[d]} ([${meta.inputs[0]!.shape.join(', ')}])`);
+    }
   }
   for (const o of meta.outputs) {
     if (!session.outputNames.includes(o.name)) throw bad(`the graph has no output ${onnxName(o.name)} (it has ${session.outputNames.slice(0, 10).map(onnxName).join(', ')})`);
@@ -133,6 +141,8 @@ class BatchedModel implements LoadedModel {
   private idleWaiters: (() => void)[] = [];
   private readonly counters: RuntimeStats = { requests: 0, rows: 0, runs: 0, maxBatchRequests: 0 };
   private readonly outputNames: string[];
+  /** The input's dimensions after the batch ([nFeatures], or [steps, channels]). */
+  private readonly inner: number[];
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -145,6 +155,7 @@ class BatchedModel implements LoadedModel {
     this.inputs = structuredClone(meta.inputs);
     this.outputs = structuredClone(meta.outputs);
     this.outputNames = this.outputs.map((o) => o.name);
+    this.inner = this.inputs[0]!.shape.slice(1);
   }
 
   infer(features: Float32Array, rows: number): Promise<OutputTensor[]> {
@@ -154,7 +165,7 @@ class BatchedModel implements LoadedModel {
     const want = rows * this.nFeatures;
     if (features.length !== want) {
       return Promise.reject(
-        Errors.badData('input', `expected ${rows} rows × ${this.nFeatures} features = ${want} values, got ${features.length}`, [
+        Errors.badData('input', `expected ${rows} rows × ${this.nFeatures} values (${this.inner.join(' × ')}) = ${want} values, got ${features.length}`, [
           { pointer: 'input', message: `expected ${want} values (${this.nFeatures} per row), got ${features.length}` },
         ]),
       );
@@ -212,7 +223,7 @@ class BatchedModel implements LoadedModel {
     this.counters.maxBatchRequests = Math.max(this.counters.maxBatchRequests, batch.length);
     try {
       const data = batch.length === 1 ? batch[0]!.features : concat(batch, total * this.nFeatures);
-      const feeds = { [this.inputs[0]!.name]: new ort.Tensor('float32', data, [total, this.nFeatures]) };
+      const feeds = { [this.inputs[0]!.name]: new ort.Tensor('float32', data, [total, ...this.inner]) };
       const result = await this.session.run(feeds, this.outputNames);
       const outs = this.outputs.map((o) => {
         const t = result[o.name];

@@ -102,11 +102,17 @@ async function routes(app: FastifyInstance, opts: V2PluginOptions): Promise<void
     if (out.headerLength !== undefined) reply.header(HEADER_LENGTH, out.headerLength);
     return reply.type(out.contentType).send(out.body);
   };
-  app.post('/models/:model/infer', { schema: doc('Inference') }, infer);
-  app.post('/models/:model/versions/:version/infer', { schema: doc('Inference') }, infer);
+  app.post('/models/:model/infer', { schema: doc('Inference', INFER_DESCRIPTION) }, infer);
+  app.post('/models/:model/versions/:version/infer', { schema: doc('Inference', INFER_DESCRIPTION) }, infer);
 }
 
+/** What the inference routes take, for the OpenAPI document. */
+const INFER_DESCRIPTION =
+  'An $inference_request of the one input the model metadata lists: table models take FP32 [batch, features] (features already through the fitted pipeline); ' +
+  'sequence models take FP32 [batch, steps, channels]: windows already resampled to the model\'s rate and normalised with its per-channel mean and std ' +
+  '(GET /v1/models/{name}/versions/{v} gives them under `sequence`), step-major. Raw records and raw sensor samples go to POST /v1/models/{name}/predict.';
+
 /** OpenAPI description only (for @fastify/swagger): no validation schema, so nothing compiles per route. */
-function doc(summary: string): { tags: string[]; summary: string } {
-  return { tags: ['v2'], summary };
+function doc(summary: string, description?: string): { tags: string[]; summary: string; description?: string } {
+  return { tags: ['v2'], summary, ...(description !== undefined ? { description } : {}) };
 }
