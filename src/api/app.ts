@@ -17,6 +17,7 @@ import { jobRoutes } from './jobs.js';
 import { bootstrapAdminKey } from './keys.js';
 import { installMetrics } from './metrics.js';
 import { modelRoutes } from './models.js';
+import { streamRoutes } from './stream.js';
 import { ModelService } from './models-service.js';
 import { JobManager, type Services } from './services.js';
 import { createInferFastPath, v2Plugin, type V2Backend, type V2Model } from './v2/index.js';
@@ -147,6 +148,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   await datasetRoutes(app, services);
   await jobRoutes(app, services);
   await modelRoutes(app, services);
+  await streamRoutes(app, services);
   await dashboardRoutes(app);
 
   const v2Models = new Map<string, { model: V2Model; until: number }>();

@@ -27,6 +27,12 @@ export interface ServerConfig {
   manifestKey?: string;
   /** Limits of the isolated check of an uploaded model (`MEDFIT_UPLOAD_CHECK_SECONDS`, `MEDFIT_UPLOAD_CHECK_MB`). */
   uploadCheck: UploadCheckLimits;
+  /**
+   * The MQTT broker whose device samples are predicted (`--mqtt`, `MEDFIT_MQTT_URL`), the model
+   * they go to (`--mqtt-model`, `MEDFIT_MQTT_MODEL`; default each project's newest sequence model)
+   * and medfit's own credentials there (`MEDFIT_MQTT_USERNAME`, `MEDFIT_MQTT_PASSWORD`).
+   */
+  mqtt?: { url: string; model?: string; username?: string; password?: string };
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
@@ -35,7 +41,7 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
  * Reads and validates the configuration once. Every problem is reported together, so a user
  * fixes a bad environment in one go rather than one variable per start.
  */
-export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' | 'port' | 'dataDir', string>> = {}): ServerConfig {
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' | 'port' | 'dataDir' | 'mqtt' | 'mqttModel', string>> = {}): ServerConfig {
   const problems: string[] = [];
   const int = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
     if (raw === undefined || raw === '') return fallback;
@@ -69,6 +75,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
       memoryBytes: int('MEDFIT_UPLOAD_CHECK_MB', env['MEDFIT_UPLOAD_CHECK_MB'], UPLOAD_CHECK_LIMITS.memoryBytes / (1024 * 1024), 64, 65_536) * 1024 * 1024,
     },
   };
+  const mqttUrl = flags.mqtt ?? (env['MEDFIT_MQTT_URL'] || undefined);
+  if (mqttUrl !== undefined) {
+    if (!/^mqtts?:\/\/[^\s]+$/.test(mqttUrl) || mqttUrl.length > 2048) problems.push(`${flags.mqtt !== undefined ? '--mqtt' : 'MEDFIT_MQTT_URL'} must be an mqtt:// or mqtts:// URL`);
+    const model = flags.mqttModel ?? (env['MEDFIT_MQTT_MODEL'] || undefined);
+    const username = env['MEDFIT_MQTT_USERNAME'] || undefined;
+    const password = env['MEDFIT_MQTT_PASSWORD'] || undefined;
+    config.mqtt = { url: mqttUrl, ...(model !== undefined ? { model } : {}), ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
+  } else if (flags.mqttModel !== undefined) problems.push('--mqtt-model needs --mqtt <url>');
   if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
   return config;
 }

@@ -29,6 +29,9 @@ Usage:
   medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit]
                                                  the REST API, training workers and dashboard
   medfit keys create|list|revoke ...             API keys (see medfit keys --help)
+  medfit synth fitness [--subjects 24] [--seed 0] [--out file.csv]
+                                                 realistic wearable data (accelerometer, gyroscope,
+                                                 heart rate; activity and energy expenditure)
   medfit --version | help [command]
 
 Exit codes: 0 success, 2 bad usage or bad data, 1 internal error.
@@ -56,14 +59,14 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
   --json                  print one JSON document on stdout
 
 ${SEQUENCE_HELP}
-Hyperparameters (--param family.key=value; defaults for a 1,000-row binary task):
+Hyperparameters (--param family.key=value; defaults for 1,000 rows or windows, binary task):
 ${await paramHelp()}`;
 
 /** The hyperparameter table, from each family's own spec, so help and validation cannot drift. */
 async function paramHelp(): Promise<string> {
-  const { FAMILIES } = await import('../models/index.js');
+  const { FAMILIES, SEQUENCE_FAMILIES } = await import('../models/index.js');
   const lines: string[] = [];
-  for (const f of Object.values(FAMILIES)) {
+  for (const f of [...Object.values(FAMILIES), ...Object.values(SEQUENCE_FAMILIES)]) {
     const defaults = f.defaults(f.tasks[0]!, 1000);
     for (const [key, spec] of Object.entries(f.paramSpec)) {
       const range =
@@ -91,7 +94,7 @@ so some figures of large files are estimates: they are marked "~" (and listed un
 with --json).
 `;
 
-const SERVE_HELP = `medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit]
+const SERVE_HELP = `medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit] [--mqtt <url>]
 
 Runs the REST API (/v1, and /v2: the Open Inference Protocol), the training workers and the
 dashboard (/) in one process, with SQLite and files under the data directory. The first start
@@ -101,6 +104,13 @@ MEDFIT_DATA_DIR, MEDFIT_ADMIN_KEY, MEDFIT_MAX_UPLOAD_MB (100), MEDFIT_MAX_BODY_M
 MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info),
 MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour it too),
 MEDFIT_UPLOAD_CHECK_SECONDS (30), MEDFIT_UPLOAD_CHECK_MB (1024).
+
+  --mqtt <url>            also predict live from an MQTT broker (MEDFIT_MQTT_URL): devices publish
+                          samples to medfit/<project>/<device>/samples with their API key (MQTT v5
+                          user property "key", or {"key", "samples"}); each window's prediction
+                          goes to .../predictions, problems to .../errors. medfit's own broker
+                          login: MEDFIT_MQTT_USERNAME, MEDFIT_MQTT_PASSWORD
+  --mqtt-model <name>     the model samples go to (default: the project's newest sequence model)
 `;
 
 const KEYS_HELP = `medfit keys <command> [--data-dir .medfit] [--json]
@@ -127,6 +137,10 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
         return await serve(rest, io);
       case 'keys':
         return await keys(rest, io);
+      case 'synth': {
+        const { synth } = await import('./synth.js');
+        return await synth(rest, io);
+      }
       case '--version':
       case 'version':
         io.stdout.write(`${VERSION}\n`);
@@ -138,11 +152,11 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
         const topic = rest[0];
         // train's help is built on demand (it lists every family's hyperparameters).
         const topics: Record<string, string> = { predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
-        io.stdout.write(topic === 'train' ? await trainHelp() : topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
+        io.stdout.write(topic === 'train' ? await trainHelp() : topic === 'synth' ? (await import('./synth.js')).SYNTH_HELP : topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
         return 0;
       }
       default:
-        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile, serve, keys; see medfit help)`);
+        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile, serve, keys, synth; see medfit help)`);
     }
   } catch (e) {
     return reportError(e, io, json);
@@ -433,7 +447,14 @@ async function profile(argv: string[], io: Io): Promise<number> {
 async function serve(argv: string[], io: Io): Promise<number> {
   const { values: o } = parse(
     argv,
-    { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'data-dir': { type: 'string' },
+      mqtt: { type: 'string' },
+      'mqtt-model': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
     'serve',
   );
   if (o.help) {
@@ -445,6 +466,8 @@ async function serve(argv: string[], io: Io): Promise<number> {
     ...(o.host !== undefined ? { host: o.host } : {}),
     ...(o.port !== undefined ? { port: o.port } : {}),
     ...(o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {}),
+    ...(o.mqtt !== undefined ? { mqtt: o.mqtt } : {}),
+    ...(o['mqtt-model'] !== undefined ? { mqttModel: o['mqtt-model'] } : {}),
   });
   const server = await initServer(config);
   // stdout carries only the server's JSON log lines (machine-readable); what a person reads at
@@ -467,7 +490,18 @@ async function serve(argv: string[], io: Io): Promise<number> {
     if (code === 'EACCES' || code === 'EADDRNOTAVAIL') throw Errors.usage(`cannot listen on ${config.host}:${config.port} (${code})`);
     throw e;
   }
-  io.stderr.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})\n`);
+  let bridge: { close(): Promise<void> } | undefined;
+  if (config.mqtt) {
+    const { startServerMqtt } = await import('../api/index.js');
+    try {
+      bridge = await startServerMqtt(server, config.mqtt);
+    } catch (e) {
+      unguard();
+      await server.close();
+      throw e;
+    }
+  }
+  io.stderr.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})${config.mqtt ? `, MQTT bridge on ${new URL(config.mqtt.url).host}` : ''}\n`);
   // Graceful shutdown: stop accepting, drain in-flight requests, requeue running jobs, close stores.
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -477,7 +511,7 @@ async function serve(argv: string[], io: Io): Promise<number> {
       io.stderr.write(`medfit: ${why}, shutting down\n`);
       // After an uncaught exception a shutdown that hangs must not keep the process alive.
       if (exitCode !== 0) setTimeout(() => process.exit(exitCode), 10_000).unref();
-      server.close().then(
+      (bridge?.close() ?? Promise.resolve()).then(() => server.close()).then(
         () => {
           unguard();
           resolve(exitCode);

@@ -2,6 +2,7 @@ import { Errors, type Task } from '../core/index.js';
 import { gbdt } from './gbdt/index.js';
 import { linear, logistic } from './linear/index.js';
 import { mlp } from './mlp/index.js';
+import { cnn, cnnLstm, gru, lstm } from './seqnet/index.js';
 import { windowGbdt } from './window/index.js';
 import type { Family, ModelFamily, SequenceFamily, TableFamily } from './types.js';
 
@@ -13,7 +14,13 @@ export { parseParams, type ParamSpec } from './params.js';
 export const FAMILIES: Readonly<Record<TableFamily, ModelFamily>> = Object.freeze({ logistic, linear, gbdt, mlp });
 
 /** Every family that learns from windows of sensor streams, by name. */
-export const SEQUENCE_FAMILIES: Readonly<Partial<Record<SequenceFamily, ModelFamily>>> = Object.freeze({ 'window-gbdt': windowGbdt });
+export const SEQUENCE_FAMILIES: Readonly<Partial<Record<SequenceFamily, ModelFamily>>> = Object.freeze({
+  'window-gbdt': windowGbdt,
+  lstm,
+  gru,
+  cnn,
+  'cnn-lstm': cnnLstm,
+});
 
 const ALL: Readonly<Partial<Record<Family, ModelFamily>>> = { ...FAMILIES, ...SEQUENCE_FAMILIES };
 

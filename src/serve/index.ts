@@ -8,3 +8,8 @@ export { loadRuntimeModel, type LoadedModel, type RuntimeOptions, type RuntimeSi
 export { ModelCache, type ModelCacheOptions, type ModelCacheStats } from './cache.js';
 export { checkUploadIsolated, UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from './upload-check.js';
 export { UPLOAD_SERVING_LIMITS } from './upload-check-protocol.js';
+export { StreamWindows, predictStreamEvents, STREAM_MAX_PENDING, type StreamWindow, type StreamEvent, type StreamLine } from './stream.js';
+export type { MqttBridge, MqttBridgeOptions, MqttModel, MqttPrincipal, MqttProblem } from './mqtt.js';
+
+/** The MQTT bridge's module, loaded only by a server that bridges MQTT (MQTT.js is not small). */
+export const loadMqttBridge = () => import('./mqtt.js');

@@ -1,0 +1,237 @@
+/**
+ * The MQTT bridge against the Mosquitto broker on 127.0.0.1:1883 (skipped, saying so, when nothing
+ * answers there): samples in, the stream's prediction lines out, every kind of garbage answered on
+ * the errors topic, keys checked, device state bounded, and the bridge still answering afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect as tcp } from 'node:net';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Errors, type Matrix } from '../core/index.js';
+import { SEQUENCE_PREP_VERSION, type SequencePrep } from '../sequence/index.js';
+import { startMqttBridge, type MqttBridge, type MqttBridgeOptions } from './mqtt.js';
+import { predictStreamEvents, StreamWindows, type StreamLine } from './stream.js';
+import type { ServedSequence } from './types.js';
+
+const BROKER = 'mqtt://127.0.0.1:1883';
+
+function reachable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tcp({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(500, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+const brokerUp = await reachable(1883);
+if (!brokerUp) console.warn('src/serve/mqtt.test.ts: no MQTT broker answers on 127.0.0.1:1883; the broker tests are skipped');
+
+const prep: SequencePrep = {
+  version: SEQUENCE_PREP_VERSION,
+  columns: { subject: 'subject', time: 't' },
+  timeUnit: 's',
+  channels: ['ax', 'ay'],
+  targets: [],
+  mean: [0, 1],
+  std: [1, 2],
+  rate: 50,
+  window: 10,
+  stride: 5,
+  maxGap: 0.5,
+};
+
+const model: ServedSequence = {
+  prep,
+  classes: ['rest', 'move'],
+  async predictWindows(x: Matrix) {
+    const out = new Float64Array(x.rows * 2);
+    for (let r = 0; r < x.rows; r++) {
+      const p = 1 / (1 + Math.exp(-x.data[r * x.cols + x.cols - 2]!));
+      out[r * 2] = 1 - p;
+      out[r * 2 + 1] = p;
+    }
+    return out;
+  },
+};
+
+const samples = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ t: (from + i) / 50 + 1000, ax: Math.sin((from + i) / 5), ay: (from + i) % 7 }));
+
+/** What the HTTP stream would answer for the same samples. */
+async function expected(all: object[], end: boolean): Promise<StreamLine[]> {
+  const w = new StreamWindows(prep);
+  for (const s of all) w.push(s);
+  if (end) w.end();
+  return predictStreamEvents(model, w.take());
+}
+
+describe.skipIf(!brokerUp)('MQTT bridge (Mosquitto on 127.0.0.1:1883)', () => {
+  const prefix = `medfit-test-${randomBytes(4).toString('hex')}`;
+  let bridge: MqttBridge;
+  let client: MqttClient;
+  const got = new Map<string, unknown[]>();
+  const problems: Array<[string | undefined, string]> = [];
+  const windowsCounted: number[] = [];
+  const options = (over: Partial<MqttBridgeOptions> = {}): MqttBridgeOptions => ({
+    url: BROKER,
+    prefix,
+    async authorize(key, project) {
+      if (key !== 'good-key' && key !== 'other-key') throw Errors.unauthorized('invalid or revoked API key');
+      if (key === 'other-key' || project !== 'p1') throw Errors.forbidden(`this key does not belong to project "${project}"`);
+      return { projectId: 'id-p1', keyId: 'k1' };
+    },
+    async model(projectId) {
+      if (projectId !== 'id-p1') throw Errors.notFound('model');
+      return { name: 'activity', version: 1, model };
+    },
+    onWindows: (_who, _m, n) => windowsCounted.push(n),
+    onProblem: (projectId, reason) => problems.push([projectId, reason]),
+    ...over,
+  });
+  const topic = (device: string, kind: string, project = 'p1') => `${prefix}/${project}/${device}/${kind}`;
+  const received = (device: string, kind: string, project = 'p1') => got.get(topic(device, kind, project)) ?? [];
+  /** `key` null: no user property. */
+  const publish = (device: string, payload: unknown, key: string | null = 'good-key', project = 'p1') =>
+    client.publishAsync(topic(device, 'samples', project), typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload), key === null ? {} : { properties: { userProperties: { key } } });
+  async function until(check: () => boolean, ms = 5000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) throw new Error('timed out waiting for MQTT messages');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  beforeAll(async () => {
+    client = await mqtt.connectAsync(BROKER, { protocolVersion: 5 });
+    client.on('message', (t, payload) => {
+      const list = got.get(t) ?? [];
+      list.push(JSON.parse(payload.toString('utf8')));
+      got.set(t, list);
+    });
+    await client.subscribeAsync([`${prefix}/+/+/predictions`, `${prefix}/+/+/errors`]);
+    bridge = await startMqttBridge(options({ maxDevices: 3, maxPayloadBytes: 64 * 1024 }));
+  });
+  afterAll(async () => {
+    await bridge?.close();
+    await client?.endAsync();
+  });
+
+  it('answers samples sent in messages of any size with the HTTP stream lines', async () => {
+    const all = samples(300);
+    // One sample, then arrays of various lengths, then an envelope with the key in it.
+    await publish('d1', all[0]);
+    await publish('d1', all.slice(1, 40));
+    await publish('d1', all.slice(40, 41));
+    await publish('d1', all.slice(41, 200));
+    await publish('d1', { key: 'good-key', samples: all.slice(200, 299) }, null);
+    await publish('d1', { key: 'good-key', sample: all[299] }, null);
+    const want = await expected(all, false);
+    await until(() => received('d1', 'predictions').length >= want.length);
+    expect(received('d1', 'predictions')).toEqual(JSON.parse(JSON.stringify(want)));
+    expect(received('d1', 'errors')).toEqual([]);
+    expect(windowsCounted.reduce((a, b) => a + b, 0)).toBe(want.filter((l) => 'window' in l).length);
+  });
+
+  it('refuses garbage on the errors topic, never crashes, and goes on', async () => {
+    const bad: unknown[] = [
+      'not json {',
+      '123',
+      '"text"',
+      'null',
+      Buffer.from([0xff, 0xfe, 0x00]),
+      [1, 2, 3],
+      { samples: 5 },
+      { key: 42, samples: [] },
+      { key: 'good-key' },
+      [{ t: 'yesterday', ax: 1 }],
+      [{ ax: 1 }],
+      [{ t: 2000, ax: 'secret-4242' }],
+      [{ t: 2000.02, ax: { nested: true } }],
+      'x'.repeat(70 * 1024),
+    ];
+    for (const b of bad) await publish('d2', b);
+    const texts = () => (received('d2', 'errors') as Array<{ error: string }>).map((e) => e.error);
+    const wanted = [
+      /^the message is not valid JSON/,
+      /^expected a sample object, an array of samples/,
+      /^sample 2: expected a sample object/,
+      /^"samples" must be an array of sample objects$/,
+      /^"key" must be a text/,
+      /^the envelope has no "samples"/,
+      /^sample 0: "t": expected a number \(seconds\) or an ISO 8601 date-time$/,
+      /^sample 0: "t" is missing/,
+      /^sample 0: channel "ax": expected a number/,
+      /^the message is 71680 bytes; the limit is 65536$/,
+    ];
+    await until(() => texts().length >= 16 && wanted.every((re) => texts().some((t) => re.test(t))));
+    for (const e of received('d2', 'errors') as Array<Record<string, string>>) {
+      expect(Object.keys(e)).toEqual(['error']);
+      expect(e['error']).not.toContain('4242');
+      expect(e['error']).not.toContain('yesterday');
+    }
+    // Still answering the same device, and the others.
+    const more = samples(30, 5000);
+    await publish('d2', more);
+    await until(() => received('d2', 'predictions').some((l) => typeof l === 'object' && l !== null && 'window' in l));
+  });
+
+  it('predicts nothing for a missing, wrong or foreign key, or a project without a model', async () => {
+    const s = samples(60);
+    await publish('d3', s, null);
+    await publish('d3', s, 'wrong-key');
+    await publish('d3', s, 'other-key');
+    await publish('d3', s, 'good-key', 'p2');
+    await until(() => received('d3', 'errors').length >= 3 && received('d3', 'errors', 'p2').length >= 1);
+    expect(received('d3', 'errors').map((e) => (e as { error: string }).error)).toEqual([
+      expect.stringMatching(/no API key: send it as the MQTT v5 user property "key"/),
+      'invalid or revoked API key',
+      'this key does not belong to project "p1"',
+    ]);
+    expect(received('d3', 'errors', 'p2')).toEqual([{ error: 'this key does not belong to project "p2"' }]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received('d3', 'predictions')).toEqual([]);
+    expect(problems.filter(([p, r]) => p === undefined && r === 'auth').length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('holds at most maxDevices streams, and forgets idle ones after ending their stream', async () => {
+    for (const d of ['e1', 'e2', 'e3', 'e4', 'e5']) await publish(d, samples(3));
+    await until(() => bridge.devices() === 3);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(bridge.devices()).toBe(3);
+    const idle = await startMqttBridge(options({ idleMs: 300, prefix: `${prefix}-idle` }));
+    try {
+      const t = (kind: string) => `${prefix}-idle/p1/f1/${kind}`;
+      const lines: unknown[] = [];
+      const c = await mqtt.connectAsync(BROKER, { protocolVersion: 5 });
+      c.on('message', (_t, p) => lines.push(JSON.parse(p.toString('utf8'))));
+      await c.subscribeAsync(t('predictions'));
+      // 7 samples: shorter than a window but more than half of one: a padded window at the end.
+      await c.publishAsync(t('samples'), JSON.stringify(samples(7)), { properties: { userProperties: { key: 'good-key' } } });
+      await until(() => idle.devices() === 1);
+      await until(() => idle.devices() === 0, 3000);
+      const want = await expected(samples(7), true);
+      await until(() => lines.length >= want.length);
+      expect(lines).toEqual(JSON.parse(JSON.stringify(want)));
+      expect(lines[0]).toMatchObject({ window: 0, padded: 3 });
+      await c.endAsync();
+    } finally {
+      await idle.close();
+    }
+  });
+});
+
+describe('MQTT bridge start', () => {
+  it('refuses in our words, without the credentials, when no broker answers', async () => {
+    const err = await startMqttBridge({ url: 'mqtt://medfit:s3cret@127.0.0.1:1', connectTimeoutMs: 2000, authorize: async () => ({ projectId: '', keyId: '' }), model: async () => Promise.reject(new Error('unused')) }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE' });
+    expect(err!.message).toMatch(/^cannot connect to the MQTT broker at mqtt:\/\/127\.0\.0\.1:1/);
+    expect(err!.message).not.toContain('s3cret');
+  });
+});
