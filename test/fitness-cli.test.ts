@@ -145,3 +145,24 @@ describe('medfit on a folder of Garmin FIT files', () => {
     expect(existsSync(join(dir, 'nope'))).toBe(false);
   });
 });
+
+describe('medfit synth fitness, and the seed reference network', () => {
+  it('generates a file that trains the Keras reference LSTM(100) → Dropout(0.2) → Dense(1) on 10-step windows', async () => {
+    const csv = join(dir, 'synth.csv');
+    const synth = await medfit(['synth', 'fitness', '--subjects', '3', '--seed', '7', '--seconds', '5', '--out', csv]);
+    expect(synth.code).toBe(0);
+    expect(readFileSync(csv, 'utf8').split('\n')[0]).toBe('subject,session,t,ax,ay,az,gx,gy,gz,hr,activity,energy');
+    const out = join(dir, 'ref-lstm');
+    const run = await medfit(['train', csv, '--sequence', '--target', 'energy', '--model', 'lstm', '--param', 'lstm.units=100', '--param', 'lstm.dropout=0.2', '--param', 'lstm.epochs=2', '--window', '10', '--cv', '3', '--out', out, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const r = JSON.parse(run.stdout);
+    expect(r).toMatchObject({ task: 'regression', model: { family: 'lstm', params: { units: 100, dropout: 0.2, layers: 1, learning_rate: 0.001 } }, sequence: { window: 10 } });
+    const state = JSON.parse(readFileSync(join(out, 'weights.json'), 'utf8'));
+    expect(state.weights.layers.map((l: { type: string; units?: number }) => [l.type, l.units])).toEqual([
+      ['lstm', 100],
+      ['dense', 1],
+    ]);
+    expect(state.weights.layers[0]).toMatchObject({ inputSize: 7, returnSequences: false });
+  });
+});
