@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Errors, MedfitError } from '../core/index.js';
 import { FAMILIES, SEQUENCE_FAMILIES, type ModelFamily } from '../models/index.js';
-import { defaultColumn, lengthSteps, noDefaultColumn, readFilter, readLength } from '../sequence/index.js';
+import { SEQUENCE_LIMITS, defaultColumn, lengthSteps, noDefaultColumn, readFilter, readLength } from '../sequence/index.js';
 import type { TrainJobSpec } from '../jobs/index.js';
 import type { DatasetRecord } from '../store/index.js';
 import type { JobRecord } from '../store/index.js';
@@ -106,6 +106,9 @@ function checkSequenceJob(o: NonNullable<TrainJobSpec['sequence']>, dataset: Dat
     // A duration's steps depend on the rate, known here only when given (else the job checks it).
     const problem = typeof l === 'string' ? l : 'steps' in l || o.rate !== undefined ? lengthSteps(l, o.rate ?? 1) : undefined;
     if (typeof problem === 'string') problems.push({ pointer: `/sequence/${what}`, message: problem });
+  }
+  if (o.rate !== undefined && o.maxGap !== undefined && o.rate * o.maxGap > SEQUENCE_LIMITS.maxGapSteps) {
+    problems.push({ pointer: '/sequence/maxGap', message: `bridges ${Math.round(o.rate * o.maxGap)} steps at ${o.rate} Hz (at most ${SEQUENCE_LIMITS.maxGapSteps}); lower it or the rate` });
   }
   if (o.filter !== undefined) {
     const f = readFilter(o.filter, o.rate);

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { statSync } from 'node:fs';
 import { Errors } from '../core/index.js';
 import { intFlag, parse } from './args.js';
 import type { Io } from './main.js';
@@ -58,6 +59,8 @@ export async function synth(argv: string[], io: Io): Promise<number> {
   };
   const options = { subjects: flag('subjects'), seed: flag('seed'), seconds: flag('seconds'), rate: flag('rate') };
   if (o.out === '') throw Errors.usage('--out must name a file, or - for standard output');
+  // Found out now rather than by a failed rename after the whole file was written.
+  if (o.out !== undefined && o.out !== '-' && statSync(o.out, { throwIfNoEntry: false })?.isDirectory()) throw Errors.usage(`--out ${o.out} is a directory; name a file in it`);
   const rows = fitnessRowCount(options);
   if (o.out === undefined || o.out === '-') {
     if (!(await writeChunks(io.stdout, synthFitnessCsv(options)))) return 0;

@@ -6,6 +6,24 @@
  */
 import type { ChannelFilter } from './prepare.js';
 
+/**
+ * Bounds on what a sequence model may ask of the machine, checked when training starts and when
+ * a model is loaded, so a stream or a prediction cannot be made to allocate without limit:
+ * `maxRate` samples per second; `maxGapSteps` steps a gap may bridge (rate × maxGap: what one
+ * sample can add to a resampling grid); `maxWindowValues` steps × channels of a window;
+ * `maxResampledValues` values a training or prediction run may resample (1.6 GB of doubles).
+ */
+export const SEQUENCE_LIMITS = Object.freeze({ maxRate: 10_000, maxGapSteps: 100_000, maxWindowValues: 1_000_000, maxResampledValues: 200_000_000 });
+
+/** What is wrong with a rate, gap limit, window and channel count together, or undefined. */
+export function sequenceLimitProblem(o: { rate: number; maxGap: number; window: number; channels: number }): string | undefined {
+  const L = SEQUENCE_LIMITS;
+  if (!(o.rate > 0 && o.rate <= L.maxRate)) return `a rate of ${o.rate} Hz is outside 0..${L.maxRate} Hz`;
+  if (o.rate * o.maxGap > L.maxGapSteps) return `a gap limit of ${o.maxGap} s at ${o.rate} Hz bridges ${Math.round(o.rate * o.maxGap)} steps (at most ${L.maxGapSteps}); lower the gap limit or the rate`;
+  if (o.window * o.channels > L.maxWindowValues) return `a window of ${o.window} steps × ${o.channels} channels holds ${o.window * o.channels} values (at most ${L.maxWindowValues})`;
+  return undefined;
+}
+
 /** Column names tried, in order, when the subject, time or session column is not named. */
 export const SEQUENCE_COLUMN_DEFAULTS = {
   subject: ['subject', 'subject_id', 'user', 'participant'],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { lengthSteps, readFilter, readLength } from './options.js';
-import { fitNormaliser, filterSegment, resampleSession, segmentsOf, windowCount, windowize, type Segment } from './prepare.js';
+import { fitNormaliser, filterSegment, resampleSession, segmentsOf, validateSequencePrep, windowCount, windowize, type Segment } from './prepare.js';
 import type { Session } from './sessions.js';
 
 function session(t: number[], channels: number[][], targets: number[][] = []): Session {
@@ -110,5 +110,21 @@ describe('filters and steps', () => {
     expect(readFilter('lowpass:30', 50)).toMatch(/below half the rate/);
     expect(readFilter('median:2.5')).toMatch(/whole number/);
     expect(readFilter('band:3')).toMatch(/expected lowpass/);
+  });
+});
+
+describe('limits', () => {
+  it('refuses, before allocating, a grid that samples hours apart at a high rate would make', () => {
+    const s = session([0, 40_000], [[1, 2]]);
+    const started = performance.now();
+    expect(() => segmentsOf([s], { rate: 10_000, window: 10, stride: 10, maxGap: 50_000 })).toThrow(/would make 4\.00e\+8 values.*lower the rate or the gap limit/);
+    expect(performance.now() - started).toBeLessThan(100);
+  });
+
+  it('a saved preparation may not bridge more than 100,000 steps or hold windows over a million values', () => {
+    const prep = { version: 1, columns: { subject: 's', time: 't' }, timeUnit: 'ms', channels: ['x'], targets: [], mean: [0], std: [1], rate: 10_000, window: 10, stride: 1, maxGap: 86_400 };
+    expect(() => validateSequencePrep(prep, 'm')).toThrow(/bridges 864000000 steps/);
+    expect(() => validateSequencePrep({ ...prep, maxGap: 1, window: 100_000, channels: Array.from({ length: 11 }, (_, i) => `c${i}`), mean: Array(11).fill(0), std: Array(11).fill(1) }, 'm')).toThrow(/1100000 values/);
+    expect(validateSequencePrep({ ...prep, maxGap: 2 }, 'm').rate).toBe(10_000);
   });
 });

@@ -6,6 +6,7 @@
  * `SequencePrep` saved with the model, so serving cannot drift from training.
  */
 import { Errors, type Matrix, type Warning } from '../core/index.js';
+import { SEQUENCE_LIMITS, sequenceLimitProblem } from './options.js';
 import type { Session, TargetInfo, TimeUnit } from './sessions.js';
 
 /** Version of the `SequencePrep` JSON; a model with another is refused. */
@@ -305,8 +306,30 @@ function windowLabel(a: Float64Array, from: number, len: number, kind: 'class' |
   return best;
 }
 
-/** Resamples and filters sessions into segments. */
+/** How many values resampling `sessions` at `rate` would make (steps of every segment × channels). */
+export function resampledValues(sessions: Session[], rate: number, maxGap: number): number {
+  let steps = 0;
+  for (const s of sessions) {
+    let a = 0;
+    for (let i = 1; i <= s.t.length; i++) {
+      if (i === s.t.length || s.t[i]! - s.t[i - 1]! > maxGap) {
+        steps += Math.floor((s.t[i - 1]! - s.t[a]!) * rate + 1e-6) + 1;
+        a = i;
+      }
+    }
+  }
+  return steps * Math.max(1, sessions[0]?.channels.length ?? 1);
+}
+
+/**
+ * Resamples and filters sessions into segments. Refuses first, before allocating, when the grid
+ * would exceed `SEQUENCE_LIMITS.maxResampledValues` (samples hours apart at a high rate).
+ */
 export function segmentsOf(sessions: Session[], opts: WindowOptions): Segment[] {
+  const values = resampledValues(sessions, opts.rate, opts.maxGap);
+  if (values > SEQUENCE_LIMITS.maxResampledValues) {
+    throw Errors.badData('', `resampling at ${opts.rate} Hz would make ${values.toExponential(2)} values (at most ${SEQUENCE_LIMITS.maxResampledValues.toExponential(1)}); lower the rate or the gap limit, or split the data`);
+  }
   const out: Segment[] = [];
   for (const s of sessions) {
     for (const seg of resampleSession(s, opts.rate, opts.maxGap)) {
@@ -340,6 +363,8 @@ export function validateSequencePrep(p: unknown, where: string): SequencePrep {
   const C = s.channels.length;
   if (!Array.isArray(s.mean) || !Array.isArray(s.std) || s.mean.length !== C || s.std.length !== C) throw bad('mean and std must have one entry per channel');
   if (![...s.mean, ...s.std].every((v) => typeof v === 'number' && Number.isFinite(v)) || s.std.some((v) => v <= 0)) throw bad('mean and std must be finite, std positive');
+  const limit = sequenceLimitProblem({ rate: s.rate, maxGap: s.maxGap, window: s.window, channels: C });
+  if (limit) throw bad(limit);
   if (!s.columns || typeof s.columns.subject !== 'string' || typeof s.columns.time !== 'string') throw bad('columns must name the subject and time');
   if (!Array.isArray(s.targets)) throw bad('targets must be a list');
   return s;

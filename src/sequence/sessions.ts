@@ -6,6 +6,7 @@
  */
 import { Errors, type Warning } from '../core/index.js';
 import { parseDate, type Table } from '../data/index.js';
+import { SEQUENCE_LIMITS } from './options.js';
 
 /** Which columns of a long-format table play which part. */
 export interface SequenceColumns {
@@ -241,7 +242,9 @@ export function detectRate(sessions: Session[]): number {
   steps.sort((a, b) => a - b);
   const rate = 1 / steps[steps.length >> 1]!;
   const p = 10 ** (Math.floor(Math.log10(rate)) - 2);
-  return Math.round(rate / p) * p;
+  const rounded = Math.round(rate / p) * p;
+  if (!(rounded <= SEQUENCE_LIMITS.maxRate)) throw Errors.badData('', `the samples are ${steps[steps.length >> 1]} s apart (${rounded} Hz), above the ${SEQUENCE_LIMITS.maxRate} Hz medfit resamples to; give --rate`);
+  return rounded;
 }
 
 /**

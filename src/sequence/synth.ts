@@ -3,7 +3,7 @@
  * the sequence path. It writes what a hip-worn device would record — a 3-axis accelerometer
  * (m/s², gravity included) and gyroscope (rad/s) at a fixed rate, and an optical heart rate
  * (whole bpm, updated once a second) — for seven activities, with a continuous target `energy`
- * (energy expenditure, kcal/min) as indirect calorimetry would give it.
+ * (energy expenditure, kcal/min).
  *
  * The data are meant to be learnable but not trivial, so the physics is kept where it decides
  * what a model can learn:
@@ -14,17 +14,20 @@
  *   second harmonic, a forward lean and a turn at each landing; walking turns now and then too);
  * - gyroscope readings are the time derivative of the same posture angles (Euler kinematics), so
  *   the two sensors agree;
- * - heart rate and energy both follow the activity's metabolic demand (METs) through first-order
- *   dynamics with per-subject time constants, so both lag a change of activity; heart rate maps
- *   demand to the subject's heart-rate reserve (Swain: %HRR ≈ %VO₂R) and energy is the
- *   ACSM 3.5 ml/kg/min per MET scaled by body mass, blended with that heart-rate estimate;
- * - each subject differs in mass, age, resting heart rate, fitness, cadence, intensity, gait
- *   shape, mounting, sensor noise, bias, scale and drift: body mass is not visible to any sensor,
- *   which caps how well energy can be predicted.
+ * - heart rate and energy both follow the activity's metabolic demand (METs, set by cadence and
+ *   intensity, capped by the subject's capacity) through first-order dynamics with per-subject time
+ *   constants: heart rate (tens of seconds) aims at the same fraction of the subject's heart-rate
+ *   reserve as the demand is of their aerobic reserve (Swain: %HRR ≈ %VO₂R); energy follows the
+ *   demand within seconds, at ACSM's 3.5 ml O₂/kg/min per MET (so in proportion to body mass),
+ *   plus a recovery cost while heart rate is still above what the activity needs (EPOC);
+ * - each subject differs in mass, age, resting and maximal heart rate, fitness, cadence,
+ *   intensity, gait shape, mounting, sensor noise, bias, scale and drift. Body mass is seen by no
+ *   sensor, which caps how well energy can be predicted.
  *
  * Each subject's traits and randomness come from their own seeded generators (from `seed` and
  * the subject's number), so subject s03 is the same whatever `subjects` is, and the same options
- * always give the same bytes. Rows are produced in chunks of text so that any size streams.
+ * always give the same bytes. Rows are made a chunk at a time, as they are read, so any size
+ * streams in constant memory.
  */
 import { Readable } from 'node:stream';
 import { Errors, Rng, streamToFileAtomic } from '../core/index.js';
@@ -172,10 +175,9 @@ const YEAR_START_MS = Date.UTC(2026, 0, 1);
 interface SessionPlan {
   name: string;
   startMs: number;
-  order: FitnessActivity[];
   /** Per-session re-clipping of the device: a few degrees off the subject's usual mounting. */
   mount: Float64Array;
-  /** Per-bout draws, in `order`. */
+  /** One bout of every activity, in a seeded order. */
   bouts: BoutPlan[];
 }
 
@@ -217,7 +219,7 @@ interface Subject {
   sessions: SessionPlan[];
 }
 
-/** Draws a bout's own variation: how this bout differs from the subject's usual. */
+/** A bout's own draws: how this bout differs from the subject's usual. */
 interface BoutPlan {
   activity: FitnessActivity;
   /** Posture the bout settles to, radians. */
@@ -283,11 +285,14 @@ function drawSubject(seed: number, index: number, subjects: number): Subject {
   const name = `s${String(index + 1).padStart(width, '0')}`;
   const age = Math.round(r.uniform(19, 66));
   const fitness = r.clipped(1, 0.13, 0.7, 1.35);
-  const intensity = r.clipped(1, 0.12, 0.7, 1.35);
+  // Fitter people move more vigorously and run at a quicker cadence.
+  const intensity = r.clipped(1 + 0.6 * (fitness - 1), 0.07, 0.75, 1.3);
   const walkHz = r.clipped(110, 7, 90, 130) / 60;
   const s: Subject = {
     name,
-    massKg: r.clipped(74, 13, 45, 125),
+    // Adults' mass spreads wider (sd ≈ 15 kg); narrower here because no sensor sees it, and at
+    // full width it would be most of any energy model's error across subjects.
+    massKg: r.clipped(74, 7, 55, 98),
     age,
     restHr: r.clipped(64, 8, 45, 90),
     // Tanaka's age-predicted maximum, with the individual spread it leaves.
@@ -298,12 +303,12 @@ function drawSubject(seed: number, index: number, subjects: number): Subject {
     hrTauDown: r.uniform(20, 45),
     // The muscles' demand follows the activity within seconds (unlike oxygen uptake, which lags
     // for a minute or more): short bouts must still cost what they cost.
-    metTauUp: r.uniform(2, 6),
-    metTauDown: r.uniform(3, 9),
-    efficiency: r.clipped(1, 0.05, 0.85, 1.15),
+    metTauUp: r.uniform(1.5, 4),
+    metTauDown: r.uniform(2, 6),
+    efficiency: r.clipped(1, 0.03, 0.9, 1.1),
     walkHz,
-    runHz: r.clipped(164, 9, 140, 190) / 60,
-    // Climbing is slower than walking; descending a little quicker, and more subject-specific.
+    runHz: r.clipped(164 + 45 * (fitness - 1), 6, 140, 190) / 60,
+    // Climbing is slower than walking; descending about as quick.
     stairsUpHz: walkHz * r.clipped(0.84, 0.05, 0.72, 0.96),
     stairsDownHz: walkHz * r.clipped(1.04, 0.05, 0.92, 1.16),
     pedalHz: r.clipped(76, 9, 55, 100) / 60,
@@ -334,7 +339,7 @@ function drawSubject(seed: number, index: number, subjects: number): Subject {
     const startMs = YEAR_START_MS + days[k]! * 86_400_000 + (6 * 3600 + r.rng.int(14 * 3600)) * 1000;
     const order = r.rng.shuffle([...FITNESS_ACTIVITIES]);
     const mount = rotation(mountYaw + r.normal() * 3 * DEG, mountPitch + r.normal() * 2.5 * DEG, mountRoll + r.normal() * 2.5 * DEG);
-    s.sessions.push({ name: `${name}-${String.fromCharCode(97 + k)}`, startMs, order, mount, bouts: order.map((a) => drawBout(s, a, r)) });
+    s.sessions.push({ name: `${name}-${String.fromCharCode(97 + k)}`, startMs, mount, bouts: order.map((a) => drawBout(s, a, r)) });
   }
   return s;
 }
@@ -354,7 +359,7 @@ function drawBout(s: Subject, activity: FitnessActivity, r: Gauss): BoutPlan {
     case 'running':
       b.hz = s.runHz * r.clipped(1, 0.03, 0.9, 1.1);
       b.pitch = s.standPitch + r.clipped(6, 2, 1, 12) * DEG;
-      b.met = 9.8 * (b.hz / 2.73) ** 2 * amp;
+      b.met = 9.5 * (b.hz / 2.73) ** 1.5 * amp ** 0.7;
       b.hrOffset = 3;
       break;
     case 'cycling':
@@ -362,7 +367,8 @@ function drawBout(s: Subject, activity: FitnessActivity, r: Gauss): BoutPlan {
       b.pitch = s.cyclePitch + r.normal() * 3 * DEG;
       // Outdoors (road vibration) or on a stationary bike.
       b.vibration = r.rng.next() < 0.6 ? r.uniform(0.2, 0.6) : r.uniform(0.03, 0.1);
-      b.met = 6.8 * (b.hz / 1.27) * amp;
+      // The resistance (gear, slope, trainer setting) costs energy that no accelerometer sees.
+      b.met = 6.5 * (b.hz / 1.27) ** 0.6 * amp ** 0.7 * r.uniform(0.9, 1.1);
       b.hrOffset = 0;
       break;
     case 'sitting':
@@ -394,11 +400,13 @@ function drawBout(s: Subject, activity: FitnessActivity, r: Gauss): BoutPlan {
       b.hz = (b.up ? s.stairsUpHz : s.stairsDownHz) * r.clipped(1, 0.04, 0.88, 1.12);
       b.pitch = s.standPitch + (b.up ? r.clipped(9, 3, 2, 16) : r.clipped(0, 2, -5, 5)) * DEG;
       // Climbing lifts the body: about 7–9 METs up, under 4 down (ACSM compendium).
-      b.met = (b.up ? 7.5 * (b.hz / 1.55) : 3.6 * (b.hz / 1.9)) * amp;
+      b.met = (b.up ? 7.5 * (b.hz / 1.55) ** 0.8 : 3.6 * (b.hz / 1.9)) * amp ** 0.7;
       b.hrOffset = 3;
       b.turnEvery = Math.round(r.uniform(9, 15));
       break;
   }
+  // Nobody keeps up more than about 90% of their aerobic capacity for a whole bout.
+  b.met = Math.min(b.met, 0.9 * s.maxMet);
   return b;
 }
 
@@ -420,6 +428,8 @@ const TRANSITION_S = 1.5;
 const RAMP_S = 1;
 /** A stairs landing: two level steps while turning round for the next flight. */
 const LANDING_S = 1.3;
+/** METs of recovery per MET of heart-rate reserve above the activity's need. */
+const EPOC_GAIN = 0.05;
 
 function smooth(u: number): number {
   return u <= 0 ? 0 : u >= 1 ? 1 : u * u * (3 - 2 * u);
@@ -560,6 +570,7 @@ class SessionSynth {
   private swayHz = 0;
   private breath = 0;
   private hrTarget = 0;
+  private reserveTarget = 0;
 
   constructor(
     private readonly s: Subject,
@@ -627,7 +638,9 @@ class SessionSynth {
     this.swayAmp = (act === 'standing' ? 0.8 : act === 'sitting' ? 0.3 : 0.1) * DEG;
     this.swayHz = act === 'standing' ? 0.32 : 0.2;
     this.breath = act === 'lying' || act === 'sitting' ? 0.04 : 0.02;
-    this.hrTarget = s.restHr + Math.min(0.97, Math.max(0, (b.met - 1) / (s.maxMet - 1))) * (s.maxHr - s.restHr) + b.hrOffset;
+    // Swain: the fraction of heart-rate reserve tracks the fraction of VO₂ reserve.
+    this.reserveTarget = Math.min(0.97, Math.max(0, (b.met - 1) / (s.maxMet - 1)));
+    this.hrTarget = s.restHr + this.reserveTarget * (s.maxHr - s.restHr) + b.hrOffset;
   }
 
   private row(out: RowWriter): void {
@@ -835,8 +848,10 @@ class SessionSynth {
     const hrNow = hr + hrNoise + 2.5 * (1 - reserve) * Math.sin(2 * Math.PI * 0.25 * tSes);
     // An optical sensor reports whole beats per minute once a second.
     if (this.sample % this.rate === 0) this.held = Math.round(Math.min(220, Math.max(35, hrNow)));
-    const metFromHr = 1 + reserve * (s.maxMet - 1);
-    const energy = this.energyPerMet * s.efficiency * (0.85 * met + 0.15 * metFromHr);
+    // Recovery: a heart rate still above what the activity needs marks an oxygen debt being
+    // repaid (EPOC), which costs energy on top of the activity's demand.
+    const epoc = EPOC_GAIN * Math.max(0, reserve - this.reserveTarget) * (s.maxMet - 1);
+    const energy = this.energyPerMet * s.efficiency * (met + epoc);
 
     out.bytes(this.prefix);
     out.int(this.plan.startMs + Math.round((this.sample * 1000) / this.rate));
