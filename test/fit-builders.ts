@@ -261,3 +261,44 @@ export function wrapFitData(data: Uint8Array): Uint8Array {
 export function fitData(bytes: Uint8Array): Uint8Array {
   return bytes.subarray(bytes[0]!, bytes.length - 2);
 }
+
+/**
+ * The shape of a FIT "memory bomb": many developer fields, each set on only a few records, plus
+ * many raw accelerometer samples, so that channels × samples is huge while the file is small
+ * (`fields` 200, `devRecords` 2, `accelMessages` 8,000 of `samplesPerMessage` 127 is ≈ 8 MB and
+ * would be 200 dense columns of a million rows). Records carrying the developer fields come
+ * first; record k carries `perRecord` of them (default all; a FIT message holds at most 255)
+ * from field k × perRecord on, wrapping around.
+ */
+export function buildDeveloperBombFit(spec: {
+  start: number;
+  fields: number;
+  devRecords: number;
+  accelMessages: number;
+  samplesPerMessage: number;
+  perRecord?: number;
+}): Uint8Array {
+  const developer: FitDeveloperFieldSpec[] = Array.from({ length: spec.fields }, (_, i) => ({
+    name: `f${i}`,
+    baseType: 'uint8',
+    developerDataIndex: Math.floor(i / 250),
+    fieldNumber: i % 250,
+  }));
+  const per = Math.min(spec.perRecord ?? spec.fields, spec.fields);
+  const records: FitRecordSpec[] = Array.from({ length: spec.devRecords }, (_, k) => ({
+    t: spec.start + k * 1000,
+    developer: Object.fromEntries(Array.from({ length: per }, (_, j) => [`f${(k * per + j) % spec.fields}`, 1 + (j % 200)])),
+  }));
+  const n = spec.samplesPerMessage;
+  const offsets = Array.from({ length: n }, (_, i) => i);
+  const axis = Array.from({ length: n }, (_, i) => 2048 + (i % 7));
+  const accel: FitAccelSpec[] = Array.from({ length: spec.accelMessages }, (_, k) => ({
+    t: spec.start + spec.devRecords * 1000 + k * n,
+    offsets,
+    x: axis,
+    y: axis,
+    z: axis,
+    kind: 'raw',
+  }));
+  return buildActivityFit({ start: spec.start, records, accel, developer, summary: false });
+}

@@ -312,4 +312,22 @@ describe('sequence models through medfit serve', () => {
     const files = readdirSync(join(dataDir, 'datasets'), { recursive: true }).map(String);
     expect(files.filter((f) => /\.fit\.upload|tmp/.test(f))).toEqual([]);
   });
+
+  it('refuses a FIT file whose CSV would be over the upload limit with a 413, leaving nothing on disk', async () => {
+    // ≈ 0.5 MB of FIT (float32 samples, 60 a message) makes a CSV over the server's 8 MB limit:
+    // 30,000 rows, each with a 128-character subject and session and three 17-digit values.
+    const start = Date.UTC(2024, 4, 1, 9);
+    const wave = Array.from({ length: 60 }, (_, i) => 0.1 + i / 997);
+    const accel = Array.from({ length: 500 }, (_, k) => ({ t: start + k * 600, offsets: Array.from({ length: 60 }, (_, i) => i * 10), x: wave, y: wave, z: wave }));
+    const fit = buildActivityFit({ start, records: oneHzRecords(start, 300), accel });
+    expect(fit.length).toBeLessThan(1_000_000);
+    const before = readdirSync(join(dataDir, 'datasets'), { recursive: true }).map(String).sort();
+    const listed = (await call('/v1/datasets')).body['datasets'].length;
+    const long = (c: string) => c.repeat(128);
+    const r = await call(`/v1/datasets?name=big.fit&subject=${long('S')}&session=${long('s')}`, { body: fit, headers: { 'content-type': 'application/vnd.ant.fit' } });
+    expect(r.status).toBe(413);
+    expect(r.body['detail']).toBe(`the dataset converted from the FIT file is larger than the limit of ${8 * 1024 * 1024} bytes (MEDFIT_MAX_UPLOAD_MB)`);
+    expect(readdirSync(join(dataDir, 'datasets'), { recursive: true }).map(String).sort()).toEqual(before);
+    expect((await call('/v1/datasets')).body['datasets'].length).toBe(listed);
+  });
 });

@@ -58,6 +58,8 @@ interface FitWorkerData {
   subject: string;
   session: string;
   source: string;
+  /** Largest CSV written (the server's upload limit): past it the conversion stops with a 413. */
+  maxCsvBytes: number;
 }
 type FitWorkerMessage = { result: { rows: number; bytes: number; sha256: string } } | { error: SerializedError };
 const FIT_TASK = 'medfit:fit-to-csv';
@@ -142,8 +144,12 @@ async function runFitWorker(d: FitWorkerData): Promise<void> {
     const table = fitToTable([{ subject: d.subject, session: d.session, bytes: readFileSync(d.fitPath), source: d.source }], { source: d.source });
     const hash = createHash('sha256');
     let bytes = 0;
+    // The dataset stored is the CSV, not the FIT file: it is held to the upload limit as any
+    // uploaded table is (a compact FIT file can make a much larger CSV). A refusal fails the
+    // write, which removes its partial file.
     await streamToFileAtomic(d.csvPath, Readable.from(csvChunks(table)), (chunk) => {
       bytes += chunk.length;
+      if (bytes > d.maxCsvBytes) throw Errors.tooLarge(`the dataset converted from the FIT file is larger than the limit of ${d.maxCsvBytes} bytes (MEDFIT_MAX_UPLOAD_MB)`);
       hash.update(chunk);
     });
     port.postMessage({ result: { rows: table.rowCount, bytes, sha256: hash.digest('hex') } } satisfies FitWorkerMessage);
@@ -236,7 +242,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
   /**
    * A FIT upload: streamed to a temporary file (size limit), converted in a worker thread to a
    * long-format CSV (subject, session, t in epoch ms, channels), which is stored, hashed and
-   * profiled like any uploaded CSV; the FIT file itself is not kept.
+   * profiled like any uploaded CSV; the FIT file itself is not kept. The CSV is held to the same
+   * upload limit (413 past it, nothing left on disk).
    */
   async function uploadFit(
     req: import('fastify').FastifyRequest,
@@ -259,7 +266,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       if (head.length < 12 || (head[0] !== 12 && head[0] !== 14) || head.subarray(8, 12).toString('latin1') !== '.FIT') {
         throw Errors.badData(o.name, 'is not a FIT file (its header has no ".FIT" signature); send a Garmin FIT activity file, or a CSV, JSON or NDJSON table under a name not ending in .fit');
       }
-      const csv = await fitToCsvInWorker({ fitPath, csvPath, subject: o.subject, session: o.session, source: o.name });
+      const csv = await fitToCsvInWorker({ fitPath, csvPath, subject: o.subject, session: o.session, source: o.name, maxCsvBytes: s.config.maxUploadBytes });
       const profile = await profileFileInWorker(csvPath, { source: o.name, format: 'csv' });
       writeFileAtomic(`${csvPath}.profile.json`, JSON.stringify(profile));
       const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));

@@ -8,6 +8,7 @@ import { MedfitError, Rng } from '../core/index.js';
 import { rowsOf, type Table } from '../data/index.js';
 import {
   buildActivityFit,
+  buildDeveloperBombFit,
   fitData,
   fixCrc,
   flipBit,
@@ -16,7 +17,7 @@ import {
   wrapFitData,
   type FitRecordSpec,
 } from '../../test/fit-builders.js';
-import { FIT_MAX_FILE_BYTES, fitSessionRows, fitToTable, readFitPaths, type FitSession } from './fit.js';
+import { FIT_MAX_CELLS, FIT_MAX_CHANNELS, FIT_MAX_FILE_BYTES, fitSessionRows, fitToTable, readFitPaths, type FitSession } from './fit.js';
 
 const START = Date.UTC(2024, 4, 1, 10, 0, 0);
 
@@ -212,6 +213,84 @@ describe('fitSessionRows: developer fields', () => {
     }
     enc.onMesg(Profile.MesgNum.RECORD!, { timestamp: new Date(START), heartRate: 1 } as object);
     expect(refusal(() => fitSessionRows(enc.close(), 'many.fit')).message).toBe('many.fit: declares more than 1024 developer fields');
+  });
+});
+
+describe('fitSessionRows: channels × samples', () => {
+  const CELLS_REFUSAL =
+    'is too large to read: its channels (every developer field in use is a whole column) times its samples ' +
+    'exceed what medfit reads from FIT files into one table; leave out the developer fields the model does not need, ' +
+    'split the activity into shorter files, or export the table as CSV';
+
+  it('refuses the memory-bomb shape while decoding, in well under a second (200 developer fields on 2 records, 8,000 × 127 accelerometer samples)', () => {
+    // The attacker review's file: ≈ 8 MB, once 203 columns of a million rows (gigabytes of typed arrays, minutes).
+    const bytes = buildDeveloperBombFit({ start: START, fields: 200, devRecords: 2, accelMessages: 8_000, samplesPerMessage: 127 });
+    expect(bytes.length).toBeGreaterThan(8_000_000);
+    expect(bytes.length).toBeLessThan(FIT_MAX_FILE_BYTES);
+    const times: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const t0 = performance.now();
+      const e = refusal(() => fitSessionRows(bytes, 'bomb.fit'));
+      times.push(performance.now() - t0);
+      expect(e.message).toBe(`bomb.fit: ${CELLS_REFUSAL}`);
+    }
+    times.sort((a, b) => a - b);
+    console.log(`FIT bomb (${(bytes.length / 1e6).toFixed(1)} MB) refused in ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+    expect(times[0]).toBeLessThan(1_000);
+    // The same through a table, as an upload is read.
+    expect(refusal(() => fitToTable([{ subject: 's', session: 'x', bytes, source: 'bomb.fit' }])).message).toBe(`bomb.fit: ${CELLS_REFUSAL}`);
+  });
+
+  it('holds a session to opts.maxCells exactly (channels × samples)', () => {
+    const bytes = buildActivityFit({ start: START, records: oneHzRecords(START, 50) }); // 9 channels × 50 samples
+    expect(refusal(() => fitSessionRows(bytes, 'cells.fit', { maxCells: 449 })).message).toBe(`cells.fit: ${CELLS_REFUSAL}`);
+    const s = fitSessionRows(bytes, 'cells.fit', { maxCells: 450 });
+    expect(s.channels.length * s.t.length).toBe(450);
+    expect(FIT_MAX_CELLS).toBe(50_000_000);
+  });
+
+  it('counts only the developer fields in use: described but unset ones cost nothing', () => {
+    // 1,000 described × 50,800 samples would be over the budget; the 10 set on records are not.
+    const bytes = buildDeveloperBombFit({ start: START, fields: 1_000, devRecords: 2, perRecord: 5, accelMessages: 400, samplesPerMessage: 127 });
+    const s = fitSessionRows(bytes, 'few.fit');
+    expect(s.channels).toEqual(['ax', 'ay', 'az', 'f0', 'f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8', 'f9']);
+    expect(s.t.length).toBe(2 + 400 * 127);
+    expect(channel(s, 'f0').slice(0, 3)).toEqual([1, null, null]);
+    expect(channel(s, 'f5').slice(0, 3)).toEqual([null, 1, null]);
+    expect(channel(s, 'ax')[2]).toBe(2048);
+  });
+
+  it(`takes ${FIT_MAX_CHANNELS} channels and refuses one more while decoding`, () => {
+    const wide = (fields: number) => buildDeveloperBombFit({ start: START, fields, devRecords: 3, perRecord: 171, accelMessages: 0, samplesPerMessage: 1 });
+    const s = fitSessionRows(wide(FIT_MAX_CHANNELS), 'wide.fit');
+    expect(s.channels.length).toBe(FIT_MAX_CHANNELS);
+    expect(s.t.length).toBe(3);
+    expect(refusal(() => fitSessionRows(wide(FIT_MAX_CHANNELS + 1), 'wide.fit')).message).toBe(
+      `wide.fit: has more than ${FIT_MAX_CHANNELS} channels (developer fields included); medfit reads at most ${FIT_MAX_CHANNELS} from FIT files: leave out the developer fields the model does not need, or export the table as CSV`,
+    );
+  });
+
+  it('puts developer values on their rows after sorting and merging, the one read later winning', () => {
+    const bytes = buildActivityFit({
+      start: START,
+      developer: [{ name: 'a' }, { name: 'b' }],
+      records: [
+        { t: START, developer: { a: 1 } },
+        { t: START + 1000, heartRate: 60, developer: { a: 2 } },
+        { t: START + 1000, developer: { a: 3, b: 5 } },
+      ],
+      // Samples at +500, +1000 (merged with the records there) and +1500 (read before the records at +1000).
+      accel: [{ t: START + 500, offsets: [0, 500, 1000], x: [0.5, 0.25, 0.125], y: [0, 0, 0], z: [1, 1, 1] }],
+      summary: false,
+    });
+    const s = fitSessionRows(bytes, 'merge.fit');
+    expect(s.channels).toEqual(['heart_rate', 'ax', 'ay', 'az', 'a', 'b']);
+    expect(Array.from(s.t)).toEqual([START, START + 500, START + 1000, START + 1500]);
+    expect(channel(s, 'heart_rate')).toEqual([null, null, 60, null]);
+    expect(channel(s, 'ax')).toEqual([null, 0.5, 0.25, 0.125]);
+    expect(channel(s, 'a')).toEqual([1, null, 3, null]);
+    expect(channel(s, 'b')).toEqual([null, null, 5, null]);
+    expect(s.samples).toBe(6);
   });
 });
 

@@ -7,7 +7,12 @@
  * (the SDK's texts name byte offsets and, for the encoder side, values), and what one file may
  * cost is bounded: 64 MiB of bytes, 5,000,000 samples across a table, 1,024 developer field
  * descriptions (the SDK looks developer fields up by a linear scan, so a file declaring millions
- * would make decoding quadratic), 5,000,000 messages of any kind.
+ * would make decoding quadratic), 5,000,000 messages of any kind, 512 channels and 50,000,000
+ * cells (channels × samples) per table. The last two are counted while decoding and checked
+ * again before any column is allocated: a developer field set on one record still becomes a
+ * whole column of the table, so a small file with many developer fields and many accelerometer
+ * samples would otherwise ask for gigabytes (typed arrays, which a worker's heap cap does not
+ * cover). Developer values are kept as the records' sparse lists until the output columns are made.
  *
  * Decoding is synchronous and CPU-bound: a 4-hour 1 Hz activity (14,400 records, 366 KiB) takes
  * 150–300 ms, a million records about 16 s and 600 MB (the SDK makes an object per message), so
@@ -27,6 +32,11 @@ export const FIT_MAX_SAMPLES = 5_000_000;
 export const FIT_MAX_DEVELOPER_FIELDS = 1_024;
 /** Most channels (columns besides subject, session, t) one table may have. */
 export const FIT_MAX_CHANNELS = 512;
+/**
+ * Most cells (channels × samples) one table may have, over all its files: 400 MB as float64
+ * columns. Checked while decoding and before any column is allocated.
+ */
+export const FIT_MAX_CELLS = 50_000_000;
 /** Most messages of any kind decoded from one file: each becomes an object in the SDK's output. */
 const MAX_MESSAGES = 5_000_000;
 
@@ -105,11 +115,14 @@ export interface FitFile {
  *
  * Throws `Errors.badData(source, …)` for an empty, non-FIT, truncated or damaged file (CRC),
  * one the SDK cannot decode, one without record messages, or one over the bounds (64 MiB,
- * `opts.maxSamples` samples, default 5,000,000).
+ * `opts.maxSamples` samples, default 5,000,000; 512 channels; `opts.maxCells` channels × samples,
+ * default `FIT_MAX_CELLS`): the channels and cells are counted message by message, so a file
+ * over them is refused while it is decoded, and checked again before any column is allocated.
  */
-export function fitSessionRows(bytes: Uint8Array, source: string, opts: { maxSamples?: number } = {}): FitSession {
+export function fitSessionRows(bytes: Uint8Array, source: string, opts: { maxSamples?: number; maxCells?: number } = {}): FitSession {
   const decoder = checkFraming(bytes, source);
   const maxSamples = opts.maxSamples ?? FIT_MAX_SAMPLES;
+  const maxCells = opts.maxCells ?? FIT_MAX_CELLS;
 
   // The listener sees every message in file order as it is decoded: it counts what the file
   // costs (and stops the decoder by throwing), and resolves developer fields on records while
@@ -124,15 +137,21 @@ export function fitSessionRows(bytes: Uint8Array, source: string, opts: { maxSam
   };
   const dev = new DeveloperFields();
   const recordDev: Array<Array<[number, number]> | undefined> = [];
+  // Channels that have a value so far (each becomes a whole column): standard ones and developer
+  // fields in use, so that channels × samples is known at every message, not only at the end.
+  const seen = new Seen();
   const mesgListener = (mesgNum: number, decodedMesg: Mesg): void => {
     const mesg = decodedMesg as Record<string, unknown>;
     if (++messageCount > MAX_MESSAGES) refuse(`has more than ${MAX_MESSAGES.toLocaleString('en-US')} messages`);
     if (mesgNum === MESG_RECORD) {
       samples++;
-      recordDev.push(mesg.developerFields ? dev.resolve(mesg.developerFields as Record<string, unknown>) : undefined);
+      const values = mesg.developerFields ? dev.resolve(mesg.developerFields as Record<string, unknown>) : undefined;
+      recordDev.push(values);
+      seen.record(mesg, values);
     } else if (mesgNum === MESG_ACCEL) {
       const offsets = mesg.sampleTimeOffset;
       samples += Array.isArray(offsets) ? offsets.length : 0;
+      seen.accel(mesg);
     } else if (mesgNum === MESG_FIELD_DESCRIPTION) {
       if (++descriptions > FIT_MAX_DEVELOPER_FIELDS) refuse(`declares more than ${FIT_MAX_DEVELOPER_FIELDS} developer fields`);
       dev.describe(mesg);
@@ -140,6 +159,8 @@ export function fitSessionRows(bytes: Uint8Array, source: string, opts: { maxSam
       dev.identify(mesg);
     }
     if (samples > maxSamples) refuse(tooManySamples(maxSamples));
+    if (seen.count > FIT_MAX_CHANNELS) refuse(tooManyChannels());
+    if (seen.count * samples > maxCells) refuse(tooManyCells());
   };
 
   let decoded: ReturnType<Decoder['read']>;
@@ -166,7 +187,7 @@ export function fitSessionRows(bytes: Uint8Array, source: string, opts: { maxSam
   const messages = decoded.messages as unknown as Record<string, Array<Record<string, unknown>> | undefined>;
   const records = messages.recordMesgs ?? [];
   if (records.length === 0) throw Errors.badData(source, 'has no record messages');
-  return assemble(source, records, recordDev, messages.accelerometerDataMesgs ?? [], dev, samples);
+  return assemble(source, records, recordDev, messages.accelerometerDataMesgs ?? [], dev, seen, samples, maxCells);
 }
 
 /**
@@ -227,6 +248,92 @@ function decodeProblem(e: unknown): string {
 
 function tooManySamples(max: number): string {
   return `has more than ${max.toLocaleString('en-US')} samples (${FIT_MAX_SAMPLES.toLocaleString('en-US')} per table); export a table that large as CSV`;
+}
+
+function tooManyChannels(): string {
+  return `has more than ${FIT_MAX_CHANNELS} channels (developer fields included); medfit reads at most ${FIT_MAX_CHANNELS} from FIT files: leave out the developer fields the model does not need, or export the table as CSV`;
+}
+
+/** The refusal past `FIT_MAX_CELLS` (no counts: what is too large, and what to do). */
+function tooManyCells(): string {
+  return (
+    'is too large to read: its channels (every developer field in use is a whole column) times its samples ' +
+    'exceed what medfit reads from FIT files into one table; leave out the developer fields the model does not need, ' +
+    'split the activity into shorter files, or export the table as CSV'
+  );
+}
+
+/** A record channel's value in a record: the first of its fields present, in medfit units; NaN if none. */
+function recordValue(r: Record<string, unknown>, ch: (typeof RECORD_CHANNELS)[number]): number {
+  for (const f of ch.fields) {
+    const v = num(r[f]);
+    if (v === v) return ch.scale !== undefined ? v * ch.scale : v;
+  }
+  return NaN;
+}
+
+/** An accelerometer message's samples as `assemble` reads them: base time, offsets, axes; null if it has none. */
+function accelSamples(m: Record<string, unknown>): { base: number; offsets: unknown[]; unit: string; axes: unknown[][] } | null {
+  const base = epochMs(m.timestamp) + (num(m.timestampMs) || 0);
+  const offsets = m.sampleTimeOffset;
+  const arrays = accelArrays(m);
+  if (base !== base || !Array.isArray(offsets) || arrays === null) return null;
+  return { base, offsets, unit: arrays.unit, axes: arrays.axes };
+}
+
+/**
+ * The channels that have a value in what was decoded so far (record channels, `ax ay az`, developer
+ * fields), counted message by message; each is a whole column of the session once assembled.
+ * Heart rates the SDK merges from `hr` messages come after decoding: `assemble` counts again.
+ */
+class Seen {
+  count = 0;
+  readonly recordChannels = new Array<boolean>(RECORD_CHANNELS.length).fill(false);
+  readonly accelAxes = [false, false, false];
+  /** Developer slots with a value on some record. */
+  readonly devSlots = new Set<number>();
+  private recordLeft = RECORD_CHANNELS.length;
+  private accelLeft = 3;
+
+  record(r: Record<string, unknown>, dev: Array<[number, number]> | undefined): void {
+    // A record without a timestamp is left out of the table (see `assemble`).
+    if (Number.isNaN(epochMs(r.timestamp))) return;
+    if (this.recordLeft > 0) {
+      RECORD_CHANNELS.forEach((ch, slot) => {
+        if (!this.recordChannels[slot] && !Number.isNaN(recordValue(r, ch))) {
+          this.recordChannels[slot] = true;
+          this.recordLeft--;
+          this.count++;
+        }
+      });
+    }
+    if (dev) {
+      for (const [slot] of dev) {
+        if (!this.devSlots.has(slot)) {
+          this.devSlots.add(slot);
+          this.count++;
+        }
+      }
+    }
+  }
+
+  accel(m: Record<string, unknown>): void {
+    if (this.accelLeft === 0) return;
+    const a = accelSamples(m);
+    if (a === null) return;
+    for (let axis = 0; axis < 3; axis++) {
+      if (this.accelAxes[axis]) continue;
+      const values = a.axes[axis]!;
+      for (let i = 0; i < a.offsets.length; i++) {
+        if (!Number.isNaN(num(a.offsets[i])) && !Number.isNaN(num(values[i]))) {
+          this.accelAxes[axis] = true;
+          this.accelLeft--;
+          this.count++;
+          break;
+        }
+      }
+    }
+  }
 }
 
 /** A finite number from a decoded field (bigint included), or NaN. */
@@ -345,62 +452,87 @@ function accelArrays(m: Record<string, unknown>): { unit: string; axes: unknown[
   return raw ? { unit: 'counts', axes: raw } : null;
 }
 
-/** Records and accelerometer samples on one sorted time axis, rows at equal times merged. */
+/**
+ * Records and accelerometer samples on one sorted time axis, rows at equal times merged.
+ *
+ * What it will hold (channels × samples) is checked before anything data-sized is allocated. The
+ * standard channels (at most 12) are gathered in columns as long as the samples; developer values
+ * stay in the records' sparse lists and are written straight into their output columns.
+ */
 function assemble(
   source: string,
   records: Array<Record<string, unknown>>,
   recordDev: Array<Array<[number, number]> | undefined>,
   accel: Array<Record<string, unknown>>,
   dev: DeveloperFields,
+  seen: Seen,
   samples: number,
+  maxCells: number,
 ): FitSession {
   let capacity = records.length;
   for (const m of accel) if (Array.isArray(m.sampleTimeOffset)) capacity += m.sampleTimeOffset.length;
-  const t = new Float64Array(capacity);
-  // Slots: record channels, then ax ay az, then developer fields; a column is made on first use.
+
+  // Slots: record channels, then ax ay az, then developer fields. Which have a value is known
+  // from decoding, but for heart rates the SDK merged into the records afterwards.
   const nRecord = RECORD_CHANNELS.length;
-  const cols: Array<Float64Array | undefined> = new Array(nRecord + 3 + dev.names.length);
-  const set = (slot: number, row: number, v: number): void => {
-    let c = cols[slot];
-    if (c === undefined) c = cols[slot] = new Float64Array(capacity).fill(NaN);
-    c[row] = v;
-  };
+  const DEV = nRecord + 3;
+  const recordPresent = [...seen.recordChannels];
+  RECORD_CHANNELS.forEach((ch, slot) => {
+    if (recordPresent[slot]) return;
+    for (const r of records) {
+      if (!Number.isNaN(recordValue(r, ch)) && !Number.isNaN(epochMs(r.timestamp))) {
+        recordPresent[slot] = true;
+        break;
+      }
+    }
+  });
+  const present: number[] = [];
+  recordPresent.forEach((p, slot) => p && present.push(slot));
+  seen.accelAxes.forEach((p, axis) => p && present.push(nRecord + axis));
+  for (const slot of [...seen.devSlots].sort((a, b) => a - b)) present.push(DEV + slot);
+  if (present.length > FIT_MAX_CHANNELS) throw Errors.badData(source, tooManyChannels());
+  if (present.length * Math.max(capacity, samples) > maxCells) throw Errors.badData(source, tooManyCells());
+  /** Output column of each slot (-1: the channel has no value). */
+  const outOf = new Int32Array(DEV + dev.names.length).fill(-1);
+  present.forEach((slot, j) => (outOf[slot] = j));
+
+  const t = new Float64Array(capacity);
+  const cols: Array<Float64Array | undefined> = new Array(DEV);
+  for (const slot of present) if (slot < DEV) cols[slot] = new Float64Array(capacity).fill(NaN);
+  /** The row of each record (-1: no timestamp, left out). */
+  const recordRow = new Int32Array(records.length).fill(-1);
 
   let n = 0;
   records.forEach((r, i) => {
     const ms = epochMs(r.timestamp);
     if (ms !== ms) return;
     t[n] = ms;
+    recordRow[i] = n;
     RECORD_CHANNELS.forEach((ch, slot) => {
-      for (const f of ch.fields) {
-        const v = num(r[f]);
-        if (v === v) {
-          set(slot, n, ch.scale !== undefined ? v * ch.scale : v);
-          break;
-        }
-      }
+      const c = cols[slot];
+      if (c === undefined) return;
+      const v = recordValue(r, ch);
+      if (v === v) c[n] = v;
     });
-    for (const [slot, v] of recordDev[i] ?? []) set(nRecord + 3 + slot, n, v);
     n++;
   });
   if (n === 0) throw Errors.badData(source, 'has no record messages with a timestamp');
 
   let accelUnit: string | null = null;
   for (const m of accel) {
-    const base = epochMs(m.timestamp) + (num(m.timestampMs) || 0);
-    const offsets = m.sampleTimeOffset;
-    const arrays = accelArrays(m);
-    if (base !== base || !Array.isArray(offsets) || arrays === null) continue;
-    if (accelUnit !== null && accelUnit !== arrays.unit) throw Errors.badData(source, 'mixes calibrated and raw accelerometer samples');
-    accelUnit = arrays.unit;
-    for (let i = 0; i < offsets.length; i++) {
-      const off = num(offsets[i]);
+    const a = accelSamples(m);
+    if (a === null) continue;
+    if (accelUnit !== null && accelUnit !== a.unit) throw Errors.badData(source, 'mixes calibrated and raw accelerometer samples');
+    accelUnit = a.unit;
+    for (let i = 0; i < a.offsets.length; i++) {
+      const off = num(a.offsets[i]);
       if (off !== off) continue;
-      t[n] = base + off;
-      arrays.axes.forEach((a, axis) => {
-        const v = num(a[i]);
-        if (v === v) set(nRecord + axis, n, v);
-      });
+      t[n] = a.base + off;
+      for (let axis = 0; axis < 3; axis++) {
+        const v = num(a.axes[axis]![i]);
+        const c = cols[nRecord + axis];
+        if (v === v && c !== undefined) c[n] = v;
+      }
       n++;
     }
   }
@@ -415,35 +547,44 @@ function assemble(
       break;
     }
   }
-  const present: number[] = [];
-  cols.forEach((c, slot) => {
-    if (c) present.push(slot);
-  });
-  const outT = new Float64Array(n);
-  const outV = present.map(() => new Float64Array(n).fill(NaN));
+  // Each row's merged output row; rows at one time are merged in reading order, so writing rows
+  // in reading order lets the one read later win.
+  const mergedOf = new Int32Array(n);
   let m = 0;
+  let last = NaN;
   for (let k = 0; k < n; k++) {
     const i = order ? order[k]! : k;
-    const ti = t[i]!;
-    if (m === 0 || outT[m - 1] !== ti) outT[m++] = ti;
-    present.forEach((slot, j) => {
-      const v = cols[slot]![i]!;
-      if (v === v) outV[j]![m - 1] = v;
-    });
+    if (m === 0 || t[i] !== last) {
+      last = t[i]!;
+      m++;
+    }
+    mergedOf[i] = m - 1;
   }
+  order = null;
+  const outT = new Float64Array(m);
+  for (let i = 0; i < n; i++) outT[mergedOf[i]!] = t[i]!;
+  const outV = present.map(() => new Float64Array(m).fill(NaN));
+  for (const slot of present) {
+    const c = cols[slot];
+    if (c === undefined) continue;
+    const out = outV[outOf[slot]!]!;
+    for (let i = 0; i < n; i++) {
+      const v = c[i]!;
+      if (v === v) out[mergedOf[i]!] = v;
+    }
+    cols[slot] = undefined;
+  }
+  recordDev.forEach((values, i) => {
+    const row = recordRow[i]!;
+    if (values === undefined || row < 0) return;
+    for (const [slot, v] of values) outV[outOf[DEV + slot]!]![mergedOf[row]!] = v;
+  });
 
   const unitOf = (slot: number): string =>
-    slot < nRecord ? RECORD_CHANNELS[slot]!.unit : slot < nRecord + 3 ? (accelUnit ?? '') : dev.units[slot - nRecord - 3]!;
+    slot < nRecord ? RECORD_CHANNELS[slot]!.unit : slot < DEV ? (accelUnit ?? '') : dev.units[slot - DEV]!;
   const nameOf = (slot: number): string =>
-    slot < nRecord ? RECORD_CHANNELS[slot]!.name : slot < nRecord + 3 ? ACCEL_CHANNELS[slot - nRecord]! : dev.names[slot - nRecord - 3]!;
-  return {
-    source,
-    channels: present.map(nameOf),
-    units: present.map(unitOf),
-    t: outT.slice(0, m),
-    values: outV.map((v) => v.slice(0, m)),
-    samples,
-  };
+    slot < nRecord ? RECORD_CHANNELS[slot]!.name : slot < DEV ? ACCEL_CHANNELS[slot - nRecord]! : dev.names[slot - DEV]!;
+  return { source, channels: present.map(nameOf), units: present.map(unitOf), t: outT, values: outV, samples };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,16 +598,18 @@ function assemble(
  *
  * Throws `Errors.badData` for any file `fitSessionRows` refuses, for two files with the same
  * subject and session, for a channel whose units differ between files, and past the bounds
- * (5,000,000 samples in all, 512 channels).
+ * (5,000,000 samples in all, 512 channels, 50,000,000 cells: channels × rows).
  */
 export function fitToTable(files: FitFile[], opts: { source?: string } = {}): Table {
   const source = opts.source ?? (files.length === 1 ? files[0]!.source : `${files.length} FIT files`);
   if (files.length === 0) throw Errors.badData(source, 'no FIT files were given');
   const sessions: Keyed[] = [];
   let budget = FIT_MAX_SAMPLES;
+  let cells = FIT_MAX_CELLS;
   for (const f of files) {
-    const fit = fitSessionRows(f.bytes, f.source, { maxSamples: budget });
+    const fit = fitSessionRows(f.bytes, f.source, { maxSamples: budget, maxCells: cells });
     budget -= fit.samples;
+    cells -= fit.samples * fit.channels.length;
     sessions.push({ subject: f.subject, session: f.session, fit });
   }
   return sessionsTable(sessions, source);
@@ -489,12 +632,14 @@ export async function readFitPaths(paths: string[], opts: { subjectFrom: 'filena
   for (const p of paths) files.push(...(await fitFilesAt(p)));
   const sessions: Keyed[] = [];
   let budget = FIT_MAX_SAMPLES;
+  let cells = FIT_MAX_CELLS;
   for (const file of files) {
     const stem = basename(file, extname(file));
     const subject = opts.subjectFrom === 'folder' ? basename(dirname(resolve(file))) : stem;
     const bytes = await readFitFile(file);
-    const fit = fitSessionRows(bytes, file, { maxSamples: budget });
+    const fit = fitSessionRows(bytes, file, { maxSamples: budget, maxCells: cells });
     budget -= fit.samples;
+    cells -= fit.samples * fit.channels.length;
     sessions.push({ subject, session: stem, fit });
   }
   return sessionsTable(sessions, source);
@@ -592,6 +737,10 @@ function sessionsTable(sessions: Keyed[], source: string): Table {
   }
   const names = [...unitOf.keys()];
   if (names.length > FIT_MAX_CHANNELS) throw Errors.badData(source, `has ${names.length} channels; medfit reads at most ${FIT_MAX_CHANNELS} from FIT files`);
+  // Each file kept within the budget alone; the union of their channels is checked before the rows are made.
+  let rowCount = 0;
+  for (const s of sessions) rowCount += s.fit.t.length;
+  if (rowCount * names.length > FIT_MAX_CELLS) throw Errors.badData(source, tooManyCells());
   const channels = [
     ...names.filter((n) => STANDARD_ORDER.has(n)).sort((a, b) => STANDARD_ORDER.get(a)! - STANDARD_ORDER.get(b)!),
     ...names.filter((n) => !STANDARD_ORDER.has(n)),
