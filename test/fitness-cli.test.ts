@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildActivityFit, type FitRecordSpec } from './fit-builders.js';
-import { fixture, medfit, tempDir } from './helpers.js';
+import { fixture, medfit, medfitInProcess, tempDir } from './helpers.js';
 
 const dir = tempDir('medfit-fitness-');
 
@@ -89,7 +89,7 @@ describe('medfit on sensor streams (BasicMotions)', () => {
 
   it('refuses bad streams with one line and writes nothing', async () => {
     const out = join(dir, 'never');
-    const train = (file: string, ...extra: string[]) => medfit(['train', file, '--sequence', '--target', 'activity', '--model', 'window-gbdt', '--out', out, ...extra]);
+    const train = (file: string, ...extra: string[]) => medfitInProcess(['train', file, '--sequence', '--target', 'activity', '--model', 'window-gbdt', '--out', out, ...extra]);
     expectUserError(await train(fixture('basic_motions_train.csv'), '--window', '200'), /no session is long enough for a window of 200 steps/);
     expectUserError(await train(fixture('basic_motions_train.csv'), '--channels', 'ax,heart'), /no column "heart"/);
     const lines = readFileSync(fixture('basic_motions_train.csv'), 'utf8').trim().split('\n');
@@ -138,10 +138,10 @@ describe('medfit on a folder of Garmin FIT files', () => {
     const bytes = ride(Date.UTC(2026, 5, 1), 60, 70);
     const cut = join(dir, 'cut.fit');
     writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
-    expectUserError(await medfit(['profile', cut]), /cut\.fit/);
+    expectUserError(await medfitInProcess(['profile', cut]), /cut\.fit/);
     const fake = join(dir, 'fake.fit');
     writeFileSync(fake, 'subject,t,ax\na,0,1\n');
-    expectUserError(await medfit(['train', fake, '--target', 'heart_rate', '--out', join(dir, 'nope')]), /fake\.fit/);
+    expectUserError(await medfitInProcess(['train', fake, '--target', 'heart_rate', '--out', join(dir, 'nope')]), /fake\.fit/);
     expect(existsSync(join(dir, 'nope'))).toBe(false);
   });
 });
@@ -149,11 +149,11 @@ describe('medfit on a folder of Garmin FIT files', () => {
 describe('medfit synth fitness, and the seed reference network', () => {
   it('generates a file that trains the Keras reference LSTM(100) → Dropout(0.2) → Dense(1) on 10-step windows', async () => {
     const csv = join(dir, 'synth.csv');
-    const synth = await medfit(['synth', 'fitness', '--subjects', '3', '--seed', '7', '--seconds', '5', '--out', csv]);
+    const synth = await medfitInProcess(['synth', 'fitness', '--subjects', '3', '--seed', '7', '--seconds', '5', '--out', csv]);
     expect(synth.code).toBe(0);
     expect(readFileSync(csv, 'utf8').split('\n')[0]).toBe('subject,session,t,ax,ay,az,gx,gy,gz,hr,activity,energy');
     const out = join(dir, 'ref-lstm');
-    const run = await medfit(['train', csv, '--sequence', '--target', 'energy', '--model', 'lstm', '--param', 'lstm.units=100', '--param', 'lstm.dropout=0.2', '--param', 'lstm.epochs=2', '--window', '10', '--cv', '3', '--out', out, '--json']);
+    const run = await medfit(['train', csv, '--sequence', '--target', 'energy', '--model', 'lstm', '--param', 'lstm.units=100', '--param', 'lstm.dropout=0.2', '--param', 'lstm.epochs=2', '--window', '10', '--stride', '10', '--cv', '3', '--out', out, '--json']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const r = JSON.parse(run.stdout);

@@ -56,3 +56,22 @@ export async function rejection(p: Promise<unknown>): Promise<MedfitError> {
   }
   throw new Error('expected a rejection');
 }
+
+/**
+ * Runs a `medfit` command in this process (`main` with captured streams): the same exit code,
+ * stdout and stderr as the real command without a process start-up per call, for the many
+ * bad-input cases of a test file. Use `medfit` for what needs the real process.
+ */
+export async function medfitInProcess(args: string[]): Promise<CliRun> {
+  const { main } = await import('../src/cli/main.js');
+  const { PassThrough } = await import('node:stream');
+  const started = performance.now();
+  let stdout = '';
+  let stderr = '';
+  const out = new PassThrough();
+  const err = new PassThrough() as unknown as NodeJS.WriteStream;
+  out.on('data', (d: Buffer) => (stdout += d.toString()));
+  (err as unknown as PassThrough).on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await main(args, { stdout: out, stderr: err, stdin: new PassThrough() });
+  return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
+}
