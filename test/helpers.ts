@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { MedfitError } from '../src/core/index.js';
@@ -64,14 +65,13 @@ export async function rejection(p: Promise<unknown>): Promise<MedfitError> {
  */
 export async function medfitInProcess(args: string[]): Promise<CliRun> {
   const { main } = await import('../src/cli/main.js');
-  const { PassThrough } = await import('node:stream');
   const started = performance.now();
   let stdout = '';
   let stderr = '';
   const out = new PassThrough();
-  const err = new PassThrough() as unknown as NodeJS.WriteStream;
+  const err = new PassThrough();
   out.on('data', (d: Buffer) => (stdout += d.toString()));
-  (err as unknown as PassThrough).on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await main(args, { stdout: out, stderr: err, stdin: new PassThrough() });
+  err.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await main(args, { stdout: out, stderr: err as unknown as NodeJS.WriteStream, stdin: new PassThrough() });
   return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
 }
