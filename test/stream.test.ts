@@ -7,6 +7,7 @@
  * prediction of the same samples), and over MQTT with the Mosquitto broker on 127.0.0.1:1883
  * (skipped, saying so, when nothing answers there).
  */
+import { randomBytes } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect as tcp } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -145,10 +146,15 @@ describe('the stream route (fake model)', () => {
   let app: FastifyInstance;
   let base: string;
   const calls: Matrix[] = [];
+  const fastCalls: Matrix[] = [];
   const counted: number[] = [];
   const registry = new Registry();
   const sequences: SequenceModels = {
     async sequenceModel(_projectId, name, version) {
+      // 10 kHz models: one bridging gaps of 10 s (100,000 steps, the most a model may), one of a
+      // day (no model may be trained so; the stream must hold all the same).
+      if (name === 'fast') return { ...fakeModel(fastCalls), prep: { ...prep, filter: undefined, rate: 10_000, maxGap: 10, window: 10, stride: 1 } };
+      if (name === 'wide') return { ...fakeModel(fastCalls), prep: { ...prep, rate: 10_000, maxGap: 86_400 } };
       if (name !== 'activity' || (version !== undefined && version !== '3')) throw Errors.notFound(`model "${name}"`);
       return fakeModel(calls);
     },
@@ -224,6 +230,24 @@ describe('the stream route (fake model)', () => {
     const errors = await registry.getSingleMetric('medfit_stream_errors_total')!.get();
     expect(errors.values.find((v) => v.labels['reason'] === 'line')?.value).toBe(5);
   });
+
+  it('answers a sample that completes ~99,000 windows in bounded model calls, and refuses a jump of too many steps', async () => {
+    fastCalls.length = 0;
+    const s = openStream(base, '/v1/models/fast/stream', { key: 'predict' });
+    s.end(ndjson([{ time: 0, ax: 0, ay: 0 }, { time: 9.9, ax: 1, ay: 1 }, { time: 9.9001, ax: 1, ay: 1 }]));
+    const lines = await s.all();
+    expect(lines.filter((l) => 'error' in l)).toEqual([]);
+    // Steps 0 … 99,001 (9.9001 s at 10 kHz), a window of 10 ending at each from step 9 on.
+    expect(lines.filter((l) => 'window' in l).length).toBe(99_002 - 10 + 1);
+    expect(Math.max(...fastCalls.map((c) => c.rows))).toBeLessThanOrEqual(4096);
+    expect(fastCalls.length).toBeGreaterThanOrEqual(Math.ceil(99_000 / 4096));
+
+    const at = Date.now();
+    const w = openStream(base, '/v1/models/wide/stream', { key: 'predict' });
+    w.end(ndjson([{ time: 0, ax: 0, ay: 0 }, { time: 86_000, ax: 1, ay: 1 }, { time: 86_001, ax: 1, ay: 1 }]));
+    expect(await w.all()).toEqual([{ error: "line 2: the sample's time is more than 100000 steps of the model's 10000 Hz grid after the previous sample's, the most one sample may add (the model bridges gaps up to 86400 s); send the samples in between, or a new stream" }]);
+    expect(Date.now() - at).toBeLessThan(2000);
+  }, 30_000);
 
   it('bounds a line, the whole stream and the silence', async () => {
     const long = openStream(base, '/v1/models/activity/stream', { key: 'predict' });
@@ -351,6 +375,8 @@ describe('medfit serve: live predictions of a trained sequence model', () => {
   const session = rows.filter((r) => r['session'] === 's02-b').map((r) => ({ t: Number(r['t']), ...Object.fromEntries(CHANNELS.map((c) => [c, Number(r[c])])) }));
   let readKey = '';
   let otherKey = '';
+  let deviceKey = '';
+  let predictTrainKey = '';
   let batch: Line[] = [];
   let isoWindows = 0;
 
@@ -366,6 +392,8 @@ describe('medfit serve: live predictions of a trained sequence model', () => {
     base = await server.app.listen({ host: '127.0.0.1', port: 0 });
     readKey = (await createKey(server.services.store, 'default', ['read'], 'read only')).key;
     otherKey = (await createKey(server.services.store, 'other', ['predict'], 'other project')).key;
+    deviceKey = (await createKey(server.services.store, 'default', ['predict'], 'device')).key;
+    predictTrainKey = (await createKey(server.services.store, 'default', ['predict', 'train'], 'too much for a device')).key;
     const up = await fetch(`${base}/v1/datasets?name=fitness`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'text/csv' }, body: text });
     const dataset = ((await up.json()) as { id: string }).id;
     const job = await call('/v1/jobs', { dataset, target: 'activity', name: 'activity', model: 'window-gbdt', cv: 2, params: { 'window-gbdt': { trees: 20 } }, sequence: { channels: CHANNELS, window: '2s', stride: '1s' } });
@@ -430,30 +458,54 @@ describe('medfit serve: live predictions of a trained sequence model', () => {
 
   it.skipIf(!brokerUp)('answers devices over MQTT with the same lines, and survives garbage', async () => {
     const device = `watch-${process.pid}`;
-    const bridge = await startServerMqtt(server, { url: 'mqtt://127.0.0.1:1883' });
+    // Its own first topic level: other servers on the same broker (other test runs) answer
+    // medfit/+/+/samples too, each with its own keys.
+    const prefix = `medfit-test-${randomBytes(4).toString('hex')}`;
+    const bridge = await startServerMqtt(server, { url: 'mqtt://127.0.0.1:1883', prefix });
     const c = await mqtt.connectAsync('mqtt://127.0.0.1:1883', { protocolVersion: 5 });
     try {
       const got: Record<string, Line[]> = { predictions: [], errors: [] };
-      c.on('message', (topic, payload) => got[topic.split('/')[3]!]!.push(JSON.parse(payload.toString('utf8')) as Line));
-      await c.subscribeAsync([`medfit/default/${device}/predictions`, `medfit/default/${device}/errors`]);
-      const send = (payload: string, key: string | null = ADMIN) => c.publishAsync(`medfit/default/${device}/samples`, payload, key === null ? {} : { properties: { userProperties: { key } } });
+      const elsewhere: Line[] = [];
+      c.on('message', (topic, payload) => (topic.startsWith(`${prefix}/default/`) ? got[topic.split('/')[3]!]! : elsewhere).push(JSON.parse(payload.toString('utf8')) as Line));
+      await c.subscribeAsync([`${prefix}/default/${device}/predictions`, `${prefix}/default/${device}/errors`, `${prefix}/nosuch/${device}/errors`]);
+      const send = (payload: string, key: string | null = deviceKey, project = 'default') =>
+        c.publishAsync(`${prefix}/${project}/${device}/samples`, payload, key === null ? {} : { properties: { userProperties: { key } } });
+      const ten = JSON.stringify(session.slice(0, 10));
       await send('{{{');
-      await send(JSON.stringify(session.slice(0, 10)), null);
-      await send(JSON.stringify(session.slice(0, 10)), readKey);
-      await send(JSON.stringify(session.slice(0, 10)), otherKey);
-      for (let i = 0; i < session.length; i += 37) await send(JSON.stringify({ key: ADMIN, samples: session.slice(i, i + 37) }), null);
+      await send(ten, null);
+      // Keys that may do more than predict: refused, whatever they hold, and never used.
+      await send(ten, readKey);
+      await send(ten, ADMIN);
+      await send(JSON.stringify({ key: predictTrainKey, samples: session.slice(0, 10) }), null);
+      // Another project's key, an unknown one, one the header syntax would refuse, and a good key
+      // on a project that does not exist: all the same answer.
+      await send(ten, otherKey);
+      await send(ten, 'mf_nope');
+      await send(ten, 'mf with spaces');
+      await send(ten, deviceKey, 'nosuch');
+      for (let i = 0; i < session.length; i += 37) await send(JSON.stringify({ key: deviceKey, samples: session.slice(i, i + 37) }), null);
       const until = Date.now() + 10_000;
       while (got['predictions']!.filter((l) => 'window' in l).length < batch.length - 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       const windows = got['predictions']!.filter((l) => 'window' in l);
       // The last window completes only with a later sample (or when the device goes idle).
       expect(windows.length).toBeGreaterThanOrEqual(batch.length - 1);
       for (const [i, w] of windows.entries()) expect(w).toMatchObject({ window: i, start: batch[i]!['start'], label: batch[i]!['label'] });
+      const predictOnly =
+        'MQTT takes only a predict-only device key, as the key travels in every samples message to whoever may subscribe to the broker: create one with medfit keys create --project default --scopes predict (and revoke this key if others may subscribe)';
       expect(got['errors']!.map((e) => e['error'])).toEqual([
         expect.stringMatching(/not valid JSON/),
         expect.stringMatching(/no API key/),
-        'this key lacks the "predict" scope',
-        'this key does not belong to project "default"',
+        predictOnly,
+        predictOnly,
+        predictOnly,
+        'invalid or revoked API key',
+        'invalid or revoked API key',
+        'invalid or revoked API key',
       ]);
+      expect(elsewhere).toEqual([{ error: 'invalid or revoked API key' }]);
+      // The refusals of keys that exist are in the audit trail, as HTTP refusals are.
+      const denied = ((await call('/v1/audit')).body['entries'] as Line[]).filter((e) => e['action'] === 'denied' && e['resource'] === 'mqtt samples');
+      expect(denied.length).toBeGreaterThanOrEqual(1);
     } finally {
       await c.endAsync();
       await bridge.close();

@@ -151,15 +151,23 @@ export async function streamRoutes(app: FastifyInstance, s: Services, options: S
         await Promise.race([once(out, 'drain'), once(out, 'close'), stopped]);
       }
     };
+    /** Predicts and writes what has completed, and the rest of a sample's work slice by slice. */
     const flush = async () => {
-      const events = windower.take();
-      pending = 0;
-      if (events.length === 0) return;
-      const lines = await predictStreamEvents(model, events);
-      let k = 0;
-      for (const l of lines) if ('window' in l) k++;
-      windows += k;
-      await write(lines);
+      for (;;) {
+        const events = windower.take();
+        pending = 0;
+        if (events.length > 0) {
+          const lines = await predictStreamEvents(model, events);
+          let k = 0;
+          for (const l of lines) if ('window' in l) k++;
+          windows += k;
+          await write(lines);
+        }
+        if (!windower.busy || gone()) return;
+        // Other streams and requests go between two slices.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        windower.more();
+      }
     };
     const fail = async (message: string, reason: StreamErrorReason) => {
       metrics.errors.inc({ project: r.principal.projectId, transport: 'http', reason });
@@ -168,6 +176,8 @@ export async function streamRoutes(app: FastifyInstance, s: Services, options: S
     /** One line of input; false when the stream must end. */
     const line = async (bytesOfLine: Buffer): Promise<boolean> => {
       lineNo++;
+      // Nobody to answer (and a flush left off its work for them): the stream is over.
+      if (gone() || windower.busy) return false;
       const text = bytesOfLine.toString('utf8').trim();
       if (text === '') return true;
       let sample: unknown;
@@ -187,7 +197,7 @@ export async function streamRoutes(app: FastifyInstance, s: Services, options: S
         return false;
       }
       pending = windower.pending;
-      if (pending >= batch) await flush();
+      if (pending >= Math.min(batch, windower.batchLimit) || windower.busy) await flush();
       return true;
     };
 
@@ -259,7 +269,7 @@ export async function streamRoutes(app: FastifyInstance, s: Services, options: S
         // A last line without its newline is a line too.
         let ok = true;
         if (partialLength > 0) ok = await line(Buffer.concat(partial, partialLength));
-        if (ok) {
+        if (ok && !windower.busy) {
           windower.end();
           await flush();
         }
@@ -334,14 +344,27 @@ export interface MqttServeOptions {
   password?: string;
   maxDevices?: number;
   idleMs?: number;
+  /** First topic level (default `medfit`; tests use their own, as a broker may be shared). */
+  prefix?: string;
 }
+
+/** What an unknown, revoked or other project's key is told over MQTT. */
+const INVALID_KEY = 'invalid or revoked API key';
 
 /** The sequence families (which model versions `--mqtt-model`'s default picks among). */
 const SEQUENCE_FAMILY_NAMES: ReadonlySet<string> = new Set(Object.keys(SEQUENCE_FAMILIES));
 
+/** What a device sending another kind of key over MQTT is told (`project`: the topic's, the key's own). */
+export function mqttPredictOnlyMessage(project: string): string {
+  return `MQTT takes only a predict-only device key, as the key travels in every samples message to whoever may subscribe to the broker: create one with medfit keys create --project ${project} --scopes predict (and revoke this key if others may subscribe)`;
+}
+
 /**
  * Starts the MQTT bridge of a running server: device keys checked like HTTP keys (the same
- * authenticator rules: hashed lookup, revocation), the `predict` scope, windows counted and audited.
+ * authenticator rules: hashed lookup, revocation), but only keys whose sole scope is `predict`
+ * (a key sent over MQTT is seen by every subscriber of the samples topics, so it must grant no
+ * more than predicting), windows counted and audited. Unknown, revoked and other projects' keys
+ * all get the same answer, so the errors topic never tells whether a key exists.
  */
 export async function startServerMqtt(server: Server, o: MqttServeOptions, sequences?: SequenceModels): Promise<MqttBridge> {
   const s = server.services;
@@ -360,17 +383,27 @@ export async function startServerMqtt(server: Server, o: MqttServeOptions, seque
     ...(o.password !== undefined ? { password: o.password } : {}),
     ...(o.maxDevices !== undefined ? { maxDevices: o.maxDevices } : {}),
     ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}),
+    ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
     async authorize(key, project) {
-      const p = await auth.authenticate(`Bearer ${key}`);
+      // The project first, then the key: every key, good or not, takes the same lookups.
       let hit = projects.get(project);
       if (!hit || hit.until < Date.now()) {
         hit = { id: (await s.store.getProjectByName(project))?.id, until: Date.now() + 5000 };
         if (projects.size > 10_000) projects.clear();
         projects.set(project, hit);
       }
-      // Another project's key is as good as none here: the same answer, nothing about the project.
-      if (hit.id !== p.projectId) throw Errors.forbidden(`this key does not belong to project "${project}"`);
-      if (!p.scopes.includes('predict') && !p.scopes.includes('admin')) {
+      let p: Principal;
+      try {
+        p = await auth.authenticate(`Bearer ${key}`);
+      } catch (e) {
+        // Also a key the header syntax would refuse (spaces): one answer for every bad key.
+        if (e instanceof MedfitError && e.status === 401) throw Errors.unauthorized(INVALID_KEY);
+        throw e;
+      }
+      // Another project's key (or a project that does not exist) is as good as none here: the
+      // same answer as an unknown key, so nothing tells a valid key from an invalid one.
+      if (hit.id === undefined || hit.id !== p.projectId) throw Errors.unauthorized(INVALID_KEY);
+      if (!(p.scopes.length > 0 && p.scopes.every((scope) => scope === 'predict'))) {
         // A device sending 50 messages a second with the wrong key is one denial a minute in the trail.
         const last = denied.get(p.keyId) ?? 0;
         if (Date.now() - last > 60_000) {
@@ -378,7 +411,7 @@ export async function startServerMqtt(server: Server, o: MqttServeOptions, seque
           denied.set(p.keyId, Date.now());
           void s.store.audit({ projectId: p.projectId, keyId: p.keyId, action: 'denied', resource: 'mqtt samples', rows: null, status: 403 });
         }
-        throw Errors.forbidden('this key lacks the "predict" scope');
+        throw Errors.forbidden(mqttPredictOnlyMessage(project));
       }
       return { projectId: p.projectId, keyId: p.keyId };
     },

@@ -8,7 +8,7 @@ export { loadRuntimeModel, type LoadedModel, type RuntimeOptions, type RuntimeSi
 export { ModelCache, type ModelCacheOptions, type ModelCacheStats } from './cache.js';
 export { checkUploadIsolated, UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from './upload-check.js';
 export { UPLOAD_SERVING_LIMITS } from './upload-check-protocol.js';
-export { StreamWindows, predictStreamEvents, STREAM_MAX_PENDING, type StreamWindow, type StreamEvent, type StreamLine } from './stream.js';
+export { StreamWindows, predictStreamEvents, STREAM_MAX_PENDING, STREAM_MAX_STEPS_PER_SAMPLE, STREAM_MAX_WINDOWS_PER_SLICE, STREAM_MAX_VALUES_PER_SLICE, type StreamWindow, type StreamEvent, type StreamLine } from './stream.js';
 export type { MqttBridge, MqttBridgeOptions, MqttModel, MqttPrincipal, MqttProblem } from './mqtt.js';
 
 /** The MQTT bridge's module, loaded only by a server that bridges MQTT (MQTT.js is not small). */

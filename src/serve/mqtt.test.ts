@@ -76,12 +76,15 @@ describe.skipIf(!brokerUp)('MQTT bridge (Mosquitto on 127.0.0.1:1883)', () => {
   const got = new Map<string, unknown[]>();
   const problems: Array<[string | undefined, string]> = [];
   const windowsCounted: number[] = [];
+  const authorized: string[] = [];
   const options = (over: Partial<MqttBridgeOptions> = {}): MqttBridgeOptions => ({
     url: BROKER,
     prefix,
+    // As the server's: another project's key is as good as none; a key of more than predict is refused.
     async authorize(key, project) {
-      if (key !== 'good-key' && key !== 'other-key') throw Errors.unauthorized('invalid or revoked API key');
-      if (key === 'other-key' || project !== 'p1') throw Errors.forbidden(`this key does not belong to project "${project}"`);
+      authorized.push(key);
+      if ((key !== 'good-key' && key !== 'admin-key') || project !== 'p1') throw Errors.unauthorized('invalid or revoked API key');
+      if (key === 'admin-key') throw Errors.forbidden('MQTT takes only a predict-only device key');
       return { projectId: 'id-p1', keyId: 'k1' };
     },
     async model(projectId) {
@@ -179,23 +182,126 @@ describe.skipIf(!brokerUp)('MQTT bridge (Mosquitto on 127.0.0.1:1883)', () => {
     await until(() => received('d2', 'predictions').some((l) => typeof l === 'object' && l !== null && 'window' in l));
   });
 
-  it('predicts nothing for a missing, wrong or foreign key, or a project without a model', async () => {
+  it('predicts nothing for a missing, wrong or foreign key, or a key of more than predict', async () => {
     const s = samples(60);
     await publish('d3', s, null);
     await publish('d3', s, 'wrong-key');
-    await publish('d3', s, 'other-key');
+    await publish('d3', s, 'admin-key');
+    await publish('d3', s, 'x'.repeat(600));
     await publish('d3', s, 'good-key', 'p2');
-    await until(() => received('d3', 'errors').length >= 3 && received('d3', 'errors', 'p2').length >= 1);
+    await until(() => received('d3', 'errors').length >= 4 && received('d3', 'errors', 'p2').length >= 1);
     expect(received('d3', 'errors').map((e) => (e as { error: string }).error)).toEqual([
       expect.stringMatching(/no API key: send it as the MQTT v5 user property "key"/),
       'invalid or revoked API key',
-      'this key does not belong to project "p1"',
+      'MQTT takes only a predict-only device key',
+      'invalid or revoked API key',
     ]);
-    expect(received('d3', 'errors', 'p2')).toEqual([{ error: 'this key does not belong to project "p2"' }]);
+    // A good key of another project: the answer of an unknown key.
+    expect(received('d3', 'errors', 'p2')).toEqual([{ error: 'invalid or revoked API key' }]);
     await new Promise((r) => setTimeout(r, 200));
     expect(received('d3', 'predictions')).toEqual([]);
-    expect(problems.filter(([p, r]) => p === undefined && r === 'auth').length).toBeGreaterThanOrEqual(4);
+    expect(problems.filter(([p, r]) => p === undefined && r === 'auth').length).toBeGreaterThanOrEqual(5);
   });
+
+  it('checks a user-property key before reading the payload, and refuses two different keys', async () => {
+    const before = authorized.length;
+    // Not even JSON: a refused key is all the answer (nothing was parsed).
+    await publish('d6', 'not json {'.repeat(1000), 'wrong-key');
+    await publish('d6', 'not json {', 'good-key');
+    await publish('d6', { key: 'admin-key', samples: samples(3) }, 'good-key');
+    await until(() => received('d6', 'errors').length >= 3);
+    expect(received('d6', 'errors').map((e) => (e as { error: string }).error)).toEqual([
+      'invalid or revoked API key',
+      expect.stringMatching(/^the message is not valid JSON/),
+      'two different API keys (the user property "key" and the envelope\'s "key"): send one',
+    ]);
+    // The envelope's key was never tried.
+    expect(authorized.slice(before)).toEqual(['wrong-key', 'good-key', 'good-key']);
+  });
+
+  it('drops messages once too many bytes are waiting in all, and answers the ones kept', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const bytesPrefix = `${prefix}-bytes`;
+    const slow = await startMqttBridge(options({ prefix: bytesPrefix, maxQueuedBytes: 10_000, authorize: async () => (await gate, { projectId: 'id-p1', keyId: 'k1' }) }));
+    const c = await mqtt.connectAsync(BROKER, { protocolVersion: 5 });
+    try {
+      const lines = new Map<string, Array<Record<string, unknown>>>();
+      c.on('message', (t, p) => lines.set(t.split('/')[2]!, [...(lines.get(t.split('/')[2]!) ?? []), JSON.parse(p.toString('utf8'))]));
+      await c.subscribeAsync([`${bytesPrefix}/p1/+/errors`, `${bytesPrefix}/p1/+/predictions`]);
+      const payload = JSON.stringify(samples(60));
+      expect(payload.length).toBeGreaterThan(2500);
+      expect(payload.length).toBeLessThan(3300);
+      // Each from its own device (no device has more than one waiting): bytes are the bound.
+      for (let i = 0; i < 5; i++) await c.publishAsync(`${bytesPrefix}/p1/b${i}/samples`, payload, { properties: { userProperties: { key: 'good-key' } } });
+      await until(() => (lines.get('b3') ?? []).length >= 1 && (lines.get('b4') ?? []).length >= 1);
+      for (const d of ['b3', 'b4']) expect(lines.get(d)).toEqual([{ error: 'the server has 10000 bytes of messages waiting to be handled; this one was dropped (send fewer samples a second)' }]);
+      expect(problems.filter(([p, r]) => p === undefined && r === 'limit').length).toBeGreaterThanOrEqual(2);
+      open();
+      await until(() => ['b0', 'b1', 'b2'].every((d) => (lines.get(d) ?? []).some((l) => 'window' in l)));
+      // Once handled, their bytes are free again.
+      await c.publishAsync(`${bytesPrefix}/p1/b3/samples`, payload, { properties: { userProperties: { key: 'good-key' } } });
+      await until(() => (lines.get('b3') ?? []).some((l) => 'window' in l));
+    } finally {
+      await c.endAsync();
+      await slow.close();
+    }
+  });
+
+  it('answers a sample that completes many windows slice by slice, and refuses a jump of too many steps', async () => {
+    const fast = await startMqttBridge(
+      options({
+        prefix: `${prefix}-jump`,
+        model: async () => ({ name: 'fast', version: 1, model: { ...model, prep: { ...prep, rate: 10_000, maxGap: 10, window: 10, stride: 10 } } }),
+      }),
+    );
+    const c = await mqtt.connectAsync(BROKER, { protocolVersion: 5 });
+    try {
+      const lines: Array<Record<string, unknown>> = [];
+      c.on('message', (_t, p) => lines.push(JSON.parse(p.toString('utf8'))));
+      await c.subscribeAsync([`${prefix}-jump/p1/j1/errors`, `${prefix}-jump/p1/j1/predictions`]);
+      const send = (s: unknown) => c.publishAsync(`${prefix}-jump/p1/j1/samples`, JSON.stringify(s), { properties: { userProperties: { key: 'good-key' } } });
+      // 0 → 9.9 s at 10 kHz: 99,000 steps and 9,900 windows from one sample, cut and predicted
+      // in slices, exactly the windows of the HTTP stream.
+      const jump = [{ t: 0, ax: 0, ay: 0 }, { t: 9.9, ax: 1, ay: 1 }, { t: 9.9001, ax: 1, ay: 1 }];
+      await send(jump);
+      const w = new StreamWindows({ ...prep, rate: 10_000, maxGap: 10, window: 10, stride: 10 });
+      const want: StreamLine[] = [];
+      let slices = 0;
+      for (const sample of jump) {
+        w.push(sample);
+        while (w.busy) {
+          want.push(...(await predictStreamEvents(model, w.take())));
+          w.more();
+          slices++;
+        }
+      }
+      expect(slices).toBeGreaterThanOrEqual(2);
+      want.push(...(await predictStreamEvents(model, w.take())));
+      expect(want.filter((l) => 'window' in l).length).toBe(9_900);
+      await until(() => lines.length >= want.length, 30_000);
+      expect(lines).toEqual(JSON.parse(JSON.stringify(want)));
+      // A model bridging gaps of a day at 10 kHz: 100 s later is a million steps, refused at once.
+      const wide = await startMqttBridge(options({ prefix: `${prefix}-wide`, model: async () => ({ name: 'wide', version: 1, model: { ...model, prep: { ...prep, rate: 10_000, maxGap: 86_400 } } }) }));
+      try {
+        const errs: string[] = [];
+        c.on('message', (t, p) => {
+          if (t.startsWith(`${prefix}-wide/`) && t.endsWith('/errors')) errs.push((JSON.parse(p.toString('utf8')) as { error: string }).error);
+        });
+        await c.subscribeAsync(`${prefix}-wide/p1/w1/errors`);
+        const at = Date.now();
+        await c.publishAsync(`${prefix}-wide/p1/w1/samples`, JSON.stringify([{ t: 0, ax: 1 }, { t: 100, ax: 1 }]), { properties: { userProperties: { key: 'good-key' } } });
+        await until(() => errs.length >= 1);
+        expect(Date.now() - at).toBeLessThan(2000);
+        expect(errs[0]).toMatch(/^sample 1: the sample's time is more than 100000 steps of the model's 10000 Hz grid/);
+      } finally {
+        await wide.close();
+      }
+    } finally {
+      await c.endAsync();
+      await fast.close();
+    }
+  }, 60_000);
 
   it('holds at most maxDevices streams, and forgets idle ones after ending their stream', async () => {
     for (const d of ['e1', 'e2', 'e3', 'e4', 'e5']) await publish(d, samples(3));

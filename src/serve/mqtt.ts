@@ -12,12 +12,16 @@
  *
  * Authentication: medfit connects to the broker with its own credentials, and a subscriber never
  * learns who published a message, so each samples message carries the device's API key, as an
- * MQTT v5 user property `key` or in the envelope. The key must belong to `<project>` (by name) and
- * hold the `predict` scope; otherwise the message gets an error and nothing is predicted.
+ * MQTT v5 user property `key` or in the envelope. Whoever may subscribe to the samples topics sees
+ * that key, so `authorize` (the server's: `api/stream.ts`) takes only a key of `<project>` whose
+ * sole scope is `predict`; otherwise the message gets an error and nothing is predicted. A key in
+ * the user property is checked before the payload is parsed (a refused one costs no parsing).
  *
  * Bounded: at most `maxDevices` device streams (least recently used forgotten first), a device
  * silent for `idleMs` is ended and forgotten, payloads over `maxPayloadBytes` are refused unread,
- * and a device with `maxQueued` messages waiting has further ones refused.
+ * a device with `maxQueued` messages waiting has further ones refused, and so is any message once
+ * `maxQueuedBytes` of payloads are waiting in all. A message's windows are cut and predicted in
+ * bounded slices (`StreamWindows.busy`), other devices going between.
  */
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { Errors, MedfitError } from '../core/index.js';
@@ -58,6 +62,8 @@ export interface MqttBridgeOptions {
   maxPayloadBytes?: number;
   /** Samples messages of one device waiting to be handled (default 64). */
   maxQueued?: number;
+  /** Bytes of samples messages waiting to be handled, all devices together (default 64 MiB). */
+  maxQueuedBytes?: number;
   /** Checks a device's API key for `project` (a name from the topic); throws a MedfitError to refuse. */
   authorize(key: string, project: string): Promise<MqttPrincipal>;
   /** The model for a project's devices; throws a MedfitError when there is none. Called per message: cache inside. */
@@ -88,6 +94,10 @@ const MAX_SAMPLES_PER_MESSAGE = 100_000;
 const MAX_LEVEL = 128;
 /** A longer key is no key of ours (and is never looked up or cached). */
 const MAX_KEY_LENGTH = 512;
+/** Payload bytes waiting in all, by default: 64 MiB (parsed, a few times that). */
+export const MQTT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** What a refused key is told, whatever the reason (unknown, revoked, another project's). */
+const INVALID_KEY = 'invalid or revoked API key';
 
 interface Device {
   key: string;
@@ -105,6 +115,9 @@ interface Queue {
   queued: number;
 }
 
+/** Lets other devices, requests and timers go between two slices of one device's work. */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Connects to the broker, subscribes to `<prefix>/+/+/samples` and answers each device. Rejects
  * (in our words, without the URL's credentials) when the broker cannot be reached at start; later
@@ -117,6 +130,7 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
   const maxPayload = o.maxPayloadBytes ?? 1024 * 1024;
   const maxQueued = o.maxQueued ?? 64;
   const maxWaiting = Math.max(maxQueued, maxDevices * 4);
+  const maxWaitingBytes = o.maxQueuedBytes ?? MQTT_MAX_QUEUED_BYTES;
   const log = o.log ?? (() => {});
   const where = safeUrl(o.url);
   const options: IClientOptions = {
@@ -139,6 +153,7 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
   /** Per topic, the messages waiting (an entry lives while any does). */
   const queues = new Map<string, Queue>();
   let waiting = 0;
+  let waitingBytes = 0;
   let closing = false;
 
   const publish = (d: { project: string; device: string }, kind: 'predictions' | 'errors', line: StreamLine) => {
@@ -148,14 +163,19 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
     });
   };
 
-  /** Runs `task` after the topic's earlier messages; false when too many are waiting. */
-  const enqueue = (key: string, task: () => Promise<void>, limited: boolean): boolean => {
+  /**
+   * Runs `task` after the topic's earlier messages; `bytes`: its payload's, counted while it waits
+   * and runs. Refused when too many messages, or bytes, are waiting.
+   */
+  const enqueue = (key: string, task: () => Promise<void>, limited: boolean, bytes = 0): 'ok' | 'messages' | 'bytes' => {
     let q = queues.get(key);
-    if (limited && ((q?.queued ?? 0) >= maxQueued || waiting >= maxWaiting)) return false;
+    if (limited && ((q?.queued ?? 0) >= maxQueued || waiting >= maxWaiting)) return 'messages';
+    if (limited && waitingBytes + bytes > maxWaitingBytes) return 'bytes';
     if (!q) queues.set(key, (q = { chain: Promise.resolve(), queued: 0 }));
     const queue = q;
     queue.queued++;
     waiting++;
+    waitingBytes += bytes;
     queue.chain = queue.chain
       .then(task)
       .catch((e: unknown) => {
@@ -166,11 +186,13 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
       .finally(() => {
         queue.queued--;
         waiting--;
+        waitingBytes -= bytes;
         if (queue.queued === 0 && queues.get(key) === queue) queues.delete(key);
       });
-    return true;
+    return 'ok';
   };
 
+  /** Predicts and publishes what the device's stream has completed. */
   const answer = async (d: Device) => {
     const events = d.windows.take();
     if (events.length === 0) return;
@@ -183,6 +205,16 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
     if (windows > 0) o.onWindows?.(d.who, { name: d.model.name, version: d.model.version }, windows);
   };
 
+  /** `answer`, and the rest of a push's or end's work, slice by slice (see `StreamWindows.busy`). */
+  const answerAll = async (d: Device) => {
+    await answer(d);
+    while (d.windows.busy) {
+      await yieldToLoop();
+      d.windows.more();
+      await answer(d);
+    }
+  };
+
   /** Forgets a device; `finish`: its stream is ended first and its last windows go out. */
   const retire = (d: Device, finish: boolean) => {
     if (devices.get(d.key) === d) devices.delete(d.key);
@@ -190,8 +222,9 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
     enqueue(
       d.key,
       async () => {
+        if (d.windows.busy) return;
         d.windows.end();
-        await answer(d);
+        await answerAll(d);
       },
       false,
     );
@@ -209,19 +242,39 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
       o.onProblem?.(projectId, reason);
       publish(topic, 'errors', { error: message });
     };
+    const noKey = 'no API key: send it as the MQTT v5 user property "key" or as {"key": …, "samples": [...]}';
+    /** The key's principal, or undefined when it is refused (the error sent). */
+    const check = async (key: string): Promise<MqttPrincipal | undefined> => {
+      if (key === '') return void fail(noKey, 'auth');
+      if (key.length > MAX_KEY_LENGTH) return void fail(INVALID_KEY, 'auth');
+      try {
+        return await o.authorize(key, project);
+      } catch (e) {
+        return void fail(e instanceof MedfitError && e.status < 500 ? e.message : 'the key could not be checked now; try again', 'auth');
+      }
+    };
+    // A key in the user property is checked before the payload is read: a publisher without a
+    // good key costs no parsing.
+    const propertyKey = userKey(packet);
+    let who: MqttPrincipal | undefined;
+    if (propertyKey !== undefined) {
+      who = await check(propertyKey);
+      if (!who) return;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(payload.toString('utf8'));
     } catch {
-      return fail('the message is not valid JSON (send a sample object, an array of samples, or {"key": …, "samples": [...]})', 'line');
+      return fail('the message is not valid JSON (send a sample object, an array of samples, or {"key": …, "samples": [...]})', 'line', who?.projectId);
     }
     let samples: unknown[];
-    let key: string | undefined = userKey(packet);
+    let key: string | undefined = propertyKey;
     if (Array.isArray(parsed)) samples = parsed;
     else if (parsed !== null && typeof parsed === 'object' && (Object.hasOwn(parsed, 'samples') || Object.hasOwn(parsed, 'sample') || Object.hasOwn(parsed, 'key'))) {
       const env = parsed as { key?: unknown; samples?: unknown; sample?: unknown };
       if (env.key !== undefined) {
         if (typeof env.key !== 'string') return fail('"key" must be a text (the API key)', 'auth');
+        if (propertyKey !== undefined && env.key !== propertyKey) return fail('two different API keys (the user property "key" and the envelope\'s "key"): send one', 'auth');
         key = env.key;
       }
       if (env.samples !== undefined) {
@@ -231,15 +284,11 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
       else return fail('the envelope has no "samples" (an array of sample objects)', 'line');
     } else if (parsed !== null && typeof parsed === 'object') samples = [parsed];
     else return fail('expected a sample object, an array of samples, or {"key": …, "samples": [...]}', 'line');
-    if (key === undefined || key === '') return fail('no API key: send it as the MQTT v5 user property "key" or as {"key": …, "samples": [...]}', 'auth');
-    if (key.length > MAX_KEY_LENGTH) return fail('invalid or revoked API key', 'auth');
-    if (samples.length > MAX_SAMPLES_PER_MESSAGE) return fail(`more than ${MAX_SAMPLES_PER_MESSAGE} samples in one message`, 'limit');
-
-    let who: MqttPrincipal;
-    try {
-      who = await o.authorize(key, project);
-    } catch (e) {
-      return fail(e instanceof MedfitError && e.status < 500 ? e.message : 'the key could not be checked now; try again', 'auth');
+    if (key === undefined) return fail(noKey, 'auth');
+    if (samples.length > MAX_SAMPLES_PER_MESSAGE) return fail(`more than ${MAX_SAMPLES_PER_MESSAGE} samples in one message`, 'limit', who?.projectId);
+    if (!who) {
+      who = await check(key);
+      if (!who) return;
     }
     let m: MqttModel;
     try {
@@ -254,7 +303,7 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
     if (d && (d.model.name !== m.name || d.model.version !== m.version)) {
       // Another model or version: the old stream ends (its last windows go out), a new one starts.
       d.windows.end();
-      await answer(d).catch((e: unknown) => log('warn', 'mqtt: the last windows of a device could not be predicted', e));
+      await answerAll(d).catch((e: unknown) => log('warn', 'mqtt: the last windows of a device could not be predicted', e));
       devices.delete(dkey);
       d = undefined;
     }
@@ -278,7 +327,17 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
         o.onProblem?.(who.projectId, 'line');
         if (errors <= MAX_ERRORS_PER_MESSAGE) publish(d, 'errors', { error: `${samples.length > 1 || Array.isArray(parsed) ? `sample ${i}: ` : ''}${e.message}` });
       }
-      if (d.windows.pending >= 256) await answer(d);
+      if (closing) return;
+      // A sample that completed more than one slice of work: its windows go out slice by slice.
+      if (d.windows.busy) {
+        try {
+          await answerAll(d);
+        } catch (e) {
+          // Not left halfway through a sample: the device's next message starts a new stream.
+          if (devices.get(dkey) === d) devices.delete(dkey);
+          throw e;
+        }
+      } else if (d.windows.pending >= Math.min(256, d.windows.batchLimit)) await answer(d);
       // A large message does not hold the event loop: other devices and requests go between.
       else if (i % 2048 === 2047) await new Promise((r) => setImmediate(r));
     }
@@ -299,9 +358,14 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
         publish({ project, device }, 'errors', { error: `the message is ${payload.length} bytes; the limit is ${maxPayload}` });
         return;
       }
-      if (!enqueue(`${project}/${device}`, () => handle(project, device, payload, packet), true)) {
+      const queued = enqueue(`${project}/${device}`, () => handle(project, device, payload, packet), true, payload.length);
+      if (queued !== 'ok') {
         o.onProblem?.(undefined, 'limit');
-        publish({ project, device }, 'errors', { error: 'too many messages are waiting; this one was dropped (send fewer, larger messages)' });
+        const error =
+          queued === 'messages'
+            ? 'too many messages are waiting; this one was dropped (send fewer, larger messages)'
+            : `the server has ${maxWaitingBytes >= 1024 * 1024 ? `${Math.round(maxWaitingBytes / (1024 * 1024))} MiB` : `${maxWaitingBytes} bytes`} of messages waiting to be handled; this one was dropped (send fewer samples a second)`;
+        publish({ project, device }, 'errors', { error });
       }
     } catch (e) {
       log('error', 'mqtt: a message could not be handled', e);

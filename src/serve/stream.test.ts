@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MedfitError, Rng, type Matrix } from '../core/index.js';
 import { SEQUENCE_PREP_VERSION, segmentsOf, windowize, type ChannelFilter, type SequencePrep, type Session } from '../sequence/index.js';
-import { predictStreamEvents, StreamWindows, type StreamEvent, type StreamWindow } from './stream.js';
+import { predictStreamEvents, STREAM_MAX_STEPS_PER_SAMPLE, STREAM_MAX_VALUES_PER_SLICE, STREAM_MAX_WINDOWS_PER_SLICE, StreamWindows, type StreamEvent, type StreamWindow } from './stream.js';
 import type { ServedSequence } from './types.js';
 
 const CHANNELS = ['ax', 'ay', 'hr'];
@@ -88,13 +88,23 @@ function streamed(rec: Recording, p: SequencePrep, seed: number): { windows: Str
     for (const sample of rec.samples.slice(i, i + k)) {
       s.push(sample);
       maxHeld = Math.max(maxHeld, s.held);
+      drain(s, events);
     }
     i += k;
     events.push(...s.take());
   }
   s.end();
+  drain(s, events);
   events.push(...s.take());
   return { windows: events.flatMap((e) => ('window' in e ? [e.window] : [])), warnings: events.flatMap((e) => ('warning' in e ? [e.warning] : [])), maxHeld };
+}
+
+/** Works through what a push or end left for later slices, as the HTTP and MQTT callers do. */
+function drain(s: StreamWindows, events: StreamEvent[]): void {
+  while (s.busy) {
+    events.push(...s.take());
+    s.more();
+  }
 }
 
 function expectSame(rec: Recording, p: SequencePrep, seed: number) {
@@ -284,5 +294,190 @@ describe('predictStreamEvents', () => {
   it('refuses a model that answers the wrong width as our failure', async () => {
     const m = fake(3, { classes: ['rest', 'walk'] });
     await expect(predictStreamEvents(m, events(m))).rejects.toMatchObject({ code: 'MEDFIT_ERR_INTERNAL' });
+  });
+});
+
+describe('StreamWindows bounds the work of one sample', () => {
+  /** A model asking for much: 10 kHz, gaps up to a day bridged (no model may be trained so, but a stream must hold). */
+  const wide = prep({ rate: 10_000, maxGap: 86_400, window: 10, stride: 1 });
+  const start = (p: SequencePrep) => {
+    const s = new StreamWindows(p);
+    for (let i = 0; i < 50; i++) s.push({ t: i / 10_000, ax: i, ay: -i, hr: 70 });
+    return s;
+  };
+
+  it(`refuses, fast and changing nothing, a sample more than ${STREAM_MAX_STEPS_PER_SAMPLE} grid steps after the previous one`, () => {
+    const s = start(wide);
+    const twin = start(wide);
+    const before = s.take();
+    expect(JSON.stringify(before)).toBe(JSON.stringify(twin.take()));
+    for (const t of [100, 86_000, 10.0049 + STREAM_MAX_STEPS_PER_SAMPLE / 10_000]) {
+      const at = performance.now();
+      let err: unknown;
+      try {
+        s.push({ t, ax: 1, ay: 2, hr: 70 });
+      } catch (e) {
+        err = e;
+      }
+      expect(performance.now() - at).toBeLessThan(50);
+      expect(err).toBeInstanceOf(MedfitError);
+      expect((err as MedfitError).status).toBeGreaterThanOrEqual(400);
+      expect((err as MedfitError).status).toBeLessThan(500);
+      expect((err as MedfitError).message).toMatch(new RegExp(`more than ${STREAM_MAX_STEPS_PER_SAMPLE} steps of the model's 10000 Hz grid`));
+      expect(s.busy).toBe(false);
+      expect(s.take()).toEqual([]);
+    }
+    // Nothing changed: the same samples give the same windows as on a stream that never saw them.
+    const more = Array.from({ length: 40 }, (_, i) => ({ t: (50 + i) / 10_000, ax: i, ay: 1, hr: 71 }));
+    for (const m of more) {
+      s.push(m);
+      twin.push(m);
+    }
+    s.end();
+    twin.end();
+    const a = s.take();
+    expect(a.filter((e) => 'window' in e).length).toBeGreaterThan(30);
+    expect(JSON.stringify(a)).toBe(JSON.stringify(twin.take()));
+  });
+
+  it('works through a sample of many steps in bounded slices, exactly as the batch does', () => {
+    // 100,000 steps in one gap (the most a model may bridge), one window per step.
+    const p = prep({ rate: 10_000, maxGap: 10, window: 10, stride: 1 });
+    const rec: Recording = { t: [], samples: [], channels: CHANNELS.map(() => []) };
+    const add = (t: number, ax: number) => {
+      rec.t.push(t);
+      rec.samples.push({ t, ax, ay: -ax, hr: 70 });
+      rec.channels[0]!.push(ax);
+      rec.channels[1]!.push(-ax);
+      rec.channels[2]!.push(70);
+    };
+    for (let i = 0; i < 30; i++) add(i / 10_000, i);
+    add(29 / 10_000 + 10, 5);
+    for (let i = 1; i < 30; i++) add(29 / 10_000 + 10 + i / 10_000, i);
+    const s = new StreamWindows(p);
+    const events: StreamEvent[] = [];
+    let slices = 0;
+    let most = 0;
+    const at = performance.now();
+    for (const sample of rec.samples) {
+      events.push(...s.take());
+      const t0 = performance.now();
+      s.push(sample);
+      expect(performance.now() - t0).toBeLessThan(500);
+      while (s.busy) {
+        const got = s.take();
+        most = Math.max(most, got.filter((e) => 'window' in e).length);
+        events.push(...got);
+        slices++;
+        // A sample while the last one's windows are being cut is our bug, refused as such.
+        expect(() => s.push({ t: 99, ax: 1 })).toThrow(expect.objectContaining({ code: 'MEDFIT_ERR_INTERNAL' }));
+        const t1 = performance.now();
+        s.more();
+        expect(performance.now() - t1).toBeLessThan(500);
+      }
+    }
+    events.push(...s.take());
+    s.end();
+    expect(s.busy).toBe(false);
+    events.push(...s.take());
+    expect(slices).toBeGreaterThanOrEqual(Math.floor(100_000 / STREAM_MAX_WINDOWS_PER_SLICE));
+    expect(most).toBeLessThanOrEqual(STREAM_MAX_WINDOWS_PER_SLICE);
+    const windows = events.flatMap((e) => ('window' in e ? [e.window] : []));
+    const b = batch(rec, p);
+    expect(windows.length).toBe(b.x.rows);
+    expect(b.x.rows).toBeGreaterThan(100_000);
+    let worst = 0;
+    for (let r = 0; r < b.x.rows; r++) {
+      expect(windows[r]!.start).toBe(b.info[r]!.start);
+      for (let j = 0; j < b.x.cols; j++) worst = Math.max(worst, Math.abs(windows[r]!.x[j]! - b.x.data[r * b.x.cols + j]!));
+    }
+    expect(worst).toBeLessThan(1e-12);
+    expect(performance.now() - at).toBeLessThan(20_000);
+  });
+
+  it('closes a segment, and ends a stream, with many steps still waiting, in bounded slices', () => {
+    // hr has one value at the start: each step waits for a sample far enough on (tB > maxGap),
+    // so 40,000 steps are still open when the gap (and the end) comes.
+    const p = prep({ rate: 10_000, maxGap: 10, window: 10, stride: 1 });
+    const rec: Recording = { t: [], samples: [], channels: CHANNELS.map(() => []) };
+    const add = (t: number, hr: number) => {
+      rec.t.push(t);
+      rec.samples.push(hr === hr ? { t, ax: t, ay: -t, hr } : { t, ax: t, ay: -t });
+      rec.channels[0]!.push(t);
+      rec.channels[1]!.push(-t);
+      rec.channels[2]!.push(hr);
+    };
+    for (const t of [0, 1, 2, 3, 4]) add(t, t === 0 ? 70 : NaN);
+    for (const t of [15, 16, 17, 18, 19]) add(t, t === 15 ? 80 : NaN);
+    const s = new StreamWindows(p);
+    const events: StreamEvent[] = [];
+    const busyAfter: number[] = [];
+    const drained = () => {
+      let slices = 0;
+      while (s.busy) {
+        const got = s.take();
+        expect(got.filter((e) => 'window' in e).length).toBeLessThanOrEqual(STREAM_MAX_WINDOWS_PER_SLICE);
+        events.push(...got);
+        s.more();
+        slices++;
+      }
+      events.push(...s.take());
+      return slices;
+    };
+    for (const sample of rec.samples) {
+      s.push(sample);
+      busyAfter.push(drained());
+    }
+    s.end();
+    const atEnd = drained();
+    expect(busyAfter[5]).toBeGreaterThanOrEqual(9);
+    expect(atEnd).toBeGreaterThanOrEqual(9);
+    const windows = events.flatMap((e) => ('window' in e ? [e.window] : []));
+    const b = batch(rec, p);
+    expect(windows.length).toBe(b.x.rows);
+    let worst = 0;
+    for (let r = 0; r < b.x.rows; r++) {
+      expect(windows[r]!.start).toBe(b.info[r]!.start);
+      for (let j = 0; j < b.x.cols; j++) worst = Math.max(worst, Math.abs(windows[r]!.x[j]! - b.x.data[r * b.x.cols + j]!));
+    }
+    expect(worst).toBeLessThan(1e-12);
+    expect(() => s.push({ t: 30, ax: 1 })).toThrow(/the stream has ended/);
+  });
+
+  it('cuts large windows a few at a time, and allocates none before samples arrive', () => {
+    // A window of 100,000 steps × 10 channels (8 MB a window), one a step.
+    const channels = Array.from({ length: 10 }, (_, c) => `c${c}`);
+    const big = prep({ channels, mean: channels.map(() => 0), std: channels.map(() => 1), rate: 10_000, maxGap: 10, window: 100_000, stride: 1 });
+    const idle = process.memoryUsage().arrayBuffers;
+    const many = Array.from({ length: 200 }, () => new StreamWindows(big));
+    // 200 streams of 8 MB each would be 1.6 GB.
+    expect(process.memoryUsage().arrayBuffers - idle).toBeLessThan(64 * 1024 * 1024);
+    const s = many[0]!;
+    const row = (t: number) => ({ t, ...Object.fromEntries(channels.map((c, i) => [c, i + t])) });
+    const perWindow = 100_000 * 10;
+    // Handed to the model one at a time (a 256-window batch would be 2 GB).
+    expect(s.batchLimit).toBe(1);
+    expect(new StreamWindows(prep()).batchLimit).toBe(Math.floor(STREAM_MAX_VALUES_PER_SLICE / (64 * 3)));
+    let slowest = 0;
+    const slice = (f: () => void) => {
+      const at = performance.now();
+      f();
+      slowest = Math.max(slowest, performance.now() - at);
+      const got = s.take().filter((e) => 'window' in e);
+      expect(got.length).toBeLessThanOrEqual(Math.ceil(STREAM_MAX_VALUES_PER_SLICE / perWindow) + 1);
+    };
+    slice(() => s.push(row(0)));
+    slice(() => s.push(row(9.99)));
+    while (s.busy) slice(() => s.more());
+    slice(() => s.push(row(19.98)));
+    for (let k = 0; k < 8 && s.busy; k++) slice(() => s.more());
+    expect(s.windowCount).toBeGreaterThan(3);
+    expect(s.busy).toBe(true);
+    // Generous: a cold JIT, a loaded machine.
+    expect(slowest).toBeLessThan(1000);
+  });
+
+  it('refuses a median filter larger than training allows', () => {
+    expect(() => new StreamWindows(prep({ filter: { kind: 'median', size: 1e9 } }))).toThrow(expect.objectContaining({ code: 'MEDFIT_ERR_BAD_DATA' }));
   });
 });

@@ -20,7 +20,15 @@
  *
  * Bounded memory: per channel, the present samples not yet consumed (a sample between two others
  * with no grid point in between can never be `lo` or `hi` and is dropped on arrival), the
- * filter's state, and the last `window` steps; at most `STREAM_MAX_PENDING` samples in all.
+ * filter's state, and the last `window` steps (allocated as steps arrive, not up front); at most
+ * `STREAM_MAX_PENDING` samples in all.
+ *
+ * Bounded work: one sample may add at most `STREAM_MAX_STEPS_PER_SAMPLE` steps to the grid (a
+ * later one is refused), and the steps and windows a sample (or the end) completes are worked
+ * through in slices of at most `STREAM_MAX_WINDOWS_PER_SLICE` windows and
+ * `STREAM_MAX_VALUES_PER_SLICE` values: while `busy`, the caller takes what is ready and calls
+ * `more()` (yielding to the event loop in between), so no push holds the event loop or memory
+ * without bound, whatever the model's rate, gap limit and window.
  */
 import { Errors, type Matrix } from '../core/index.js';
 import { isMissing, parseDate, parseNumber, shortName } from '../data/index.js';
@@ -30,6 +38,38 @@ import type { ServedSequence } from './types.js';
 
 /** Most present samples one stream may hold waiting for later ones (all channels together). */
 export const STREAM_MAX_PENDING = 200_000;
+
+/**
+ * Most resampling steps one sample may add to its segment's grid: a sample later than the
+ * previous one by more than this many steps of the model's rate (but within its gap limit, so the
+ * batch would interpolate across) is refused. Each step is computed, filtered and may complete a
+ * window, so without this one 32-byte sample could make a model with a high rate and a long gap
+ * limit work through hundreds of millions of steps. It equals the model-side bound on rate ×
+ * maxGap (`SEQUENCE_LIMITS.maxGapSteps`, checked when a model is trained and loaded), and the
+ * check is `(t - previous) × rate > limit` with `t - previous ≤ maxGap`, so for a model within that
+ * bound it never refuses a sample the batch path takes.
+ */
+export const STREAM_MAX_STEPS_PER_SAMPLE = 100_000;
+
+/**
+ * Most windows completed in one slice of work (a `push`, `end` or `more` call); what is left waits
+ * for `more()`. Sized so that a slice is a few milliseconds to tens of milliseconds of work.
+ */
+export const STREAM_MAX_WINDOWS_PER_SLICE = 4096;
+
+/**
+ * Most values one slice of work may touch: each step costs its channels (times the median
+ * filter's size) plus `STEP_OVERHEAD`, each window its `window × channels` values (1 Mi values:
+ * 8 MiB of windows, about 10 ms). A slice always completes at least one step, so a window larger
+ * than this is one per slice.
+ */
+export const STREAM_MAX_VALUES_PER_SLICE = 1024 * 1024;
+
+/** What finalising a step costs besides its channels' values, counted as values. */
+const STEP_OVERHEAD = 16;
+
+/** The largest median filter (samples) a streamed model may have: what training allows. */
+const MAX_MEDIAN_SIZE = 101;
 
 /** Most unknown keys a warning names. */
 const MAX_NAMED_KEYS = 20;
@@ -85,7 +125,11 @@ interface ChannelState {
 /**
  * The incremental windower of one device's stream. `push` samples in arrival order, `end` when the
  * stream ends; `take` hands out the windows (and warnings) completed so far. A sample refused by
- * `push` (a `MedfitError`: bad time, bad value) leaves the state as it was, so a stream may go on.
+ * `push` (a `MedfitError`: bad time, bad value, a jump of too many steps) leaves the state as it
+ * was, so a stream may go on.
+ *
+ * When a `push` or `end` leaves `busy` true, its work did not fit one slice: take the events, then
+ * call `more()` until `busy` is false (a `push` or `end` meanwhile is refused as our bug).
  */
 export class StreamWindows {
   readonly prep: SequencePrep;
@@ -100,8 +144,13 @@ export class StreamWindows {
   private readonly medScratch: Float64Array;
   private readonly tmp: Float64Array;
   private readonly incoming: Float64Array;
-  /** The last `window` finalised (filtered) steps of the segment, `[(step % W) * C + c]`. */
-  private readonly ring: Float64Array;
+  /**
+   * The last `window` finalised (filtered) steps of the segment, `[(step % W) * C + c]`: grown as
+   * the first segment's steps arrive, up to `window × channels` values.
+   */
+  private ring = new Float64Array(0);
+  /** What one finalised step costs of a slice's value budget. */
+  private readonly stepCost: number;
 
   private open = false;
   private t0 = 0;
@@ -126,6 +175,19 @@ export class StreamWindows {
   private filledCount = 0;
   private ended = false;
 
+  /** Work left over from a slice: the segment's steps (`stalled`), or its close (`closing`). */
+  private stalled = false;
+  private closing = false;
+  /** `end()` is in progress (its segment is closing). */
+  private ending = false;
+  /** The sample that opens the next segment once the closing one is done. */
+  private hasDeferred = false;
+  private deferredT = 0;
+  private readonly deferredValues: Float64Array;
+  /** What is left of the current slice. */
+  private roomWindows = 0;
+  private roomValues = 0;
+
   constructor(prep: SequencePrep) {
     this.prep = prep;
     this.C = prep.channels.length;
@@ -144,11 +206,13 @@ export class StreamWindows {
       const b0 = k * k * norm;
       this.lp = { b0, b1: 2 * b0, a1: 2 * (k * k - 1) * norm, a2: (1 - k / q + k * k) * norm };
     }
+    if (f?.kind === 'median' && !(f.size >= 1 && f.size <= MAX_MEDIAN_SIZE)) throw Errors.badData('', `the model's median filter (${f.size} samples) is outside 1..${MAX_MEDIAN_SIZE} samples`);
     this.medSize = f?.kind === 'median' ? Math.max(1, Math.floor(f.size)) : 0;
     this.medScratch = new Float64Array(Math.max(1, this.medSize));
     this.tmp = new Float64Array(this.C);
     this.incoming = new Float64Array(this.C);
-    this.ring = new Float64Array(this.W * this.C);
+    this.deferredValues = new Float64Array(this.C);
+    this.stepCost = this.C * Math.max(1, this.medSize) + STEP_OVERHEAD;
     this.ch = prep.channels.map(() => ({
       qt: [],
       qv: [],
@@ -172,6 +236,15 @@ export class StreamWindows {
     return this.pendingWindows;
   }
 
+  /**
+   * Most windows worth holding before they are taken and run through the model together: as
+   * many as `STREAM_MAX_VALUES_PER_SLICE` values hold (at least one), so that a model with large
+   * windows is never handed gigabytes at once.
+   */
+  get batchLimit(): number {
+    return Math.max(1, Math.floor(STREAM_MAX_VALUES_PER_SLICE / (this.W * this.C)));
+  }
+
   /** Samples held waiting for later ones (what the buffer bound applies to). */
   get held(): number {
     return this.pendingCount;
@@ -183,6 +256,19 @@ export class StreamWindows {
   }
 
   /**
+   * Whether the last `push`, `end` or `more` left work for another slice: take the events, then
+   * call `more()` (after yielding to the event loop) until this is false.
+   */
+  get busy(): boolean {
+    return this.closing || this.stalled;
+  }
+
+  /** Does the next slice of the work left over (nothing when not `busy`). */
+  more(): void {
+    if (this.busy) this.run();
+  }
+
+  /**
    * Adds one sample (`{"t": …, "<channel>": number | null, …}`), read as batch samples are: the
    * model's time column or `t` (numbers in the model's unit, or ISO 8601 texts, not mixed), channel
    * values as numbers (or texts that read as numbers; null or a missing token is missing). A
@@ -191,7 +277,8 @@ export class StreamWindows {
    * with a `MedfitError` that names the key, never its value; nothing changes then.
    */
   push(sample: unknown): void {
-    if (this.ended) throw Errors.badData('', 'the stream has ended');
+    if (this.ended || this.ending) throw Errors.badData('', 'the stream has ended');
+    if (this.busy) throw Errors.internal('a stream sample was pushed while the previous one\'s windows were still being cut (call more() while busy)');
     if (sample === null || typeof sample !== 'object' || Array.isArray(sample)) throw Errors.badData('', 'expected a sample object ({"t": …, "<channel>": number, …})');
     const rec = sample as Record<string, unknown>;
     const { t, iso } = this.timeOf(rec);
@@ -225,6 +312,14 @@ export class StreamWindows {
       if (this.duplicates++ === 0) this.events.push({ warning: 'a sample repeated the previous sample\'s time and was dropped (the first is kept); repeats are counted at the end' });
       return;
     }
+    // A gap longer than maxGap ends the segment (the next starts afresh at this sample); within
+    // it, the grid grows by up to (t - tB) × rate steps, every one of which is worked through.
+    const closes = this.open && !(t - this.tB <= this.prep.maxGap);
+    if (this.open && !closes && (t - this.tB) * this.prep.rate > STREAM_MAX_STEPS_PER_SAMPLE) {
+      throw Errors.tooLarge(
+        `the sample's time is more than ${STREAM_MAX_STEPS_PER_SAMPLE} steps of the model's ${this.prep.rate} Hz grid after the previous sample's, the most one sample may add (the model bridges gaps up to ${this.prep.maxGap} s); send the samples in between, or a new stream`,
+      );
+    }
     // Accepted: from here on nothing throws.
     this.sawIso = iso;
     if (unknown) {
@@ -233,27 +328,26 @@ export class StreamWindows {
       this.events.push({ warning: `key(s) ${named.join(', ')}${unknown.length > MAX_NAMED_KEYS ? ` and ${unknown.length - MAX_NAMED_KEYS} more` : ''} are not channels of the model (${this.prep.channels.join(', ')}) and are ignored` });
     }
     this.last = t;
-    if (this.open && !(t - this.tB <= this.prep.maxGap)) this.closeSegment();
-    if (!this.open) this.openSegment(t);
-    else {
-      this.tB = t;
-      this.n = Math.floor((t - this.t0) * this.prep.rate + 1e-6) + 1;
-    }
-    for (let c = 0; c < this.C; c++) {
-      const v = values[c]!;
-      if (v === v) this.enqueue(this.ch[c]!, t, v);
-    }
-    this.advance(false);
+    if (closes) {
+      // The closing segment's last steps first (perhaps over several slices), then this sample.
+      this.closing = true;
+      this.hasDeferred = true;
+      this.deferredT = t;
+      this.deferredValues.set(values);
+    } else this.place(t, values);
+    this.run();
   }
 
-  /** Ends the stream: the last segment is finished (its remaining steps, a padded window). */
+  /**
+   * Ends the stream: the last segment is finished (its remaining steps, a padded window). May
+   * leave `busy` true, as `push` may.
+   */
   end(): void {
-    if (this.ended) return;
-    if (this.open) this.closeSegment();
-    this.ended = true;
-    if (this.duplicates > 1) this.events.push({ warning: `${this.duplicates} sample(s) repeated the previous sample's time and were dropped (the first is kept)` });
-    if (this.paddedCount > 0) this.events.push({ warning: `${this.paddedCount} window(s) came from segments shorter than a window and were zero-padded in front` });
-    if (this.filledCount > 0) this.events.push({ warning: `${this.filledCount} channel value(s) had no sample close enough in time and were filled with the channel's training mean` });
+    if (this.ended || this.ending) return;
+    if (this.busy) throw Errors.internal('a stream was ended while a sample\'s windows were still being cut (call more() while busy)');
+    this.ending = true;
+    if (this.open) this.closing = true;
+    this.run();
   }
 
   /** Hands out what has completed since the last call, in order. */
@@ -295,6 +389,49 @@ export class StreamWindows {
     throw Errors.badData('', `"${shortName(key)}": ${expected}`);
   }
 
+  /** An accepted sample into the open segment (a new one when none is open). */
+  private place(t: number, values: Float64Array): void {
+    if (!this.open) this.openSegment(t);
+    else {
+      this.tB = t;
+      this.n = Math.floor((t - this.t0) * this.prep.rate + 1e-6) + 1;
+    }
+    for (let c = 0; c < this.C; c++) {
+      const v = values[c]!;
+      if (v === v) this.enqueue(this.ch[c]!, t, v);
+    }
+  }
+
+  /**
+   * One slice of the work: a closing segment's last steps and padded window, then the sample
+   * waiting for it, the end of the stream, or the open segment's steps; stops when the slice is
+   * used up (`busy` then says so).
+   */
+  private run(): void {
+    this.roomWindows = STREAM_MAX_WINDOWS_PER_SLICE;
+    this.roomValues = STREAM_MAX_VALUES_PER_SLICE;
+    if (this.closing) {
+      if (!this.advance(true)) return;
+      const n = this.n;
+      if (n < this.W && n * 2 >= this.W) this.emit(0, n);
+      this.open = false;
+      this.closing = false;
+      if (this.hasDeferred) {
+        this.hasDeferred = false;
+        this.place(this.deferredT, this.deferredValues);
+      }
+    }
+    if (this.ending) {
+      this.ending = false;
+      this.ended = true;
+      if (this.duplicates > 1) this.events.push({ warning: `${this.duplicates} sample(s) repeated the previous sample's time and were dropped (the first is kept)` });
+      if (this.paddedCount > 0) this.events.push({ warning: `${this.paddedCount} window(s) came from segments shorter than a window and were zero-padded in front` });
+      if (this.filledCount > 0) this.events.push({ warning: `${this.filledCount} channel value(s) had no sample close enough in time and were filled with the channel's training mean` });
+      return;
+    }
+    this.stalled = this.open && !this.advance(false);
+  }
+
   private openSegment(t: number): void {
     this.open = true;
     this.t0 = t;
@@ -311,13 +448,6 @@ export class StreamWindows {
       s.prevT = s.lastT = NaN;
       s.x1 = s.x2 = s.y1 = s.y2 = NaN;
     }
-  }
-
-  private closeSegment(): void {
-    this.advance(true);
-    const n = this.n;
-    if (n < this.W && n * 2 >= this.W) this.emit(0, n);
-    this.open = false;
   }
 
   /** The grid point `i` of the segment plus the batch's tolerance, by the batch's expression. */
@@ -350,17 +480,23 @@ export class StreamWindows {
     s.lastT = t;
   }
 
-  /** Finalises every step that can be, in order; `ended`: the segment has no more samples. */
-  private advance(ended: boolean): void {
+  /**
+   * Finalises every step that can be, in order, within what is left of the slice; `ended`: the
+   * segment has no more samples. False when the slice ran out with steps left to do.
+   */
+  private advance(ended: boolean): boolean {
     const vals = this.tmp;
     while (this.next < this.n) {
+      if (this.roomWindows <= 0 || this.roomValues <= 0) return false;
       const i = this.next;
-      for (let c = 0; c < this.C; c++) if (!this.valueAt(this.ch[c]!, i, ended, c)) return;
+      for (let c = 0; c < this.C; c++) if (!this.valueAt(this.ch[c]!, i, ended, c)) return true;
       this.finishStep(i, vals);
+      this.roomValues -= this.stepCost;
       this.next++;
       const done = i + 1;
       if (done >= this.W && (done - this.W) % this.prep.stride === 0) this.emit(done - this.W, this.W);
     }
+    return true;
   }
 
   /**
@@ -411,6 +547,13 @@ export class StreamWindows {
   private finishStep(i: number, vals: Float64Array): void {
     const C = this.C;
     const base = (i % this.W) * C;
+    if (base + C > this.ring.length) {
+      // Only while the first segment reaches its first window (i < W): double, up to W steps.
+      const steps = Math.min(this.W, Math.max(i + 1, 16, (2 * this.ring.length) / C));
+      const grown = new Float64Array(steps * C);
+      grown.set(this.ring);
+      this.ring = grown;
+    }
     for (let c = 0; c < C; c++) {
       let v = vals[c]!;
       const s = this.ch[c]!;
@@ -470,6 +613,8 @@ export class StreamWindows {
     if (pad > 0) this.paddedCount++;
     this.filledCount += filled;
     this.pendingWindows++;
+    this.roomWindows--;
+    this.roomValues -= W * C;
     this.events.push({ window: { index: this.windows++, start, end, startTime: this.timeOut(start), endTime: this.timeOut(end), padded: pad, filled, x } });
   }
 }
