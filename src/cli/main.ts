@@ -24,6 +24,7 @@ const HELP = `medfit ${VERSION}: train, evaluate and serve health and fitness mo
 
 Usage:
   medfit train <file> --target <col> [options]   clean, cross-validate, choose and save a model
+                                                 (--sequence: sensor streams, FIT files)
   medfit predict <model-dir> <file|-> [--json]   predict every row of a file (or stdin)
   medfit profile <file> [--target <col>] [--json] per-column types, missing values, statistics
   medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit]
@@ -42,7 +43,8 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
   --target <col[,col…]>   column to predict (required); several numeric columns: one model
                           with an output each (multi-output regression)
   --task <t>              auto | binary | multiclass | regression (default auto)
-  --model <m>             auto | logistic | linear | gbdt | mlp (default auto: best by CV)
+  --model <m>             auto | logistic | linear | gbdt | mlp; with --sequence auto |
+                          window-gbdt | lstm | gru | cnn | cnn-lstm (default auto: best by CV)
   --group <col>           keep each group (e.g. patient id) on one side of every split
   --ignore <a,b>          columns to leave out
   --type <col=type>       override an inferred type (numeric, integer, boolean, categorical,
@@ -72,7 +74,7 @@ async function paramHelp(): Promise<string> {
       const range =
         spec.type === 'enum' ? spec.values.join('|') : spec.type === 'bool' ? 'true|false' : spec.type === 'intList' ? `${spec.min}..${spec.max}, up to ${spec.maxLength}` : `${spec.min}..${spec.max}`;
       const d = defaults[key];
-      lines.push(`  ${`${f.name}.${key}`.padEnd(28)}${`${Array.isArray(d) ? d.join(',') : String(d)}`.padEnd(10)}${range.padEnd(22)}${spec.help}`);
+      lines.push(`  ${`${f.name}.${key}`.padEnd(36)}${`${Array.isArray(d) ? d.join(',') : String(d)}`.padEnd(10)}${range.padEnd(22)}${spec.help}`);
     }
   }
   return lines.join('\n') + '\n';

@@ -345,7 +345,7 @@ export function windowWarnings(w: Windows): Warning[] {
   const out: Warning[] = [];
   const padded = w.info.filter((i) => i.padded > 0).length;
   if (padded > 0) out.push({ code: 'padded_windows', message: `${padded} window(s) came from segments shorter than a window and were zero-padded in front` });
-  if (w.filled > 0) out.push({ code: 'filled_samples', message: `${w.filled} channel value(s) had no sample close enough in time and were filled with the channel's training mean` });
+  if (w.filled > 0) out.push({ code: 'filled_samples', message: `${w.filled} channel value(s) in the windows were missing (a channel the data lacks, or no sample close enough in time) and were filled with the channel's training mean` });
   return out;
 }
 

@@ -78,6 +78,14 @@ describe('readSessions', () => {
     expect(e.message).not.toContain('"y"');
   });
 
+  it('leaves label-like numeric columns out of the default channels, with a warning', () => {
+    const t = tableFromRows(['subject', 't', 'ax', 'energy', 'activity'], [['a', 0, 1, 2.5, 'walk'], ['a', 20, 2, 2.6, 'walk']], { source: 'x.csv' });
+    const d = readSessions(t, { subject: 'subject', time: 't', targets: ['activity'] });
+    expect(d.channels).toEqual(['ax']);
+    expect(d.warnings.find((w) => w.code === 'label_columns_left_out')!.message).toContain('energy');
+    expect(readSessions(t, { subject: 'subject', time: 't', targets: ['activity'], channels: ['ax', 'energy'] }).channels).toEqual(['ax', 'energy']);
+  });
+
   it('reads numeric labels as classes when asked', () => {
     const t = tbl([['a', '1', 0, 1, 1, 2], ['a', '1', 20, 1, 1, 10]]);
     expect(readSessions(t, { subject: 'subject', time: 't', targets: ['activity'] }).targets[0]!.kind).toBe('value');

@@ -93,6 +93,7 @@ export function readSessions(table: Table, cols: SequenceColumns, opts: ReadSess
   for (const t of targetNames) index(t, '--target');
   const reserved = new Set([cols.subject, cols.session, cols.time, ...cols.targets, ...(cols.ignore ?? [])]);
   let channels: string[];
+  let labelLike: string[] = [];
   if (cols.channels) {
     for (const c of cols.channels) {
       index(c, 'a channel');
@@ -100,7 +101,11 @@ export function readSessions(table: Table, cols: SequenceColumns, opts: ReadSess
     }
     channels = cols.channels;
   } else {
-    channels = table.columns.filter((c, i) => !reserved.has(c) && table.data[i]!.stats.numCount > 0);
+    const numeric = table.columns.filter((c, i) => !reserved.has(c) && table.data[i]!.stats.numCount > 0);
+    // A label or outcome column is never a sensor: taken as a channel it would leak the answer
+    // (energy expenditure computed from the activity) and be missing on every real device.
+    labelLike = numeric.filter((c) => LABEL_NAMES.has(c.toLowerCase()));
+    channels = numeric.filter((c) => !labelLike.includes(c));
     if (channels.length === 0) throw Errors.badData(table.source, 'has no channel columns holding numbers besides the subject, session, time and target columns');
   }
   const channelCols = channels.map((c) => table.data[table.columns.indexOf(c)]!);
@@ -196,9 +201,21 @@ export function readSessions(table: Table, cols: SequenceColumns, opts: ReadSess
     sessions.push({ subject, session, t: Float64Array.from(t), channels: ch, targets: tg, line: table.lines[rows[0]!]! });
   }
   const warnings: Warning[] = [];
+  if (labelLike.length > 0) {
+    warnings.push({ code: 'label_columns_left_out', message: `column(s) ${labelLike.join(', ')} look like labels or outcomes, not sensors, and were left out of the channels (name the channels with --channels to use them)` });
+  }
   if (duplicates > 0) warnings.push({ code: 'duplicate_timestamps', message: `${duplicates} sample(s) repeated an earlier timestamp of their session and were dropped (the first is kept)` });
   return { source: table.source, columns: { subject: cols.subject, ...(cols.session !== undefined ? { session: cols.session } : {}), time: cols.time }, channels, targets, sessions, timeUnit, rows: table.rowCount, warnings };
 }
+
+/**
+ * Column names that hold what a model predicts rather than what a device measures: left out of
+ * the default channels (`--channels` can still name them).
+ */
+const LABEL_NAMES: ReadonlySet<string> = new Set([
+  'activity', 'label', 'labels', 'target', 'class', 'outcome', 'y',
+  'energy', 'energy_expenditure', 'ee', 'kcal', 'calories', 'met', 'mets', 'vo2',
+]);
 
 /**
  * How to read a time column: texts are ISO 8601; numbers past 1e11 are epoch milliseconds, past
