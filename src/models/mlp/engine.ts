@@ -17,6 +17,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Errors, Rng } from '../../core/index.js';
+import { balancedWeights, groupHoldout, normalizeMean, rowHoldout } from '../holdout.js';
 import { forward } from './forward.js';
 import type { MlpLayer, MlpWeights } from './forward.js';
 import type { F32Matrix, MlpJob, MlpTrainInfo } from './protocol.js';
@@ -88,7 +89,7 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
   let validation: MlpTrainInfo['validation'] = job.valid ? 'given' : 'none';
   if (!job.valid && job.x.rows >= 30) {
     // For regression the holdout only counts rows: one entry per row is all it reads.
-    const split = job.groups ? groupHoldout(job.groups, rng) : holdout(nOut === 1 ? job.y : new Float64Array(job.x.rows), classify ? nClasses : 0, rng);
+    const split = job.groups ? groupHoldout(job.groups, 0.1, rng) : rowHoldout(job.x.rows, nOut === 1 ? job.y : new Float64Array(job.x.rows), classify ? nClasses : 0, 0.1, rng);
     trainIdx = split.train;
     validX = takeF32(job.x, split.valid);
     validY = takeF64(job.y, split.valid, nOut);
@@ -363,56 +364,6 @@ function takeF64(v: Float64Array, idx: ArrayLike<number>, width = 1): Float64Arr
   return out;
 }
 
-/** A seeded 10% holdout; per class when `nClasses > 0` so rare classes are represented in both. */
-export function holdout(y: Float64Array, nClasses: number, rng: Rng): { train: number[]; valid: number[] } {
-  const groups: number[][] = nClasses > 0 ? Array.from({ length: nClasses }, () => []) : [[]];
-  y.forEach((v, i) => groups[nClasses > 0 ? v : 0]!.push(i));
-  const train: number[] = [];
-  const valid: number[] = [];
-  for (const g of groups) {
-    rng.shuffle(g);
-    // A class with a single row stays in training: the model must see it at least once.
-    const k = g.length < 2 ? 0 : Math.max(1, Math.round(g.length * 0.1));
-    for (let i = 0; i < g.length; i++) (i < k ? valid : train).push(g[i]!);
-  }
-  train.sort((a, b) => a - b);
-  valid.sort((a, b) => a - b);
-  return { train, valid };
-}
 
-/**
- * A seeded holdout of whole groups (patients) with about 10% of the rows: groups in a seeded
- * order go to the holdout until it has its share, so a patient's rows are never on both sides.
- * With a single group there is nothing to hold out.
- */
-export function groupHoldout(groups: Int32Array, rng: Rng): { train: number[]; valid: number[] } {
-  const sizes = new Map<number, number>();
-  for (let i = 0; i < groups.length; i++) sizes.set(groups[i]!, (sizes.get(groups[i]!) ?? 0) + 1);
-  const ids = rng.shuffle([...sizes.keys()].sort((a, b) => a - b));
-  const chosen = new Set<number>();
-  let taken = 0;
-  const want = Math.max(1, Math.round(groups.length * 0.1));
-  // Never every group: training keeps at least one.
-  for (let i = 0; i < ids.length - 1 && taken < want; i++) {
-    chosen.add(ids[i]!);
-    taken += sizes.get(ids[i]!)!;
-  }
-  const train: number[] = [];
-  const valid: number[] = [];
-  for (let i = 0; i < groups.length; i++) (chosen.has(groups[i]!) ? valid : train).push(i);
-  return { train, valid };
-}
 
-/** scikit-learn's 'balanced' class weights: n / (k · count(c)); absent classes get weight 0. */
-export function balancedWeights(y: Float64Array, nClasses: number): Float64Array {
-  const counts = new Float64Array(nClasses);
-  for (const v of y) counts[v]!++;
-  return counts.map((c) => (c > 0 ? y.length / (nClasses * c) : 0));
-}
 
-function normalizeMean(w: Float64Array): void {
-  let s = 0;
-  for (const v of w) s += v;
-  const m = s / w.length;
-  if (m > 0) for (let i = 0; i < w.length; i++) w[i] = w[i]! / m;
-}

@@ -217,15 +217,15 @@ describe('mlp family', () => {
 
 describe('early-stopping holdout', () => {
   it('holds out whole groups, about a tenth of the rows, never every group', async () => {
-    const { groupHoldout } = await import('./engine.js');
+    const { groupHoldout } = await import('../holdout.js');
     const groups = Int32Array.from({ length: 300 }, (_, i) => Math.floor(i / 3) % 100);
-    const { train, valid } = groupHoldout(groups, new Rng(1));
+    const { train, valid } = groupHoldout(groups, 0.1, new Rng(1));
     const held = new Set(valid.map((i) => groups[i]!));
     for (const i of train) expect(held.has(groups[i]!)).toBe(false);
     expect(valid.length).toBeGreaterThanOrEqual(30);
     expect(valid.length).toBeLessThanOrEqual(33);
     expect(train.length + valid.length).toBe(300);
-    expect(groupHoldout(new Int32Array(50), new Rng(1)).valid).toEqual([]);
+    expect(groupHoldout(new Int32Array(50), 0.1, new Rng(1)).valid).toEqual([]);
   });
 });
 

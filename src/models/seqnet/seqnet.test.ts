@@ -4,7 +4,7 @@ import { MedfitError, Rng, matrix } from '../../core/index.js';
 import type { Matrix } from '../../core/index.js';
 import type { ModelFamily, ModelState, SequenceShape, TrainData } from '../types.js';
 import { ADAM, buildSeqNet } from './build.js';
-import { groupHoldout, rowHoldout } from './engine.js';
+import { groupHoldout, rowHoldout } from '../holdout.js';
 import { seqnetForward } from './forward.js';
 import { liveSeqWorkers } from './host.js';
 import { SEQ_PARAMS, cnn, cnnLstm, gru, lstm, toSeqConfig } from './index.js';
