@@ -156,10 +156,14 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
   let waitingBytes = 0;
   let closing = false;
 
-  const publish = (d: { project: string; device: string }, kind: 'predictions' | 'errors', line: StreamLine) => {
-    if (closing) return;
-    client.publish(`${prefix}/${d.project}/${d.device}/${kind}`, JSON.stringify(line), { qos: 0 }, (err) => {
-      if (err && !closing) log('warn', `mqtt: publishing to ${kind} failed`, err);
+  /** Publishes a line; settles once MQTT.js has written it (so a burst can wait, see `answer`). */
+  const publish = (d: { project: string; device: string }, kind: 'predictions' | 'errors', line: StreamLine): Promise<void> => {
+    if (closing) return Promise.resolve();
+    return new Promise((settle) => {
+      client.publish(`${prefix}/${d.project}/${d.device}/${kind}`, JSON.stringify(line), { qos: 0 }, (err) => {
+        if (err && !closing) log('warn', `mqtt: publishing to ${kind} failed`, err);
+        settle();
+      });
     });
   };
 
@@ -198,9 +202,12 @@ export async function startMqttBridge(o: MqttBridgeOptions): Promise<MqttBridge>
     if (events.length === 0) return;
     const lines = await predictStreamEvents(d.model.model, events);
     let windows = 0;
-    for (const line of lines) {
+    for (const [i, line] of lines.entries()) {
       if ('window' in line) windows++;
-      publish(d, 'predictions', line);
+      // A burst (many windows from one message) waits for its writes every 256 lines, so the
+      // socket's buffer, and MQTT.js's drain listeners, stay bounded.
+      const written = publish(d, 'predictions', line);
+      if (i % 256 === 255) await written;
     }
     if (windows > 0) o.onWindows?.(d.who, { name: d.model.name, version: d.model.version }, windows);
   };
