@@ -2,7 +2,7 @@
  * The fitness quality bars of the sequence pipeline, in one run, with defaults unless stated and
  * leave-subjects-out cross-validation:
  *
- *   npx tsx bench/fitness.ts [--subjects 24] [--seed 7] [--model auto] [--json]
+ *   npx tsx bench/fitness.ts [--subjects 24] [--seed 7] [--model auto] [--sensor-dropout 0.3] [--json]
  *
  * - `medfit synth fitness --subjects 24 --seed 7`: activity (7 classes) accuracy and macro F1,
  *   and energy expenditure R²
@@ -23,7 +23,7 @@ import { classificationReport, type ClassificationReport } from '../src/eval/ind
 import type { SequenceFamily, TrainedModel } from '../src/models/index.js';
 import { detectRate, lengthSteps, readSessions, segmentsOf, windowize, writeSynthFitness, type SequenceData, type SequencePrep } from '../src/sequence/index.js';
 
-const { values } = parseArgs({ options: { subjects: { type: 'string', default: '24' }, seed: { type: 'string', default: '7' }, model: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { subjects: { type: 'string', default: '24' }, seed: { type: 'string', default: '7' }, model: { type: 'string', default: 'auto' }, 'sensor-dropout': { type: 'string', default: '0.3' }, json: { type: 'boolean', default: false } } });
 const ROOT = new URL('..', import.meta.url).pathname;
 const log = (s: string) => (values.json ? process.stderr : process.stdout).write(s + '\n');
 const model = values.model as SequenceFamily | 'auto';
@@ -34,7 +34,7 @@ const cols = { subject: 'subject', session: 'session', time: 't' };
 function options(data: SequenceData, extra: Partial<SequenceTrainOptions> = {}): SequenceTrainOptions {
   const rate = detectRate(data.sessions);
   const window = lengthSteps({ seconds: 2.56 }, rate) as number;
-  return { rate, window, stride: Math.max(1, Math.floor(window / 2)), model, cv: 5, seed: 0, ...extra };
+  return { rate, window, stride: Math.max(1, Math.floor(window / 2)), model, cv: 5, seed: 0, sensorDropout: Number(values['sensor-dropout']), ...extra };
 }
 
 /** Accuracy of `m` on `data`'s windows, with `drop` channels blanked (filled with the training mean). */

@@ -57,6 +57,7 @@ const jobBody = {
         filter: { type: 'string', maxLength: 32, description: '"lowpass:<hz>" or "median:<samples>", applied after resampling' },
         maxGap: { type: 'number', exclusiveMinimum: 0, maximum: 86400, description: 'seconds; a longer gap splits a session' },
         balance: { type: 'string', enum: ['none', 'over', 'under'], description: 'balance classes of training windows' },
+        sensorDropout: { type: 'number', minimum: 0, maximum: 0.9, description: 'share of training windows also trained on with one sensor (an accelerometer or gyroscope triple, or a channel) missing, for devices that lack it (default 0.3)' },
       },
     },
   },

@@ -1,2 +1,2 @@
 export { trainTable, MLP_MIN_ROWS, type TrainOptions, type TrainResult, type CandidateResult, type MetricSummary, type NestedEstimate } from './train.js';
-export { trainSequence, chooseSequenceCandidates, AUTO_SEQUENCE, AUTO_NETWORK_VALUES, type SequenceTrainOptions, type SequenceTrainResult, type OutputMetrics } from './sequence.js';
+export { trainSequence, chooseSequenceCandidates, sensorGroups, SENSOR_DROPOUT, AUTO_SEQUENCE, AUTO_NETWORK_VALUES, type SequenceTrainOptions, type SequenceTrainResult, type OutputMetrics } from './sequence.js';

@@ -3,7 +3,7 @@ import { MedfitError, Rng, type Cell } from '../core/index.js';
 import { tableFromRows } from '../data/index.js';
 import { SEQUENCE_FAMILIES, type TrainData } from '../models/index.js';
 import { readSessions } from '../sequence/index.js';
-import { trainSequence } from './sequence.js';
+import { sensorGroups, trainSequence } from './sequence.js';
 
 /** Subjects × activities of 25 Hz sines: the class sets the frequency, the subject the amplitude. */
 function streams(subjects: number, seconds = 8, seed = 1) {
@@ -63,6 +63,35 @@ describe('trainSequence', () => {
     expect(r.task).toBe('regression');
     expect(r.selection).toBe('r2');
     expect(r.cv.metrics['r2']!.mean).toBeGreaterThan(0.8);
+  });
+
+  it('groups axes into sensors, and sensor dropout adds training windows with one sensor at the mean', async () => {
+    expect(sensorGroups(['ax', 'ay', 'az', 'gyro_x', 'gyro_y', 'gyro_z', 'hr', 'x'])).toEqual([[0, 1, 2], [3, 4, 5], [6], [7]]);
+    const fam = SEQUENCE_FAMILIES['window-gbdt']!;
+    const seen: TrainData[] = [];
+    const train = fam.train.bind(fam);
+    vi.spyOn(fam, 'train').mockImplementation(async (d, p, c) => {
+      seen.push(d);
+      return train(d, p, c);
+    });
+    const data = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] });
+    const plain = await trainSequence(data, opts);
+    const rows = seen.at(-1)!.x.rows;
+    seen.length = 0;
+    // ax and ay are one sensor here: nothing to drop.
+    await trainSequence(data, { ...opts, sensorDropout: 0.5 });
+    expect(seen.at(-1)!.x.rows).toBe(rows);
+    const two = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'energy'] });
+    seen.length = 0;
+    await trainSequence(two, { ...opts, sensorDropout: 0.5 });
+    const d = seen.at(-1)!;
+    expect(d.x.rows).toBeGreaterThan(rows * 1.3);
+    const extra = d.x.data.subarray(rows * d.x.cols);
+    let zeroed = 0;
+    for (let r = 0; r < d.x.rows - rows; r++) if (extra.subarray(r * d.x.cols, (r + 1) * d.x.cols).every((v, i) => i % 2 !== 0 || v === 0)) zeroed++;
+    expect(zeroed).toBeGreaterThan(0);
+    expect(plain.cv.metrics['accuracy']!.mean).toBeGreaterThan(0.9);
+    await expect(trainSequence(data, { ...opts, sensorDropout: 2 })).rejects.toThrow(/--sensor-dropout/);
   });
 
   it('refuses what cannot be trained, saying why', async () => {

@@ -7,7 +7,7 @@
  * Everything fitted (the channels' normalisation, the class balance of training windows, early
  * stopping's held-out subjects) is fitted inside each fold on its training subjects only.
  */
-import { Errors, Rng, type MetricName, type ProgressFn, type Task, type Warning } from '../core/index.js';
+import { Errors, Rng, type Matrix, type MetricName, type ProgressFn, type Task, type Warning } from '../core/index.js';
 import type { TargetEncoding } from '../data/index.js';
 import { classificationReport, regressionReport, type ClassificationReport, type RegressionReport } from '../eval/index.js';
 import { getFamily, SEQUENCE_FAMILIES, type Family, type ModelFamily, type SequenceFamily, type SequenceShape, type TrainedModel } from '../models/index.js';
@@ -42,6 +42,12 @@ export interface SequenceTrainOptions {
   filter?: ChannelFilter;
   /** Resample training windows to balance classes: `over` repeats, `under` drops (training folds only). */
   balance?: 'none' | 'over' | 'under';
+  /**
+   * Share of training windows copied with one sensor missing (an accelerometer or gyroscope
+   * triple, or a single channel, filled as serving fills a channel a device lacks), so the model
+   * learns to do without it. 0 to 0.9, default `SENSOR_DROPOUT`; training folds only.
+   */
+  sensorDropout?: number;
   /** Folds of leave-subjects-out cross-validation. */
   cv?: number;
   seed?: number;
@@ -106,6 +112,8 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
     const longest = segments.reduce((m, s) => Math.max(m, s.n), 0);
     throw Errors.badData(data.source, `no session is long enough for a window of ${opts.window} steps at ${opts.rate} Hz (the longest stretch without a gap has ${longest} steps); use a shorter --window`);
   }
+  if (opts.sensorDropout !== undefined && !(opts.sensorDropout >= 0 && opts.sensorDropout <= 0.9)) throw Errors.usage(`--sensor-dropout must be from 0 to 0.9 (got ${opts.sensorDropout})`);
+  const sensors = sensorGroups(data.channels);
   const shape = (channels: string[]): SequenceShape => ({ steps: opts.window, channels: channels.length, rate: opts.rate, channelNames: channels });
   const sequence = shape(data.channels);
   for (const name of Object.keys(opts.params ?? {})) getFamily(name);
@@ -128,7 +136,7 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
   const fit = async (fam: ModelFamily, train: Segment[], famSeed: number, onProgress: ProgressFn) => {
     const norm = fitNormaliser(train, data.channels.length);
     const w = windowize(train, windowOpts, norm, data.targets);
-    const { x, y, groups } = trainingRows(w, task, nOutputs, opts.balance ?? 'none', famSeed);
+    const { x, y, groups } = withSensorDropout(trainingRows(w, task, nOutputs, opts.balance ?? 'none', famSeed), sensors, nOutputs, opts.sensorDropout ?? SENSOR_DROPOUT, famSeed);
     const model = await fam.train({ x, y, task, nClasses, groups, sequence, ...(nOutputs > 1 ? { nOutputs } : {}) }, params.get(fam.name)!, {
       seed: famSeed,
       onProgress,
@@ -283,6 +291,59 @@ function trainingRows(w: Windows, task: Task, nOutputs: number, balance: 'none' 
   }
   if (task !== 'regression' && new Set(y).size < 2) throw Errors.badData('', 'the training windows hold a single class; check the target column and --window');
   return { x, y, groups: groupIds(rows.map((r) => w.info[r]!.subject)) };
+}
+
+/**
+ * The default share of training windows copied with one sensor missing. Measured with
+ * `bench/fitness.ts` (synth, 24 subjects): activity on new subjects without the gyroscope went
+ * from 0.53 to 0.96 accuracy, and with every channel from 0.973 to 0.978; cross-validated
+ * accuracy and energy R² did not drop. It costs 30% more training windows.
+ */
+export const SENSOR_DROPOUT = 0.3;
+
+/**
+ * The channels a device carries or lacks together: axes of one sensor (`ax ay az`, `gyro_x
+ * gyro_y gyro_z`: a name less its trailing x/y/z, when two or more share it), else each channel
+ * alone. Returns channel indices per sensor.
+ */
+export function sensorGroups(channels: string[]): number[][] {
+  const byStem = new Map<string, number[]>();
+  for (const [i, c] of channels.entries()) {
+    const m = /^(.*?)[_-]?[xyzXYZ]$/.exec(c);
+    const stem = m && m[1] !== '' ? m[1]!.toLowerCase() : `\u0000${c}`;
+    let list = byStem.get(stem);
+    if (!list) byStem.set(stem, (list = []));
+    list.push(i);
+  }
+  return [...byStem.values()].flatMap((g) => (g.length >= 2 ? [g] : g.map((i) => [i])));
+}
+
+/**
+ * Appends, for a seeded `share` of the training windows, a copy with one seeded sensor's channels
+ * at 0 (the training mean after normalisation: what serving gives a channel the data lacks).
+ */
+function withSensorDropout(t: { x: Matrix; y: Float64Array; groups: Int32Array }, sensors: number[][], nOutputs: number, share: number, seed: number) {
+  if (share <= 0 || sensors.length < 2) return t;
+  const rng = new Rng(seed + 31);
+  const picked: number[] = [];
+  for (let r = 0; r < t.x.rows; r++) if (rng.next() < share) picked.push(r);
+  const cols = t.x.cols;
+  const C = sensors.reduce((a, g) => a + g.length, 0);
+  const rows = t.x.rows + picked.length;
+  const x = { rows, cols, data: new Float64Array(rows * cols) };
+  x.data.set(t.x.data);
+  const y = new Float64Array(rows * nOutputs);
+  y.set(t.y);
+  const groups = new Int32Array(rows);
+  groups.set(t.groups);
+  for (const [k, r] of picked.entries()) {
+    const i = t.x.rows + k;
+    x.data.set(t.x.data.subarray(r * cols, (r + 1) * cols), i * cols);
+    for (const c of sensors[Math.floor(rng.next() * sensors.length)]!) for (let s = c; s < cols; s += C) x.data[i * cols + s] = 0;
+    y.set(t.y.subarray(r * nOutputs, (r + 1) * nOutputs), i * nOutputs);
+    groups[i] = t.groups[r]!;
+  }
+  return { x, y, groups };
 }
 
 /** Over-samples (repeats, seeded) or under-samples (drops, seeded) rows so that every class has the same count. */

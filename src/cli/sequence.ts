@@ -30,6 +30,7 @@ export const SEQUENCE_FLAGS = {
   filter: { type: 'string' },
   'max-gap': { type: 'string' },
   balance: { type: 'string' },
+  'sensor-dropout': { type: 'string' },
   test: { type: 'string' },
   'subject-from': { type: 'string' },
 } as const;
@@ -49,6 +50,7 @@ export interface SequenceFlags {
   filter?: string | undefined;
   'max-gap'?: string | undefined;
   balance?: string | undefined;
+  'sensor-dropout'?: string | undefined;
   test?: string | undefined;
   'subject-from'?: string | undefined;
   ignore?: string | undefined;
@@ -69,6 +71,9 @@ export const SEQUENCE_HELP = `Sensor streams (--sequence; implied by a .fit file
   --filter <f>            lowpass:<hz> | median:<samples>, applied after resampling
   --max-gap <seconds>     a longer gap splits a session (default max(2 s, 5 samples))
   --balance <how>         none | over | under: balance classes of training windows
+  --sensor-dropout <p>    also train on a share p (0..0.9) of windows with one sensor (an
+                          accelerometer or gyroscope triple, or a channel) missing, for devices
+                          that lack it (default 0.3; 0 turns it off)
   --test <file>           score the model trained on the whole file on this test file
   --subject-from <how>    FIT folders: filename | folder names the subject (default filename)
 `;
@@ -185,6 +190,7 @@ export async function trainSequenceCli(file: string, o: SequenceFlags, c: Common
     ...(o.label !== undefined ? { label: oneOf(o.label, ['majority', 'last', 'mean'] as const, 'label') as WindowLabel } : {}),
     ...(o.filter !== undefined ? { filter: await filterFlag(o.filter, rate) } : {}),
     ...(o.balance !== undefined ? { balance: oneOf(o.balance, ['none', 'over', 'under'] as const, 'balance') } : {}),
+    ...(o['sensor-dropout'] !== undefined ? { sensorDropout: share(o['sensor-dropout'], 'sensor-dropout') } : {}),
     cv: intFlag(c.cv, 'cv', 5, 2),
     seed: c.seed,
     params: c.params,
@@ -318,6 +324,12 @@ async function stepsFlag(v: string, rate: number, flag: 'window' | 'stride'): Pr
   const l = readLength(v);
   const n = typeof l === 'string' ? l : lengthSteps(l, rate);
   if (typeof n === 'string') throw Errors.usage(`--${flag} "${v.slice(0, 40)}": ${n}`);
+  return n;
+}
+
+function share(v: string, flag: string): number {
+  const n = v.trim() === '' ? NaN : Number(v);
+  if (!(n >= 0 && n <= 0.9)) throw Errors.usage(`--${flag} must be a number from 0 to 0.9 (got "${v.slice(0, 40)}")`);
   return n;
 }
 

@@ -104,6 +104,7 @@ async function runSequenceJob(
     ...(o.label !== undefined ? { label: o.label } : {}),
     ...(o.filter !== undefined ? { filter: filterOf(o.filter, rate) } : {}),
     ...(o.balance !== undefined ? { balance: o.balance } : {}),
+    ...(o.sensorDropout !== undefined ? { sensorDropout: o.sensorDropout } : {}),
     ...(spec.cv !== undefined ? { cv: spec.cv } : {}),
     seed,
     params: (spec.params ?? {}) as Partial<Record<Family, Record<string, unknown>>>,

@@ -55,6 +55,8 @@ export interface SequenceJobOptions {
   /** Seconds; a longer gap between samples splits a session. */
   maxGap?: number;
   balance?: 'none' | 'over' | 'under';
+  /** Share of training windows also trained on with one sensor missing (0..0.9). */
+  sensorDropout?: number;
 }
 
 /** What a succeeded job hands back. */
