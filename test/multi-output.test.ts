@@ -36,6 +36,9 @@ describe('medfit train --target weight,waist,pulse', () => {
     };
     expect(doc.task).toBe('regression');
     expect(doc.target).toBe('weight,waist,pulse');
+    // Twenty rows do not predict these three: the report says the model is worse than the mean.
+    expect(doc.cv.metrics['r2']!.mean).toBeLessThan(0);
+    expect((doc as unknown as { warnings: { code: string }[] }).warnings.map((w) => w.code)).toContain('worse_than_mean');
     expect(doc.artifact).toBe(out);
     expect(Object.keys(doc.cv.outputs)).toEqual(TARGETS);
     for (const name of TARGETS) expect(Object.keys(doc.cv.outputs[name]!)).toEqual(expect.arrayContaining(['r2', 'rmse', 'mae']));

@@ -25,7 +25,7 @@ import {
   type WindowLabel,
   type Windows,
 } from '../sequence/index.js';
-import { groupIds, pickBest, score, scoreFold, summarize, type CandidateResult, type MetricSummary } from './train.js';
+import { groupIds, pickBest, score, scoreFold, summarize, worseThanMean, type CandidateResult, type MetricSummary } from './train.js';
 
 /** What to train on a sequence dataset, as the CLI and the API take it. */
 export interface SequenceTrainOptions {
@@ -182,6 +182,8 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
     });
   }
   const best = pickBest(board, selection);
+  const worse = worseThanMean(best);
+  if (worse) warnings.push(worse);
 
   const finalStage = `${best.family} on all subjects`;
   progress({ stage: finalStage, fraction: done / units });

@@ -251,6 +251,8 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
 
   const leaderboard = await crossValidate(ctx, candidates, rows, y, groups, folds, step, tick, '');
   const best = pickBest(leaderboard, selection);
+  const worse = worseThanMean(best);
+  if (worse) warnings.push(worse);
 
   let nestedEstimate: NestedEstimate | undefined;
   if (nested) {
@@ -584,4 +586,14 @@ function take64(rows: Int32Array, idx: Int32Array): Int32Array {
   const out = new Int32Array(idx.length);
   for (let i = 0; i < idx.length; i++) out[i] = rows[idx[i]!]!;
   return out;
+}
+
+/**
+ * A warning when the chosen regression model predicts held-out rows worse than their mean would
+ * (cross-validated R² below 0): saving it is allowed, trusting it is not.
+ */
+export function worseThanMean(best: CandidateResult): Warning | undefined {
+  const r2 = best.metrics['r2']?.mean;
+  if (r2 === undefined || !(r2 < 0)) return undefined;
+  return { code: 'worse_than_mean', message: `the chosen model (${best.family}) predicts held-out rows worse than their mean would (cross-validated R² ${r2.toFixed(3)}): more rows, other features or another target are needed before it is used` };
 }
