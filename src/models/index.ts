@@ -38,3 +38,4 @@ export function familiesFor(task: Task): ModelFamily[] {
 export { toOnnx, onnxSignature, decodeOnnx, type OnnxSignature } from './onnx/index.js';
 export { parseUntrustedOnnx, encodeOnnxModel, onnxName, type OnnxLimits, type OnnxModel } from './onnx/index.js';
 export { featuresFor as windowFeaturesFor } from './window/index.js';
+export { explain, type Explanation, type ExplainOptions } from './explain.js';
