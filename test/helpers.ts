@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -74,4 +75,18 @@ export async function medfitInProcess(args: string[]): Promise<CliRun> {
   err.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await main(args, { stdout: out, stderr: err as unknown as NodeJS.WriteStream, stdin: new PassThrough() });
   return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` within half a second (a broker, a database). */
+export function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(500, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
 }

@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { connect as tcp } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import mqtt from 'mqtt';
 import { Registry } from 'prom-client';
@@ -22,7 +21,7 @@ import { streamRoutes, startServerMqtt, type SequenceModels } from '../src/api/s
 import { SEQUENCE_PREP_VERSION, segmentsOf, windowize, type SequencePrep } from '../src/sequence/index.js';
 import { synthFitnessCsv } from '../src/sequence/synth.js';
 import type { ServedSequence } from '../src/serve/index.js';
-import { tempDir } from './helpers.js';
+import { portAnswers, tempDir } from './helpers.js';
 
 type Line = Record<string, any>;
 
@@ -351,19 +350,7 @@ function synth(options: { subjects: number; seconds: number; rate: number }): Ar
   return lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, j) => [header[j]!, v])));
 }
 
-function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcp({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(500, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-const brokerUp = await reachable(1883);
+const brokerUp = await portAnswers(1883);
 if (!brokerUp) console.warn('test/stream.test.ts: no MQTT broker answers on 127.0.0.1:1883; the MQTT tests are skipped');
 
 describe('medfit serve: live predictions of a trained sequence model', () => {

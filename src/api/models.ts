@@ -10,8 +10,10 @@ import { requireScope } from './auth.js';
 import type { Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
-const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: NAME } } } as const;
-const versionParams = {
+/** The path parameters of `/v1/models/{name}` routes (the stream routes take the same). */
+export const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: NAME } } } as const;
+/** The path parameters of `/v1/models/{name}/versions/{v}` routes. */
+export const versionParams = {
   type: 'object',
   required: ['name', 'v'],
   properties: { name: { type: 'string', pattern: NAME }, v: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' } },

@@ -20,6 +20,7 @@ import { SEQUENCE_FAMILIES } from '../models/index.js';
 import { loadMqttBridge, predictStreamEvents, StreamWindows, type MqttBridge, type MqttBridgeOptions, type MqttModel, type ServedSequence, type StreamLine } from '../serve/index.js';
 import { createAuthenticator, requireScope, type Principal } from './auth.js';
 import { discardBody } from './drain.js';
+import { nameParams, versionParams } from './models.js';
 import type { Server } from './app.js';
 import type { Services } from './services.js';
 
@@ -31,13 +32,6 @@ export const STREAM_IDLE_MS = 60_000;
 export const STREAM_BATCH_WINDOWS = 256;
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
-const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
-const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: NAME } } } as const;
-const versionParams = {
-  type: 'object',
-  required: ['name', 'v'],
-  properties: { name: { type: 'string', pattern: NAME }, v: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' } },
-} as const;
 
 /** Where sequence models come from: `ModelService.sequenceModel` (a fake in tests). */
 export interface SequenceModels {

@@ -27,15 +27,21 @@ const opts = { rate: 25, window: 50, stride: 25, cv: 3, seed: 0, model: 'window-
 
 afterEach(() => vi.restoreAllMocks());
 
+/** Records what window-gbdt is trained on (each fold's and the final fit's data), training as usual. */
+function recordTraining(): TrainData[] {
+  const fam = SEQUENCE_FAMILIES['window-gbdt']!;
+  const seen: TrainData[] = [];
+  const train = fam.train.bind(fam);
+  vi.spyOn(fam, 'train').mockImplementation(async (d, p, c) => {
+    seen.push(d);
+    return train(d, p, c);
+  });
+  return seen;
+}
+
 describe('trainSequence', () => {
   it('classifies activities leaving subjects out: each fold trains on the other subjects only', async () => {
-    const fam = SEQUENCE_FAMILIES['window-gbdt']!;
-    const seen: TrainData[] = [];
-    const train = fam.train.bind(fam);
-    vi.spyOn(fam, 'train').mockImplementation(async (d, p, c) => {
-      seen.push(d);
-      return train(d, p, c);
-    });
+    const seen = recordTraining();
     const data = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] });
     const r = await trainSequence(data, opts);
     expect(r.task).toBe('multiclass');
@@ -67,13 +73,7 @@ describe('trainSequence', () => {
 
   it('groups axes into sensors, and sensor dropout adds training windows with one sensor at the mean', async () => {
     expect(sensorGroups(['ax', 'ay', 'az', 'gyro_x', 'gyro_y', 'gyro_z', 'hr', 'x'])).toEqual([[0, 1, 2], [3, 4, 5], [6], [7]]);
-    const fam = SEQUENCE_FAMILIES['window-gbdt']!;
-    const seen: TrainData[] = [];
-    const train = fam.train.bind(fam);
-    vi.spyOn(fam, 'train').mockImplementation(async (d, p, c) => {
-      seen.push(d);
-      return train(d, p, c);
-    });
+    const seen = recordTraining();
     const data = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] });
     const plain = await trainSequence(data, opts);
     const rows = seen.at(-1)!.x.rows;
@@ -92,6 +92,23 @@ describe('trainSequence', () => {
     expect(zeroed).toBeGreaterThan(0);
     expect(plain.cv.metrics['accuracy']!.mean).toBeGreaterThan(0.9);
     await expect(trainSequence(data, { ...opts, sensorDropout: 2 })).rejects.toThrow(/--sensor-dropout/);
+  });
+
+  it('balances the classes of training windows, over or under, only when asked', async () => {
+    const seen = recordTraining();
+    // Unequal classes: the first subject lacks its 'fast' bout.
+    const t = streams(6);
+    const keep = Array.from({ length: t.rowCount }, (_, r) => r).filter((r) => !(t.data[0]!.text(r) === 'p0' && t.data[5]!.text(r) === 'fast'));
+    const rows = keep.map((r) => t.data.map((c) => c.cell(r)));
+    const data = readSessions(tableFromRows(t.columns, rows, { source: 'uneven.csv' }), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] });
+    const counts = (d: TrainData) => [0, 1, 2].map((c) => d.y.filter((v) => v === c).length);
+    for (const balance of ['none', 'over', 'under'] as const) {
+      seen.length = 0;
+      await trainSequence(data, { ...opts, balance, sensorDropout: 0 });
+      const n = counts(seen.at(-1)!);
+      if (balance === 'none') expect(new Set(n).size).toBeGreaterThan(1);
+      else expect(new Set(n).size).toBe(1);
+    }
   });
 
   it('refuses what cannot be trained, saying why', async () => {

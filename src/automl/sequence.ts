@@ -357,16 +357,17 @@ function balanceRows(rows: number[], y: Float64Array, how: 'over' | 'under', rng
     if (!list) byClass.set(c, (list = []));
     list.push(r);
   }
-  const sizes = [...byClass.values()].map((l) => l.length);
-  const target = how === 'over' ? Math.max(...sizes) : Math.min(...sizes);
+  let target = how === 'over' ? 0 : Infinity;
+  for (const list of byClass.values()) target = how === 'over' ? Math.max(target, list.length) : Math.min(target, list.length);
   const out: number[] = [];
+  // Loops, not spreads: a class's rows are data-sized.
   for (const list of byClass.values()) {
     if (how === 'under') {
       const copy = list.slice();
       rng.shuffle(copy);
-      out.push(...copy.slice(0, target));
+      for (let i = 0; i < target; i++) out.push(copy[i]!);
     } else {
-      out.push(...list);
+      for (const r of list) out.push(r);
       for (let i = list.length; i < target; i++) out.push(list[Math.floor(rng.next() * list.length)]!);
     }
   }

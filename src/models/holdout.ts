@@ -1,6 +1,7 @@
 /**
  * The early-stopping holdouts and row weights the network trainers (MLP, sequence networks)
- * share: seeded, per class for classification, whole groups (patients, subjects) when given.
+ * share: seeded, per class for classification, whole groups (patients, subjects) when given;
+ * and the row copies that split their Float32 inputs and Float64 targets.
  */
 import type { Rng } from '../core/index.js';
 
@@ -58,4 +59,19 @@ export function normalizeMean(w: Float64Array): void {
   for (const v of w) s += v;
   const m = s / w.length;
   if (m > 0) for (let i = 0; i < w.length; i++) w[i] = w[i]! / m;
+}
+
+/** Rows `idx` of a Float32 matrix (a trainer's inputs), as a new matrix. */
+export function takeRowsF32(m: { rows: number; cols: number; data: Float32Array }, idx: ArrayLike<number>): { rows: number; cols: number; data: Float32Array } {
+  const out = new Float32Array(idx.length * m.cols);
+  for (let k = 0; k < idx.length; k++) out.set(m.data.subarray(idx[k]! * m.cols, (idx[k]! + 1) * m.cols), k * m.cols);
+  return { rows: idx.length, cols: m.cols, data: out };
+}
+
+/** Rows `idx` of `v`, `width` values per row (targets, row weights). */
+export function takeRowsF64(v: Float64Array, idx: ArrayLike<number>, width = 1): Float64Array {
+  const out = new Float64Array(idx.length * width);
+  if (width === 1) for (let k = 0; k < idx.length; k++) out[k] = v[idx[k]!]!;
+  else for (let k = 0; k < idx.length; k++) out.set(v.subarray(idx[k]! * width, (idx[k]! + 1) * width), k * width);
+  return out;
 }

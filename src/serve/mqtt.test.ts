@@ -4,7 +4,7 @@
  * the errors topic, keys checked, device state bounded, and the bridge still answering afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { connect as tcp } from 'node:net';
+import { portAnswers } from '../../test/helpers.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors, type Matrix } from '../core/index.js';
@@ -15,20 +15,8 @@ import type { ServedSequence } from './types.js';
 
 const BROKER = 'mqtt://127.0.0.1:1883';
 
-function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcp({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(500, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
 
-const brokerUp = await reachable(1883);
+const brokerUp = await portAnswers(1883);
 if (!brokerUp) console.warn('src/serve/mqtt.test.ts: no MQTT broker answers on 127.0.0.1:1883; the broker tests are skipped');
 
 const prep: SequencePrep = {

@@ -17,7 +17,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Errors, Rng } from '../../core/index.js';
-import { balancedWeights, groupHoldout, normalizeMean, rowHoldout } from '../holdout.js';
+import { balancedWeights, groupHoldout, normalizeMean, rowHoldout, takeRowsF32, takeRowsF64 } from '../holdout.js';
 import { forward } from './forward.js';
 import type { MlpLayer, MlpWeights } from './forward.js';
 import type { F32Matrix, MlpJob, MlpTrainInfo } from './protocol.js';
@@ -91,14 +91,14 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
     // For regression the holdout only counts rows: one entry per row is all it reads.
     const split = job.groups ? groupHoldout(job.groups, 0.1, rng) : rowHoldout(job.x.rows, nOut === 1 ? job.y : new Float64Array(job.x.rows), classify ? nClasses : 0, 0.1, rng);
     trainIdx = split.train;
-    validX = takeF32(job.x, split.valid);
-    validY = takeF64(job.y, split.valid, nOut);
-    if (job.weights) validW = takeF64(job.weights, split.valid);
+    validX = takeRowsF32(job.x, split.valid);
+    validY = takeRowsF64(job.y, split.valid, nOut);
+    if (job.weights) validW = takeRowsF64(job.weights, split.valid);
     validation = 'holdout';
   }
   const n = trainIdx.length;
-  const trX = takeF32(job.x, trainIdx);
-  const trY = takeF64(job.y, trainIdx, nOut);
+  const trX = takeRowsF32(job.x, trainIdx);
+  const trY = takeRowsF64(job.y, trainIdx, nOut);
 
   // Row weights: user weights × balanced class weights, scaled to mean 1 over the training rows so
   // the learning rate means the same whatever scale the user's weights come in.
@@ -350,19 +350,7 @@ function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
-function takeF32(m: F32Matrix, idx: ArrayLike<number>): F32Matrix {
-  const out = new Float32Array(idx.length * m.cols);
-  for (let k = 0; k < idx.length; k++) out.set(m.data.subarray(idx[k]! * m.cols, (idx[k]! + 1) * m.cols), k * m.cols);
-  return { rows: idx.length, cols: m.cols, data: out };
-}
 
-/** Rows `idx` of `v`, `width` values per row. */
-function takeF64(v: Float64Array, idx: ArrayLike<number>, width = 1): Float64Array {
-  const out = new Float64Array(idx.length * width);
-  if (width === 1) for (let k = 0; k < idx.length; k++) out[k] = v[idx[k]!]!;
-  else for (let k = 0; k < idx.length; k++) out.set(v.subarray(idx[k]! * width, (idx[k]! + 1) * width), k * width);
-  return out;
-}
 
 
 

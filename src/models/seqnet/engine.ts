@@ -10,7 +10,7 @@ import { seqnetForward } from './forward.js';
 import { SeqNetTrainer } from './net.js';
 import type { F32Matrix, SeqJob, SeqTrainInfo } from './protocol.js';
 import type { SeqNetWeights } from './weights.js';
-import { balancedWeights, groupHoldout, normalizeMean, rowHoldout } from '../holdout.js';
+import { balancedWeights, groupHoldout, normalizeMean, rowHoldout, takeRowsF32, takeRowsF64 } from '../holdout.js';
 
 /** Progress from one epoch. */
 export interface EpochReport {
@@ -57,14 +57,14 @@ export async function trainSeqNet(job: SeqJob, onEpoch?: (r: EpochReport) => voi
     if (split.valid.length > 0 && split.train.length > 0) {
       trainIdx = split.train;
       validX = takeRowsF32(job.x, split.valid);
-      validY = takeRowsF64(job.y, yWidth, split.valid);
-      if (job.weights) validW = takeRowsF64(job.weights, 1, split.valid);
+      validY = takeRowsF64(job.y, split.valid, yWidth);
+      if (job.weights) validW = takeRowsF64(job.weights, split.valid);
       validation = job.groups ? 'groups' : 'rows';
     }
   }
   const n = trainIdx.length;
   const trX = validation === 'groups' || validation === 'rows' ? takeRowsF32(job.x, trainIdx) : job.x;
-  const trY = validation === 'groups' || validation === 'rows' ? takeRowsF64(job.y, yWidth, trainIdx) : job.y;
+  const trY = validation === 'groups' || validation === 'rows' ? takeRowsF64(job.y, trainIdx, yWidth) : job.y;
 
   // Row weights: user weights × balanced class weights, scaled to mean 1 over the training rows so
   // the learning rate means the same whatever scale the user's weights come in.
@@ -207,17 +207,7 @@ function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
-function takeRowsF32(m: F32Matrix, idx: ArrayLike<number>): F32Matrix {
-  const out = new Float32Array(idx.length * m.cols);
-  for (let k = 0; k < idx.length; k++) out.set(m.data.subarray(idx[k]! * m.cols, (idx[k]! + 1) * m.cols), k * m.cols);
-  return { rows: idx.length, cols: m.cols, data: out };
-}
 
-function takeRowsF64(v: Float64Array, width: number, idx: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(idx.length * width);
-  for (let k = 0; k < idx.length; k++) for (let j = 0; j < width; j++) out[k * width + j] = v[idx[k]! * width + j]!;
-  return out;
-}
 
 
 
