@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Errors, MedfitError, VERSION, loggableError, removeStaleTemps } from '../core/index.js';
 import { createWorkerQueue } from '../jobs/index.js';
 import { openSqliteStore } from '../store/index.js';
+import { adminRoutes } from './admin.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { datasetRoutes } from './datasets.js';
@@ -125,26 +126,8 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
 
   app.get('/healthz', { schema: { summary: 'Liveness', tags: ['system'] } }, async () => ({ status: 'ok', version: VERSION }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get(
-    '/v1/audit',
-    {
-      schema: {
-        summary: "The project's audit log, newest first (admin)",
-        tags: ['system'],
-        // Query values are strings (types are not coerced anywhere, so JSON bodies stay strict).
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { limit: { type: 'string', pattern: '^(1000|[1-9][0-9]{0,2})$', description: '1 to 1000 (default 100)' }, before: { type: 'string', pattern: '^[1-9][0-9]{0,15}$', description: 'entries older than this id' } },
-        },
-      },
-    },
-    async (req) => {
-      const p = requireScope(req, 'admin');
-      const q = req.query as { limit?: string; before?: string };
-      return { entries: await store.listAudit(p.projectId, { limit: Number(q.limit ?? 100), ...(q.before ? { before: Number(q.before) } : {}) }) };
-    },
-  );
+  // Sessions, keys, families and the audit trail; after installAuth (it notes each key's use).
+  await adminRoutes(app, services, { forgetKeys: () => auth.forget() });
   await datasetRoutes(app, services);
   await jobRoutes(app, services);
   await modelRoutes(app, services);

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { WEB_PUBLIC } from './dashboard.js';
 import { Errors } from '../core/index.js';
 import type { MetadataStore, Scope } from '../store/index.js';
 import { hashKey } from './keys.js';
@@ -25,7 +26,8 @@ declare module 'fastify' {
 }
 
 /** Paths that need no key: health, the API description and the dashboard. */
-const PUBLIC = [/^\/healthz$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/v2\/health\//, /^\/$/, /^\/ui(\/|$)/];
+// The web app's page and files hold no data (the app asks for a key and sends it on /v1 calls).
+const PUBLIC = [/^\/healthz$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/v2\/health\//, WEB_PUBLIC];
 
 /** How long a key lookup is trusted before the store is asked again (revocations take effect). */
 const CACHE_MS = 2000;

@@ -5,7 +5,8 @@ import { Readable } from 'node:stream';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
 import { Errors, deserializeError, serializeError, startWorker, streamToFileAtomic, writeFileAtomic, type SerializedError } from '../core/index.js';
-import { profileFileInWorker, type Table, type TableFormat } from '../data/index.js';
+import { profileFileInWorker, readTable, type Table, type TableFormat } from '../data/index.js';
+import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
 import type { DatasetRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
 import { limitedBody } from './drain.js';
@@ -29,6 +30,51 @@ const datasetJson = {
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const;
 
+/** Default and largest `points` of a series. */
+const SERIES_DEFAULT_POINTS = 1000;
+const SERIES_MAX_POINTS = 5000;
+
+/** A session's series (`sequence.SessionSeries`): what `GET /v1/datasets/{id}/series` answers. */
+const seriesJson = {
+  type: 'object',
+  required: ['subject', 'session', 'index', 'sessions', 'samples', 'bucket', 'start', 'timeUnit', 'seconds', 'channels'],
+  properties: {
+    subject: { type: 'string' },
+    session: { type: 'string', description: 'the session\'s name (its session column\'s value; empty when the table has no session column: each subject is one session)' },
+    index: { type: 'integer', description: 'the session\'s index, as asked' },
+    sessions: { type: 'integer', description: 'how many sessions the dataset has' },
+    samples: { type: 'integer', description: 'samples in the session' },
+    bucket: { type: 'integer', description: 'consecutive samples per bucket (1: every sample is shown)' },
+    start: { type: 'number', description: 'time of the first sample, in seconds (since the epoch for absolute times)' },
+    timeUnit: { type: 'string', enum: ['iso', 's', 'ms'], description: 'how the time column was read' },
+    seconds: { type: 'array', items: { type: 'number' }, description: 'per bucket, the time of its first sample in seconds from start' },
+    channels: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name', 'min', 'max'],
+        properties: {
+          name: { type: 'string' },
+          min: { type: 'array', items: { type: ['number', 'null'] }, description: 'per bucket, the smallest value (null: none present)' },
+          max: { type: 'array', items: { type: ['number', 'null'] }, description: 'per bucket, the largest value' },
+        },
+      },
+    },
+    labels: {
+      type: 'object',
+      description: 'the label track, when the dataset has a label column: per bucket its most frequent label (null: none)',
+      required: ['name', 'values'],
+      properties: { name: { type: 'string' }, values: { type: 'array', items: { type: ['string', 'null'] } } },
+    },
+  },
+} as const;
+
+/** A query value that must be a whole number: the number, `fallback` when absent, undefined when malformed. */
+function wholeNumber(raw: string | undefined, fallback: number): number | undefined {
+  if (raw === undefined) return fallback;
+  return /^[0-9]{1,10}$/.test(raw) ? Number(raw) : undefined;
+}
+
 function view(d: DatasetRecord) {
   return { id: d.id, name: d.name, format: d.format, rows: d.rows, bytes: d.bytes, sha256: d.sha256, columns: d.columns, created: d.created };
 }
@@ -50,7 +96,7 @@ const FIT_TYPES = new Set(['application/vnd.ant.fit', 'application/fit', 'applic
 /** Largest FIT file taken (the FIT reader's own bound). */
 const FIT_MAX_BYTES = 64 * 1024 * 1024;
 
-/** What a FIT conversion worker is given, and what it answers. */
+/** What a FIT conversion worker is given. */
 interface FitWorkerData {
   task: typeof FIT_TASK;
   fitPath: string;
@@ -61,43 +107,105 @@ interface FitWorkerData {
   /** Largest CSV written (the server's upload limit): past it the conversion stops with a 413. */
   maxCsvBytes: number;
 }
-type FitWorkerMessage = { result: { rows: number; bytes: number; sha256: string } } | { error: SerializedError };
+/** What one of this module's workers answers. */
+type WorkerMessage<T> = { result: T } | { error: SerializedError };
 const FIT_TASK = 'medfit:fit-to-csv';
 const FIT_TIMEOUT_MS = 10 * 60 * 1000;
 const FIT_HEAP_MB = 4096;
+
+/**
+ * At most `limit` tasks at once; the others wait their turn, first come first served. A finished
+ * task hands its slot straight to the next in line, so no newcomer can slip in between.
+ */
+class Gate {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
+
 /** FIT conversions at once (each may need gigabytes for a large file); more uploads wait their turn. */
-const FIT_WORKERS = 1;
-let fitRunning = 0;
-const fitWaiting: Array<() => void> = [];
+const fitGate = new Gate(1);
+
+/**
+ * Runs this module as a worker thread's entry on `data` (its `task` says which; see the bottom
+ * of the file) and resolves with its result. `name` words the worker in errors ("the FIT
+ * conversion failed"), `doing` what it does ("reading the FIT file took longer than…"), `source`
+ * names the dataset in user errors. A worker's own MedfitErrors pass through; anything else is a
+ * plain internal error, its message (which may name server paths) left in the thread.
+ */
+async function runWorker<T>(data: { task: string }, o: { name: string; doing: string; source: string; heapMb: number; timeoutMs: number }): Promise<T> {
+  const worker = startWorker(new URL(import.meta.url), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: o.heapMb } });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      timer = setTimeout(() => reject(Errors.badData(o.source, `${o.doing} took longer than ${Math.round(o.timeoutMs / 1000)} s; it was stopped`)), o.timeoutMs);
+      worker.once('message', (m: WorkerMessage<T>) => ('result' in m ? resolve(m.result) : reject(m.error.code === 'MEDFIT_ERR_INTERNAL' ? Errors.internal(`the ${o.name} failed`) : deserializeError(m.error))));
+      worker.once('error', (e: Error & { code?: string }) =>
+        reject(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? Errors.badData(o.source, `${o.doing} needed more than ${o.heapMb} MB of memory`) : Errors.internal(`the ${o.name} worker failed`, e)),
+      );
+      worker.once('exit', (code) => reject(Errors.internal(`the ${o.name} worker exited (code ${code}) without a result`)));
+    });
+  } finally {
+    clearTimeout(timer);
+    await worker.terminate();
+  }
+}
 
 /**
  * Converts an uploaded FIT file to a long-format CSV dataset (`subject, session, t, <channels>`,
  * `t` in epoch milliseconds) in a worker thread: decoding a large FIT file takes seconds, which
  * must not hold up the event loop. This module is the worker's entry too (see the bottom).
  */
-async function fitToCsvInWorker(data: Omit<FitWorkerData, 'task'>): Promise<{ rows: number; bytes: number; sha256: string }> {
-  if (fitRunning >= FIT_WORKERS) await new Promise<void>((resolve) => fitWaiting.push(resolve));
-  fitRunning++;
-  try {
-    const worker = startWorker(new URL(import.meta.url), { workerData: { task: FIT_TASK, ...data } satisfies FitWorkerData, resourceLimits: { maxOldGenerationSizeMb: FIT_HEAP_MB } });
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await new Promise((resolve, reject) => {
-        timer = setTimeout(() => reject(Errors.badData(data.source, `reading the FIT file took longer than ${FIT_TIMEOUT_MS / 1000} s; it was stopped`)), FIT_TIMEOUT_MS);
-        worker.once('message', (m: FitWorkerMessage) => ('result' in m ? resolve(m.result) : reject(m.error.code === 'MEDFIT_ERR_INTERNAL' ? Errors.internal('the FIT conversion failed') : deserializeError(m.error))));
-        worker.once('error', (e: Error & { code?: string }) =>
-          reject(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? Errors.badData(data.source, `reading the FIT file needed more than ${FIT_HEAP_MB} MB of memory`) : Errors.internal('the FIT conversion worker failed', e)),
-        );
-        worker.once('exit', (code) => reject(Errors.internal(`the FIT conversion worker exited (code ${code}) without a result`)));
-      });
-    } finally {
-      clearTimeout(timer);
-      await worker.terminate();
-    }
-  } finally {
-    fitRunning--;
-    fitWaiting.shift()?.();
-  }
+function fitToCsvInWorker(data: Omit<FitWorkerData, 'task'>): Promise<{ rows: number; bytes: number; sha256: string }> {
+  return fitGate.run(() =>
+    runWorker({ task: FIT_TASK, ...data } satisfies FitWorkerData, { name: 'FIT conversion', doing: 'reading the FIT file', source: data.source, heapMb: FIT_HEAP_MB, timeoutMs: FIT_TIMEOUT_MS }),
+  );
+}
+
+/** What a series worker is given: the stored dataset, its stream's columns and the session asked for. */
+interface SeriesWorkerData {
+  task: typeof SERIES_TASK;
+  path: string;
+  /** The dataset's name, for messages. */
+  source: string;
+  format: TableFormat | undefined;
+  /** The SHA-256 recorded at upload: the bytes read must still be those. */
+  sha256: string;
+  columns: { subject: string; session?: string; time: string };
+  label: string | undefined;
+  session: number;
+  points: number;
+}
+const SERIES_TASK = 'medfit:session-series';
+const SERIES_TIMEOUT_MS = 5 * 60 * 1000;
+const SERIES_HEAP_MB = 4096;
+/** Values (buckets × channels) one series answer may hold: a very wide dataset gets fewer points, not a 100 MB answer. */
+const SERIES_MAX_VALUES = 1_000_000;
+/** Series read at once: each reads the whole dataset into memory. */
+const seriesGate = new Gate(2);
+
+/**
+ * One session of a stored sensor dataset as a plot's series, as JSON text (`SessionSeries`),
+ * computed in a worker thread: the whole file is read and grouped into sessions there, as a
+ * training job reads it, so a large dataset never holds the event loop, and the answer crosses
+ * back as one string that is sent as it is.
+ */
+function seriesInWorker(data: Omit<SeriesWorkerData, 'task'>): Promise<string> {
+  return seriesGate.run(() =>
+    runWorker({ task: SERIES_TASK, ...data } satisfies SeriesWorkerData, { name: 'series reader', doing: 'reading the dataset', source: data.source, heapMb: SERIES_HEAP_MB, timeoutMs: SERIES_TIMEOUT_MS }),
+  );
 }
 
 /** The first `n` bytes of a file (fewer when it is shorter). */
@@ -152,14 +260,35 @@ async function runFitWorker(d: FitWorkerData): Promise<void> {
       if (bytes > d.maxCsvBytes) throw Errors.tooLarge(`the dataset converted from the FIT file is larger than the limit of ${d.maxCsvBytes} bytes (MEDFIT_MAX_UPLOAD_MB)`);
       hash.update(chunk);
     });
-    port.postMessage({ result: { rows: table.rowCount, bytes, sha256: hash.digest('hex') } } satisfies FitWorkerMessage);
+    port.postMessage({ result: { rows: table.rowCount, bytes, sha256: hash.digest('hex') } } satisfies WorkerMessage<{ rows: number; bytes: number; sha256: string }>);
   } catch (e) {
     // Not one of ours: its message may name server paths; the caller gets a plain internal error.
-    port.postMessage({ error: serializeError(e) } satisfies FitWorkerMessage);
+    port.postMessage({ error: serializeError(e) } satisfies WorkerMessage<{ rows: number; bytes: number; sha256: string }>);
   }
 }
 
-if (!isMainThread && (workerData as Partial<FitWorkerData> | null)?.task === FIT_TASK) void runFitWorker(workerData as FitWorkerData);
+/** The worker side of `seriesInWorker`: read the file (its bytes checked against the upload), group it into sessions, reduce one. */
+async function runSeriesWorker(d: SeriesWorkerData): Promise<void> {
+  const port = parentPort!;
+  try {
+    const { readSessions, sessionSeries } = await import('../sequence/index.js');
+    const table = await readTable(d.path, { source: d.source, hash: true, ...(d.format ? { format: d.format } : {}) });
+    if (table.sha256 !== d.sha256) throw Errors.badData(d.source, 'the stored dataset no longer matches the SHA-256 recorded at upload; upload it again');
+    const data = readSessions(table, { ...d.columns, targets: d.label !== undefined ? [d.label] : [] }, { labels: true });
+    const count = data.sessions.length;
+    if (d.session >= count) throw Errors.badParam('/querystring/session', `expected a session index from 0 to ${count - 1} (${d.source} has ${count} session${count === 1 ? '' : 's'})`);
+    const points = Math.max(1, Math.min(d.points, Math.floor(SERIES_MAX_VALUES / Math.max(1, data.channels.length))));
+    port.postMessage({ result: JSON.stringify(sessionSeries(data, d.session, points)) } satisfies WorkerMessage<string>);
+  } catch (e) {
+    port.postMessage({ error: serializeError(e) } satisfies WorkerMessage<string>);
+  }
+}
+
+if (!isMainThread) {
+  const task = (workerData as { task?: string } | null)?.task;
+  if (task === FIT_TASK) void runFitWorker(workerData as FitWorkerData);
+  else if (task === SERIES_TASK) void runSeriesWorker(workerData as SeriesWorkerData);
+}
 
 /** `/v1/datasets`: upload (streamed to disk, atomically), list, read with profile, delete. */
 export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<void> {
@@ -296,6 +425,67 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
     return { ...view(d), profile };
   });
+
+  app.get(
+    '/v1/datasets/:id/series',
+    {
+      schema: {
+        summary: "One session of a sensor dataset over time, for a plot (read): each channel's minimum and maximum per bucket of consecutive samples, and the label track",
+        description:
+          'A sensor dataset is a long-format table with a subject column (subject, subject_id, user or participant) and a time column (t, time or timestamp); a session column (session, session_id or recording) splits a subject\'s rows into sessions. Sessions are numbered from 0 in the order they first appear in the file, and read as a training job reads them (repeated timestamps folded; times going backwards are refused). Channels are the other numeric columns (label-like names such as activity or energy left out). The label track is the `label` column, by default the first text column besides subject, session and time. Any other table is a 409.',
+        tags: ['datasets'],
+        params: idParams,
+        // Query values are strings (types are not coerced anywhere, so JSON bodies stay strict).
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            session: { type: 'string', maxLength: 16, description: 'the session\'s index, 0 to sessions − 1 (default 0)' },
+            points: { type: 'string', maxLength: 16, description: `most buckets per channel, 1 to ${SERIES_MAX_POINTS} (default ${SERIES_DEFAULT_POINTS}); fewer when channels × points would pass ${SERIES_MAX_VALUES}` },
+            label: { type: 'string', minLength: 1, maxLength: 256, description: 'the label (class target) column to show; default the first text column besides subject, session and time' },
+          },
+        },
+        response: { 200: seriesJson },
+      },
+    },
+    async (req, reply) => {
+      const p = requireScope(req, 'read');
+      const q = req.query as { session?: string; points?: string; label?: string };
+      const session = wholeNumber(q.session, 0);
+      if (session === undefined || session > 999_999_999) throw Errors.badParam('/querystring/session', 'expected a session index: a whole number from 0');
+      const points = wholeNumber(q.points, SERIES_DEFAULT_POINTS);
+      if (points === undefined || points < 1 || points > SERIES_MAX_POINTS) throw Errors.badParam('/querystring/points', `expected a whole number from 1 to ${SERIES_MAX_POINTS}`);
+      const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
+      if (!d) throw Errors.notFound('dataset');
+      const names = d.columns.map((c) => c.name);
+      const subject = defaultColumn(names, 'subject');
+      const time = defaultColumn(names, 'time');
+      if (subject === undefined || time === undefined) {
+        const what = subject === undefined ? 'subject' : 'time';
+        throw Errors.conflict(`dataset "${d.name}" is not a sensor dataset: it has no ${what} column (${SEQUENCE_COLUMN_DEFAULTS[what].join(', ')}); a long-format sensor table has one row per sample, with subject and time columns`);
+      }
+      const sessionColumn = defaultColumn(names, 'session');
+      const parts = new Map<string, string>([[subject, 'subject'], [time, 'time'], ...(sessionColumn !== undefined ? [[sessionColumn, 'session'] as [string, string]] : [])]);
+      let label = q.label;
+      if (label !== undefined) {
+        if (!names.includes(label)) throw Errors.badParam('/querystring/label', `dataset "${d.name}" has no column "${label}"`);
+        if (parts.has(label)) throw Errors.badParam('/querystring/label', `"${label}" is the ${parts.get(label)} column`);
+      } else label = d.columns.find((c) => !parts.has(c.name) && (c.type === 'categorical' || c.type === 'boolean'))?.name;
+      const text = await seriesInWorker({
+        path: join(s.config.dataDir, d.file),
+        source: d.name,
+        format: d.format,
+        sha256: d.sha256,
+        columns: { subject, time, ...(sessionColumn !== undefined ? { session: sessionColumn } : {}) },
+        label,
+        session,
+        points,
+      });
+      req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
+      // Serialized in the worker: a long answer is not built again on the event loop.
+      return reply.type('application/json; charset=utf-8').send(text);
+    },
+  );
 
   app.delete('/v1/datasets/:id', { schema: { summary: 'Delete a dataset', tags: ['datasets'], params: idParams } }, async (req, reply) => {
     const p = requireScope(req, 'train');

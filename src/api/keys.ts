@@ -2,6 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Errors } from '../core/index.js';
 import { SCOPES, type ApiKeyRecord, type MetadataStore, type Scope } from '../store/index.js';
 
+/**
+ * What an API key's name may be (the API checks it; names the CLI gave before are kept as they
+ * are): 1-64 characters, a letter or digit first, so a name reads cleanly in a list and a log.
+ */
+export const KEY_NAME = '^[A-Za-z0-9][A-Za-z0-9 _.:@()-]{0,63}$';
+
 /** SHA-256 of a presented key: what is stored and looked up. The secret itself is never stored. */
 export function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');

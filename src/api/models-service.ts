@@ -2,7 +2,21 @@ import { join } from 'node:path';
 import { Errors, MedfitError, errorChain, type Matrix, type RawRecord, type Task, type Warning } from '../core/index.js';
 import { Problems, isMissing, parseDate, parseNumber, shortName, transformRecords, type FittedPipeline } from '../data/index.js';
 import { windowFeaturesFor, type SequenceShape } from '../models/index.js';
-import { formatPredictions, loadArtifactOnnx, loadUpload, outputNames, readArtifactDetails, readUploadInfo, type Manifest, type Prediction, type UploadInfo } from '../registry/index.js';
+import {
+  explainPredictions,
+  formatPredictions,
+  loadArtifact,
+  loadArtifactOnnx,
+  loadUpload,
+  outputNames,
+  readArtifactDetails,
+  readUploadInfo,
+  type Artifact,
+  type ExplainedPrediction,
+  type Manifest,
+  type Prediction,
+  type UploadInfo,
+} from '../registry/index.js';
 import { detectRate, segmentsOf, windowCount, windowWarnings, windowize, type Session, type SequencePrep } from '../sequence/index.js';
 import {
   ModelCache,
@@ -18,6 +32,28 @@ import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
 
 /** Most feature values one prediction request may make (80 MB of float64). */
 const MAX_PREDICT_VALUES = 10_000_000;
+
+/**
+ * Most records one request may ask to have explained (`"explain": true`). Explanations run on
+ * the main thread with the training engine (see `ModelService.predict`), so their number is kept
+ * small; a client explains more in further requests.
+ */
+export const MAX_EXPLAIN_RECORDS = 100;
+
+/**
+ * Most work one explained request may take, in `explainCost` units (multiply-adds of the mlp's
+ * coalition points; bounds for the others): about 5–10 s of one core here (the mlp's forward
+ * passes run at 0.5–0.8 G multiply-adds per second). A default-shaped network on a 30-column
+ * table costs about 8.4 million per record, so 100 records fit; a model too costly for the
+ * records sent is refused (413) before any work starts.
+ */
+export const MAX_EXPLAIN_COST = 5e9;
+
+/**
+ * Longest stretch of explanation work between yields to the event loop: other requests (health
+ * checks, predictions) are answered meanwhile, an explained request taking longer in turn.
+ */
+const EXPLAIN_SLICE_MS = 10;
 
 /** How long a model's version list is trusted without asking the store again. */
 const VERSIONS_TTL_MS = 1000;
@@ -43,6 +79,11 @@ export interface ServedModel {
   features: string[];
   /** A sequence model's preparation (then `inputs` is [-1, steps, channels]); undefined for a table model. */
   sequence: SequencePrep | undefined;
+  /**
+   * A trained table model's training engine (weights and verified manifest), loaded by the first
+   * request for explanations and dropped with the session when the cache evicts it.
+   */
+  engine?: Promise<Artifact>;
   /** Multi-output regression: the output names; else undefined. */
   outputNames: string[] | undefined;
   /** The model family (`gbdt`, `window-gbdt`, `onnx` for an upload …), for messages. */
@@ -128,9 +169,28 @@ export class ModelService {
     return this.cache.get(`${rec.projectId}\u0000${rec.name}\u0000${rec.version}`);
   }
 
-  /** Predicts raw records with a version; a wrong type or a record without features is a 422. */
-  async predict(rec: ModelVersionRecord, records: RawRecord[]): Promise<{ predictions: Prediction[]; warnings: Warning[] }> {
+  /**
+   * Predicts raw records with a version; a wrong type or a record without features is a 422.
+   *
+   * With `explain`, each prediction carries its explanation (`explainPredictions`): contributions
+   * per input column that, with the base, add up to the raw output. Those are computed on the
+   * main thread by the training engine (loaded once per cached version) in float64, and so are
+   * that request's probabilities or values, so the two agree exactly; the work is bounded before
+   * it starts (`MAX_EXPLAIN_RECORDS`, `MAX_EXPLAIN_COST`) and yields to the event loop every
+   * `EXPLAIN_SLICE_MS`. Only table models trained by medfit are explained: a sequence or uploaded
+   * model is a 400, a version trained before explanations a 422 asking to retrain.
+   */
+  async predict(rec: ModelVersionRecord, records: RawRecord[], options: { explain?: boolean } = {}): Promise<{ predictions: Prediction[] | ExplainedPrediction[]; warnings: Warning[] }> {
     const m = await this.load(rec);
+    if (options.explain) {
+      if (rec.source === 'uploaded' || m.sequence) {
+        const what = rec.source === 'uploaded' ? 'an uploaded ONNX model' : `a sequence model (${m.family})`;
+        throw Errors.badParam('/explain', `explanations are available for table models trained by medfit; model "${rec.name}" version ${rec.version} is ${what}`);
+      }
+      if (records.length > MAX_EXPLAIN_RECORDS) {
+        throw Errors.badParam('/records', `at most ${MAX_EXPLAIN_RECORDS} records can be explained in one request (MAX_EXPLAIN_RECORDS), this one has ${records.length}; send them in several requests, or without "explain"`);
+      }
+    }
     if (m.sequence) {
       throw Errors.usage(
         `model "${rec.name}" version ${rec.version} is a sequence model (${m.family}): send raw sensor samples as {"samples": [{"${m.sequence.columns.time}": …, "${m.sequence.channels[0]}": …}, …]}, not table records`,
@@ -141,14 +201,15 @@ export class ModelService {
       throw Errors.tooLarge(`${records.length} records of ${m.features.length} features are more than one request may hold (${MAX_PREDICT_VALUES} values); send them in smaller requests`);
     }
     const { x, warnings } = m.pipeline ? transformRecords(m.pipeline, records) : numericRecords(m.features, records);
-    const features = new Float32Array(x.data);
-    // Models run in float32: a value beyond its range would come back as a confident 0 or 1.
-    const bad = features.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) {
-      const row = Math.floor(bad / m.features.length);
-      const column = m.features[bad % m.features.length]!.split(/__|=/)[0]!;
-      throw Errors.badFields([{ pointer: `/records/${row}/${column}`, message: "value is out of the model's range (float32, about ±3.4e38)" }]);
+    if (options.explain) {
+      checkFloat32Range(new Float32Array(x.data), m.features);
+      const engine = await this.engine(rec, m);
+      const name = `model "${rec.name}" version ${rec.version}`;
+      const predictions = await explainPredictions(engine, { rows: x.rows, cols: m.features.length, data: x.data }, { name, maxCost: MAX_EXPLAIN_COST, sliceMs: EXPLAIN_SLICE_MS });
+      return { predictions, warnings };
     }
+    const features = new Float32Array(x.data);
+    checkFloat32Range(features, m.features);
     const [out] = await this.infer(rec, features, x.rows, m);
     const width = m.task === 'regression' ? (m.outputNames?.length ?? 1) : m.classes!.length;
     if (out!.data.length !== x.rows * width) {
@@ -276,6 +337,23 @@ export class ModelService {
     });
   }
 
+  /**
+   * The training engine of a trained version, for explanations: loaded and verified once (like
+   * the ONNX session, the details of a failure go to the log and the caller gets a plain 500),
+   * kept with the cached session. A failed load is not kept, so a later request tries again.
+   */
+  private engine(rec: ModelVersionRecord, m: ServedModel): Promise<Artifact> {
+    if (!m.engine) {
+      const load = async (): Promise<Artifact> => loadArtifact(join(this.dataDir, rec.dir), this.options);
+      m.engine = load().catch((e: unknown) => {
+        m.engine = undefined;
+        this.logError(`model ${rec.name} v${rec.version}: its training engine cannot be loaded for explanations: ${errorChain(e)}`, e);
+        throw Errors.internal(`model "${rec.name}" version ${rec.version} cannot be loaded for explanations; the server log has the details`);
+      });
+    }
+    return m.engine;
+  }
+
   /** Drops a cached session (after a stage change nothing is needed; after deletion it is). */
   evict(rec: ModelVersionRecord): void {
     this.cache.evict(`${rec.projectId}\u0000${rec.name}\u0000${rec.version}`);
@@ -387,6 +465,21 @@ function windowGbdtServed(runtime: Runtime, m: Manifest, meta: ServedMeta): Serv
     return runtime.infer(new Float32Array(f.data), x.rows);
   };
   return { inputs, outputs: runtime.outputs, infer, close: () => runtime.close(), stats: () => runtime.stats(), runWindows, ...meta };
+}
+
+/**
+ * Models run in float32: a feature beyond its range (infinite once in `features`) would come
+ * back as a confident 0 or 1, so such a record is refused, pointing at its column. The explained
+ * path, which runs in float64, refuses the same records, so `explain` turns no answer into an
+ * error or back.
+ */
+function checkFloat32Range(features32: Float32Array, features: string[]): void {
+  for (let i = 0; i < features32.length; i++) {
+    if (Number.isFinite(features32[i]!)) continue;
+    const row = Math.floor(i / features.length);
+    const column = features[i % features.length]!.split(/__|=/)[0]!;
+    throw Errors.badFields([{ pointer: `/records/${row}/${column}`, message: "value is out of the model's range (float32, about ±3.4e38)" }]);
+  }
 }
 
 /** Uploaded models take records of numbers by feature name, in the declared order. */

@@ -7,6 +7,7 @@ import { checkUploadIsolated } from '../serve/index.js';
 import type { SequencePrep } from '../sequence/index.js';
 import type { ModelVersionRecord, Stage } from '../store/index.js';
 import { requireScope } from './auth.js';
+import { MAX_EXPLAIN_RECORDS } from './models-service.js';
 import type { Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
@@ -28,6 +29,11 @@ const predictBody = {
     samples: { type: 'array', minItems: 1, items: { type: 'object' }, description: 'sequence models: raw samples in time order, each with the time and channel values' },
     subject: { type: 'string', maxLength: 256, description: 'sequence models: the subject of samples that do not name one' },
     session: { type: 'string', maxLength: 256, description: 'sequence models: the session of samples that do not name one' },
+    explain: {
+      type: 'boolean',
+      description:
+        `table models trained by medfit: with \`true\`, each prediction also has \`explanation\`: \`{base, contributions, space, method}\`, where \`contributions\` holds one value per input column (a categorical column's one-hot features and a \`__missing\` indicator are counted in their column) and \`base\` plus the contributions is the model's raw output in \`space\`: \`log-odds\` of the positive class (binary), each class's \`logit\` (multiclass: \`base\` and \`contributions\` are then one entry per class label, the contributions one map per class), or the \`value\` (regression; one entry per output for several). \`method\`: \`tree-shap\` (gbdt: exact path-dependent TreeSHAP over the training rows' node counts), \`linear\` (coefficient × (feature value − its training mean); numeric columns are standardised), \`sampling-shapley\` (mlp: Shapley values against the training means, estimated from seeded antithetic permutations of the columns; reproducible). The probabilities or values of an explained request come from the training engine in double precision, so they are exactly what the explanation adds up to (they agree with the ONNX Runtime answer to about 1e-6). At most ${MAX_EXPLAIN_RECORDS} records per request. Sequence and uploaded ONNX models: 400; versions trained before explanations existed: 422, retrain them.`,
+    },
   },
 } as const;
 
@@ -202,9 +208,10 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     const p = requireScope(req, 'predict');
     const { name } = req.params as { name: string };
     const rec = await s.models.resolve(p.projectId, name, version);
-    const body = req.body as { records?: RawRecord[]; samples?: unknown[]; subject?: string; session?: string };
+    const body = req.body as { records?: RawRecord[]; samples?: unknown[]; subject?: string; session?: string; explain?: boolean };
     if (body.records !== undefined && body.samples !== undefined) throw Errors.badRequest('send either "records" (a table model) or "samples" (a sequence model), not both');
     if (body.samples !== undefined) {
+      if (body.explain === true) throw Errors.badParam('/explain', 'explanations are available for table models trained by medfit (sent as "records"), not for sensor samples');
       req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: body.samples.length };
       const out = await s.models.predictSamples(rec, { samples: body.samples, ...(body.subject !== undefined ? { subject: body.subject } : {}), ...(body.session !== undefined ? { session: body.session } : {}) });
       s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', out.windows);
@@ -215,14 +222,14 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     const records = body.records;
     // Recorded before predicting so that refused attempts are in the audit trail too.
     req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: records.length };
-    const { predictions, warnings } = await s.models.predict(rec, records);
+    const { predictions, warnings } = await s.models.predict(rec, records, { explain: body.explain === true });
     s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', records.length);
     return { model: { name, version: rec.version }, predictions, ...(warnings.length ? { warnings: warnings.map((w) => w.message) } : {}) };
   };
-  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records (table models) or raw sensor samples (sequence models) with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>
+  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>
     predict(req, undefined),
   );
-  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records (table models) or raw sensor samples (sequence models) with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req) =>
+  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req) =>
     predict(req, (req.params as { v: string }).v),
   );
 }

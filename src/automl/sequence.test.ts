@@ -69,6 +69,30 @@ describe('trainSequence', () => {
     expect(r.task).toBe('regression');
     expect(r.selection).toBe('r2');
     expect(r.cv.metrics['r2']!.mean).toBeGreaterThan(0.8);
+    // Predicted-versus-actual from the leave-subjects-out predictions: every window once.
+    const [plot] = r.report.regression!;
+    expect(plot!.output).toBe('energy');
+    expect(plot!.counts.reduce((a, b) => a + b, 0)).toBe(r.rows.windows);
+    expect(r.report.reliability).toBeUndefined();
+    expect(r.report.importance).toBeUndefined();
+  });
+
+  it('keeps the reliability bins of a binary target, from its leave-subjects-out probabilities', async () => {
+    const t = streams(6);
+    const keep = Array.from({ length: t.rowCount }, (_, r) => r).filter((r) => t.data[5]!.text(r) !== 'fast');
+    const data = readSessions(tableFromRows(t.columns, keep.map((r) => t.data.map((c) => c.cell(r))), { source: 'two.csv' }), {
+      subject: 'subject',
+      session: 'session',
+      time: 't',
+      targets: ['activity'],
+      channels: ['ax', 'ay'],
+    });
+    const r = await trainSequence(data, opts);
+    expect(r.task).toBe('binary');
+    const bins = r.report.reliability!;
+    expect(bins.reduce((a, b) => a + b.count, 0)).toBe(r.rows.windows);
+    for (const b of bins) expect(b.meanPredicted).toBeGreaterThanOrEqual(b.lower);
+    expect(r.report.regression).toBeUndefined();
   });
 
   it('groups axes into sensors, and sensor dropout adds training windows with one sensor at the mean', async () => {

@@ -9,7 +9,15 @@
  */
 import { Errors, Rng, type Matrix, type MetricName, type ProgressFn, type Task, type Warning } from '../core/index.js';
 import type { TargetEncoding } from '../data/index.js';
-import { classificationReport, regressionReport, type ClassificationReport, type RegressionReport } from '../eval/index.js';
+import {
+  classificationReport,
+  regressionPlot,
+  regressionReport,
+  reliabilityBins,
+  type ClassificationReport,
+  type EvaluationPlots,
+  type RegressionReport,
+} from '../eval/index.js';
 import { getFamily, SEQUENCE_FAMILIES, type Family, type ModelFamily, type SequenceFamily, type SequenceShape, type TrainedModel } from '../models/index.js';
 import {
   fitNormaliser,
@@ -72,8 +80,12 @@ export interface SequenceTrainResult {
   leaderboard: CandidateResult[];
   /** With several outputs, `metrics` is their mean and `outputs` each one's. */
   cv: { folds: number; metrics: Record<string, MetricSummary>; outputs?: OutputMetrics };
-  /** Pooled out-of-fold report (the first output's, for several). */
-  report: ClassificationReport | RegressionReport;
+  /**
+   * Pooled out-of-fold report (the first output's, for several), with the plots' data from the
+   * same leave-subjects-out predictions: reliability bins (binary) or a predicted-versus-actual
+   * grid per output (regression). No permutation importance (see `trainSequence`).
+   */
+  report: (ClassificationReport | RegressionReport) & EvaluationPlots;
   test?: { rows: number; metrics: Record<string, number>; outputs?: Record<string, Record<string, number>>; report: ClassificationReport | RegressionReport };
   rows: { total: number; used: number; windows: number; subjects: number; sessions: number; duplicates: number };
   warnings: Warning[];
@@ -201,7 +213,11 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
     std: final.norm.std,
   };
   const width = task === 'regression' ? nOutputs : nClasses;
-  const report = task === 'regression' ? regressionReport(best.oofTrue[0]!, column(best.oofPred, width, 0)) : classificationReport(best.oofTrue[0]!, best.oofPred, nClasses);
+  const report: SequenceTrainResult['report'] = {
+    ...(task === 'regression' ? regressionReport(best.oofTrue[0]!, column(best.oofPred, width, 0)) : classificationReport(best.oofTrue[0]!, best.oofPred, nClasses)),
+    ...(task === 'binary' ? { reliability: reliabilityBins(best.oofTrue[0]!, column(best.oofPred, 2, 1)) } : {}),
+    ...(task === 'regression' ? { regression: data.targets.map((t, j) => regressionPlot(t.name, best.oofTrue[j]!, column(best.oofPred, width, j))) } : {}),
+  };
 
   let test: SequenceTrainResult['test'];
   if (opts.test) {

@@ -11,6 +11,9 @@ import { trainTable } from './train.js';
 const rec = vi.hoisted(() => ({
   fits: [] as number[][],
   trains: [] as Array<{ family: string; rows: number; groups?: Int32Array }>,
+  /** Every fitted pipeline with the rows it was fitted on, and every transform with its rows. */
+  pipes: [] as Array<{ pipeline: { steps: unknown[] }; rows: number[] }>,
+  transforms: [] as Array<{ pipeline: { steps: unknown[] }; rows: number[] }>,
 }));
 
 vi.mock('../data/index.js', async (importOriginal) => {
@@ -19,7 +22,13 @@ vi.mock('../data/index.js', async (importOriginal) => {
     ...m,
     fitPipeline: (...args: Parameters<typeof m.fitPipeline>) => {
       rec.fits.push(Array.from(args[2]));
-      return m.fitPipeline(...args);
+      const pipeline = m.fitPipeline(...args);
+      rec.pipes.push({ pipeline, rows: Array.from(args[2]) });
+      return pipeline;
+    },
+    transformTable: (...args: Parameters<typeof m.transformTable>) => {
+      rec.transforms.push({ pipeline: args[0], rows: args[2] ? Array.from(args[2]) : [] });
+      return m.transformTable(...args);
     },
   };
 });
@@ -153,8 +162,84 @@ describe('trainTable', () => {
       return [a, b, a - b + rng.normal() > 0 ? 1 : 0];
     });
     const t = tableFromRows(['a', 'b', 'y'], rows);
+    rec.pipes.length = 0;
+    rec.transforms.length = 0;
     const r = await trainTable(t, { target: 'y', model: 'logistic', cv: 2, params: { logistic: { C: 1 } } });
     expect(r.rows.used).toBe(130_000);
     expect(r.cv.metrics['auroc']!.mean).toBeGreaterThan(0.7);
+    // Importance scores a bounded sample of each fold's 65,000 validation rows.
+    const permuted = rec.transforms.filter((c) => !rec.pipes.some((p) => p.pipeline === c.pipeline));
+    expect(permuted).toHaveLength(2 * 2 * 3);
+    for (const c of permuted) expect(c.rows.length).toBe(2000);
+    expect(r.report.importance!.features.map((f) => f.feature).sort()).toEqual(['a', 'b']);
+  });
+
+  it('stores permutation importance and reliability bins from out-of-fold predictions, shuffling validation rows only', async () => {
+    rec.pipes.length = 0;
+    rec.transforms.length = 0;
+    const t = visits(40, 4);
+    const r = await trainTable(t, { target: 'outcome', model: 'gbdt', cv: 3, seed: 1, group: 'patient', params: { gbdt: { trees: '20' } } });
+    // Reliability: every out-of-fold probability once, so the bins' counts are the rows used.
+    expect(r.report.reliability!.reduce((a, b) => a + b.count, 0)).toBe(r.rows.used);
+    expect(r.report.regression).toBeUndefined();
+    const imp = r.report.importance!;
+    expect(imp).toMatchObject({ metric: 'auroc', repeats: 3 });
+    // The group column is no feature: no entry. The signal column ranks first.
+    expect(imp.features.map((f) => f.feature).sort()).toEqual(['site', 'x']);
+    expect(imp.features[0]!.feature).toBe('x');
+    // The shuffles: one column's fitted step applied to permuted rows, each a fold's validation
+    // rows (none of the rows that fold's pipeline, and so its model, was fitted on).
+    const permuted = rec.transforms.filter((c) => !rec.pipes.some((p) => p.pipeline === c.pipeline));
+    expect(permuted).toHaveLength(3 * 2 * 3);
+    for (const c of permuted) {
+      expect(c.pipeline.steps).toHaveLength(1);
+      const owner = rec.pipes.find((p) => p.pipeline.steps.includes(c.pipeline.steps[0]))!;
+      expect(owner.rows.length).toBeLessThan(r.rows.used);
+      const seen = new Set(owner.rows);
+      expect(c.rows.filter((row) => seen.has(row))).toEqual([]);
+      expect(c.rows.length + owner.rows.length).toBe(r.rows.used);
+    }
+  });
+
+  it('ranks the one column that carries signal first, with a clearly positive drop, and noise near 0', async () => {
+    const rng = new Rng(9);
+    const rows: Cell[][] = Array.from({ length: 400 }, (_, i) => {
+      const s = rng.normal();
+      return [`R${i}`, s, rng.normal(), rng.normal(), ['a', 'b', 'c'][rng.int(3)]!, s + 0.5 * rng.normal() > 0 ? 'yes' : 'no'];
+    });
+    const t = tableFromRows(['record', 'signal', 'noise1', 'noise2', 'colour', 'outcome'], rows);
+    const r = await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 2, params: { logistic: { C: 1 } } });
+    const imp = r.report.importance!;
+    // `record` is an identifier the schema leaves out: no entry.
+    expect(imp.features.map((f) => f.feature).sort()).toEqual(['colour', 'noise1', 'noise2', 'signal']);
+    expect(imp.features[0]!.feature).toBe('signal');
+    expect(imp.features[0]!.drop).toBeGreaterThan(0.3);
+    for (const f of imp.features.slice(1)) expect(Math.abs(f.drop)).toBeLessThan(0.02);
+    // Seeded: the same run gives the same numbers.
+    const again = await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 2, params: { logistic: { C: 1 } } });
+    expect(again.report.importance).toEqual(imp);
+  });
+
+  it('measures accuracy drops for multiclass, and R² drops with predicted-versus-actual plots for regression', async () => {
+    const rng = new Rng(12);
+    const rows: Cell[][] = Array.from({ length: 240 }, () => {
+      const a = rng.normal();
+      const b = rng.normal();
+      return [a, b, a < -0.5 ? 'low' : a < 0.5 ? 'mid' : 'high', 3 * a + 0.5 * rng.normal()];
+    });
+    const t = tableFromRows(['a', 'b', 'band', 'value'], rows);
+    const multi = await trainTable(t, { target: 'band', ignore: ['value'], model: 'logistic', cv: 3, params: { logistic: { C: 10 } } });
+    expect(multi.report.importance).toMatchObject({ metric: 'accuracy', repeats: 3 });
+    expect(multi.report.importance!.features[0]!.feature).toBe('a');
+    expect(multi.report.reliability).toBeUndefined();
+    const reg = await trainTable(t, { target: 'value', ignore: ['band'], model: 'linear', cv: 3, params: { linear: { alpha: 1 } } });
+    expect(reg.report.importance!.metric).toBe('r2');
+    expect(reg.report.importance!.features.map((f) => f.feature)).toEqual(['a', 'b']);
+    expect(reg.report.importance!.features[0]!.drop).toBeGreaterThan(1);
+    expect(reg.report.reliability).toBeUndefined();
+    const [plot] = reg.report.regression!;
+    expect(plot!.output).toBe('value');
+    expect(plot!.counts.reduce((x, y) => x + y, 0)).toBe(reg.rows.used);
+    expect(plot!.residuals.reduce((x, g) => x + g.count, 0)).toBe(reg.rows.used);
   });
 });

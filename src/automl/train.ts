@@ -28,8 +28,17 @@ import {
   type Table,
   type TargetEncoding,
 } from '../data/index.js';
-import { classificationReport, regressionReport, type ClassificationReport, type RegressionReport } from '../eval/index.js';
+import {
+  classificationReport,
+  regressionPlot,
+  regressionReport,
+  reliabilityBins,
+  type ClassificationReport,
+  type EvaluationPlots,
+  type RegressionReport,
+} from '../eval/index.js';
 import { FAMILIES, getFamily, type Family, type ModelFamily, type Params, type TrainedModel } from '../models/index.js';
+import { permutationImportance, type FoldFit } from './importance.js';
 
 /** What to train, as the CLI and the API take it. */
 export interface TrainOptions {
@@ -91,6 +100,12 @@ export interface TrainResult {
   schema: Schema;
   pipeline: FittedPipeline;
   model: TrainedModel;
+  /**
+   * The mean of each model feature (after the pipeline) over the rows the final model was fitted
+   * on: the baseline per-prediction explanations are measured from (manifest `explain.reference`).
+   * Means only, never a row.
+   */
+  explainReference: number[];
   /** The metric families were ranked by. */
   selection: MetricName;
   leaderboard: CandidateResult[];
@@ -102,8 +117,13 @@ export interface TrainResult {
   cv: { folds: number; metrics: Record<string, MetricSummary>; outputs?: PerOutputMetrics };
   /** The nested estimate of the whole choice, when asked for (`TrainOptions.nested`). */
   nested?: NestedEstimate;
-  /** Report on the chosen family's pooled out-of-fold predictions (curves, confusion, CI); the first output's, for several. */
-  report: ClassificationReport | RegressionReport;
+  /**
+   * Report on the chosen family's pooled out-of-fold predictions (curves, confusion, CI; the
+   * first output's, for several), with what the version's page plots (`EvaluationPlots`, all from
+   * the same out-of-fold predictions): permutation importance, the reliability bins (binary) and
+   * a predicted-versus-actual grid per output (regression). Saved as the version's evaluation file.
+   */
+  report: (ClassificationReport | RegressionReport) & EvaluationPlots;
   rows: { total: number; used: number; duplicates: number };
   warnings: Warning[];
 }
@@ -249,10 +269,15 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     progress({ stage, fraction: done / units });
   };
 
-  const leaderboard = await crossValidate(ctx, candidates, rows, y, groups, folds, step, tick, '');
+  const leaderboard = await crossValidate(ctx, candidates, rows, y, groups, folds, step, tick, '', true);
   const best = pickBest(leaderboard, selection);
   const worse = worseThanMean(best);
   if (worse) warnings.push(worse);
+  // Importance of the chosen family only, from its folds' own fits on their validation rows;
+  // the other candidates' fits are let go before the nested and final fits.
+  progress({ stage: `${best.family} permutation importance`, fraction: done / units });
+  const importance = permutationImportance(table, best.fits!, { task, nClasses, nOutputs }, seed, opts.signal);
+  for (const c of leaderboard) delete c.fits;
 
   let nestedEstimate: NestedEstimate | undefined;
   if (nested) {
@@ -276,18 +301,24 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const finalStage = `${best.family} on all rows`;
   progress({ stage: finalStage, fraction: done / units });
   const { pipeline, params: finalParams, model } = await fitOn(ctx, getFamily(best.family), rows, y, groups, seed, step(finalStage));
+  const explainReference = featureMeans(transformTable(pipeline, table, rows).x);
   progress({ stage: 'done', fraction: 1 });
-  const report =
-    task === 'regression' ? regressionReport(column(y, nOutputs, 0), column(best.oof, nOutputs, 0)) : classificationReport(y, best.oof, nClasses);
+  const report: TrainResult['report'] = {
+    ...(task === 'regression' ? regressionReport(column(y, nOutputs, 0), column(best.oof, nOutputs, 0)) : classificationReport(y, best.oof, nClasses)),
+    importance,
+    ...(task === 'binary' ? { reliability: reliabilityBins(y, column(best.oof, 2, 1)) } : {}),
+    ...(task === 'regression' ? { regression: targets.map((t, j) => regressionPlot(t, column(y, nOutputs, j), column(best.oof, nOutputs, j))) } : {}),
+  };
   return {
     task,
     target: nOutputs > 1 ? { column: targets.join(','), task } : enc.encoding,
     schema,
     pipeline,
     model,
+    explainReference,
     selection,
     leaderboard: leaderboard
-      .map(({ oof: _oof, perFold: _perFold, ...rest }) => (rest.family === best.family ? { ...rest, params: finalParams } : rest))
+      .map(({ oof: _oof, perFold: _perFold, fits: _fits, ...rest }) => (rest.family === best.family ? { ...rest, params: finalParams } : rest))
       .sort((a, b) => score(b, selection) - score(a, selection)),
     cv: { folds: folds.length, metrics: best.metrics, ...(best.outputs ? { outputs: best.outputs } : {}) },
     ...(nestedEstimate ? { nested: nestedEstimate } : {}),
@@ -316,12 +347,16 @@ interface Context {
   signal?: AbortSignal;
 }
 
-/** A leaderboard entry with its out-of-fold predictions and each fold's scores. */
-type Scored = CandidateResult & { oof: Float64Array; perFold: Record<string, number>[] };
+/**
+ * A leaderboard entry with its out-of-fold predictions and each fold's scores, and, when asked
+ * for, each fold's fitted pipeline and model with its validation rows (for permutation importance).
+ */
+type Scored = CandidateResult & { oof: Float64Array; perFold: Record<string, number>[]; fits?: FoldFit[] };
 
 /**
  * Cross-validates every candidate on `folds` (indices into `rows`, the table rows, with targets
- * `y` and groups aligned to them) and returns the leaderboard with out-of-fold predictions.
+ * `y` and groups aligned to them) and returns the leaderboard with out-of-fold predictions; with
+ * `keepFits`, each fold's fitted pipeline and model too.
  */
 async function crossValidate(
   ctx: Context,
@@ -333,6 +368,7 @@ async function crossValidate(
   step: (stage: string) => ProgressFn,
   tick: (stage: string) => void,
   prefix: string,
+  keepFits = false,
 ): Promise<Scored[]> {
   const width = ctx.task === 'regression' ? ctx.nOutputs : ctx.nClasses;
   const board: Scored[] = [];
@@ -341,10 +377,13 @@ async function crossValidate(
     const perFold: Record<string, number>[] = [];
     const perOutput: Record<string, number>[][] = ctx.targets.map(() => []);
     const oof = new Float64Array(rows.length * width);
+    const fits: FoldFit[] = [];
     for (const [f, fold] of folds.entries()) {
       const stage = `${prefix}${fam.name} fold ${f + 1}/${folds.length}`;
       const gTrain = groups && Array.from(fold.train, (i) => groups[i]!);
-      const pred = await fitAndPredict(ctx, fam, take64(rows, fold.train), takeTargets(y, fold.train, ctx.nOutputs), gTrain, take64(rows, fold.test), ctx.seed + f, step(stage));
+      const testRows = take64(rows, fold.test);
+      const { pred, pipeline, model } = await fitAndPredict(ctx, fam, take64(rows, fold.train), takeTargets(y, fold.train, ctx.nOutputs), gTrain, testRows, ctx.seed + f, step(stage));
+      if (keepFits) fits.push({ pipeline, model, rows: testRows, y: takeTargets(y, fold.test, ctx.nOutputs) });
       for (let i = 0; i < fold.test.length; i++) oof.set(pred.subarray(i * width, (i + 1) * width), fold.test[i]! * width);
       const scored = scoreOutputs(ctx, takeTargets(y, fold.test, ctx.nOutputs), pred);
       perFold.push(scored.metrics);
@@ -359,6 +398,7 @@ async function crossValidate(
       seconds: (performance.now() - started) / 1000,
       oof,
       perFold,
+      ...(keepFits ? { fits } : {}),
     });
   }
   return board;
@@ -366,7 +406,7 @@ async function crossValidate(
 
 /**
  * One fold's fit: the pipeline and any tuning on the training rows only, the model trained on
- * them, predictions for the test rows.
+ * them, predictions for the test rows (with the fitted pipeline and model, for importance).
  */
 async function fitAndPredict(
   ctx: Context,
@@ -377,9 +417,9 @@ async function fitAndPredict(
   testRows: Int32Array,
   seed: number,
   onProgress: ProgressFn,
-): Promise<Float64Array> {
+): Promise<{ pred: Float64Array; pipeline: FittedPipeline; model: TrainedModel }> {
   const { pipeline, model } = await fitOn(ctx, fam, trainRows, yTrain, groups, seed, onProgress);
-  return model.predict(transformTable(pipeline, ctx.table, testRows).x);
+  return { pred: model.predict(transformTable(pipeline, ctx.table, testRows).x), pipeline, model };
 }
 
 /** The pipeline fitted on `rows`, hyperparameters tuned on them, and the model trained on them. */
@@ -596,4 +636,11 @@ export function worseThanMean(best: CandidateResult): Warning | undefined {
   const r2 = best.metrics['r2']?.mean;
   if (r2 === undefined || !(r2 < 0)) return undefined;
   return { code: 'worse_than_mean', message: `the chosen model (${best.family}) predicts held-out rows worse than their mean would (cross-validated R² ${r2.toFixed(3)}): more rows, other features or another target are needed before it is used` };
+}
+
+/** Each column's mean over the rows of `x` (the pipeline imputes, so every value is finite). */
+function featureMeans(x: { rows: number; cols: number; data: Float64Array }): number[] {
+  const sums = new Float64Array(x.cols);
+  for (let r = 0; r < x.rows; r++) for (let j = 0; j < x.cols; j++) sums[j]! += x.data[r * x.cols + j]!;
+  return Array.from(sums, (v) => (x.rows > 0 ? v / x.rows : 0));
 }

@@ -273,6 +273,7 @@ async function train(argv: string[], io: Io): Promise<number> {
         cv: result.cv,
         ...(result.nested ? { nested: result.nested } : {}),
         leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, ...(c.outputs ? { outputs: c.outputs } : {}), seconds: c.seconds })),
+        ...(result.report.importance ? { importance: result.report.importance } : {}),
         rows: result.rows,
         warnings: result.warnings,
         artifact: out,
@@ -319,9 +320,19 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
     lines.push(`Confusion matrix (rows true, columns predicted${rep.threshold !== null ? `, threshold ${rep.threshold}` : ''}):`);
     lines.push(table(['', ...labels], rep.confusion.map((row, i) => [labels[i]!, ...row.map(String)])));
   }
+  const imp = r.report.importance;
+  if (imp && imp.features.length > 0) {
+    // The top of the list: the full list is in --json and the version's evaluation.json.
+    const top = imp.features.slice(0, IMPORTANCE_SHOWN);
+    lines.push('', `Permutation importance (drop of out-of-fold ${imp.metric} when the column is shuffled, mean ± std over folds × ${imp.repeats}; top ${top.length} of ${imp.features.length}):`);
+    lines.push(table(['column', 'drop', 'std'], top.map((f) => [f.feature, num(f.drop), num(f.std)])));
+  }
   lines.push('', `Saved ${out}`, '');
   return lines.join('\n');
 }
+
+/** Columns of permutation importance that `medfit train` prints. */
+const IMPORTANCE_SHOWN = 5;
 
 async function predict(argv: string[], io: Io): Promise<number> {
   const { values: o, positionals } = parse(

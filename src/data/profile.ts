@@ -1,6 +1,7 @@
 /**
- * Table profiles: per-column missingness, distinct values, numeric summaries, outliers and top
- * values, duplicate rows and the target's balance.
+ * Table profiles: per-column missingness, distinct values, numeric summaries, outliers,
+ * histograms and top values, columns that may identify people, duplicate rows and the target's
+ * balance.
  *
  * `profileTable` works on a table in memory and is exact. `profileFile` streams a file once,
  * infers the schema from the same pass, and keeps memory bounded whatever the file's size (see
@@ -13,6 +14,9 @@
  *   values per column (exact when the column has fewer numbers). The rank error of a quantile is
  *   about 0.2 percentage points at that size; outliers are the sample's share scaled to the column.
  *   min, max, mean and std are always exact.
+ * - histograms: binned from the same numbers as the quantiles, so exact exactly when they are;
+ *   from the reservoir, counts are scaled to the column (see histogram.ts), except the bins of a
+ *   few-valued integer column, counted exactly whenever the distinct counts are exact.
  * - duplicate rows: from 53-bit row hashes, exact (up to hash collisions, about rows² / 2^54) up
  *   to two million distinct rows, then estimated from a fixed-size sample of the hashes (about
  *   0.1 % error), so memory does not grow with the file.
@@ -24,7 +28,8 @@ import { STREAMING, type BuildOptions, type ColumnEvidence } from './column.js';
 import { scanTable } from './read.js';
 import { quantileOf } from './pipeline.js';
 import { duplicateCount } from './rows.js';
-import { checkColumnName, schemaFromEvidence, type InferOptions } from './schema.js';
+import { checkColumnName, nameWords, schemaFromEvidence, type InferOptions } from './schema.js';
+import { histogramOf, type Histogram } from './histogram.js';
 
 /** One value and how often it occurs. */
 export interface ValueCount {
@@ -32,12 +37,27 @@ export interface ValueCount {
   count: number;
 }
 
-/** The profile of one column. */
+/**
+ * The profile of one column: what a user checks before training on it. Every figure is exact
+ * for `profileTable`; `profileFile` marks what it estimated (see the module comment and
+ * `TableProfile.approximate`). Optional fields are present only for the types that have them.
+ */
 export interface ColumnProfile {
+  /** The column's name, as in the file's header (or the records' keys). */
   name: string;
+  /** The inferred (or user-set) type. */
   type: ColumnType;
+  /** `feature`, `target`, or `ignored` (with `reason`). */
   role: ColumnRole;
+  /** Why an ignored column is left out of the features (identifier, free text, constant, user choice...). */
   reason?: string;
+  /**
+   * Set when the column may identify a person (a name, an email address, a phone number, a
+   * record or social security number, an address, a date of birth, or identifier-like values):
+   * says why, in words a page can show. A hint from the name and the inferred type only, never
+   * from the values; full PHI detection is the privacy room's.
+   */
+  identifier?: string;
   /** Missing cells (empty or a missing token). */
   missing: number;
   /** `missing` as a percentage of the rows (0–100). */
@@ -48,17 +68,28 @@ export interface ColumnProfile {
   distinct: number;
   /** Whether `distinct` is a sketch estimate (streaming, past 100 000 distinct values). */
   distinctApprox: boolean;
-  /** Numeric and integer columns; datetime columns get min/max in ms since the epoch. */
+  /** Smallest value: numeric and integer columns; datetime columns in ms since the epoch. Always exact. */
   min?: number;
+  /** Largest value, as `min`. */
   max?: number;
+  /** Mean of the numbers (numeric and integer columns; exact). */
   mean?: number;
-  /** Sample standard deviation (n − 1). */
+  /** Sample standard deviation (n − 1; exact). */
   std?: number;
+  /** First quartile (linear interpolation, numpy's default; from a sample when `approximate.quantiles`). */
   q1?: number;
+  /** Median, as `q1`. */
   median?: number;
+  /** Third quartile, as `q1`. */
   q3?: number;
-  /** Values outside [q1 − 1.5·IQR, q3 + 1.5·IQR]. */
+  /** Values outside [q1 − 1.5·IQR, q3 + 1.5·IQR] (scaled from the sample when `approximate.quantiles`). */
   outliers?: number;
+  /**
+   * Numeric and integer columns: bars over the column's bulk (the outlier fences ∩ [min, max]),
+   * about 20 equal-width bins, one bin per value for integers spanning at most 30 values; values
+   * outside the bins in `below`/`above`. See histogram.ts for the rules and their exactness.
+   */
+  histogram?: Histogram;
   /** Categorical and boolean columns: the 10 most frequent values (ties by value). */
   top?: ValueCount[];
 }
@@ -126,6 +157,45 @@ function topValues(ev: ColumnEvidence, type: ColumnType): ValueCount[] {
     .map(([value, count]) => ({ value, count }));
 }
 
+/** Words of a column name that say what personal identifier it holds. */
+const PERSONAL_WORDS: ReadonlyMap<string, string> = new Map([
+  ...['firstname', 'lastname', 'surname', 'fullname', 'forename', 'givenname', 'maidenname', 'nickname', 'patientname'].map((w) => [w, "a person's name"] as const),
+  ...['email', 'mail'].map((w) => [w, 'an email address'] as const),
+  ...['phone', 'telephone', 'tel', 'mobile', 'cellphone', 'fax'].map((w) => [w, 'a phone or fax number'] as const),
+  ['ssn', 'a social security number'],
+  ['mrn', 'a medical record number'],
+  ...['address', 'street', 'zip', 'zipcode', 'postcode', 'postal'].map((w) => [w, 'an address'] as const),
+  ...['dob', 'birthdate', 'birthday', 'birthdt'].map((w) => [w, 'a date of birth'] as const),
+  ...['passport', 'licence', 'license'].map((w) => [w, 'a document number'] as const),
+]);
+
+/**
+ * Words that, beside `name`, make it a person's name (`first_name`, `PatientName`), where
+ * `drug_name` or `test_name` name things. `name` alone is taken as a person's too.
+ */
+const NAME_OWNERS = new Set(['first', 'last', 'full', 'given', 'family', 'middle', 'maiden', 'nick', 'sur', 'patient', 'person', 'user', 'member', 'client', 'contact', 'subject', 'participant', 'mother', 'father', 'guardian', 'doctor', 'physician']);
+
+const BIRTH_WITH = new Set(['date', 'day', 'dt', 'of', 'place', 'year']);
+
+/**
+ * Why a column may identify a person, or undefined: a hint from its name (one pass over it, no
+ * pattern) and from schema inference having typed it `identifier` (an id-like name, or unique
+ * short codes, or a row key). Deliberately modest, for a page to flag: the privacy room owns real
+ * PHI detection.
+ */
+export function identifierHint(name: string, type: ColumnType): string | undefined {
+  const words = nameWords(name);
+  for (const w of words) {
+    const what = PERSONAL_WORDS.get(w);
+    if (what !== undefined) return `the name suggests ${what}`;
+  }
+  if (words.includes('name') && (words.length === 1 || words.some((w) => NAME_OWNERS.has(w)))) return "the name suggests a person's name";
+  // `date_of_birth`, `birth_date`; not `birth_weight`, a measurement.
+  if (words.includes('birth') && words.some((w) => BIRTH_WITH.has(w))) return 'the name suggests a date of birth';
+  if (type === 'identifier') return 'inferred as an identifier (an id-like name, a row key, or codes naming rows or subjects)';
+  return undefined;
+}
+
 function columnProfile(
   col: { name: string; type: ColumnType; role: ColumnRole; reason?: string },
   ev: ColumnEvidence,
@@ -142,6 +212,8 @@ function columnProfile(
     distinct: ev.distinct,
     distinctApprox: !ev.distinctExact,
   };
+  const identifier = identifierHint(col.name, col.type);
+  if (identifier !== undefined) p.identifier = identifier;
   const nm = ev.nonMissing;
   if (col.type === 'numeric' || col.type === 'integer') {
     p.invalid = nm - ev.numCount;
@@ -155,6 +227,19 @@ function columnProfile(
       const hi = q3 + 1.5 * (q3 - q1);
       let out = 0;
       for (let i = 0; i < s.length; i++) if (s[i]! < lo || s[i]! > hi) out++;
+      // The same numbers as the quartiles (all of them, or the reservoir): no second copy.
+      let counts: Map<string, number> | undefined;
+      const histogram = histogramOf(s, {
+        integer: col.type === 'integer' && ev.intCount === ev.numCount,
+        min: ev.min,
+        max: ev.max,
+        q1,
+        q3,
+        total: ev.numCount,
+        exact: ev.sampleExact,
+        // Asked only for the few values of a one-bin-per-integer column, and only when sampled.
+        countOf: ev.distinctExact ? (v) => (counts ??= ev.valueCounts()).get(String(v)) ?? 0 : undefined,
+      });
       Object.assign(p, {
         min: ev.min,
         max: ev.max,
@@ -164,6 +249,7 @@ function columnProfile(
         median,
         q3,
         outliers: ev.sampleExact ? out : Math.round((out / s.length) * ev.numCount),
+        histogram,
       });
     }
   } else if (col.type === 'datetime') {

@@ -26,7 +26,8 @@ export interface ManifestInfo {
 
 /**
  * The manifest `saveArtifact` takes for a training result: task, target, schema, pipeline,
- * family and parameters, CV metrics, dataset lineage, seed, creation time and engine versions.
+ * family and parameters, CV metrics, the explanations' reference (the training means of the
+ * model's features), dataset lineage, seed, creation time and engine versions.
  * A multi-output regression also records `model.nOutputs`, its target columns joined by commas
  * in `target.column`, and each output's metrics in `metrics.cv.outputs`.
  */
@@ -41,6 +42,8 @@ export function buildManifest(result: TrainResult, info: ManifestInfo): Artifact
     model: { family: m.family, params: m.params, nFeatures: m.nFeatures, nClasses: m.nClasses, ...((m.nOutputs ?? 1) > 1 ? { nOutputs: m.nOutputs! } : {}) },
     // `cv.outputs` (each output's metrics) comes with `cv` when there are several.
     metrics: { cv: result.cv, selection: result.selection, ...(result.nested ? { nested: result.nested } : {}) },
+    // The training means the explanations of linear models and networks are measured from.
+    explain: { reference: [...result.explainReference] },
     dataset: { source: info.source, sha256: info.sha256, rows: result.rows.total, rowsUsed: result.rows.used },
     seed: info.seed,
     created: (info.created ?? new Date()).toISOString(),

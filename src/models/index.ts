@@ -38,4 +38,17 @@ export function familiesFor(task: Task): ModelFamily[] {
 export { toOnnx, onnxSignature, decodeOnnx, type OnnxSignature } from './onnx/index.js';
 export { parseUntrustedOnnx, encodeOnnxModel, onnxName, type OnnxLimits, type OnnxModel } from './onnx/index.js';
 export { featuresFor as windowFeaturesFor } from './window/index.js';
-export { explain, type Explanation, type ExplainOptions } from './explain.js';
+export {
+  explain,
+  explainAsync,
+  explainCost,
+  defaultPermutations,
+  DEFAULT_EVALUATIONS,
+  MIN_DEFAULT_PERMUTATIONS,
+  MAX_PERMUTATIONS,
+  type Explanation,
+  type ExplanationMethod,
+  type ExplanationSpace,
+  type ExplainOptions,
+} from './explain.js';
+export type { GbdtWeights } from './gbdt/index.js';

@@ -38,6 +38,12 @@ export interface Manifest {
     /** Scores on a separate test file (`--test`), by the model refitted on all training data. */
     test?: { rows: number; metrics: Record<string, number>; outputs?: Record<string, Record<string, number>> };
   };
+  /**
+   * What per-prediction explanations are measured from: `reference`, the mean of each model
+   * feature (after the pipeline) over the training rows (linear models' and the sampling Shapley
+   * estimate's baseline). Means only, never a row. Absent in models trained before explanations.
+   */
+  explain?: { reference: number[] };
   /** Lineage: what the model was made from. */
   dataset: { source: string; sha256: string; rows: number; rowsUsed: number };
   seed: number;

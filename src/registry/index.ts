@@ -26,4 +26,23 @@ export {
   type UploadInfo,
   type PreparedUpload,
 } from './upload.js';
-export { predictTable, predictRecords, predictSequence, sequenceDataFor, tablePipeline, sequencePrep, outputNames, formatPredictions, type Prediction, type PredictionResult, type WindowPrediction } from './predict.js';
+export {
+  predictTable,
+  predictRecords,
+  predictSequence,
+  sequenceDataFor,
+  tablePipeline,
+  sequencePrep,
+  outputNames,
+  formatPredictions,
+  explainPredictions,
+  explainRecords,
+  explainProblem,
+  featureColumns,
+  type Prediction,
+  type PredictionResult,
+  type WindowPrediction,
+  type RecordExplanation,
+  type ExplainedPrediction,
+  type ExplainRecordsOptions,
+} from './predict.js';

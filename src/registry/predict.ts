@@ -1,5 +1,6 @@
-import { Errors, type RawRecord, type Warning } from '../core/index.js';
-import { transformRecords, transformTable, type FittedPipeline, type Table } from '../data/index.js';
+import { Errors, type Matrix, type RawRecord, type Warning } from '../core/index.js';
+import { transformRecords, transformTable, type FeatureStep, type FittedPipeline, type Table } from '../data/index.js';
+import { explainAsync, explainCost, type ExplanationMethod, type ExplanationSpace, type GbdtWeights, type TrainedModel } from '../models/index.js';
 import { readSessionsFor, segmentsOf, windowize, windowWarnings, type SequenceData, type SequencePrep } from '../sequence/index.js';
 import type { Artifact, Manifest } from './artifact.js';
 
@@ -93,3 +94,145 @@ export function formatPredictions(classes: string[] | undefined, out: ArrayLike<
     return { label: classes[best]!, probabilities };
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-prediction explanations
+
+/**
+ * One record's explanation: the raw output's `base` and each input column's contribution, which
+ * sum to the raw output in `space` (binary: the log-odds of the positive class; multiclass: each
+ * class's logit; regression: the value). One number each for binary and single-output
+ * regression; one map per class (multiclass) or per output (several regression outputs), keyed
+ * by the class label or output name.
+ */
+export interface RecordExplanation {
+  base: number | Record<string, number>;
+  contributions: Record<string, number> | Record<string, Record<string, number>>;
+  space: ExplanationSpace;
+  method: ExplanationMethod;
+}
+
+/** A prediction with its explanation. */
+export type ExplainedPrediction = Prediction & { explanation: RecordExplanation };
+
+/**
+ * What a trained table model lacks for explanations, or undefined when it has it all: gbdt trees
+ * with their node counts (stored since explanations existed), and for linear models and networks
+ * the manifest's `explain.reference` (the training means of the features).
+ */
+export function explainProblem(m: Manifest, model: TrainedModel): string | undefined {
+  if (m.pipeline === undefined) return `it is a sequence model (${m.model.family}); explanations are available for table models`;
+  switch (model.family) {
+    case 'gbdt': {
+      const w = ((model as { weights?: unknown }).weights ?? model.toState().weights) as GbdtWeights;
+      return w.trees.every((t) => t.cover !== undefined) ? undefined : 'its trees were saved without their node counts (it was trained before explanations existed)';
+    }
+    case 'logistic':
+    case 'linear':
+    case 'mlp': {
+      const ref = m.explain?.reference;
+      const ok = Array.isArray(ref) && ref.length === model.nFeatures && ref.every((v) => typeof v === 'number' && Number.isFinite(v));
+      return ok ? undefined : 'its manifest has no reference to measure contributions from (the training means of its features; it was trained before explanations existed)';
+    }
+    default:
+      return `explanations are not available for family ${model.family}`;
+  }
+}
+
+/**
+ * The input column of each model feature: `columns` in the pipeline's order, and for feature j
+ * the index of its column (`groups[j]`): a categorical column's one-hot features, a datetime
+ * column's parts and any `__missing` indicator all belong to their column.
+ */
+export function featureColumns(p: FittedPipeline): { columns: string[]; groups: Int32Array } {
+  const groups = new Int32Array(p.features.length);
+  let j = 0;
+  p.steps.forEach((step, g) => {
+    for (let k = stepWidth(step); k > 0; k--) groups[j++] = g;
+  });
+  if (j !== p.features.length) throw Errors.internal(`the pipeline's steps make ${j} features, its feature list has ${p.features.length}`);
+  return { columns: p.steps.map((s) => s.column), groups };
+}
+
+/** Features a step makes (as the pipeline writes them: see `outputNames` in data/pipeline.ts). */
+function stepWidth(step: FeatureStep): number {
+  const base = step.kind === 'categorical' ? step.categories.length : step.kind === 'datetime' ? step.parts.length : 1;
+  return base + (step.indicator ? 1 : 0);
+}
+
+/** How `explainPredictions` runs. */
+export interface ExplainRecordsOptions {
+  /** Names the model in messages (`model "bc" version 2`); never a path. */
+  name?: string;
+  /** Refuse (413) when `explainCost` exceeds this. */
+  maxCost?: number;
+  /** Longest stretch of work between yields to the event loop (see `explainAsync`). */
+  sliceMs?: number;
+}
+
+/**
+ * Predicts and explains rows already through the model's pipeline (`x`) with the training
+ * engine, so that the probabilities or values returned are exactly the ones the contributions
+ * add up to (ONNX Runtime computes in float32; these are float64, and agree with it to about
+ * 1e-6). Contributions are per input column (see `featureColumns`): gbdt and linear models sum
+ * their features' values; the mlp's sampling estimate takes each column as one player. A model
+ * lacking what explanations need (`explainProblem`) is refused with MEDFIT_ERR_MANIFEST (422),
+ * asking to retrain.
+ */
+export async function explainPredictions(a: { manifest: Manifest; model: TrainedModel }, x: Matrix, options: ExplainRecordsOptions = {}): Promise<ExplainedPrediction[]> {
+  const m = a.manifest;
+  const model = a.model;
+  const pipeline = tablePipeline(m);
+  const name = options.name ?? 'this model';
+  const problem = explainProblem(m, model);
+  if (problem !== undefined) throw Errors.manifest(name, `cannot explain its predictions: ${problem}; retrain it to have them explained`);
+  const { columns, groups } = featureColumns(pipeline);
+  if (options.maxCost !== undefined) {
+    const cost = explainCost(model, x.rows, { groups });
+    if (cost > options.maxCost) {
+      throw Errors.tooLarge(
+        `explaining ${x.rows} record(s) with ${name} (${model.family}, ${columns.length} input columns) takes about ${Math.round(cost / 1e6)} million operations, more than one request may ask for (${Math.round(options.maxCost / 1e6)} million); send fewer records per request`,
+      );
+    }
+  }
+  const e = await explainAsync(model, x, { groups, ...(m.explain ? { reference: m.explain.reference } : {}), ...(options.sliceMs !== undefined ? { sliceMs: options.sliceMs } : {}) });
+  const outputs = outputNames(m);
+  const classes = m.task === 'regression' ? undefined : m.target.classes;
+  const predictions = formatPredictions(classes, model.predict(x), x.rows, outputs);
+  // Keys of several raw outputs: class labels (multiclass) or output names (several targets).
+  const keys = e.outputs === 1 ? undefined : m.task === 'multiclass' ? classes : outputs;
+  if (keys !== undefined && keys.length !== e.outputs) throw Errors.internal(`the model explains ${e.outputs} outputs but its manifest names ${keys.length}`);
+  const G = e.features;
+  const K = e.outputs;
+  return predictions.map((p, r) => {
+    // No prototype: a column or class named `__proto__` is a key like any other.
+    const perOutput = (k: number): Record<string, number> => {
+      const c = Object.create(null) as Record<string, number>;
+      for (let g = 0; g < G; g++) c[columns[g]!] = e.contributions[(r * G + g) * K + k]!;
+      return c;
+    };
+    let base: RecordExplanation['base'];
+    let contributions: RecordExplanation['contributions'];
+    if (keys === undefined) {
+      base = e.base[0]!;
+      contributions = perOutput(0);
+    } else {
+      const b = Object.create(null) as Record<string, number>;
+      const c = Object.create(null) as Record<string, Record<string, number>>;
+      keys.forEach((key, k) => {
+        b[key] = e.base[k]!;
+        c[key] = perOutput(k);
+      });
+      base = b;
+      contributions = c;
+    }
+    return { ...p, explanation: { base, contributions, space: e.space, method: e.method } };
+  });
+}
+
+/** `explainPredictions` on raw records (`{"age": 63, ...}`), with what `predictRecords` warns of. */
+export async function explainRecords(a: Artifact, records: RawRecord[], options: ExplainRecordsOptions = {}): Promise<{ predictions: ExplainedPrediction[]; warnings: Warning[] }> {
+  const { x, warnings } = transformRecords(tablePipeline(a.manifest), records);
+  return { predictions: await explainPredictions(a, x, options), warnings };
+}
+

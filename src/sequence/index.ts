@@ -22,7 +22,7 @@ export {
   type WindowInfo,
   type Windows,
 } from './prepare.js';
-export { profileSequence, type SequenceProfile, type SessionProfile, type ChannelProfile, type LabelProfile } from './profile.js';
+export { profileSequence, sessionSeries, type SequenceProfile, type SessionProfile, type ChannelProfile, type LabelProfile, type SessionSeries } from './profile.js';
 export { windowFeatures, windowFeatureNames, WINDOW_FEATURES_VERSION, SERIES_FEATURES, type WindowShape } from './features.js';
 export { fitSessionRows, fitToTable, readFitPaths, FIT_MAX_FILE_BYTES, FIT_MAX_SAMPLES, FIT_MAX_DEVELOPER_FIELDS, FIT_MAX_CHANNELS, FIT_MAX_CELLS, type FitSession, type FitFile } from './fit.js';
 export { FITNESS_ACTIVITIES, FITNESS_COLUMNS, FITNESS_DEFAULTS, FITNESS_LIMITS, FITNESS_SESSIONS, fitnessRowCount, fitnessSubjects, resolveFitnessOptions, synthFitnessCsv, synthFitnessStream, writeSynthFitness, type FitnessActivity, type FitnessSubject, type FitnessSynthOptions } from './synth.js';

@@ -1,9 +1,10 @@
 /**
  * The profile of a sensor dataset: what a user checks before training on it. Per session its
  * length, sampling rate and gaps; per channel its range and missing share; per label how much
- * time it covers.
+ * time it covers. And one session's channels over time, reduced for a plot (`sessionSeries`).
  */
-import type { SequenceData } from './sessions.js';
+import { Errors } from '../core/index.js';
+import type { SequenceData, TimeUnit } from './sessions.js';
 
 /** One session's shape. */
 export interface SessionProfile {
@@ -158,4 +159,91 @@ export function profileSequence(data: SequenceData, gapSeconds?: number): Sequen
 function round3(v: number): number {
   const p = 10 ** (Math.floor(Math.log10(v)) - 2);
   return Math.round(v / p) * p;
+}
+
+/** One session's channels over time, reduced to at most a given number of buckets for a plot. */
+export interface SessionSeries {
+  subject: string;
+  session: string;
+  /** The session's place among the dataset's sessions, in the order they first appear (0-based). */
+  index: number;
+  /** How many sessions the dataset has. */
+  sessions: number;
+  /** Samples in the session (after repeated timestamps were folded, as training reads them). */
+  samples: number;
+  /** Samples per bucket: 1 when every sample is shown. */
+  bucket: number;
+  /** Time of the session's first sample in seconds (since the epoch for absolute times). */
+  start: number;
+  timeUnit: TimeUnit;
+  /** Per bucket, its first sample's time in seconds from `start`. */
+  seconds: number[];
+  /** Per channel and bucket, the smallest and largest value (null where the bucket has none). */
+  channels: { name: string; min: (number | null)[]; max: (number | null)[] }[];
+  /** The first class target's label per bucket: the most frequent one (on a tie, the one that got there first), null where none. */
+  labels?: { name: string; values: (string | null)[] };
+}
+
+/**
+ * Session `index` (0-based, in file order) of `data`, reduced to at most `points` buckets of
+ * consecutive samples. Each bucket keeps its channels' minimum and maximum, so a spike one sample
+ * long still reaches the plot, and its first sample's time, so gaps show as gaps. Linear in the
+ * session's samples; a label track costs no more, however many labels there are.
+ */
+export function sessionSeries(data: SequenceData, index: number, points: number): SessionSeries {
+  const count = data.sessions.length;
+  if (!Number.isInteger(index) || index < 0 || index >= count) {
+    throw Errors.badParam('session', `expected a session index from 0 to ${count - 1} (${data.source} has ${count} session${count === 1 ? '' : 's'})`);
+  }
+  if (!Number.isInteger(points) || points < 1) throw Errors.badParam('points', 'expected a whole number of points, at least 1');
+  const s = data.sessions[index]!;
+  const n = s.t.length;
+  const size = Math.max(1, Math.ceil(n / points));
+  const buckets = Math.ceil(n / size);
+  const start = n ? s.t[0]! : 0;
+  const seconds = new Array<number>(buckets);
+  for (let b = 0; b < buckets; b++) seconds[b] = Math.round((s.t[b * size]! - start) * 1e6) / 1e6;
+  const channels = data.channels.map((name, c) => {
+    const a = s.channels[c]!;
+    const min = new Array<number | null>(buckets);
+    const max = new Array<number | null>(buckets);
+    for (let b = 0; b < buckets; b++) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let i = b * size, end = Math.min(n, i + size); i < end; i++) {
+        const v = a[i]!;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      // NaN (a missing value) fails both comparisons: a bucket of only missing values keeps ±Infinity.
+      min[b] = lo === Infinity ? null : lo;
+      max[b] = hi === -Infinity ? null : hi;
+    }
+    return { name, min, max };
+  });
+  const out: SessionSeries = { subject: s.subject, session: s.session, index, sessions: count, samples: n, bucket: size, start, timeUnit: data.timeUnit, seconds, channels };
+  const j = data.targets.findIndex((t) => t.kind === 'class');
+  if (j >= 0) {
+    const classes = data.targets[j]!.classes!;
+    const y = s.targets[j]!;
+    const votes = new Int32Array(classes.length);
+    const seen: number[] = [];
+    const values = new Array<string | null>(buckets);
+    for (let b = 0; b < buckets; b++) {
+      let best = -1;
+      for (let i = b * size, end = Math.min(n, i + size); i < end; i++) {
+        const k = y[i]!;
+        if (k !== k) continue;
+        if (votes[k] === 0) seen.push(k);
+        votes[k]!++;
+        if (best < 0 || votes[k]! > votes[best]!) best = k;
+      }
+      values[b] = best < 0 ? null : classes[best]!;
+      // Only the labels this bucket saw are reset: the cost follows the samples, not the labels.
+      for (const k of seen) votes[k] = 0;
+      seen.length = 0;
+    }
+    out.labels = { name: data.targets[j]!.name, values };
+  }
+  return out;
 }

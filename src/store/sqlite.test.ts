@@ -112,6 +112,87 @@ describe('SQLite metadata store', () => {
     expect((await store.getJob(p.id, 'j2'))!.error).toEqual({ code: 'X', message: 'y' });
   });
 
+  it("revokes a project's key only inside its project, never its last admin key", async () => {
+    const { store } = fresh();
+    const a = await store.createProject('a');
+    const b = await store.createProject('b');
+    expect(await store.getProject(a.id)).toEqual(a);
+    expect(await store.getProject('nope')).toBeUndefined();
+    await store.createKey({ id: 'a-admin', projectId: a.id, name: 'n', scopes: ['admin'], hash: 'h1' });
+    await store.createKey({ id: 'a-read', projectId: a.id, name: 'n', scopes: ['read'], hash: 'h2' });
+    await store.createKey({ id: 'b-admin', projectId: b.id, name: 'n', scopes: ['admin'], hash: 'h3' });
+    expect(await store.revokeProjectKey(b.id, 'a-read')).toEqual({ outcome: 'not-found' });
+    expect(await store.revokeProjectKey(a.id, 'a-admin')).toMatchObject({ outcome: 'last-admin', key: { id: 'a-admin', revoked: null } });
+    expect((await store.getKey('a-admin'))!.revoked).toBeNull();
+    const r = await store.revokeProjectKey(a.id, 'a-read');
+    expect(r).toMatchObject({ outcome: 'revoked', key: { id: 'a-read', revoked: expect.stringMatching(/^\d{4}-/) } });
+    expect(await store.revokeProjectKey(a.id, 'a-read')).toMatchObject({ outcome: 'already-revoked' });
+    // With a second admin key, either may go, but not both.
+    await store.createKey({ id: 'a-admin2', projectId: a.id, name: 'n', scopes: ['read', 'admin'], hash: 'h4' });
+    expect((await store.revokeProjectKey(a.id, 'a-admin')).outcome).toBe('revoked');
+    expect((await store.revokeProjectKey(a.id, 'a-admin2')).outcome).toBe('last-admin');
+    expect((await store.getKey('b-admin'))!.revoked).toBeNull();
+  });
+
+  it("records keys' last use with the audit trail (touches and audited actions alike)", async () => {
+    const { store, path } = fresh();
+    const p = await store.createProject('p');
+    await store.createKey({ id: 'k1', projectId: p.id, name: 'n', scopes: ['read'], hash: 'h1' });
+    await store.createKey({ id: 'k2', projectId: p.id, name: 'n', scopes: ['predict'], hash: 'h2' });
+    expect((await store.listKeys(p.id)).map((k) => k.lastUsed)).toEqual([null, null]);
+    const before = new Date().toISOString();
+    await store.touchKey('k1');
+    await store.audit({ projectId: p.id, keyId: 'k2', action: 'model.infer', resource: 'model:m/1', rows: 1, status: 200 });
+    // Listing writes what is buffered first.
+    const [k1, k2] = await store.listKeys(p.id);
+    expect(k1!.lastUsed! >= before).toBe(true);
+    expect(k2!.lastUsed! >= before).toBe(true);
+    await store.close();
+    expect((await fresh(path).store.getKey('k1'))!.lastUsed).toBe(k1!.lastUsed);
+  });
+
+  it('filters the audit trail in the query: action, key, time, with pages that stay full', async () => {
+    const { store } = fresh();
+    const p = await store.createProject('p');
+    const q = await store.createProject('q');
+    for (let i = 0; i < 30; i++) await store.audit({ projectId: p.id, keyId: `k${i % 3}`, action: i % 2 ? 'model.predict' : 'dataset.read', resource: `r${i}`, rows: null, status: 200 });
+    await store.audit({ projectId: q.id, keyId: 'k0', action: 'model.predict', resource: 'theirs', rows: null, status: 200 });
+    const all = await store.listAudit(p.id, { limit: 1000 });
+    expect(all).toHaveLength(30);
+    const predicts = await store.listAudit(p.id, { action: 'model.predict', limit: 5 });
+    expect(predicts).toHaveLength(5);
+    expect(predicts.every((e) => e.action === 'model.predict' && e.projectId === p.id)).toBe(true);
+    const next = await store.listAudit(p.id, { action: 'model.predict', limit: 100, before: predicts.at(-1)!.id });
+    expect(next).toHaveLength(10);
+    const k1predicts = await store.listAudit(p.id, { action: 'model.predict', keyId: 'k1' });
+    expect(k1predicts.map((e) => e.resource)).toEqual(all.filter((e) => e.action === 'model.predict' && e.keyId === 'k1').map((e) => e.resource));
+    expect(await store.listAudit(p.id, { keyId: 'nobody' })).toEqual([]);
+    // Times: entries share milliseconds here, so compare against the stored ones.
+    const mid = all[15]!.at;
+    const since = await store.listAudit(p.id, { since: mid, limit: 1000 });
+    const until = await store.listAudit(p.id, { until: mid, limit: 1000 });
+    expect(since.every((e) => e.at >= mid)).toBe(true);
+    expect(until.every((e) => e.at < mid)).toBe(true);
+    expect(since.length + until.length).toBe(30);
+    expect(await store.listAudit(p.id, { since: '2999-01-01T00:00:00.000Z' })).toEqual([]);
+  });
+
+  it('migrates a database of the previous schema, keeping its keys and trail', async () => {
+    const { store, path } = fresh();
+    const p = await store.createProject('p');
+    await store.createKey({ id: 'k1', projectId: p.id, name: 'n', scopes: ['admin'], hash: 'h1' });
+    await store.audit({ projectId: p.id, keyId: 'k1', action: 'a', resource: null, rows: null, status: 200 });
+    await store.close();
+    // Back to schema 2 as an older medfit left it.
+    const db = new Database(path);
+    db.exec('DROP INDEX api_keys_project; DROP INDEX audit_project_action; DROP INDEX audit_project_key; DROP INDEX audit_project_at; ALTER TABLE api_keys DROP COLUMN last_used;');
+    db.pragma('user_version = 2');
+    db.close();
+    const again = fresh(path).store;
+    expect(await again.getKey('k1')).toMatchObject({ id: 'k1', lastUsed: null, revoked: null });
+    expect((await again.listAudit(p.id, { action: 'a', keyId: 'k1' })).map((e) => e.action)).toEqual(['a']);
+  });
+
   it('writes audit entries in batches, complete and in order whenever they are read', async () => {
     const { store, path } = fresh();
     const p = await store.createProject('p');

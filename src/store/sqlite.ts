@@ -6,10 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Errors, MedfitError, writeFileAtomic } from '../core/index.js';
 import type {
   ApiKeyRecord,
+  AuditQuery,
   AuditRecord,
   DatasetRecord,
   JobRecord,
   JobStatus,
+  KeyRevocation,
   MetadataStore,
   ModelVersionRecord,
   Project,
@@ -43,6 +45,13 @@ const MIGRATIONS = [
    CREATE INDEX audit_project ON audit(project_id, id);`,
   // Identical requests within one flush window share an entry (see `audit`).
   `ALTER TABLE audit ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;`,
+  // Keys' last use, and the audit log's filters (action, key, time) answered from an index
+  // rather than by scanning a project's whole trail.
+  `ALTER TABLE api_keys ADD COLUMN last_used TEXT;
+   CREATE INDEX api_keys_project ON api_keys(project_id);
+   CREATE INDEX audit_project_action ON audit(project_id, action, id);
+   CREATE INDEX audit_project_key ON audit(project_id, key_id, id);
+   CREATE INDEX audit_project_at ON audit(project_id, at);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -178,6 +187,8 @@ interface AuditSpill {
 class SqliteStore implements MetadataStore {
   private readonly stmts = new Map<string, Database.Statement>();
   private readonly auditBuffer = new Map<string, PendingAudit>();
+  /** Key id → when it was last used, waiting to be written with the next audit flush. */
+  private readonly keyUses = new Map<string, string>();
   private auditTimer: NodeJS.Timeout | undefined;
   /** Audit flushes that failed in a row (0 when the last one wrote). */
   private auditFailures = 0;
@@ -251,6 +262,10 @@ class SqliteStore implements MetadataStore {
     });
   }
 
+  getProject(id: string): Promise<Project | undefined> {
+    return this.run(() => this.q('SELECT id, name, created FROM projects WHERE id = ?').get(id) as Project | undefined);
+  }
+
   getProjectByName(name: string): Promise<Project | undefined> {
     return this.run(() => this.q('SELECT id, name, created FROM projects WHERE name = ?').get(name) as Project | undefined);
   }
@@ -259,9 +274,9 @@ class SqliteStore implements MetadataStore {
     return this.run(() => this.q('SELECT id, name, created FROM projects ORDER BY created').all() as Project[]);
   }
 
-  createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked'>): Promise<ApiKeyRecord> {
+  createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked' | 'lastUsed'>): Promise<ApiKeyRecord> {
     return this.run(() => {
-      const rec: ApiKeyRecord = { ...k, created: now(), revoked: null };
+      const rec: ApiKeyRecord = { ...k, created: now(), revoked: null, lastUsed: null };
       this.q('INSERT INTO api_keys (id, project_id, name, scopes, hash, created) VALUES (?, ?, ?, ?, ?, ?)').run(
         rec.id,
         rec.projectId,
@@ -290,6 +305,9 @@ class SqliteStore implements MetadataStore {
 
   listKeys(projectId?: string): Promise<ApiKeyRecord[]> {
     return this.run(() => {
+      // Buffered uses first, so a key used a moment ago does not read as unused; a store that
+      // refuses the write still answers the read (the flush retries on its own).
+      this.flushAudit();
       const rows = (projectId ? this.q('SELECT * FROM api_keys WHERE project_id = ? ORDER BY created').all(projectId) : this.q('SELECT * FROM api_keys ORDER BY created').all()) as Row[];
       return rows.map(keyFromRow);
     });
@@ -297,6 +315,34 @@ class SqliteStore implements MetadataStore {
 
   revokeKey(id: string): Promise<boolean> {
     return this.run(() => this.q('UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL').run(now(), id).changes > 0);
+  }
+
+  revokeProjectKey(projectId: string, id: string): Promise<KeyRevocation> {
+    // IMMEDIATE: the last-admin check and the update see the same keys, even across processes.
+    return this.run(() =>
+      this.db
+        .transaction((): KeyRevocation => {
+          const r = this.q('SELECT * FROM api_keys WHERE project_id = ? AND id = ?').get(projectId, id) as Row | undefined;
+          if (!r) return { outcome: 'not-found' };
+          const key = keyFromRow(r);
+          if (key.revoked !== null) return { outcome: 'already-revoked', key };
+          if (key.scopes.includes('admin')) {
+            const active = (this.q('SELECT * FROM api_keys WHERE project_id = ? AND revoked IS NULL').all(projectId) as Row[]).map(keyFromRow);
+            if (!active.some((k) => k.id !== id && k.scopes.includes('admin'))) return { outcome: 'last-admin', key };
+          }
+          const revoked = now();
+          this.q('UPDATE api_keys SET revoked = ? WHERE project_id = ? AND id = ?').run(revoked, projectId, id);
+          return { outcome: 'revoked', key: { ...key, revoked } };
+        })
+        .immediate(),
+    );
+  }
+
+  /** Costs a map entry: the uses are written by the audit flush, one update per key. */
+  touchKey(id: string): Promise<void> {
+    this.keyUses.set(id, new Date().toISOString());
+    this.auditTimer ??= setTimeout(() => this.flushAudit(), AUDIT_FLUSH_MS).unref();
+    return DONE;
   }
 
   countKeys(): Promise<number> {
@@ -464,7 +510,7 @@ class SqliteStore implements MetadataStore {
   private flushAudit(): void {
     if (this.auditTimer) clearTimeout(this.auditTimer);
     this.auditTimer = undefined;
-    if (!this.db.open || this.auditBuffer.size === 0) return;
+    if (!this.db.open || (this.auditBuffer.size === 0 && this.keyUses.size === 0)) return;
     try {
       this.writeAudit();
     } catch (e) {
@@ -475,32 +521,58 @@ class SqliteStore implements MetadataStore {
     }
   }
 
-  /** Writes every buffered entry in one transaction and empties the buffer once it committed; throws what the store threw. */
+  /** Writes every buffered entry (and key use) in one transaction and empties the buffers once it committed; throws what the store threw. */
   private writeAudit(): void {
-    if (this.auditBuffer.size === 0) return;
-    this.insertAudit([...this.auditBuffer.values()]);
+    if (this.auditBuffer.size === 0 && this.keyUses.size === 0) return;
+    this.insertAudit([...this.auditBuffer.values()], this.keyUses);
     this.auditBuffer.clear();
+    this.keyUses.clear();
     if (this.auditFailures > 0) {
       this.log('info', `audit entries written after ${this.auditFailures} failed attempt(s)`);
       this.auditFailures = 0;
     }
   }
 
-  private insertAudit(entries: Array<Omit<AuditRecord, 'id'>>): void {
+  /**
+   * Inserts audit entries and moves each key's `last_used` forward to its newest use among them
+   * and `uses`: every audited action (a V2 inference answered before Fastify, an MQTT message)
+   * is a use of its key without a call of its own.
+   */
+  private insertAudit(entries: Array<Omit<AuditRecord, 'id'>>, uses: ReadonlyMap<string, string> = new Map()): void {
+    const latest = new Map(uses);
+    for (const e of entries) {
+      const seen = latest.get(e.keyId);
+      if (seen === undefined || seen < e.at) latest.set(e.keyId, e.at);
+    }
     const insert = this.q('INSERT INTO audit (project_id, key_id, action, resource, rows, status, at, requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const touch = this.q('UPDATE api_keys SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)');
     this.db
       .transaction(() => {
         for (const e of entries) insert.run(e.projectId, e.keyId, e.action, e.resource, e.rows, e.status, e.at, e.requests);
+        for (const [id, at] of latest) touch.run(at, id, at);
       })
       .immediate();
   }
 
-  listAudit(projectId: string, opts: { limit?: number; before?: number } = {}): Promise<AuditRecord[]> {
+  listAudit(projectId: string, query: AuditQuery = {}): Promise<AuditRecord[]> {
+    // Each filter adds a condition the indexes on (project_id, action, id), (project_id, key_id,
+    // id) and (project_id, at) can answer; a page is never filtered after it was read, so a
+    // filtered page is as full as `limit` allows. At most 16 statement shapes are cached.
+    const where = ['project_id = ?', 'id < ?'];
+    const values: unknown[] = [projectId, query.before ?? Number.MAX_SAFE_INTEGER];
+    const add = (sql: string, value: unknown) => {
+      where.push(sql);
+      values.push(value);
+    };
+    if (query.action !== undefined) add('action = ?', query.action);
+    if (query.keyId !== undefined) add('key_id = ?', query.keyId);
+    if (query.since !== undefined) add('at >= ?', query.since);
+    if (query.until !== undefined) add('at < ?', query.until);
     // The flush is part of the operation: if the buffered entries cannot be written, the trail
     // would be incomplete, so the read fails (503) rather than answer without them.
     return this.run(() => {
       this.writeAudit();
-      const rows = this.q('SELECT * FROM audit WHERE project_id = ? AND id < ? ORDER BY id DESC LIMIT ?').all(projectId, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as Row[];
+      const rows = this.q(`SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`).all(...values, query.limit ?? 100) as Row[];
       return rows.map((r) => ({
         id: r['id'] as number,
         projectId: r['project_id'] as string,
@@ -637,6 +709,7 @@ function keyFromRow(r: Row): ApiKeyRecord {
     hash: r['hash'] as string,
     created: r['created'] as string,
     revoked: r['revoked'] as string | null,
+    lastUsed: (r['last_used'] as string | null | undefined) ?? null,
   };
 }
 

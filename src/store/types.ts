@@ -23,6 +23,38 @@ export interface ApiKeyRecord {
   hash: string;
   created: string;
   revoked: string | null;
+  /**
+   * When the key was last used (authenticated a request, or was named by an audit entry), or
+   * null if never since this was recorded. Written with the audit trail, so it may lag a request
+   * by the audit flush interval and is lost with the audit entries a crash loses.
+   */
+  lastUsed: string | null;
+}
+
+/**
+ * What revoking a key inside a project came to. `last-admin`: the key is the project's only
+ * admin key that is not revoked, so it was left alone (a project without an admin key could
+ * never create or revoke keys again from the API).
+ */
+export type KeyRevocation =
+  | { outcome: 'revoked' | 'already-revoked' | 'last-admin'; key: ApiKeyRecord }
+  | { outcome: 'not-found' };
+
+/**
+ * Which audit entries to read. `since`/`until` are ISO 8601 UTC instants as `toISOString` writes
+ * them (`2024-05-01T00:00:00.000Z`): entries with `since <= at < until`.
+ */
+export interface AuditQuery {
+  /** At most this many entries (default 100). */
+  limit?: number;
+  /** Only entries older than this id (the previous page's last id). */
+  before?: number;
+  /** Only this action (`model.predict`, `key.revoke`, ...). */
+  action?: string;
+  /** Only entries of this key id. */
+  keyId?: string;
+  since?: string;
+  until?: string;
 }
 
 export interface DatasetColumn {
@@ -107,15 +139,28 @@ export interface AuditRecord {
  */
 export interface MetadataStore {
   createProject(name: string): Promise<Project>;
+  getProject(id: string): Promise<Project | undefined>;
   getProjectByName(name: string): Promise<Project | undefined>;
   listProjects(): Promise<Project[]>;
 
-  createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked'>): Promise<ApiKeyRecord>;
+  createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked' | 'lastUsed'>): Promise<ApiKeyRecord>;
   getKey(id: string): Promise<ApiKeyRecord | undefined>;
   /** The key whose secret hashes to `hash` (SHA-256 hex of the whole presented key). */
   getKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
   listKeys(projectId?: string): Promise<ApiKeyRecord[]>;
+  /** Revokes key `id` whatever its project (the `medfit keys` command); false if there is no such active key. */
   revokeKey(id: string): Promise<boolean>;
+  /**
+   * Revokes key `id` of project `projectId`, unless it is the project's last active admin key;
+   * the check and the revocation are one transaction, so two admins revoking each other's keys
+   * at once cannot leave the project without one. A key of another project is `not-found`.
+   */
+  revokeProjectKey(projectId: string, id: string): Promise<KeyRevocation>;
+  /**
+   * Notes that key `id` was used now (`lastUsed`). Buffered and written with the audit trail,
+   * never fails, costs no query on the request's path.
+   */
+  touchKey(id: string): Promise<void>;
   countKeys(): Promise<number>;
 
   createDataset(d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord>;
@@ -141,8 +186,12 @@ export interface MetadataStore {
 
   /** Records an audit entry; buffered, never fails, never lost while the process lives (see the SQLite store). */
   audit(a: Omit<AuditRecord, 'id' | 'at' | 'requests'>): Promise<void>;
-  /** The project's audit entries, newest first; writes buffered entries first, and is a 503 if it cannot. */
-  listAudit(projectId: string, opts?: { limit?: number; before?: number }): Promise<AuditRecord[]>;
+  /**
+   * The project's audit entries matching `query`, newest first (by id); writes buffered entries
+   * first, and is a 503 if it cannot. The filters are part of the query (indexed), never applied
+   * to a page after reading it.
+   */
+  listAudit(projectId: string, query?: AuditQuery): Promise<AuditRecord[]>;
 
   /** Writes what is buffered (or keeps it for the next open, when the store refuses) and closes. */
   close(): Promise<void>;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MedfitError, Rng, type Matrix, type Progress } from '../../core/index.js';
 import type { ModelState, TrainData } from '../types.js';
-import { gbdt, type GbdtModel, type GbdtWeights } from './index.js';
+import { toOnnx } from '../onnx/index.js';
+import { gbdt, type GbdtModel, type GbdtWeights, type Tree } from './index.js';
 
 // ---- local helpers (src/eval is written elsewhere; tests here must not depend on it) ----
 
@@ -353,6 +354,8 @@ describe('gbdt load', () => {
     ['a threshold that is not float32', (s: ModelState) => void (weights(s).trees[0]!.threshold[0] = 0.1), /float32/],
     ['ragged arrays', (s: ModelState) => void weights(s).trees[1]!.value.pop(), /value has/],
     ['a non-numeric value', (s: ModelState) => void ((weights(s).trees[2]!.value as unknown[])[1] = 'x'), /finite numbers/],
+    ['a cover of the wrong length', (s: ModelState) => void weights(s).trees[0]!.cover!.pop(), /cover must be/],
+    ['a negative cover', (s: ModelState) => void (weights(s).trees[1]!.cover![0] = -1), /cover must be/],
   ])('rejects %s with MEDFIT_ERR_MANIFEST', async (_what, mutate, text) => {
     const s = await state();
     expect(weights(s).trees[0]!.feature[0]).toBeGreaterThanOrEqual(0); // the root splits
@@ -467,5 +470,48 @@ describe('gbdt multi-output regression', () => {
     const { nOutputs: _n, ...withoutOutputs } = state;
     await expectError(() => gbdt.load(withoutOutputs), 'MEDFIT_ERR_MANIFEST', /baseScore must be 1/);
     await expectError(() => gbdt.load({ ...state, task: 'binary', nClasses: 2 }), 'MEDFIT_ERR_MANIFEST', /nOutputs 3 does not fit task binary/);
+  });
+});
+
+describe('gbdt node covers (for TreeSHAP)', () => {
+  /** Rows reaching each node, by the stored float32 rule (NaN left): what explain.ts counts. */
+  function counted(t: Tree, x: Matrix): number[] {
+    const cover = new Array<number>(t.feature.length).fill(0);
+    for (let r = 0; r < x.rows; r++) {
+      let n = 0;
+      cover[0]!++;
+      while (t.feature[n]! >= 0) {
+        const v = x.data[r * x.cols + t.feature[n]!]!;
+        n = Math.fround(v) <= t.threshold[n]! || Number.isNaN(v) ? t.left[n]! : t.right[n]!;
+        cover[n]!++;
+      }
+    }
+    return cover;
+  }
+
+  it('records every training row reaching each node, also with row subsampling, NaNs and several classes', async () => {
+    const { x, y } = synth('multiclass', 300, 5, 21);
+    for (let i = 0; i < x.data.length; i += 7) x.data[i] = NaN;
+    const m = (await gbdt.train({ x, y, task: 'multiclass', nClasses: 3 }, gbdt.parseParams({ trees: 6, subsample: 0.7, max_depth: 4 }, 'multiclass', 300), { seed: 4 })) as GbdtModel;
+    for (const t of m.weights.trees) {
+      expect(t.cover).toEqual(counted(t, x));
+      expect(t.cover![0]).toBe(300);
+    }
+  });
+
+  it('round-trips covers through the saved state; weights without covers still load; ONNX is unchanged by them', async () => {
+    const { x, y } = synth('binary', 200, 4, 13);
+    const m = (await gbdt.train({ x, y, task: 'binary', nClasses: 2 }, gbdt.parseParams({ trees: 5 }, 'binary', 200), { seed: 1 })) as GbdtModel;
+    const state = JSON.parse(JSON.stringify(m.toState())) as ModelState;
+    const back = gbdt.load(state) as GbdtModel;
+    expect(back.weights.trees.map((t) => t.cover)).toEqual(m.weights.trees.map((t) => t.cover));
+    expect(Array.from(back.predict(x))).toEqual(Array.from(m.predict(x)));
+    // An artifact saved before covers existed: same trees, no cover arrays.
+    const old = JSON.parse(JSON.stringify(state)) as ModelState;
+    for (const t of (old.weights as GbdtWeights).trees) delete t.cover;
+    const legacy = gbdt.load(old) as GbdtModel;
+    expect(legacy.weights.trees.every((t) => t.cover === undefined)).toBe(true);
+    expect(Array.from(legacy.predict(x))).toEqual(Array.from(m.predict(x)));
+    expect(Buffer.from(toOnnx(legacy)).equals(Buffer.from(toOnnx(m)))).toBe(true);
   });
 });

@@ -192,6 +192,13 @@ function checkTree(t: unknown, i: number, outputs: number, nFeatures: number, ba
       if (!Number.isInteger(c) || c <= j || c >= n) throw bad(`${where} node ${j}: child ids must be in (${j}, ${n})`);
     }
   }
+  // Covers are optional (weights saved before explanations have none); when present they must
+  // be one non-negative count per node, or explanations would weigh branches by garbage.
+  const cover = tr['cover'];
+  if (cover !== undefined) {
+    if (!isNumberArray(cover) || cover.length !== n || cover.some((c) => c < 0))
+      throw bad(`${where}.cover must be ${n} non-negative finite numbers (one per node)`);
+  }
   return {
     target: target as number,
     feature: [...f],
@@ -199,5 +206,6 @@ function checkTree(t: unknown, i: number, outputs: number, nFeatures: number, ba
     left: [...l],
     right: [...r],
     value: [...(value as number[])],
+    ...(cover !== undefined ? { cover: [...(cover as number[])] } : {}),
   };
 }

@@ -2,7 +2,7 @@ import { Errors, Rng, type Matrix } from '../../core/index.js';
 import type { Params, TrainContext, TrainData } from '../types.js';
 import { applyBins, fitBins } from './binning.js';
 import { GbdtModel, outputsFor, sigmoid, softmaxInto, type GbdtWeights, type Objective } from './model.js';
-import { predictBinned, predictRaw, TreeGrower, type GrowParams, type Tree } from './tree.js';
+import { predictBinnedCounting, predictRaw, TreeGrower, type GrowParams, type Tree } from './tree.js';
 
 /** Hessians are floored so a confidently-fit row cannot make a leaf's denominator vanish. */
 const MIN_HESS = 1e-16;
@@ -105,13 +105,17 @@ export async function trainGbdt(data: TrainData, params: Params, ctx: TrainConte
       }
       const tree = grower.grow(grad[c]!, hess[c]!, sample, features, grow);
       tree.target = c;
-      for (let r = 0; r < n; r++) raw[r * k + c] += predictBinned(tree, bins, nf, r);
+      // Every training row is routed (not only the round's sample), so the stored cover is what
+      // explain.ts would count from the training rows as background: binned routing equals the
+      // float32 threshold rule on these rows, NaN (bin 0) going left.
+      const cover = new Float64Array(tree.feature.length);
+      for (let r = 0; r < n; r++) raw[r * k + c] += predictBinnedCounting(tree, bins, nf, r, cover);
       if (vraw) {
         const vx = valid!.x;
         for (let r = 0; r < vx.rows; r++) vraw[r * k + c] += predictRaw(tree, vx.data, r * vx.cols);
       }
       // The bin indices only route training rows; the stored tree keeps float32 thresholds.
-      out.push({ target: c, feature: tree.feature, threshold: tree.threshold, left: tree.left, right: tree.right, value: tree.value });
+      out.push({ target: c, feature: tree.feature, threshold: tree.threshold, left: tree.left, right: tree.right, value: tree.value, cover: Array.from(cover) });
     }
 
     const last = round === trees - 1;

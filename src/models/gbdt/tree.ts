@@ -18,6 +18,12 @@ export interface Tree {
   right: number[];
   /** Leaf value with the learning rate already applied; 0 on internal nodes. */
   value: number[];
+  /**
+   * Training rows reaching each node (all rows given to the trainer, not only a round's sample):
+   * the weights TreeSHAP gives a node's branches when a feature is absent. Written by the trainer
+   * since explanations existed; older weights have none and explain from background rows.
+   */
+  cover?: number[];
 }
 
 /** A tree plus the bin index of each split, used to route binned training rows. */
@@ -288,6 +294,22 @@ export function predictBinned(tree: GrownTree, bins: Uint8Array, nf: number, r: 
   const base = r * nf;
   while (feature[node]! >= 0) {
     node = bins[base + feature[node]!]! <= tree.bin[node]! ? tree.left[node]! : tree.right[node]!;
+  }
+  return tree.value[node]!;
+}
+
+/**
+ * `predictBinned` that also counts the row at every node on its path in `cover` (the trainer's
+ * per-node row counts, gathered on the routing it does anyway).
+ */
+export function predictBinnedCounting(tree: GrownTree, bins: Uint8Array, nf: number, r: number, cover: Float64Array): number {
+  let node = 0;
+  const feature = tree.feature;
+  const base = r * nf;
+  cover[0]!++;
+  while (feature[node]! >= 0) {
+    node = bins[base + feature[node]!]! <= tree.bin[node]! ? tree.left[node]! : tree.right[node]!;
+    cover[node]!++;
   }
   return tree.value[node]!;
 }
