@@ -82,3 +82,11 @@ export function requireScope(req: FastifyRequest, scope: Scope): Principal {
   if (!req.principal) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
   return checkScope(req.principal, scope);
 }
+
+/** The caller's principal, requiring one of `scopes` (admin holds every scope): 403 otherwise. */
+export function requireAnyScope(req: FastifyRequest, scopes: Scope[]): Principal {
+  if (!req.principal) throw Errors.unauthorized('missing API key: send Authorization: Bearer <key>');
+  const p = req.principal;
+  if (p.scopes.includes('admin') || scopes.some((sc) => p.scopes.includes(sc))) return p;
+  throw Errors.forbidden(`this key lacks the ${scopes.map((sc) => `"${sc}"`).join(' or ')} scope`);
+}

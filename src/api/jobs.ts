@@ -246,7 +246,7 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     // Subscribe before reading the state, so no event falls between the two.
     const queued: JobEvent[] = [];
     let write: (e: JobEvent) => void = (e) => queued.push(e);
-    const unsubscribe = s.jobs.subscribe(id, (e) => write(e));
+    const { unsubscribe, past } = s.jobs.subscribe(id, (e) => write(e));
     const job = await s.store.getJob(p.projectId, id);
     if (!job) {
       unsubscribe();
@@ -280,6 +280,8 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
       ...(job.error ? { error: job.error } : {}),
       ...(job.modelVersion !== null ? { model: { name: job.name, version: job.modelVersion } } : {}),
     };
+    // The curve and leaderboard so far first (a page opened late or after the end draws them all).
+    for (const e of past) send(e);
     send(first);
     if (terminal(job.status)) return;
     write = send;

@@ -6,7 +6,7 @@ import { ONNX_FILE, discardUpload, saveUpload, sha256, type UploadDeclaration } 
 import { checkUploadIsolated } from '../serve/index.js';
 import type { SequencePrep } from '../sequence/index.js';
 import type { ModelVersionRecord, Stage } from '../store/index.js';
-import { requireScope } from './auth.js';
+import { requireAnyScope, requireScope } from './auth.js';
 import { MAX_EXPLAIN_RECORDS } from './models-service.js';
 import type { Services } from './services.js';
 
@@ -64,8 +64,19 @@ function sequenceView(p: SequencePrep, family: string) {
   };
 }
 
+/** A version's headline cross-validated score (AUROC, else accuracy; R² for regression), for lists. */
+function headline(v: ModelVersionRecord): { metric: string; mean: number; std: number } | undefined {
+  const cv = (v.metrics as { cv?: Record<string, { mean: number; std: number }> }).cv;
+  for (const metric of v.task === 'regression' ? ['r2'] : ['auroc', 'accuracy']) {
+    const s = cv?.[metric];
+    if (s && typeof s.mean === 'number') return { metric, mean: s.mean, std: s.std };
+  }
+  return undefined;
+}
+
 function summary(v: ModelVersionRecord) {
-  return { name: v.name, version: v.version, stage: v.stage, source: v.source, family: v.family, task: v.task, created: v.created };
+  const score = headline(v);
+  return { name: v.name, version: v.version, stage: v.stage, source: v.source, family: v.family, task: v.task, created: v.created, ...(score ? { score } : {}) };
 }
 
 /** `/v1/models`: the registry (versions, stages, lineage), uploads of ONNX models, predictions. */
@@ -93,8 +104,8 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     return { name, versions: versions.map(summary) };
   });
 
-  app.get('/v1/models/:name/versions/:v', { schema: { summary: 'A model version: metrics, curves, hyperparameters, schema, lineage', tags: ['models'], params: versionParams } }, async (req) => {
-    const p = requireScope(req, 'read');
+  app.get('/v1/models/:name/versions/:v', { schema: { summary: 'A model version: metrics, curves, hyperparameters, schema, lineage (read or predict scope: a predicting client needs the input schema)', tags: ['models'], params: versionParams } }, async (req) => {
+    const p = requireAnyScope(req, ['read', 'predict']);
     const { name, v } = req.params as { name: string; v: string };
     const rec = await s.models.resolve(p.projectId, name, v);
     const lineage = { dataset: rec.datasetId, datasetSha256: rec.datasetSha256, job: rec.jobId, created: rec.created };
@@ -108,10 +119,20 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       ...summary(rec),
       target: m.target,
       hyperparameters: m.model.params,
-      metrics: rec.metrics,
+      // The record's summary (CV means, leaderboard, warnings) with what only the manifest keeps:
+      // the fold count, each output's CV metrics and the scores on a separate test file.
+      metrics: {
+        ...rec.metrics,
+        folds: m.metrics.cv.folds,
+        ...(m.metrics.cv.outputs ? { outputs: m.metrics.cv.outputs } : {}),
+        ...(m.metrics.test ? { test: m.metrics.test } : {}),
+      },
       evaluation: d.evaluation,
       schema: m.schema,
       features: m.pipeline?.features ?? m.sequence!.channels,
+      // What each input column becomes when absent (the training median or most frequent value)
+      // and the categories the model knows: what a prediction form offers and pre-fills.
+      ...(m.pipeline ? { inputColumns: m.pipeline.steps.map((st) => ({ column: st.column, kind: st.kind, fill: st.fill, ...(st.kind === 'categorical' ? { categories: st.categories } : {}) })) } : {}),
       ...(m.sequence ? { sequence: sequenceView(m.sequence, m.model.family) } : {}),
       signature: m.signature,
       lineage,

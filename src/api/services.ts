@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isMedfitError, type Progress, type SerializedError } from '../core/index.js';
+import { isMedfitError, type CandidateScore, type Progress, type SerializedError } from '../core/index.js';
 import type { JobQueue, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
 import type { DatasetRecord, JobRecord, MetadataStore } from '../store/index.js';
 import type { ServerConfig } from './config.js';
@@ -27,9 +27,20 @@ export interface JobEvent {
   epoch?: number;
   loss?: number;
   valLoss?: number;
+  /** A family's cross-validated scores, once its last fold is scored. */
+  candidate?: CandidateScore;
   error?: { code: string; message: string };
   model?: { name: string; version: number };
 }
+
+/**
+ * A job's curve and leaderboard so far (events with an epoch or a family's scores), replayed to a
+ * stream that opens late or after the job ended: at most this many per job, the first ones kept
+ * (a curve's shape is set early; later points only arrive if there is room).
+ */
+export const JOB_HISTORY_EVENTS = 5000;
+/** Finished jobs whose history is kept in memory for a later page load (it is not stored). */
+export const JOB_HISTORY_JOBS = 100;
 
 interface Active {
   projectId: string;
@@ -72,6 +83,8 @@ export class JobManager {
   private readonly bus = new EventEmitter();
   private readonly active = new Map<string, Active>();
   private readonly lastWrite = new Map<string, number>();
+  /** Per job, its epoch and candidate events so far (insertion order = age, for the bound). */
+  private readonly history = new Map<string, JobEvent[]>();
   private readonly streams = new Set<() => void>();
   /** Per job, the end of its chain of recording steps: a retried write is never overtaken by a later event's. */
   private readonly chains = new Map<string, Promise<void>>();
@@ -193,10 +206,28 @@ export class JobManager {
     for (const end of [...this.streams]) end();
   }
 
-  /** Listens to one job's events until the returned function is called. */
-  subscribe(id: string, listener: (e: JobEvent) => void): () => void {
+  /**
+   * Listens to one job's events until the returned function is called. `past` holds the job's
+   * epoch and candidate events so far, taken in the same tick as the subscription, so none is
+   * both in `past` and delivered, and none falls between them.
+   */
+  subscribe(id: string, listener: (e: JobEvent) => void): { unsubscribe: () => void; past: JobEvent[] } {
     this.bus.on(id, listener);
-    return () => this.bus.off(id, listener);
+    return { unsubscribe: () => this.bus.off(id, listener), past: [...(this.history.get(id) ?? [])] };
+  }
+
+  private remember(id: string, e: JobEvent): void {
+    let h = this.history.get(id);
+    if (!h) {
+      h = [];
+      this.history.set(id, h);
+      // Forget the oldest jobs' histories beyond the bound (running ones are young, so kept).
+      for (const old of this.history.keys()) {
+        if (this.history.size <= JOB_HISTORY_JOBS) break;
+        if (!this.active.has(old)) this.history.delete(old);
+      }
+    }
+    if (h.length < JOB_HISTORY_EVENTS) h.push(e);
   }
 
   /**
@@ -231,14 +262,17 @@ export class JobManager {
         this.lastWrite.set(id, now + PROGRESS_PAUSE_MS);
       });
     }
-    this.bus.emit(id, {
+    const e: JobEvent = {
       type: 'progress',
       progress: p.fraction ?? 0,
       stage: p.stage,
       ...(p.epoch !== undefined ? { epoch: p.epoch } : {}),
       ...(p.loss !== undefined ? { loss: p.loss } : {}),
       ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}),
-    } satisfies JobEvent);
+      ...(p.candidate !== undefined ? { candidate: p.candidate } : {}),
+    };
+    if (e.epoch !== undefined || e.candidate !== undefined) this.remember(id, e);
+    this.bus.emit(id, e);
   }
 
   private async succeeded(id: string, r: TrainJobResult): Promise<void> {

@@ -192,6 +192,9 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
       oofPred: Float64Array.from(preds),
       ...(nOutputs > 1 ? { outputs: Object.fromEntries(data.targets.map((t, j) => [t.name, summarize(perOutput[j]!, task)])) } : {}),
     });
+    // The live leaderboard: each family as it finishes.
+    const c = board[board.length - 1]!;
+    progress({ stage: `${fam.name} scored`, fraction: done / units, candidate: { family: c.family, metrics: c.metrics, seconds: c.seconds } });
   }
   const best = pickBest(board, selection);
   const worse = worseThanMean(best);

@@ -400,6 +400,12 @@ async function crossValidate(
       perFold,
       ...(keepFits ? { fits } : {}),
     });
+    // The live leaderboard (a job page shows each family as it finishes); not for the inner
+    // searches of nested CV, whose scores are not the leaderboard's.
+    if (prefix === '') {
+      const c = board[board.length - 1]!;
+      step(`${fam.name} scored`)({ stage: '', candidate: { family: c.family, metrics: c.metrics, seconds: c.seconds } });
+    }
   }
   return board;
 }

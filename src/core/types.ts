@@ -100,6 +100,15 @@ export interface Progress {
   loss?: number;
   valLoss?: number;
   message?: string;
+  /** A family's cross-validated scores, reported once when its last fold is scored (the live leaderboard). */
+  candidate?: CandidateScore;
+}
+
+/** One family's cross-validated scores as training reports them while it goes on. */
+export interface CandidateScore {
+  family: string;
+  metrics: Record<string, { mean: number; std: number }>;
+  seconds: number;
 }
 
 /** A progress sink; implementations must be cheap, they are called from hot loops. */

@@ -62,7 +62,7 @@ export function toJobResult(result: TrainResult, artifactDir: string): TrainJobR
     task: result.task,
     metrics: result.cv.metrics,
     ...(result.nested ? { nested: result.nested } : {}),
-    leaderboard: result.leaderboard.map((c) => ({ family: c.family, metrics: c.metrics, seconds: c.seconds })),
+    leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, seconds: c.seconds })),
     warnings: result.warnings.map((w) => w.message),
   };
 }

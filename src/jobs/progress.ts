@@ -9,8 +9,8 @@ export interface ThrottledProgress {
 /**
  * Limits progress to about one update per `intervalMs`, because every update of a job crosses a
  * thread and may become a database write and a server-sent event: GBDT and CV report far more
- * often than anyone watches. A change of stage or of epoch always passes, so no stage or epoch
- * is ever invisible.
+ * often than anyone watches. A change of stage or of epoch, and a family's scores, always pass,
+ * so no stage, epoch or leaderboard entry is ever invisible.
  */
 export function throttleProgress(sink: ProgressFn, intervalMs = 100, now: () => number = Date.now): ThrottledProgress {
   let last: Progress | undefined;
@@ -24,7 +24,7 @@ export function throttleProgress(sink: ProgressFn, intervalMs = 100, now: () => 
   };
   return {
     push(p) {
-      const boundary = !last || p.stage !== last.stage || (p.epoch !== undefined && p.epoch !== last.epoch);
+      const boundary = !last || p.stage !== last.stage || (p.epoch !== undefined && p.epoch !== last.epoch) || p.candidate !== undefined;
       if (boundary || now() - lastAt >= intervalMs) send(p);
       else pending = p;
     },

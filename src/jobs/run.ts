@@ -117,7 +117,7 @@ async function runSequenceJob(
     family: result.model.family,
     task: result.task,
     metrics: result.cv.metrics,
-    leaderboard: result.leaderboard.map((c) => ({ family: c.family, metrics: c.metrics, seconds: c.seconds })),
+    leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, seconds: c.seconds })),
     warnings: result.warnings.map((w) => w.message),
   };
 }

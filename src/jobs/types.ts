@@ -68,7 +68,8 @@ export interface TrainJobResult {
   metrics: Record<string, { mean: number; std: number }>;
   /** The nested estimate of the whole choice, when asked for. */
   nested?: { folds: number; metrics: Record<string, { mean: number; std: number }>; chosen: string[] };
-  leaderboard: Array<{ family: string; metrics: Record<string, { mean: number; std: number }>; seconds: number }>;
+  /** Every family tried, with the hyperparameters it was scored with. */
+  leaderboard: Array<{ family: string; params?: Record<string, unknown>; metrics: Record<string, { mean: number; std: number }>; seconds: number }>;
   warnings: string[];
 }
 

@@ -53,13 +53,21 @@ function LiveRegion() {
   const [text, setText] = useState('');
   useEffect(() => {
     let t: ReturnType<typeof setTimeout> | undefined;
+    let hide: ReturnType<typeof setTimeout> | undefined;
     setAnnouncer((msg) => {
-      // Clear first so the same message twice is announced twice.
+      // Clear first so the same message twice is announced twice; the toast then leaves after a
+      // while so it does not cover the page (screen readers have announced it by then).
       setText('');
       clearTimeout(t);
+      clearTimeout(hide);
       t = setTimeout(() => setText(msg), 50);
+      hide = setTimeout(() => setText(''), 8000);
     });
-    return () => setAnnouncer(null);
+    return () => {
+      clearTimeout(t);
+      clearTimeout(hide);
+      setAnnouncer(null);
+    };
   }, []);
   return (
     <div class="live" role="status" aria-live="polite" data-testid="status">

@@ -39,7 +39,9 @@ export function setQuery(name: string, value: string | null): void {
   if (value === null) q.delete(name);
   else q.set(name, value);
   const s = q.toString();
-  navigate(location.pathname + (s ? `?${s}` : ''), true);
+  // The same page with another view of it (a filter, a picker): no new history entry, no scroll.
+  history.replaceState(null, '', location.pathname + (s ? `?${s}` : ''));
+  notify();
 }
 
 /** The params of `path` under `pattern`, or null when it does not match. */

@@ -1,4 +1,5 @@
 import { Page } from '../components/ui';
-// Built in the next commits.
-export function JobsPage(_props: Record<string, string>) { return <Page title="JobsPage"><p>Not built yet.</p></Page>; }
-export function JobPage(_props: Record<string, string>) { return <Page title="JobPage"><p>Not built yet.</p></Page>; }
+// Being restored in the next commit.
+export function familyName(f: string): string { return f; }
+export function JobsPage(_props: Record<string, string>) { return <Page title="Jobs"><p>Not built yet.</p></Page>; }
+export function JobPage(_props: Record<string, string>) { return <Page title="Job"><p>Not built yet.</p></Page>; }
