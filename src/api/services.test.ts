@@ -125,3 +125,33 @@ describe('JobManager with a store that refuses', () => {
     expect(unhandled).toEqual([]);
   });
 });
+
+describe('JobManager history for late event streams', () => {
+  it('keeps a job\'s epochs and family scores, in order, for a listener that subscribes later, even after the job ended', async () => {
+    const queue = new HandQueue();
+    const manager = new JobManager(store, queue, dir);
+    closers.push(() => manager.close());
+    manager.submit(job, dataset);
+    queue.events.emit('started', job.id);
+    queue.events.emit('progress', job.id, { stage: 'mlp fold 1/2', fraction: 0.1, epoch: 1, loss: 0.7, valLoss: 0.8 });
+    queue.events.emit('progress', job.id, { stage: 'mlp fold 1/2', fraction: 0.2 });
+    queue.events.emit('progress', job.id, { stage: 'mlp fold 1/2', fraction: 0.3, epoch: 2, loss: 0.5, valLoss: 0.6 });
+    const candidate = { family: 'mlp', metrics: { auroc: { mean: 0.91, std: 0.02 } }, seconds: 1.5 };
+    queue.events.emit('progress', job.id, { stage: 'mlp scored', fraction: 0.5, candidate });
+    await until(() => manager.subscribe(job.id, () => {}).past.length === 3);
+    const mid = manager.subscribe(job.id, () => {});
+    mid.unsubscribe();
+    // Only what draws the curve and the leaderboard is kept (not every fraction update).
+    expect(mid.past.map((e) => [e.epoch, e.loss, e.valLoss, e.candidate?.family])).toEqual([
+      [1, 0.7, 0.8, undefined],
+      [2, 0.5, 0.6, undefined],
+      [undefined, undefined, undefined, 'mlp'],
+    ]);
+    expect(mid.past[2]!.candidate).toEqual(candidate);
+    queue.events.emit('succeeded', job.id, result);
+    await until(async () => (await store.getJob(job.projectId, job.id))!.status === 'succeeded');
+    const after = manager.subscribe(job.id, () => {});
+    after.unsubscribe();
+    expect(after.past).toHaveLength(3);
+  });
+});

@@ -4,7 +4,7 @@
  * run's data; everything still runs for real.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { Rng, type Cell } from '../core/index.js';
+import { Rng, type Cell, type Progress } from '../core/index.js';
 import { tableFromRows } from '../data/index.js';
 import { trainTable } from './train.js';
 
@@ -241,5 +241,20 @@ describe('trainTable', () => {
     expect(plot!.output).toBe('value');
     expect(plot!.counts.reduce((x, y) => x + y, 0)).toBe(reg.rows.used);
     expect(plot!.residuals.reduce((x, g) => x + g.count, 0)).toBe(reg.rows.used);
+  });
+});
+
+describe('trainTable progress', () => {
+  it("reports each family's cross-validated scores once, as it finishes, and the same scores end up in the leaderboard", async () => {
+    const seen: Progress[] = [];
+    const r = await trainTable(visits(40), { target: 'outcome', cv: 3, seed: 2, ignore: ['patient'], onProgress: (p) => seen.push(p) });
+    const candidates = seen.filter((p) => p.candidate).map((p) => p.candidate!);
+    expect(candidates.map((c) => c.family).sort()).toEqual(r.leaderboard.map((c) => c.family).sort());
+    for (const c of candidates) expect(c.metrics).toEqual(r.leaderboard.find((l) => l.family === c.family)!.metrics);
+    // Each arrives after that family's last fold and before the refit on all rows.
+    const at = (pred: (p: Progress) => boolean) => seen.findIndex(pred);
+    for (const c of candidates) {
+      expect(at((p) => p.candidate === c)).toBeGreaterThan(at((p) => p.stage === `${c.family} fold 3/3`));
+    }
   });
 });
