@@ -58,12 +58,12 @@ describe('trainTable with several targets', () => {
     // The other targets would be features of a single-target run: leave them out.
     const single = await trainTable(t, { target: 'weight', ignore: ['waist', 'pulse'], model: 'linear', params, cv: 4, seed: 3 });
     expect(multi.cv.outputs!['weight']).toEqual(single.cv.metrics);
-    // The pooled report is the first output's; the plots are one per output, the first as a single run's.
+    // The pooled report is the first output's. Linnerud's 20 rows are too few for stored plots
+    // (PLOT_MIN_ROWS: a grid cell would be a record): neither run keeps one.
     const { importance: _mi, regression: multiPlots, ...multiReport } = multi.report;
     const { importance: _si, regression: singlePlots, ...singleReport } = single.report;
     expect(multiReport).toEqual(singleReport);
-    expect(multiPlots!.map((p) => p.output)).toEqual(TARGETS);
-    expect(multiPlots![0]).toEqual(singlePlots![0]);
+    expect([multiPlots, singlePlots]).toEqual([undefined, undefined]);
     // Importance of a multi-output model: the drop of the mean R² over its outputs.
     expect(multi.report.importance!.metric).toBe('r2');
     expect(multi.report.importance!.features.map((f) => f.feature).sort()).toEqual(['chins', 'jumps', 'situps']);

@@ -14,6 +14,9 @@ import {
   regressionPlot,
   regressionReport,
   reliabilityBins,
+  RELIABILITY_BINS,
+  RELIABILITY_MIN_BIN_ROWS,
+  PLOT_MIN_ROWS,
   type ClassificationReport,
   type EvaluationPlots,
   type RegressionReport,
@@ -218,8 +221,9 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
   const width = task === 'regression' ? nOutputs : nClasses;
   const report: SequenceTrainResult['report'] = {
     ...(task === 'regression' ? regressionReport(best.oofTrue[0]!, column(best.oofPred, width, 0)) : classificationReport(best.oofTrue[0]!, best.oofPred, nClasses)),
-    ...(task === 'binary' ? { reliability: reliabilityBins(best.oofTrue[0]!, column(best.oofPred, 2, 1)) } : {}),
-    ...(task === 'regression' ? { regression: data.targets.map((t, j) => regressionPlot(t.name, best.oofTrue[j]!, column(best.oofPred, width, j))) } : {}),
+    // Not on tiny sets, where a bin or a cell would be a window or two (PLOT_MIN_ROWS).
+    ...(task === 'binary' && best.oofTrue[0]!.length >= PLOT_MIN_ROWS ? { reliability: reliabilityBins(best.oofTrue[0]!, column(best.oofPred, 2, 1), RELIABILITY_BINS, RELIABILITY_MIN_BIN_ROWS) } : {}),
+    ...(task === 'regression' && best.oofTrue[0]!.length >= PLOT_MIN_ROWS ? { regression: data.targets.map((t, j) => regressionPlot(t.name, best.oofTrue[j]!, column(best.oofPred, width, j))) } : {}),
   };
 
   let test: SequenceTrainResult['test'];

@@ -33,6 +33,9 @@ import {
   regressionPlot,
   regressionReport,
   reliabilityBins,
+  RELIABILITY_BINS,
+  RELIABILITY_MIN_BIN_ROWS,
+  PLOT_MIN_ROWS,
   type ClassificationReport,
   type EvaluationPlots,
   type RegressionReport,
@@ -306,8 +309,9 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const report: TrainResult['report'] = {
     ...(task === 'regression' ? regressionReport(column(y, nOutputs, 0), column(best.oof, nOutputs, 0)) : classificationReport(y, best.oof, nClasses)),
     importance,
-    ...(task === 'binary' ? { reliability: reliabilityBins(y, column(best.oof, 2, 1)) } : {}),
-    ...(task === 'regression' ? { regression: targets.map((t, j) => regressionPlot(t, column(y, nOutputs, j), column(best.oof, nOutputs, j))) } : {}),
+    // Not on tiny tables, where a bin or a cell would be a record or two (PLOT_MIN_ROWS).
+    ...(task === 'binary' && y.length >= PLOT_MIN_ROWS ? { reliability: reliabilityBins(y, column(best.oof, 2, 1), RELIABILITY_BINS, RELIABILITY_MIN_BIN_ROWS) } : {}),
+    ...(task === 'regression' && y.length / nOutputs >= PLOT_MIN_ROWS ? { regression: targets.map((t, j) => regressionPlot(t, column(y, nOutputs, j), column(best.oof, nOutputs, j))) } : {}),
   };
   return {
     task,

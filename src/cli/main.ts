@@ -515,6 +515,7 @@ async function serve(argv: string[], io: Io): Promise<number> {
     }
   }
   io.stderr.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})${config.mqtt ? `, MQTT bridge on ${new URL(config.mqtt.url).host}` : ''}\n`);
+  io.stderr.write(`  web app: ${address}/ (sign in with an API key)   API docs: ${address}/docs\n`);
   // Graceful shutdown: stop accepting, drain in-flight requests, requeue running jobs, close stores.
   return new Promise<number>((resolve) => {
     let stopping = false;

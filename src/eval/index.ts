@@ -20,6 +20,8 @@ export {
   importanceScore,
   summarizeImportance,
   RELIABILITY_BINS,
+  RELIABILITY_MIN_BIN_ROWS,
+  PLOT_MIN_ROWS,
   REGRESSION_PLOT_BINS,
   RESIDUAL_GROUPS,
   RESIDUAL_MIN_ROWS,

@@ -81,9 +81,10 @@ describe('regressionPlot', () => {
     }
     expect(plot.min).toBeLessThanOrEqual(lo);
     expect(plot.max).toBeGreaterThanOrEqual(hi);
-    // Widened by less than one step (a power of ten, at most a tenth of the span) on each side, to round numbers.
-    expect(lo - plot.min).toBeLessThan((hi - lo) / 10);
-    expect(plot.max - hi).toBeLessThan((hi - lo) / 10);
+    // Widened by less than two steps (the power of ten at least a bin wide) on each side, to round numbers.
+    const step = 10 ** Math.ceil(Math.log10((hi - lo) / 24));
+    expect(lo - plot.min).toBeLessThan(2 * step);
+    expect(plot.max - hi).toBeLessThan(2 * step);
     expect([plot.min % 1, plot.max % 1]).toEqual([0, 0]);
     expect(plot.min).not.toBe(lo);
     expect(plot.max).not.toBe(hi);
@@ -122,11 +123,15 @@ describe('regressionPlot', () => {
     expect(regressionPlot('y', yTrue.subarray(0, 9), yPred.subarray(0, 9)).residuals).toEqual([]);
   });
 
-  it('rounds the range of an integer target past its extreme values', () => {
+  it('rounds the range past its extreme values, never onto one', () => {
+    // The step is the power of ten at least one of the 24 bins wide: 100 for a span of 321.
     const plot = regressionPlot('progression', Float64Array.from([25, 151, 346]), Float64Array.from([70, 160, 250]));
-    expect([plot.min, plot.max]).toEqual([20, 350]);
+    expect([plot.min, plot.max]).toEqual([0, 400]);
     const probs = regressionPlot('p', Float64Array.from([0.013, 0.5, 0.987]), Float64Array.from([0.2, 0.5, 0.8]));
-    expect([probs.min, probs.max]).toEqual([0.01, 0.99]);
+    expect([probs.min, probs.max]).toEqual([0, 1]);
+    // Values recorded to the step: a bound that would land on the extreme value moves one step out.
+    const tiny = regressionPlot('hba1c', Float64Array.from([5, 6, 7, 14]), Float64Array.from([5.5, 6, 7, 9]));
+    expect([tiny.min, tiny.max]).toEqual([4, 15]);
   });
 
   it('handles a constant output and refuses bad input', () => {

@@ -77,6 +77,19 @@ export interface EvaluationPlots {
 export const RELIABILITY_BINS = 10;
 
 /**
+ * Fewest rows for a version's evaluation to carry a reliability curve or a regression plot: on
+ * fewer, a bin or a grid cell is one or two records, and the evaluation file is readable by any
+ * key that may read the model.
+ */
+export const PLOT_MIN_ROWS = 50;
+
+/**
+ * Fewest rows a stored reliability bin averages (`minCount` of {@link reliabilityBins} when
+ * training stores one): a bin of one row would publish that record's probability and label.
+ */
+export const RELIABILITY_MIN_BIN_ROWS = 5;
+
+/**
  * The reliability (calibration) curve of binary predictions: `bins` equal-width bins of the
  * positive-class probability on [0, 1], each with its row count, mean predicted probability and
  * observed share of positives. Agrees with scikit-learn 1.2's `calibration_curve(strategy='uniform')`
@@ -87,10 +100,12 @@ export const RELIABILITY_BINS = 10;
  * own `lower`/`upper`, so a plot still knows where the gaps are.
  * @param y 0/1 labels.
  * @param p Predicted probabilities of class 1, in [0, 1].
+ * @param minCount Bins with fewer rows are left out too (1, scikit-learn's behaviour, by default;
+ *   training stores curves with {@link RELIABILITY_MIN_BIN_ROWS}).
  * @throws MedfitError MEDFIT_ERR_BAD_DATA on a length mismatch, labels other than 0/1, empty or
  *   non-finite input, a probability outside [0, 1], or `bins` not a positive integer.
  */
-export function reliabilityBins(y: Float64Array, p: Float64Array, bins = RELIABILITY_BINS): ReliabilityBin[] {
+export function reliabilityBins(y: Float64Array, p: Float64Array, bins = RELIABILITY_BINS, minCount = 1): ReliabilityBin[] {
   const fn = 'reliabilityBins';
   checkSameLength(fn, 'y', y, 'p', p);
   checkLabels(fn, 'y', y, 2);
@@ -117,7 +132,7 @@ export function reliabilityBins(y: Float64Array, p: Float64Array, bins = RELIABI
   }
   const out: ReliabilityBin[] = [];
   for (let b = 0; b < bins; b++) {
-    if (count[b] === 0) continue;
+    if (count[b] === 0 || count[b]! < minCount) continue;
     // Stored as b / bins (0.3, not numpy's 0.30000000000000004): what a page prints and a reader expects.
     out.push({ lower: b / bins, upper: (b + 1) / bins, count: count[b]!, meanPredicted: sumP[b]! / count[b]!, observed: sumY[b]! / count[b]! });
   }
@@ -138,9 +153,9 @@ export const RESIDUAL_MIN_ROWS = 10;
 
 /**
  * One regression output's predicted-versus-actual grid and residual summary. Both axes share one
- * range, the data's [min, max] widened outward to a round step (a power of ten from a hundredth
- * to a tenth of the span), so that the stored bounds are not the two most extreme records'
- * values; the grid is
+ * range, the data's [min, max] widened outward to a round step (the smallest power of ten at
+ * least one bin wide) and by a whole step where a bound would fall on an extreme value itself,
+ * so that the stored bounds never are the most extreme records' values; the grid is
  * `bins` × `bins` counts (row = actual bin, column = predicted bin), so a perfect prediction fills
  * the diagonal only. Residuals (predicted − actual) are summarised by decile of the prediction:
  * mean, population standard deviation (ddof = 0, as `error_std`) and count; fewer groups when
@@ -163,7 +178,7 @@ export function regressionPlot(output: string, yTrue: Float64Array, yPred: Float
     lo = Math.min(lo, yTrue[i]!, yPred[i]!);
     hi = Math.max(hi, yTrue[i]!, yPred[i]!);
   }
-  const { min, max } = roundedRange(lo, hi);
+  const { min, max } = roundedRange(lo, hi, bins);
   const scale = bins / (max - min);
   const cell = (v: number) => Math.min(bins - 1, Math.max(0, Math.floor((v - min) * scale)));
   const counts = new Array<number>(bins * bins).fill(0);
@@ -197,18 +212,20 @@ export function regressionPlot(output: string, yTrue: Float64Array, yPred: Float
 }
 
 /**
- * [lo, hi] widened outward to multiples of the smallest power of ten that is at least a hundredth
- * of the span (of |lo|, or 1, when lo = hi), so the bounds are round numbers rather than two
- * records' values (an integer target's extremes would survive a finer step).
+ * [lo, hi] widened outward to multiples of the smallest power of ten that is at least one of
+ * `bins` bins of the span (of |lo|, or 1, when lo = hi), and by one more step where a bound lands
+ * on lo or hi exactly: the bounds are round numbers that are never the extreme records' values
+ * (an integer target's extremes, or values recorded to the step, would otherwise survive).
  */
-function roundedRange(lo: number, hi: number): { min: number; max: number } {
+function roundedRange(lo: number, hi: number, bins: number): { min: number; max: number } {
   const span = hi - lo || Math.abs(lo) || 1;
-  const step = 10 ** Math.ceil(Math.log10(span / 100));
+  const step = 10 ** Math.ceil(Math.log10(span / bins));
   // toPrecision trims the binary noise of k × step (0.30000000000000004); the cell index clamps
   // a value that the trimming leaves a hair outside.
-  const min = Number((Math.floor(lo / step) * step).toPrecision(12));
+  let min = Number((Math.floor(lo / step) * step).toPrecision(12));
+  if (min >= lo) min = Number((min - step).toPrecision(12));
   let max = Number((Math.ceil(hi / step) * step).toPrecision(12));
-  if (!(max > min)) max = Number((min + step).toPrecision(12));
+  if (max <= hi) max = Number((max + step).toPrecision(12));
   return { min, max };
 }
 
