@@ -10,7 +10,7 @@ export const WEB_DIST = fileURLToPath(new URL('../../web/dist/', import.meta.url
 const APP_PATHS = ['/datasets', '/datasets/*', '/train', '/jobs', '/jobs/*', '/models', '/models/*', '/admin', '/admin/*'];
 
 /** Paths the web app answers without a key: its page, its app routes and its static files. */
-export const WEB_PUBLIC = /^\/(?:|assets\/[^/]+|favicon\.svg|(?:datasets|jobs|models|admin|train)(?:\/[^?]*)?)$/;
+export const WEB_PUBLIC = /^\/(?:|train|assets\/[^/]+|favicon\.svg|(?:datasets|jobs|models|admin)(?:\/[^?]*)?)$/;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
