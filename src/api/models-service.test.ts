@@ -1,13 +1,15 @@
 /**
  * Raw sensor samples for a sequence model (`POST /v1/models/{name}/predict` with `samples`):
  * read into streams with pointers for every problem, bounded before allocating, and windowed
- * with the model's preparation.
+ * with the model's preparation. The bounded queue explained predictions go through, and the
+ * explanation loop stopping when its client goes away.
  */
 import { describe, expect, it } from 'vitest';
-import { MedfitError, type Matrix } from '../core/index.js';
+import { MedfitError, Rng, type Matrix } from '../core/index.js';
+import { explainAsync, getFamily } from '../models/index.js';
 import { SEQUENCE_PREP_VERSION, windowCount, type SequencePrep } from '../sequence/index.js';
 import type { ServedSequence } from '../serve/index.js';
-import { predictSamples, readSamples } from './models-service.js';
+import { WorkQueue, predictSamples, readSamples } from './models-service.js';
 
 const prep = (over: Partial<SequencePrep> = {}): SequencePrep => ({
   version: SEQUENCE_PREP_VERSION,
@@ -143,5 +145,93 @@ describe('predictSamples', () => {
     // Two samples 1.9 s apart at 10 Hz are 20 steps; a 1 Hz stream with a long allowed gap can span far more.
     const sparse = Array.from({ length: 50 }, (_, i) => ({ t: i * 3_600_000, ax: 1, ay: 1 }));
     await expect(predictSamples(fakeModel(prep({ maxGap: 86_400 })), { samples: sparse }, 1e6)).rejects.toMatchObject({ status: 413 });
+  });
+});
+
+describe('WorkQueue (explained predictions)', () => {
+  /** Work that runs until `finish()` is called; `started` tells whether it began. */
+  function job() {
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    const j = { started: false, finish: () => finish(), work: async () => ((j.started = true), await done, 'ok') };
+    return j;
+  }
+  const settle = () => new Promise((r) => setImmediate(r));
+
+  it('runs `concurrency` at once, first come first served, and refuses beyond the queue with 503 and Retry-After', async () => {
+    const q = new WorkQueue({ concurrency: 1, queue: 2, refusal: 'busy' });
+    const [a, b, c] = [job(), job(), job()];
+    const pa = q.run(a.work);
+    const pb = q.run(b.work);
+    const pc = q.run(c.work);
+    await settle();
+    expect([a.started, b.started, c.started]).toEqual([true, false, false]);
+    expect(q.load()).toMatchObject({ running: 1, waiting: 2 });
+    await expect(q.run(job().work)).rejects.toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503, retryAfter: expect.any(Number) });
+    a.finish();
+    await expect(pa).resolves.toBe('ok');
+    await settle();
+    // The finished one's place goes to the first waiting, not to a newcomer.
+    const d = job();
+    const pd = q.run(d.work);
+    await settle();
+    expect([b.started, c.started, d.started]).toEqual([true, false, false]);
+    expect(q.load()).toMatchObject({ running: 1, waiting: 2 });
+    b.finish();
+    c.finish();
+    d.finish();
+    await expect(Promise.all([pb, pc, pd])).resolves.toEqual(['ok', 'ok', 'ok']);
+    expect(q.load()).toMatchObject({ running: 0, waiting: 0 });
+  });
+
+  it('a waiting caller whose signal aborts leaves the queue (409, cancelled); a failing run frees its place', async () => {
+    const q = new WorkQueue({ concurrency: 1, queue: 1, refusal: 'busy' });
+    const a = job();
+    const pa = q.run(a.work);
+    const gone = new AbortController();
+    const b = job();
+    const pb = q.run(b.work, gone.signal);
+    await settle();
+    expect(q.load()).toMatchObject({ running: 1, waiting: 1 });
+    gone.abort();
+    await expect(pb).rejects.toMatchObject({ code: 'MEDFIT_ERR_CANCELLED' });
+    expect(q.load()).toMatchObject({ running: 1, waiting: 0 });
+    expect(b.started).toBe(false);
+    // Already aborted: refused before queueing.
+    await expect(q.run(job().work, gone.signal)).rejects.toMatchObject({ code: 'MEDFIT_ERR_CANCELLED' });
+    a.finish();
+    await pa;
+    await expect(q.run(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(q.load()).toMatchObject({ running: 0, waiting: 0 });
+  });
+});
+
+describe('explainAsync with a signal', () => {
+  it('stops at its next slice once the signal aborts, with MEDFIT_ERR_CANCELLED', async () => {
+    const rng = new Rng(3);
+    const dims = [12, 256, 256, 2];
+    const layers = dims.slice(0, -1).map((inDim, i) => ({
+      inDim,
+      outDim: dims[i + 1]!,
+      activation: (i === dims.length - 2 ? 'softmax' : 'relu') as 'relu' | 'softmax',
+      kernel: Array.from({ length: inDim * dims[i + 1]! }, () => rng.normal() * Math.sqrt(2 / inDim)),
+      bias: Array.from({ length: dims[i + 1]! }, () => 0.1 * rng.normal()),
+    }));
+    const model = getFamily('mlp').load({ family: 'mlp', task: 'binary', nClasses: 2, nFeatures: 12, params: {}, weights: { layers } });
+    // Many rows: minutes of work if it ran to its end.
+    const x = { rows: 200, cols: 12, data: Float64Array.from({ length: 2400 }, () => rng.normal()) };
+    const gone = new AbortController();
+    let slices = 0;
+    const tick = () => {
+      slices++;
+      if (slices === 3) gone.abort();
+      if (!gone.signal.aborted) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const t0 = performance.now();
+    await expect(explainAsync(model, x, { reference: new Float64Array(12), sliceMs: 5, signal: gone.signal })).rejects.toMatchObject({ code: 'MEDFIT_ERR_CANCELLED' });
+    // A few slices, not 200 rows (each row alone is tens of slices).
+    expect(performance.now() - t0).toBeLessThan(5000);
+    await expect(explainAsync(model, x, { reference: new Float64Array(12), signal: gone.signal })).rejects.toMatchObject({ code: 'MEDFIT_ERR_CANCELLED' });
   });
 });

@@ -55,8 +55,76 @@ export const MAX_EXPLAIN_COST = 5e9;
  */
 const EXPLAIN_SLICE_MS = 10;
 
+/**
+ * Explanations of a process running at once. They run on the main thread in slices (see
+ * EXPLAIN_SLICE_MS), so a second one at the same time adds no throughput: it only doubles both
+ * requests' time and the event loop's share they take. Everything else (health checks, plain
+ * predictions, which never wait for explanations) is answered between slices.
+ */
+export const EXPLAIN_CONCURRENCY = 1;
+
+/**
+ * Explained requests that may wait for their turn (each up to MAX_EXPLAIN_COST, about 5–10 s):
+ * the next is refused at once with 503 and `Retry-After`, rather than kept waiting for minutes.
+ * A waiting request whose client goes away leaves the queue.
+ */
+export const EXPLAIN_QUEUE = 8;
+
 /** How long a model's version list is trusted without asking the store again. */
 const VERSIONS_TTL_MS = 1000;
+
+/**
+ * Runs work at most `concurrency` at a time, first come first served, with at most `queue`
+ * callers waiting; a caller beyond that is refused with `Errors.unavailable` (503) and a
+ * `Retry-After` of about one run's time (a moving average), when a place in the queue frees.
+ * A caller's `signal` takes it out of the queue (rejecting with `Errors.cancelled`); stopping
+ * work already running is the work's own business (it gets the same signal).
+ */
+export class WorkQueue {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** Moving average of a completed run's time, for `Retry-After`. */
+  private averageMs = 1000;
+
+  constructor(private readonly o: { concurrency: number; queue: number; refusal: string }) {}
+
+  /** Runs now, waiting, and the average run's time (for metrics and tests). */
+  load(): { running: number; waiting: number; averageMs: number } {
+    return { running: this.running, waiting: this.waiting.length, averageMs: this.averageMs };
+  }
+
+  /** Runs `work` when a place is free; refused at once when the queue is full, cancelled when `signal` aborts first. */
+  async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) throw Errors.cancelled('the request');
+    if (this.running < this.o.concurrency) this.running++;
+    else if (this.waiting.length >= this.o.queue) throw Errors.unavailable(this.o.refusal, Math.min(60, this.averageMs / 1000));
+    else {
+      // A finishing run hands its place over (`running` unchanged), so no newcomer jumps the queue.
+      await new Promise<void>((resolve, reject) => {
+        const start = () => {
+          signal?.removeEventListener('abort', leave);
+          resolve();
+        };
+        const leave = () => {
+          const i = this.waiting.indexOf(start);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(Errors.cancelled('the request'));
+        };
+        this.waiting.push(start);
+        signal?.addEventListener('abort', leave, { once: true });
+      });
+    }
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      if (!signal?.aborted) this.averageMs = 0.7 * this.averageMs + 0.3 * (performance.now() - t0);
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
 
 /** A version's stored description, read and verified by the registry. */
 export type VersionDetails = { source: 'uploaded'; info: UploadInfo } | { source: 'trained'; manifest: Manifest; evaluation: unknown };
@@ -110,6 +178,12 @@ export class ModelService {
   private readonly cache: ModelCache<ServedModel>;
   private readonly versionLists = new Map<string, { list: ModelVersionRecord[]; until: number }>();
   private readonly invalidationListeners: Array<() => void> = [];
+  /** Explained predictions: EXPLAIN_CONCURRENCY at a time, EXPLAIN_QUEUE waiting (plain ones never wait here). */
+  private readonly explanations = new WorkQueue({
+    concurrency: EXPLAIN_CONCURRENCY,
+    queue: EXPLAIN_QUEUE,
+    refusal: `the server is busy explaining other predictions (${EXPLAIN_CONCURRENCY} at a time, ${EXPLAIN_QUEUE} waiting): try again after the time Retry-After gives, or send the request without "explain" (plain predictions do not wait for explanations)`,
+  });
 
   constructor(
     private readonly store: MetadataStore,
@@ -177,10 +251,17 @@ export class ModelService {
    * main thread by the training engine (loaded once per cached version) in float64, and so are
    * that request's probabilities or values, so the two agree exactly; the work is bounded before
    * it starts (`MAX_EXPLAIN_RECORDS`, `MAX_EXPLAIN_COST`) and yields to the event loop every
-   * `EXPLAIN_SLICE_MS`. Only table models trained by medfit are explained: a sequence or uploaded
-   * model is a 400, a version trained before explanations a 422 asking to retrain.
+   * `EXPLAIN_SLICE_MS`; at most EXPLAIN_CONCURRENCY run at once and EXPLAIN_QUEUE wait, a
+   * request beyond that is a 503 with `Retry-After`. `signal` (the client went away) takes a
+   * waiting request out of the queue and stops a running one before its next slice. Only table
+   * models trained by medfit are explained: a sequence or uploaded model is a 400, a version
+   * trained before explanations a 422 asking to retrain.
    */
-  async predict(rec: ModelVersionRecord, records: RawRecord[], options: { explain?: boolean } = {}): Promise<{ predictions: Prediction[] | ExplainedPrediction[]; warnings: Warning[] }> {
+  async predict(
+    rec: ModelVersionRecord,
+    records: RawRecord[],
+    options: { explain?: boolean; signal?: AbortSignal | undefined } = {},
+  ): Promise<{ predictions: Prediction[] | ExplainedPrediction[]; warnings: Warning[] }> {
     const m = await this.load(rec);
     if (options.explain) {
       if (rec.source === 'uploaded' || m.sequence) {
@@ -205,7 +286,12 @@ export class ModelService {
       checkFloat32Range(new Float32Array(x.data), m.features);
       const engine = await this.engine(rec, m);
       const name = `model "${rec.name}" version ${rec.version}`;
-      const predictions = await explainPredictions(engine, { rows: x.rows, cols: m.features.length, data: x.data }, { name, maxCost: MAX_EXPLAIN_COST, sliceMs: EXPLAIN_SLICE_MS });
+      const signal = options.signal;
+      const predictions = await explainPredictions(
+        engine,
+        { rows: x.rows, cols: m.features.length, data: x.data },
+        { name, maxCost: MAX_EXPLAIN_COST, sliceMs: EXPLAIN_SLICE_MS, signal, schedule: (work) => this.explanations.run(work, signal) },
+      );
       return { predictions, warnings };
     }
     const features = new Float32Array(x.data);
@@ -352,6 +438,12 @@ export class ModelService {
       });
     }
     return m.engine;
+  }
+
+  /** Explanations running and waiting now (see EXPLAIN_CONCURRENCY, EXPLAIN_QUEUE). */
+  explainLoad(): { running: number; waiting: number } {
+    const { running, waiting } = this.explanations.load();
+    return { running, waiting };
   }
 
   /** Drops a cached session (after a stage change nothing is needed; after deletion it is). */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Errors, type RawRecord } from '../core/index.js';
 import { ONNX_FILE, discardUpload, saveUpload, sha256, type UploadDeclaration } from '../registry/index.js';
 import { checkUploadIsolated } from '../serve/index.js';
@@ -104,41 +104,68 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     return { name, versions: versions.map(summary) };
   });
 
-  app.get('/v1/models/:name/versions/:v', { schema: { summary: 'A model version: metrics, curves, hyperparameters, schema, lineage (read or predict scope: a predicting client needs the input schema)', tags: ['models'], params: versionParams } }, async (req) => {
-    const p = requireAnyScope(req, ['read', 'predict']);
-    const { name, v } = req.params as { name: string; v: string };
-    const rec = await s.models.resolve(p.projectId, name, v);
-    const lineage = { dataset: rec.datasetId, datasetSha256: rec.datasetSha256, job: rec.jobId, created: rec.created };
-    const d = s.models.details(rec);
-    if (d.source === 'uploaded') {
-      const info = d.info;
-      return { ...summary(rec), inputs: info.inputs, outputs: info.outputs, features: info.features, classes: info.classes ?? null, lineage };
-    }
-    const m = d.manifest;
-    return {
-      ...summary(rec),
-      target: m.target,
-      hyperparameters: m.model.params,
-      // The record's summary (CV means, leaderboard, warnings) with what only the manifest keeps:
-      // the fold count, each output's CV metrics and the scores on a separate test file.
-      metrics: {
-        ...rec.metrics,
-        folds: m.metrics.cv.folds,
-        ...(m.metrics.cv.outputs ? { outputs: m.metrics.cv.outputs } : {}),
-        ...(m.metrics.test ? { test: m.metrics.test } : {}),
+  app.get(
+    '/v1/models/:name/versions/:v',
+    {
+      schema: {
+        summary: 'A model version: metrics, curves, hyperparameters, schema, lineage (with the predict scope only: what predicting needs)',
+        description:
+          'With the `read` (or `admin`) scope: the whole version: summary, target, hyperparameters, metrics, evaluation (curves, thresholds, calibration), schema, features, input columns with their fill values, sequence preparation, signature, lineage (dataset, its SHA-256, job) and engine versions. ' +
+          'A key with the `predict` scope but neither `read` nor `admin` gets only what a client needs to predict (a prediction form): `name`, `version`, `stage`, `source`, `family`, `task`, `target` (`column`, `task`, `classes`), `schema`, `features`, `inputColumns`, `sequence` and `signature` for a trained model; `inputs`, `outputs`, `features` and `classes` for an uploaded one. No evaluation, metrics, hyperparameters, lineage or engine versions.',
+        tags: ['models'],
+        params: versionParams,
       },
-      evaluation: d.evaluation,
-      schema: m.schema,
-      features: m.pipeline?.features ?? m.sequence!.channels,
+    },
+    async (req) => {
+      const p = requireAnyScope(req, ['read', 'predict']);
+      const { name, v } = req.params as { name: string; v: string };
+      const rec = await s.models.resolve(p.projectId, name, v);
+      // A predict-only key (a prediction form, a device) reads the input side, not how the model
+      // was made or how well it scores.
+      const full = p.scopes.includes('read') || p.scopes.includes('admin');
+      const lineage = { dataset: rec.datasetId, datasetSha256: rec.datasetSha256, job: rec.jobId, created: rec.created };
+      const d = s.models.details(rec);
+      const ident = { name: rec.name, version: rec.version, stage: rec.stage, source: rec.source, family: rec.family, task: rec.task };
+      if (d.source === 'uploaded') {
+        const info = d.info;
+        const io = { inputs: info.inputs, outputs: info.outputs, features: info.features, classes: info.classes ?? null };
+        return full ? { ...summary(rec), ...io, lineage } : { ...ident, ...io };
+      }
+      const m = d.manifest;
+      const features = m.pipeline?.features ?? m.sequence!.channels;
       // What each input column becomes when absent (the training median or most frequent value)
       // and the categories the model knows: what a prediction form offers and pre-fills.
-      ...(m.pipeline ? { inputColumns: m.pipeline.steps.map((st) => ({ column: st.column, kind: st.kind, fill: st.fill, ...(st.kind === 'categorical' ? { categories: st.categories } : {}) })) } : {}),
-      ...(m.sequence ? { sequence: sequenceView(m.sequence, m.model.family) } : {}),
-      signature: m.signature,
-      lineage,
-      engines: m.engines,
-    };
-  });
+      const inputColumns = m.pipeline
+        ? { inputColumns: m.pipeline.steps.map((st) => ({ column: st.column, kind: st.kind, fill: st.fill, ...(st.kind === 'categorical' ? { categories: st.categories } : {}) })) }
+        : {};
+      const sequence = m.sequence ? { sequence: sequenceView(m.sequence, m.model.family) } : {};
+      if (!full) {
+        const target = { column: m.target.column, task: m.target.task, ...(m.target.classes ? { classes: m.target.classes } : {}) };
+        return { ...ident, target, schema: m.schema, features, ...inputColumns, ...sequence, signature: m.signature };
+      }
+      return {
+        ...summary(rec),
+        target: m.target,
+        hyperparameters: m.model.params,
+        // The record's summary (CV means, leaderboard, warnings) with what only the manifest keeps:
+        // the fold count, each output's CV metrics and the scores on a separate test file.
+        metrics: {
+          ...rec.metrics,
+          folds: m.metrics.cv.folds,
+          ...(m.metrics.cv.outputs ? { outputs: m.metrics.cv.outputs } : {}),
+          ...(m.metrics.test ? { test: m.metrics.test } : {}),
+        },
+        evaluation: d.evaluation,
+        schema: m.schema,
+        features,
+        ...inputColumns,
+        ...sequence,
+        signature: m.signature,
+        lineage,
+        engines: m.engines,
+      };
+    },
+  );
 
   app.post(
     '/v1/models/:name/versions/:v/stage',
@@ -225,7 +252,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     },
   );
 
-  const predict = async (req: import('fastify').FastifyRequest, version: string | undefined) => {
+  const predict = async (req: FastifyRequest, reply: FastifyReply, version: string | undefined) => {
     const p = requireScope(req, 'predict');
     const { name } = req.params as { name: string };
     const rec = await s.models.resolve(p.projectId, name, version);
@@ -243,14 +270,34 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     const records = body.records;
     // Recorded before predicting so that refused attempts are in the audit trail too.
     req.auditEntry = { action: 'model.predict', resource: `model:${name}/${rec.version}`, rows: records.length };
-    const { predictions, warnings } = await s.models.predict(rec, records, { explain: body.explain === true });
+    const explain = body.explain === true;
+    // An explanation is seconds of the main thread's time: a client that goes away (the
+    // connection closes before the answer is sent) takes its request out of the queue or stops
+    // it at its next slice, so it frees its place for the next.
+    const gone = explain ? new AbortController() : undefined;
+    const onClose = () => {
+      if (!reply.raw.writableFinished) gone!.abort();
+    };
+    if (gone) {
+      reply.raw.once('close', onClose);
+      // Gone already (while the body was read or the key looked up): 'close' has been emitted.
+      // (`req.raw` itself is destroyed once its body is read, so it says nothing here.)
+      if (reply.raw.destroyed || req.raw.socket?.destroyed) gone.abort();
+    }
+    let out: Awaited<ReturnType<typeof s.models.predict>>;
+    try {
+      out = await s.models.predict(rec, records, { explain, signal: gone?.signal });
+    } finally {
+      if (gone) reply.raw.off('close', onClose);
+    }
+    const { predictions, warnings } = out;
     s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', records.length);
     return { model: { name, version: rec.version }, predictions, ...(warnings.length ? { warnings: warnings.map((w) => w.message) } : {}) };
   };
-  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req) =>
-    predict(req, undefined),
+  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req, reply) =>
+    predict(req, reply, undefined),
   );
-  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req) =>
-    predict(req, (req.params as { v: string }).v),
+  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req, reply) =>
+    predict(req, reply, (req.params as { v: string }).v),
   );
 }

@@ -97,11 +97,12 @@ export function defaultPermutations(players: number): number {
 const MAX_BATCH_VALUES = 1 << 20;
 
 /**
- * Most multiply-adds one forward pass of coalition points takes (about 10–30 ms here): the
+ * Most multiply-adds one forward pass of coalition points takes (about 10–15 ms here, idle): the
  * longest stretch `explainAsync` cannot interrupt, whatever the network's width (a single point
- * of a wider network is one pass).
+ * of a wider network is one pass). At 1 << 24 a server's other requests waited 20–30 ms a
+ * slice; much smaller passes would pay more for each pass's setup (its copy of the kernels).
  */
-const MAX_BATCH_OPS = 1 << 24;
+const MAX_BATCH_OPS = 1 << 23;
 
 /** Per-row contributions with the base value they are measured from. */
 export interface Explanation {
@@ -166,12 +167,16 @@ export function explain(model: TrainedModel, x: Matrix, options: ExplainOptions 
  * `explain`, yielding to the event loop (`setImmediate`) whenever about `sliceMs` (default 20)
  * of work has run since the last yield, so a server answers other requests meanwhile. A slice is
  * one row (gbdt) or one forward pass of coalition points (mlp), so no slice runs much longer.
+ * `signal`: once aborted (the client went away), the work stops before its next step and the
+ * promise rejects with `Errors.cancelled`; nothing more is computed for nobody.
  */
-export async function explainAsync(model: TrainedModel, x: Matrix, options: ExplainOptions & { sliceMs?: number } = {}): Promise<Explanation> {
+export async function explainAsync(model: TrainedModel, x: Matrix, options: ExplainOptions & { sliceMs?: number; signal?: AbortSignal | undefined } = {}): Promise<Explanation> {
   const slice = options.sliceMs ?? 20;
+  const signal = options.signal;
   const steps = explainSteps(model, x, options);
   let since = performance.now();
   for (;;) {
+    if (signal?.aborted) throw Errors.cancelled('the explanation');
     const r = steps.next();
     if (r.done) return r.value;
     if (performance.now() - since >= slice) {

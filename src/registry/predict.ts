@@ -168,6 +168,14 @@ export interface ExplainRecordsOptions {
   maxCost?: number;
   /** Longest stretch of work between yields to the event loop (see `explainAsync`). */
   sliceMs?: number;
+  /** Once aborted, the work stops before its next step and the call rejects with `Errors.cancelled`. */
+  signal?: AbortSignal | undefined;
+  /**
+   * Runs the work (once the model and the cost are checked, so that a refusal is immediate):
+   * a server's bounded queue of explanations, which may refuse it (503) or start it later.
+   * Default: at once.
+   */
+  schedule?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -195,10 +203,18 @@ export async function explainPredictions(a: { manifest: Manifest; model: Trained
       );
     }
   }
-  const e = await explainAsync(model, x, { groups, ...(m.explain ? { reference: m.explain.reference } : {}), ...(options.sliceMs !== undefined ? { sliceMs: options.sliceMs } : {}) });
   const outputs = outputNames(m);
   const classes = m.task === 'regression' ? undefined : m.target.classes;
-  const predictions = formatPredictions(classes, model.predict(x), x.rows, outputs);
+  const work = async () => {
+    const e = await explainAsync(model, x, {
+      groups,
+      ...(m.explain ? { reference: m.explain.reference } : {}),
+      ...(options.sliceMs !== undefined ? { sliceMs: options.sliceMs } : {}),
+      signal: options.signal,
+    });
+    return { e, predictions: formatPredictions(classes, model.predict(x), x.rows, outputs) };
+  };
+  const { e, predictions } = await (options.schedule ? options.schedule(work) : work());
   // Keys of several raw outputs: class labels (multiclass) or output names (several targets).
   const keys = e.outputs === 1 ? undefined : m.task === 'multiclass' ? classes : outputs;
   if (keys !== undefined && keys.length !== e.outputs) throw Errors.internal(`the model explains ${e.outputs} outputs but its manifest names ${keys.length}`);
