@@ -2,8 +2,9 @@
  * The datasets pages in Chromium: upload breast_cancer_wdbc.csv through the form (progress bar,
  * then the profile page with histograms and the target's balance, surviving a reload), readable
  * errors for a malformed and a too-large file, a sensor dataset's channels plotted over time with
- * a session picker, identifier warnings, what a read-only key is offered, delete with a confirm
- * step; axe-core on every page, 390 px without sideways scrolling, screenshots.
+ * a session picker (for keys with the train scope; a read-only key gets the overview and a note),
+ * identifier warnings, what a read-only key is offered, delete with a confirm step; axe-core on
+ * every page, 390 px without sideways scrolling, screenshots.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -199,6 +200,33 @@ describe.skipIf(SKIP_REASON !== null)('the datasets pages in Chromium', () => {
     await page.reload();
     await page.locator('#session-plot figure.ds-channel canvas').first().waitFor();
     await expect(page.locator('#session-plot .ds-facts').textContent()).resolves.toMatch(/Session\s*s02-a/);
+    expect(errors).toEqual([]);
+    await context.close();
+  }, SLOW);
+
+  it("shows a read-only key a sensor dataset's overview but no plot of its samples, with a note on the scope it needs", async () => {
+    const { key } = await createKey(web.server.services.store, 'default', ['read'], 'sensor reader');
+    const { page, errors, context } = await openPage(browser, web.base);
+    const asked: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/series')) asked.push(r.url());
+    });
+    await signIn(page, key);
+    await page.goto(`/datasets/${sensor.id}`);
+    await page.getByRole('heading', { level: 1, name: 'wearable' }).waitFor();
+    // The overview stays.
+    await expect.poll(() => page.locator('#sensor').textContent()).toMatch(/Subjects\s*2/);
+    await expect(page.locator('#sensor').textContent()).resolves.toMatch(/Samples per label of activity/);
+    // The plot does not: a note says why, and the samples are never asked for.
+    const plot = page.locator('#session-plot');
+    await expect(plot.getByRole('heading', { name: 'One session over time' }).count()).resolves.toBe(1);
+    await expect(plot.textContent()).resolves.toMatch(/Plotting a session's samples needs a key with the train scope/);
+    await expect(plot.locator('figure.ds-channel').count()).resolves.toBe(0);
+    await expect(plot.getByLabel('Session', { exact: true }).count()).resolves.toBe(0);
+    await page.locator('.ds-columns-table').waitFor();
+    expect(asked).toEqual([]);
+    await screenshot(page, 'datasets-sensor-read-only');
+    await expectAccessible(page, 'a sensor dataset page for a read-only key');
     expect(errors).toEqual([]);
     await context.close();
   }, SLOW);

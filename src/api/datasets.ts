@@ -1,10 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
 import { Errors, deserializeError, serializeError, startWorker, streamToFileAtomic, writeFileAtomic, type SerializedError } from '../core/index.js';
+import { WorkQueue } from './work-queue.js';
 import { profileFileInWorker, readTable, type Table, type TableFormat } from '../data/index.js';
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
 import type { DatasetRecord } from '../store/index.js';
@@ -39,8 +41,12 @@ const seriesJson = {
   type: 'object',
   required: ['subject', 'session', 'index', 'sessions', 'samples', 'bucket', 'start', 'timeUnit', 'seconds', 'channels'],
   properties: {
-    subject: { type: 'string' },
-    session: { type: 'string', description: 'the session\'s name (its session column\'s value; empty when the table has no session column: each subject is one session)' },
+    subject: { type: 'string', description: 'the subject (its subject column\'s value), or "subject <k>" (k: its 0-based index in order of first appearance) when the profile flags the subject column as a possible identifier' },
+    session: {
+      type: 'string',
+      description:
+        'the session\'s name (its session column\'s value; empty when the table has no session column: each subject is one session), or "session <index>" when the subject is a pseudonym or the profile flags the session column as a possible identifier',
+    },
     index: { type: 'integer', description: 'the session\'s index, as asked' },
     sessions: { type: 'integer', description: 'how many sessions the dataset has' },
     samples: { type: 'integer', description: 'samples in the session' },
@@ -113,30 +119,8 @@ const FIT_TASK = 'medfit:fit-to-csv';
 const FIT_TIMEOUT_MS = 10 * 60 * 1000;
 const FIT_HEAP_MB = 4096;
 
-/**
- * At most `limit` tasks at once; the others wait their turn, first come first served. A finished
- * task hands its slot straight to the next in line, so no newcomer can slip in between.
- */
-class Gate {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.running++;
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
-  }
-}
-
 /** FIT conversions at once (each may need gigabytes for a large file); more uploads wait their turn. */
-const fitGate = new Gate(1);
+const fitGate = new WorkQueue({ concurrency: 1, refusal: 'too many FIT conversions are waiting; retry shortly' });
 
 /**
  * Runs this module as a worker thread's entry on `data` (its `task` says which; see the bottom
@@ -145,12 +129,20 @@ const fitGate = new Gate(1);
  * names the dataset in user errors. A worker's own MedfitErrors pass through; anything else is a
  * plain internal error, its message (which may name server paths) left in the thread.
  */
-async function runWorker<T>(data: { task: string }, o: { name: string; doing: string; source: string; heapMb: number; timeoutMs: number }): Promise<T> {
+async function runWorker<T>(
+  data: { task: string },
+  o: { name: string; doing: string; source: string; heapMb: number; timeoutMs: number; signal?: AbortSignal | undefined; gone?: () => Error },
+): Promise<T> {
+  const gone = o.gone ?? (() => Errors.cancelled(`the ${o.name}`));
+  if (o.signal?.aborted) throw gone();
   const worker = startWorker(new URL(import.meta.url), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: o.heapMb } });
   let timer: NodeJS.Timeout | undefined;
+  let stop: (() => void) | undefined;
   try {
     return await new Promise<T>((resolve, reject) => {
       timer = setTimeout(() => reject(Errors.badData(o.source, `${o.doing} took longer than ${Math.round(o.timeoutMs / 1000)} s; it was stopped`)), o.timeoutMs);
+      // The caller went away: the worker is terminated below rather than left to finish for no one.
+      if (o.signal) o.signal.addEventListener('abort', (stop = () => reject(gone())), { once: true });
       worker.once('message', (m: WorkerMessage<T>) => ('result' in m ? resolve(m.result) : reject(m.error.code === 'MEDFIT_ERR_INTERNAL' ? Errors.internal(`the ${o.name} failed`) : deserializeError(m.error))));
       worker.once('error', (e: Error & { code?: string }) =>
         reject(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? Errors.badData(o.source, `${o.doing} needed more than ${o.heapMb} MB of memory`) : Errors.internal(`the ${o.name} worker failed`, e)),
@@ -159,6 +151,7 @@ async function runWorker<T>(data: { task: string }, o: { name: string; doing: st
     });
   } finally {
     clearTimeout(timer);
+    if (stop) o.signal!.removeEventListener('abort', stop);
     await worker.terminate();
   }
 }
@@ -187,6 +180,10 @@ interface SeriesWorkerData {
   label: string | undefined;
   session: number;
   points: number;
+  /** Name the subject by index, not by value: the subject column may identify a person. */
+  pseudonymousSubject: boolean;
+  /** Name the session by index: its column, or the subject's, may identify a person. */
+  pseudonymousSession: boolean;
 }
 const SERIES_TASK = 'medfit:session-series';
 const SERIES_TIMEOUT_MS = 5 * 60 * 1000;
@@ -194,18 +191,100 @@ const SERIES_HEAP_MB = 4096;
 /** Values (buckets × channels) one series answer may hold: a very wide dataset gets fewer points, not a 100 MB answer. */
 const SERIES_MAX_VALUES = 1_000_000;
 /** Series read at once: each reads the whole dataset into memory. */
-const seriesGate = new Gate(2);
+const SERIES_WORKERS = 2;
+/** Series requests that may wait for a reader; past that a 503 with Retry-After. */
+const SERIES_MAX_WAITING = 8;
+/** Seconds a refused series request is told to wait (a series of a large dataset takes seconds). */
+const SERIES_RETRY_AFTER_S = 5;
+/** Most distinct values a label track's column may have: past that its values tell records apart rather than classes. */
+const SERIES_MAX_LABELS = 50;
+const seriesGate = new WorkQueue({
+  concurrency: SERIES_WORKERS,
+  queue: SERIES_MAX_WAITING,
+  refusal: `${SERIES_MAX_WAITING} series requests are already waiting for the ${SERIES_WORKERS} series readers; retry shortly`,
+  retryAfterS: SERIES_RETRY_AFTER_S,
+});
+/** What a series request that was dropped (its client went away) fails with; no one reads it. */
+const seriesGone = () => Errors.cancelled('the series request (its client went away)');
 
 /**
  * One session of a stored sensor dataset as a plot's series, as JSON text (`SessionSeries`),
  * computed in a worker thread: the whole file is read and grouped into sessions there, as a
  * training job reads it, so a large dataset never holds the event loop, and the answer crosses
- * back as one string that is sent as it is.
+ * back as one string that is sent as it is. When `signal` aborts (the client went away) the
+ * request leaves the line, or its worker is terminated.
  */
-function seriesInWorker(data: Omit<SeriesWorkerData, 'task'>): Promise<string> {
-  return seriesGate.run(() =>
-    runWorker({ task: SERIES_TASK, ...data } satisfies SeriesWorkerData, { name: 'series reader', doing: 'reading the dataset', source: data.source, heapMb: SERIES_HEAP_MB, timeoutMs: SERIES_TIMEOUT_MS }),
+function seriesInWorker(data: Omit<SeriesWorkerData, 'task'>, signal: AbortSignal): Promise<string> {
+  return seriesGate.run(
+    (sig) =>
+      runWorker({ task: SERIES_TASK, ...data } satisfies SeriesWorkerData, {
+        name: 'series reader',
+        doing: 'reading the dataset',
+        source: data.source,
+        heapMb: SERIES_HEAP_MB,
+        timeoutMs: SERIES_TIMEOUT_MS,
+        signal: sig,
+        gone: seriesGone,
+      }),
+    signal,
+    seriesGone,
   );
+}
+
+/** What the series route reads of a stored profile's columns (`ColumnProfile` of the data room). */
+interface ProfiledColumn {
+  name: string;
+  type: string;
+  identifier?: string;
+  distinct?: number;
+  distinctApprox?: boolean;
+}
+
+/** A stored profile (`TableProfile` of the data room), as far as this module reads it. */
+type StoredProfile = { columns: ProfiledColumn[]; target?: { column?: string; type?: string } } & Record<string, unknown>;
+
+/** The stored profile of a dataset (written at upload), or null when there is none. */
+async function storedProfile(dataDir: string, d: DatasetRecord): Promise<StoredProfile | null> {
+  const path = join(dataDir, `${d.file}.profile.json`);
+  if (!existsSync(path)) return null;
+  return JSON.parse(await readFile(path, 'utf8')) as StoredProfile;
+}
+
+/** The figures of a column profile that are its cells' values (`ColumnProfile.identifier` in src/data/profile.ts). */
+const VALUE_FIELDS = ['top', 'min', 'max', 'mean', 'std', 'q1', 'median', 'q3', 'histogram'];
+
+/**
+ * A stored profile as it may be shown: a column flagged as a possible identifier without its
+ * values. Profiles written since the data room leaves them out already; one stored before holds
+ * them (top names, earliest and latest date of birth), and is answered without them.
+ */
+function shownProfile(p: StoredProfile | null): unknown {
+  if (!p || !Array.isArray(p.columns)) return p;
+  const columns = p.columns.map((c) => {
+    if (c.identifier === undefined) return c;
+    const out: Record<string, unknown> = { ...c };
+    for (const k of VALUE_FIELDS) delete out[k];
+    return out;
+  });
+  const target = p.target;
+  const flaggedTarget = target !== undefined && p.columns.some((c) => c.name === target.column && c.identifier !== undefined);
+  return { ...p, columns, ...(flaggedTarget ? { target: { column: target.column, type: target.type } } : {}) };
+}
+
+/**
+ * Why column `c` cannot be a series' label track, or undefined when it can: a categorical or
+ * boolean column, not flagged as a possible identifier, with at most `SERIES_MAX_LABELS` distinct
+ * values. The label track shows a value per bucket, and with a bucket per sample that is every
+ * record's value: a name, an id or a measurement would be exported row by row. Says why in
+ * words of the column's name and profile only, never its values.
+ */
+function labelProblem(c: ProfiledColumn): string | undefined {
+  if (c.type !== 'categorical' && c.type !== 'boolean') return `"${c.name}" is ${/^[aeiou]/.test(c.type) ? 'an' : 'a'} ${c.type} column; a label track takes a categorical or boolean column`;
+  if (c.identifier !== undefined) return `"${c.name}" may identify a person (${c.identifier}); it is not shown as a label track`;
+  if (c.distinct === undefined || c.distinctApprox || c.distinct > SERIES_MAX_LABELS) {
+    return `"${c.name}" has ${c.distinct === undefined ? 'an unknown number of' : `${c.distinctApprox ? 'about ' : ''}${c.distinct}`} distinct values; a label track takes a column of at most ${SERIES_MAX_LABELS}`;
+  }
+  return undefined;
 }
 
 /** The first `n` bytes of a file (fewer when it is shorter). */
@@ -275,10 +354,14 @@ async function runSeriesWorker(d: SeriesWorkerData): Promise<void> {
     const table = await readTable(d.path, { source: d.source, hash: true, ...(d.format ? { format: d.format } : {}) });
     if (table.sha256 !== d.sha256) throw Errors.badData(d.source, 'the stored dataset no longer matches the SHA-256 recorded at upload; upload it again');
     const data = readSessions(table, { ...d.columns, targets: d.label !== undefined ? [d.label] : [] }, { labels: true });
+    // The route checked the label against the stored profile; the file read is checked too.
+    const labels = data.targets[0]?.classes?.length ?? 0;
+    if (labels > SERIES_MAX_LABELS) throw Errors.badParam('/querystring/label', `"${d.label}" has ${labels} distinct values; a label track takes a column of at most ${SERIES_MAX_LABELS}`);
     const count = data.sessions.length;
     if (d.session >= count) throw Errors.badParam('/querystring/session', `expected a session index from 0 to ${count - 1} (${d.source} has ${count} session${count === 1 ? '' : 's'})`);
     const points = Math.max(1, Math.min(d.points, Math.floor(SERIES_MAX_VALUES / Math.max(1, data.channels.length))));
-    port.postMessage({ result: JSON.stringify(sessionSeries(data, d.session, points)) } satisfies WorkerMessage<string>);
+    const series = sessionSeries(data, d.session, points, { pseudonymousSubject: d.pseudonymousSubject, pseudonymousSession: d.pseudonymousSession });
+    port.postMessage({ result: JSON.stringify(series) } satisfies WorkerMessage<string>);
   } catch (e) {
     port.postMessage({ error: serializeError(e) } satisfies WorkerMessage<string>);
   }
@@ -416,13 +499,14 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     return { datasets: (await s.store.listDatasets(p.projectId)).map(view) };
   });
 
-  app.get('/v1/datasets/:id', { schema: { summary: 'A dataset with its profile', tags: ['datasets'], params: idParams } }, async (req) => {
+  app.get('/v1/datasets/:id', { schema: { summary: 'A dataset with its profile', tags: ['datasets'], params: idParams } }, async (req, reply) => {
     const p = requireScope(req, 'read');
     const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
     if (!d) throw Errors.notFound('dataset');
-    const profilePath = join(s.config.dataDir, `${d.file}.profile.json`);
-    const profile = existsSync(profilePath) ? (JSON.parse(readFileSync(profilePath, 'utf8')) as unknown) : null;
+    const profile = shownProfile(await storedProfile(s.config.dataDir, d));
     req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
+    // Summaries of health records: no shared or browser cache keeps a copy.
+    reply.header('cache-control', 'no-store');
     return { ...view(d), profile };
   });
 
@@ -430,9 +514,12 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     '/v1/datasets/:id/series',
     {
       schema: {
-        summary: "One session of a sensor dataset over time, for a plot (read): each channel's minimum and maximum per bucket of consecutive samples, and the label track",
+        summary: "One session of a sensor dataset over time, for a plot (train scope: it shows the samples themselves): each channel's minimum and maximum per bucket of consecutive samples, and the label track",
         description:
-          'A sensor dataset is a long-format table with a subject column (subject, subject_id, user or participant) and a time column (t, time or timestamp); a session column (session, session_id or recording) splits a subject\'s rows into sessions. Sessions are numbered from 0 in the order they first appear in the file, and read as a training job reads them (repeated timestamps folded; times going backwards are refused). Channels are the other numeric columns (label-like names such as activity or energy left out). The label track is the `label` column, by default the first text column besides subject, session and time. Any other table is a 409.',
+          'A sensor dataset is a long-format table with a subject column (subject, subject_id, user or participant) and a time column (t, time or timestamp); a session column (session, session_id or recording) splits a subject\'s rows into sessions. Sessions are numbered from 0 in the order they first appear in the file, and read as a training job reads them (repeated timestamps folded; times going backwards are refused). Channels are the other numeric columns (label-like names such as activity or energy left out). ' +
+          `The label track is the \`label\` column: a categorical or boolean column that the profile does not flag as a possible personal identifier, with at most ${SERIES_MAX_LABELS} distinct values; by default the first such column besides subject, session and time (none when no column qualifies). ` +
+          'When the profile flags the subject column as a possible identifier, the subject and session are answered as pseudonyms by index ("subject 3": the subject\'s 0-based index in order of first appearance; "session 5": the session\'s index), never their values; a flagged session column alone makes the session a pseudonym. ' +
+          `The samples are record-level data: the route needs the train scope (the data owner's), and answers with Cache-Control: no-store. At most ${SERIES_WORKERS} series are read at once and ${SERIES_MAX_WAITING} wait; past that a 503 with Retry-After. A request whose client goes away is dropped. Any other table is a 409.`,
         tags: ['datasets'],
         params: idParams,
         // Query values are strings (types are not coerced anywhere, so JSON bodies stay strict).
@@ -442,48 +529,86 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
           properties: {
             session: { type: 'string', maxLength: 16, description: 'the session\'s index, 0 to sessions − 1 (default 0)' },
             points: { type: 'string', maxLength: 16, description: `most buckets per channel, 1 to ${SERIES_MAX_POINTS} (default ${SERIES_DEFAULT_POINTS}); fewer when channels × points would pass ${SERIES_MAX_VALUES}` },
-            label: { type: 'string', minLength: 1, maxLength: 256, description: 'the label (class target) column to show; default the first text column besides subject, session and time' },
+            label: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 256,
+              description: `the label (class target) column to show: categorical or boolean, not flagged as a possible identifier, at most ${SERIES_MAX_LABELS} distinct values; default the first such column besides subject, session and time`,
+            },
           },
         },
         response: { 200: seriesJson },
       },
     },
     async (req, reply) => {
-      const p = requireScope(req, 'read');
-      const q = req.query as { session?: string; points?: string; label?: string };
-      const session = wholeNumber(q.session, 0);
-      if (session === undefined || session > 999_999_999) throw Errors.badParam('/querystring/session', 'expected a session index: a whole number from 0');
-      const points = wholeNumber(q.points, SERIES_DEFAULT_POINTS);
-      if (points === undefined || points < 1 || points > SERIES_MAX_POINTS) throw Errors.badParam('/querystring/points', `expected a whole number from 1 to ${SERIES_MAX_POINTS}`);
-      const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
-      if (!d) throw Errors.notFound('dataset');
-      const names = d.columns.map((c) => c.name);
-      const subject = defaultColumn(names, 'subject');
-      const time = defaultColumn(names, 'time');
-      if (subject === undefined || time === undefined) {
-        const what = subject === undefined ? 'subject' : 'time';
-        throw Errors.conflict(`dataset "${d.name}" is not a sensor dataset: it has no ${what} column (${SEQUENCE_COLUMN_DEFAULTS[what].join(', ')}); a long-format sensor table has one row per sample, with subject and time columns`);
+      const p = requireScope(req, 'train');
+      // A client that goes away before the answer (the connection closes first) drops its request:
+      // out of the line if it waits, its worker terminated if it runs. The reply's 'close', as the
+      // explained predictions do it: unlike the request's, it never means just "body read".
+      const gone = new AbortController();
+      const onClose = () => {
+        if (!reply.raw.writableFinished) gone.abort();
+      };
+      reply.raw.once('close', onClose);
+      // Gone already (while the key was looked up): 'close' has been emitted.
+      if (reply.raw.destroyed || req.raw.socket?.destroyed) gone.abort();
+      try {
+        const q = req.query as { session?: string; points?: string; label?: string };
+        const session = wholeNumber(q.session, 0);
+        if (session === undefined || session > 999_999_999) throw Errors.badParam('/querystring/session', 'expected a session index: a whole number from 0');
+        const points = wholeNumber(q.points, SERIES_DEFAULT_POINTS);
+        if (points === undefined || points < 1 || points > SERIES_MAX_POINTS) throw Errors.badParam('/querystring/points', `expected a whole number from 1 to ${SERIES_MAX_POINTS}`);
+        const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
+        if (!d) throw Errors.notFound('dataset');
+        const names = d.columns.map((c) => c.name);
+        const subject = defaultColumn(names, 'subject');
+        const time = defaultColumn(names, 'time');
+        if (subject === undefined || time === undefined) {
+          const what = subject === undefined ? 'subject' : 'time';
+          throw Errors.conflict(`dataset "${d.name}" is not a sensor dataset: it has no ${what} column (${SEQUENCE_COLUMN_DEFAULTS[what].join(', ')}); a long-format sensor table has one row per sample, with subject and time columns`);
+        }
+        const sessionColumn = defaultColumn(names, 'session');
+        const parts = new Map<string, string>([[subject, 'subject'], [time, 'time'], ...(sessionColumn !== undefined ? [[sessionColumn, 'session'] as [string, string]] : [])]);
+        // The profile written at upload says which columns may identify a person and how many
+        // values each has. Without one (an old dataset), nothing is taken on trust.
+        const profiled = (await storedProfile(s.config.dataDir, d))?.columns;
+        const column = (name: string) => profiled?.find((c) => c.name === name);
+        let label = q.label;
+        if (label !== undefined) {
+          if (!names.includes(label)) throw Errors.badParam('/querystring/label', `dataset "${d.name}" has no column "${label}"`);
+          if (parts.has(label)) throw Errors.badParam('/querystring/label', `"${label}" is the ${parts.get(label)} column`);
+          const c = column(label);
+          if (!c) throw Errors.badParam('/querystring/label', `dataset "${d.name}" has no stored profile to check "${label}" against; upload it again to show a label track`);
+          const problem = labelProblem(c);
+          if (problem !== undefined) throw Errors.badParam('/querystring/label', problem);
+        } else label = profiled?.find((c) => !parts.has(c.name) && labelProblem(c) === undefined)?.name;
+        // A column the profile flags (or a dataset without a profile) is answered by index: session
+        // names often carry the subject's code, so a pseudonymous subject takes its sessions along.
+        const flagged = (name: string) => column(name)?.identifier !== undefined || profiled === undefined;
+        const pseudonymousSubject = flagged(subject);
+        const text = await seriesInWorker(
+          {
+            path: join(s.config.dataDir, d.file),
+            source: d.name,
+            format: d.format,
+            sha256: d.sha256,
+            columns: { subject, time, ...(sessionColumn !== undefined ? { session: sessionColumn } : {}) },
+            label,
+            session,
+            points,
+            pseudonymousSubject,
+            pseudonymousSession: pseudonymousSubject || (sessionColumn !== undefined && flagged(sessionColumn)),
+          },
+          gone.signal,
+        );
+        req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
+        // Record-level samples: no shared or browser cache keeps a copy.
+        reply.header('cache-control', 'no-store');
+        // Serialized in the worker: a long answer is not built again on the event loop.
+        return reply.type('application/json; charset=utf-8').send(text);
+      } finally {
+        reply.raw.off('close', onClose);
       }
-      const sessionColumn = defaultColumn(names, 'session');
-      const parts = new Map<string, string>([[subject, 'subject'], [time, 'time'], ...(sessionColumn !== undefined ? [[sessionColumn, 'session'] as [string, string]] : [])]);
-      let label = q.label;
-      if (label !== undefined) {
-        if (!names.includes(label)) throw Errors.badParam('/querystring/label', `dataset "${d.name}" has no column "${label}"`);
-        if (parts.has(label)) throw Errors.badParam('/querystring/label', `"${label}" is the ${parts.get(label)} column`);
-      } else label = d.columns.find((c) => !parts.has(c.name) && (c.type === 'categorical' || c.type === 'boolean'))?.name;
-      const text = await seriesInWorker({
-        path: join(s.config.dataDir, d.file),
-        source: d.name,
-        format: d.format,
-        sha256: d.sha256,
-        columns: { subject, time, ...(sessionColumn !== undefined ? { session: sessionColumn } : {}) },
-        label,
-        session,
-        points,
-      });
-      req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
-      // Serialized in the worker: a long answer is not built again on the event loop.
-      return reply.type('application/json; charset=utf-8').send(text);
     },
   );
 

@@ -9,7 +9,8 @@ import { MedfitError, Rng, type Matrix } from '../core/index.js';
 import { explainAsync, getFamily } from '../models/index.js';
 import { SEQUENCE_PREP_VERSION, windowCount, type SequencePrep } from '../sequence/index.js';
 import type { ServedSequence } from '../serve/index.js';
-import { WorkQueue, predictSamples, readSamples } from './models-service.js';
+import { predictSamples, readSamples } from './models-service.js';
+import { WorkQueue } from './work-queue.js';
 
 const prep = (over: Partial<SequencePrep> = {}): SequencePrep => ({
   version: SEQUENCE_PREP_VERSION,

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { Errors, MedfitError, errorChain, type Matrix, type RawRecord, type Task, type Warning } from '../core/index.js';
+import { WorkQueue } from './work-queue.js';
 import { Problems, isMissing, parseDate, parseNumber, shortName, transformRecords, type FittedPipeline } from '../data/index.js';
 import { windowFeaturesFor, type SequenceShape } from '../models/index.js';
 import {
@@ -72,59 +73,6 @@ export const EXPLAIN_QUEUE = 8;
 
 /** How long a model's version list is trusted without asking the store again. */
 const VERSIONS_TTL_MS = 1000;
-
-/**
- * Runs work at most `concurrency` at a time, first come first served, with at most `queue`
- * callers waiting; a caller beyond that is refused with `Errors.unavailable` (503) and a
- * `Retry-After` of about one run's time (a moving average), when a place in the queue frees.
- * A caller's `signal` takes it out of the queue (rejecting with `Errors.cancelled`); stopping
- * work already running is the work's own business (it gets the same signal).
- */
-export class WorkQueue {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-  /** Moving average of a completed run's time, for `Retry-After`. */
-  private averageMs = 1000;
-
-  constructor(private readonly o: { concurrency: number; queue: number; refusal: string }) {}
-
-  /** Runs now, waiting, and the average run's time (for metrics and tests). */
-  load(): { running: number; waiting: number; averageMs: number } {
-    return { running: this.running, waiting: this.waiting.length, averageMs: this.averageMs };
-  }
-
-  /** Runs `work` when a place is free; refused at once when the queue is full, cancelled when `signal` aborts first. */
-  async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    if (signal?.aborted) throw Errors.cancelled('the request');
-    if (this.running < this.o.concurrency) this.running++;
-    else if (this.waiting.length >= this.o.queue) throw Errors.unavailable(this.o.refusal, Math.min(60, this.averageMs / 1000));
-    else {
-      // A finishing run hands its place over (`running` unchanged), so no newcomer jumps the queue.
-      await new Promise<void>((resolve, reject) => {
-        const start = () => {
-          signal?.removeEventListener('abort', leave);
-          resolve();
-        };
-        const leave = () => {
-          const i = this.waiting.indexOf(start);
-          if (i >= 0) this.waiting.splice(i, 1);
-          reject(Errors.cancelled('the request'));
-        };
-        this.waiting.push(start);
-        signal?.addEventListener('abort', leave, { once: true });
-      });
-    }
-    const t0 = performance.now();
-    try {
-      return await work();
-    } finally {
-      if (!signal?.aborted) this.averageMs = 0.7 * this.averageMs + 0.3 * (performance.now() - t0);
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
-  }
-}
 
 /** A version's stored description, read and verified by the registry. */
 export type VersionDetails = { source: 'uploaded'; info: UploadInfo } | { source: 'trained'; manifest: Manifest; evaluation: unknown };

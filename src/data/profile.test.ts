@@ -139,6 +139,56 @@ describe('profile', () => {
   });
 });
 
+describe('columns that may identify a person', () => {
+  // Names (categorical), dates of birth (datetime), phone numbers (integers) beside a measurement
+  // and an outcome; 24 rows, every name twice, so nothing is typed an identifier by its values.
+  const lines = ['patient_name,date_of_birth,phone,glucose,outcome'];
+  for (let i = 0, k = 0; i < 24; i++, k = i % 12) lines.push(`Person${k},19${40 + k}-0${1 + (k % 9)}-1${k % 10},55501${String(k).padStart(2, '0')},${80 + ((i * 7) % 30)},${i % 2 ? 'yes' : 'no'}`);
+  const flaggedPath = join(dir, 'people.csv');
+  writeFileSync(flaggedPath, lines.join('\n') + '\n');
+  const VALUES = ['top', 'min', 'max', 'mean', 'std', 'q1', 'median', 'q3', 'histogram'] as const;
+
+  const check = (p: Awaited<ReturnType<typeof profileFile>>) => {
+    const col = (n: string) => p.columns.find((c) => c.name === n)!;
+    expect(p.columns.map((c) => [c.name, c.type, c.identifier !== undefined])).toEqual([
+      ['patient_name', 'categorical', true],
+      ['date_of_birth', 'datetime', true],
+      ['phone', 'integer', true],
+      ['glucose', 'integer', false],
+      ['outcome', 'boolean', false],
+    ]);
+    for (const name of ['patient_name', 'date_of_birth', 'phone']) {
+      const c = col(name);
+      for (const k of VALUES) expect(c[k], `${name}.${k}`).toBeUndefined();
+      // Counts stay: how many values, how many missing.
+      expect(c).toMatchObject({ missing: 0, missingPct: 0, invalid: 0, distinct: 12, distinctApprox: false });
+    }
+    // Nothing of the values anywhere in the profile (a mean of phone numbers is nearly one).
+    expect(col('phone').outliers).toBe(0);
+    expect(JSON.stringify(p)).not.toMatch(/Person|5550/);
+    // Unflagged columns keep theirs.
+    expect(col('glucose')).toMatchObject({ min: 80, max: 109, median: 93.5 });
+    expect(col('glucose').histogram).toBeDefined();
+    expect(col('outcome').top).toEqual([{ value: true, count: 12 }, { value: false, count: 12 }]);
+  };
+
+  it('profileTable leaves their values out (top, min, max, mean, std, quartiles, histogram) and keeps their counts', async () => {
+    const t = await readTable(flaggedPath);
+    check(profileTable(t, inferSchema(t).schema));
+  });
+
+  it('profileFile (streaming) does the same', async () => {
+    check(await profileFile(flaggedPath));
+  });
+
+  it('gives a flagged target neither class counts nor a summary', async () => {
+    const p = await profileFile(flaggedPath, { target: 'patient_name' });
+    expect(p.target).toEqual({ column: 'patient_name', type: 'categorical' });
+    const t = await readTable(flaggedPath);
+    expect(profileTable(t, inferSchema(t, { target: 'phone' }).schema).target).toEqual({ column: 'phone', type: 'integer' });
+  });
+});
+
 describe('profileFileInWorker', () => {
   it('profiles in a worker thread under the name given, and stops a profile that runs past its time limit', async () => {
     const { profileFileInWorker } = await import('./profile.js');

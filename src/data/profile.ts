@@ -1,7 +1,7 @@
 /**
  * Table profiles: per-column missingness, distinct values, numeric summaries, outliers,
- * histograms and top values, columns that may identify people, duplicate rows and the target's
- * balance.
+ * histograms and top values, columns that may identify people (counted, their values left out),
+ * duplicate rows and the target's balance.
  *
  * `profileTable` works on a table in memory and is exact. `profileFile` streams a file once,
  * infers the schema from the same pass, and keeps memory bounded whatever the file's size (see
@@ -56,6 +56,12 @@ export interface ColumnProfile {
    * record or social security number, an address, a date of birth, or identifier-like values):
    * says why, in words a page can show. A hint from the name and the inferred type only, never
    * from the values; full PHI detection is the privacy room's.
+   *
+   * A flagged column keeps its counts (missing, invalid, distinct, outliers) and nothing computed
+   * from its values: no `top`, `min`, `max`, `mean`, `std`, quartiles or `histogram` (whose outer
+   * edges are the minimum and maximum; the mean of a dozen phone numbers is nearly one of them).
+   * A profile is shown to every key that may read the dataset; one person's name or date of
+   * birth is not a summary.
    */
   identifier?: string;
   /** Missing cells (empty or a missing token). */
@@ -90,7 +96,7 @@ export interface ColumnProfile {
    * outside the bins in `below`/`above`. See histogram.ts for the rules and their exactness.
    */
   histogram?: Histogram;
-  /** Categorical and boolean columns: the 10 most frequent values (ties by value). */
+  /** Categorical and boolean columns: the 10 most frequent values (ties by value); never for a flagged column (`identifier`). */
   top?: ValueCount[];
 }
 
@@ -261,11 +267,23 @@ function columnProfile(
   } else if (col.type === 'categorical') {
     p.top = topValues(ev, 'categorical');
   }
-  return p;
+  return identifier !== undefined ? withoutValues(p) : p;
+}
+
+/** The figures of a column profile computed from its cells' values (see `ColumnProfile.identifier`). */
+const VALUE_FIELDS = ['top', 'min', 'max', 'mean', 'std', 'q1', 'median', 'q3', 'histogram'] as const satisfies ReadonlyArray<keyof ColumnProfile>;
+
+/** A flagged column's profile without its values: its counts stay. */
+function withoutValues(p: ColumnProfile): ColumnProfile {
+  const out = { ...p };
+  for (const k of VALUE_FIELDS) delete out[k];
+  return out;
 }
 
 function targetProfile(cp: ColumnProfile, ev: ColumnEvidence): TargetProfile {
   const t: TargetProfile = { column: cp.name, type: cp.type };
+  // A target that may identify a person gets neither class counts (its values) nor a summary.
+  if (cp.identifier !== undefined) return t;
   // Classification-looking: labels, booleans, or an integer target with at most 10 values (0/1).
   const classes =
     cp.type === 'categorical' ||

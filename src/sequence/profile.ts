@@ -184,13 +184,40 @@ export interface SessionSeries {
   labels?: { name: string; values: (string | null)[] };
 }
 
+/** Options of `sessionSeries`. */
+export interface SessionSeriesOptions {
+  /**
+   * Name the subject `subject <k>` instead of its value, `k` its 0-based index among the
+   * dataset's subjects in the order they first appear: for a subject column that may identify a
+   * person (a name, a record number), whose values must not leave the server.
+   */
+  pseudonymousSubject?: boolean;
+  /** Name the session `session <index>` instead of its value (as `pseudonymousSubject`; `''` stays `''`). */
+  pseudonymousSession?: boolean;
+}
+
+/**
+ * The 0-based index of session `index`'s subject among the subjects of `data`, in the order they
+ * first appear (sessions are in that order too, so the first session of a subject comes no later
+ * than `index`). Linear in the sessions.
+ */
+function subjectIndex(data: SequenceData, index: number): number {
+  const subject = data.sessions[index]!.subject;
+  const before = new Set<string>();
+  for (const s of data.sessions) {
+    if (s.subject === subject) break;
+    before.add(s.subject);
+  }
+  return before.size;
+}
+
 /**
  * Session `index` (0-based, in file order) of `data`, reduced to at most `points` buckets of
  * consecutive samples. Each bucket keeps its channels' minimum and maximum, so a spike one sample
  * long still reaches the plot, and its first sample's time, so gaps show as gaps. Linear in the
  * session's samples; a label track costs no more, however many labels there are.
  */
-export function sessionSeries(data: SequenceData, index: number, points: number): SessionSeries {
+export function sessionSeries(data: SequenceData, index: number, points: number, opts: SessionSeriesOptions = {}): SessionSeries {
   const count = data.sessions.length;
   if (!Number.isInteger(index) || index < 0 || index >= count) {
     throw Errors.badParam('session', `expected a session index from 0 to ${count - 1} (${data.source} has ${count} session${count === 1 ? '' : 's'})`);
@@ -221,7 +248,9 @@ export function sessionSeries(data: SequenceData, index: number, points: number)
     }
     return { name, min, max };
   });
-  const out: SessionSeries = { subject: s.subject, session: s.session, index, sessions: count, samples: n, bucket: size, start, timeUnit: data.timeUnit, seconds, channels };
+  const subject = opts.pseudonymousSubject ? `subject ${subjectIndex(data, index)}` : s.subject;
+  const session = opts.pseudonymousSession && s.session !== '' ? `session ${index}` : s.session;
+  const out: SessionSeries = { subject, session, index, sessions: count, samples: n, bucket: size, start, timeUnit: data.timeUnit, seconds, channels };
   const j = data.targets.findIndex((t) => t.kind === 'class');
   if (j >= 0) {
     const classes = data.targets[j]!.classes!;

@@ -399,7 +399,7 @@ export function DatasetPage({ id }: { id: string }) {
               {!p ? <p class="notice">This dataset has no stored profile.</p> : null}
               {p ? <IdentifierNotice profile={p} /> : null}
               {p ? <WarningsCard warnings={[...p.warnings, ...(seq?.warnings ?? [])]} title="Warnings from reading the data" /> : null}
-              {p ? <SensorSection id={d.id} profile={p} seq={seq} sessionIndex={sessionIndex} /> : null}
+              {p ? <SensorSection id={d.id} profile={p} seq={seq} sessionIndex={sessionIndex} canPlot={session.can('train')} /> : null}
               {p ? <ColumnsCard profile={p} /> : null}
             </div>
           );

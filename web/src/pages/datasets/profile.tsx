@@ -103,6 +103,8 @@ function categories(c: ColumnProfile, rows: number): { label: string; count: num
 
 /** The summary cell: range for numbers and dates, top categories for categories. */
 function Summary({ c, rows }: { c: ColumnProfile; rows: number }) {
+  // The API leaves out the values of a column that may identify a person; say so rather than "–".
+  if (c.identifier && !(c.top && c.top.length) && c.min === undefined) return <span class="hint">values not shown</span>;
   if (c.top && c.top.length) {
     const items = categories(c, rows);
     return <CategoryBars items={items.slice(0, 3)} total={present(c, rows)} />;

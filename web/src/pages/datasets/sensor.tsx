@@ -19,6 +19,9 @@ import { fmtDuration, LABEL_FILLS, sensorColumns, short } from './types';
 /** Buckets asked for per channel: about a point per pixel of a wide screen. */
 const POINTS = 1000;
 
+/** Most distinct values of a label column (`SERIES_MAX_LABELS` of src/api/datasets.ts). */
+const MAX_LABELS = 50;
+
 interface Prepared {
   /** x values (seconds from the session's start), with a gap point wherever the time jumps. */
   xs: (number | null)[];
@@ -417,7 +420,8 @@ function TableSensorOverview({ profile, cols }: { profile: TableProfile; cols: {
   const session = col(cols.session);
   const parts = new Set([cols.subject, cols.time, cols.session]);
   const channels = profile.columns.filter((c) => !parts.has(c.name) && (c.type === 'numeric' || c.type === 'integer'));
-  const label = profile.columns.find((c) => !parts.has(c.name) && (c.type === 'categorical' || c.type === 'boolean'));
+  // The label track's rule of the series API: a few-valued category that may not identify anyone.
+  const label = profile.columns.find((c) => !parts.has(c.name) && (c.type === 'categorical' || c.type === 'boolean') && !c.identifier && !c.distinctApprox && c.distinct <= MAX_LABELS);
   const present = label ? profile.rows - label.missing : 0;
   return (
     <>
@@ -443,8 +447,12 @@ function TableSensorOverview({ profile, cols }: { profile: TableProfile; cols: {
   );
 }
 
-/** The sensor section of a dataset page: overview and one session plotted. */
-export function SensorSection({ id, profile, seq, sessionIndex }: { id: string; profile: TableProfile; seq: SequenceProfile | undefined; sessionIndex: number }) {
+/**
+ * The sensor section of a dataset page: overview and one session plotted. The plot shows the
+ * samples themselves (record-level data), which the API gives only to keys with the train scope,
+ * the data owner's: other keys get the overview and a note saying so.
+ */
+export function SensorSection({ id, profile, seq, sessionIndex, canPlot }: { id: string; profile: TableProfile; seq: SequenceProfile | undefined; sessionIndex: number; canPlot: boolean }) {
   const cols = sensorColumns(profile.columns.map((c) => c.name));
   if (!cols) return null;
   return (
@@ -452,7 +460,13 @@ export function SensorSection({ id, profile, seq, sessionIndex }: { id: string; 
       <Card title="Sensor sessions" id="sensor">
         {seq ? <SequenceOverview seq={seq} /> : <TableSensorOverview profile={profile} cols={cols} />}
       </Card>
-      <SessionPlot id={id} index={sessionIndex} seq={seq} />
+      {canPlot ? (
+        <SessionPlot id={id} index={sessionIndex} seq={seq} />
+      ) : (
+        <Card title="One session over time" id="session-plot">
+          <p class="hint ds-plot-scope">Plotting a session's samples needs a key with the train scope: the plot shows the recorded values themselves. The overview above and the columns below summarise the whole dataset.</p>
+        </Card>
+      )}
     </>
   );
 }

@@ -99,9 +99,14 @@ export interface DatasetDetail extends Dataset {
   sequence?: SequenceProfile;
 }
 
-/** `GET /v1/datasets/:id/series`: one session's channels over time (`SessionSeries`). */
+/**
+ * `GET /v1/datasets/:id/series`: one session's channels over time (`SessionSeries`); train scope
+ * only. The label track is never a column that may identify a person, nor one of many values.
+ */
 export interface SessionSeries {
+  /** The subject, or "subject <k>" (by index) when its column may identify a person. */
   subject: string;
+  /** The session's name, or "session <index>" when it or the subject is a pseudonym. */
   session: string;
   index: number;
   sessions: number;
