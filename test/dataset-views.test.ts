@@ -232,7 +232,7 @@ describe('GET /v1/datasets/{id}/series', () => {
 
   it('never shows an identifier, a measurement or a many-valued column as the label track (400, no values quoted)', async () => {
     const cases: Array<[string, RegExp]> = [
-      ['patient_name', /"patient_name" may identify a person \(the name suggests a person's name\)/],
+      ['patient_name', /"patient_name" is an identifier column; a label track takes a categorical or boolean column/],
       ['heart_rate', /"heart_rate" is an integer column; a label track takes a categorical or boolean column/],
       ['glucose', /"glucose" is an integer column/],
       ['zone', /"zone" has 60 distinct values; a label track takes a column of at most 50/],

@@ -140,8 +140,9 @@ describe('profile', () => {
 });
 
 describe('columns that may identify a person', () => {
-  // Names (categorical), dates of birth (datetime), phone numbers (integers) beside a measurement
-  // and an outcome; 24 rows, every name twice, so nothing is typed an identifier by its values.
+  // Names, dates of birth (datetime), phone numbers (integers) beside a measurement and an
+  // outcome; 24 rows, every name twice, so nothing is typed an identifier by its values: the
+  // names column is, by its name (a text column named for a person's name is left out of training).
   const lines = ['patient_name,date_of_birth,phone,glucose,outcome'];
   for (let i = 0, k = 0; i < 24; i++, k = i % 12) lines.push(`Person${k},19${40 + k}-0${1 + (k % 9)}-1${k % 10},55501${String(k).padStart(2, '0')},${80 + ((i * 7) % 30)},${i % 2 ? 'yes' : 'no'}`);
   const flaggedPath = join(dir, 'people.csv');
@@ -151,7 +152,7 @@ describe('columns that may identify a person', () => {
   const check = (p: Awaited<ReturnType<typeof profileFile>>) => {
     const col = (n: string) => p.columns.find((c) => c.name === n)!;
     expect(p.columns.map((c) => [c.name, c.type, c.identifier !== undefined])).toEqual([
-      ['patient_name', 'categorical', true],
+      ['patient_name', 'identifier', true],
       ['date_of_birth', 'datetime', true],
       ['phone', 'integer', true],
       ['glucose', 'integer', false],

@@ -28,7 +28,7 @@ import { STREAMING, type BuildOptions, type ColumnEvidence } from './column.js';
 import { scanTable } from './read.js';
 import { quantileOf } from './pipeline.js';
 import { duplicateCount } from './rows.js';
-import { checkColumnName, nameWords, schemaFromEvidence, type InferOptions } from './schema.js';
+import { checkColumnName, personalIdentifierName, schemaFromEvidence, type InferOptions } from './schema.js';
 import { histogramOf, type Histogram } from './histogram.js';
 
 /** One value and how often it occurs. */
@@ -163,26 +163,6 @@ function topValues(ev: ColumnEvidence, type: ColumnType): ValueCount[] {
     .map(([value, count]) => ({ value, count }));
 }
 
-/** Words of a column name that say what personal identifier it holds. */
-const PERSONAL_WORDS: ReadonlyMap<string, string> = new Map([
-  ...['firstname', 'lastname', 'surname', 'fullname', 'forename', 'givenname', 'maidenname', 'nickname', 'patientname'].map((w) => [w, "a person's name"] as const),
-  ...['email', 'mail'].map((w) => [w, 'an email address'] as const),
-  ...['phone', 'telephone', 'tel', 'mobile', 'cellphone', 'fax'].map((w) => [w, 'a phone or fax number'] as const),
-  ['ssn', 'a social security number'],
-  ['mrn', 'a medical record number'],
-  ...['address', 'street', 'zip', 'zipcode', 'postcode', 'postal'].map((w) => [w, 'an address'] as const),
-  ...['dob', 'birthdate', 'birthday', 'birthdt'].map((w) => [w, 'a date of birth'] as const),
-  ...['passport', 'licence', 'license'].map((w) => [w, 'a document number'] as const),
-]);
-
-/**
- * Words that, beside `name`, make it a person's name (`first_name`, `PatientName`), where
- * `drug_name` or `test_name` name things. `name` alone is taken as a person's too.
- */
-const NAME_OWNERS = new Set(['first', 'last', 'full', 'given', 'family', 'middle', 'maiden', 'nick', 'sur', 'patient', 'person', 'user', 'member', 'client', 'contact', 'subject', 'participant', 'mother', 'father', 'guardian', 'doctor', 'physician']);
-
-const BIRTH_WITH = new Set(['date', 'day', 'dt', 'of', 'place', 'year']);
-
 /**
  * Why a column may identify a person, or undefined: a hint from its name (one pass over it, no
  * pattern) and from schema inference having typed it `identifier` (an id-like name, or unique
@@ -190,14 +170,8 @@ const BIRTH_WITH = new Set(['date', 'day', 'dt', 'of', 'place', 'year']);
  * PHI detection.
  */
 export function identifierHint(name: string, type: ColumnType): string | undefined {
-  const words = nameWords(name);
-  for (const w of words) {
-    const what = PERSONAL_WORDS.get(w);
-    if (what !== undefined) return `the name suggests ${what}`;
-  }
-  if (words.includes('name') && (words.length === 1 || words.some((w) => NAME_OWNERS.has(w)))) return "the name suggests a person's name";
-  // `date_of_birth`, `birth_date`; not `birth_weight`, a measurement.
-  if (words.includes('birth') && words.some((w) => BIRTH_WITH.has(w))) return 'the name suggests a date of birth';
+  const what = personalIdentifierName(name);
+  if (what !== undefined) return `the name suggests ${what}`;
   if (type === 'identifier') return 'inferred as an identifier (an id-like name, a row key, or codes naming rows or subjects)';
   return undefined;
 }

@@ -36,6 +36,20 @@ describe('inferSchema', () => {
     expect(s.warnings.filter((w) => w.code === 'identifier').map((w) => w.column)).toHaveLength(5);
   });
 
+  it("leaves out text columns whose names say they hold a person's identifiers, even when their values repeat, but not drug_name", () => {
+    const surnames = ['Okafor', 'Haddad', 'Smith', 'Okafor', 'Nguyen'];
+    const s = inferSchema(
+      table({
+        surname: range(30, (i) => surnames[i % 5]!),
+        email: range(30, (i) => `p${i % 4}@example.org`),
+        drug_name: range(30, (i) => (i % 2 ? 'metformin' : 'insulin')),
+        age: range(30, (i) => String(20 + (i % 7))),
+      }),
+    );
+    for (const c of ['surname', 'email']) expect(typeOf(s, c)).toMatchObject({ type: 'identifier', role: 'ignored' });
+    expect(typeOf(s, 'drug_name')).toMatchObject({ type: 'categorical', role: 'feature' });
+  });
+
   it('leaves out repeated subject and session ids (suggesting --group), not a two-valued session or subject_age', () => {
     const s = inferSchema(
       table({

@@ -187,6 +187,7 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
       const strs = Math.max(ev.strCount, 1);
       const textLike = ev.strLenSum / strs >= 25 || ev.multiWord / strs >= 0.5;
       if ((strongIdName(words) || (groupIdName(words) && distinct >= MIN_GROUP_IDS)) && !textLike) type = 'identifier';
+      else if (personalIdentifierName(name) !== undefined) type = 'identifier';
       else if (unique && !textLike && (nm >= 10 || rowKeyName(words))) type = 'identifier';
       else if (textLike && distinct > 20 && distinct >= 0.5 * nm) type = 'text';
       else if (distinct > 100 && distinct > 0.5 * nm) {
@@ -332,4 +333,42 @@ export function inferSchema(table: Table, opts: InferOptions = {}): InferredSche
     table.data.map((c) => c.stats),
     opts,
   );
+}
+
+/** Words of a column name that say what personal identifier it holds. */
+const PERSONAL_WORDS: ReadonlyMap<string, string> = new Map([
+  ...['firstname', 'lastname', 'surname', 'fullname', 'forename', 'givenname', 'maidenname', 'nickname', 'patientname'].map((w) => [w, "a person's name"] as const),
+  ...['email', 'mail'].map((w) => [w, 'an email address'] as const),
+  ...['phone', 'telephone', 'tel', 'mobile', 'cellphone', 'fax'].map((w) => [w, 'a phone or fax number'] as const),
+  ['ssn', 'a social security number'],
+  ['mrn', 'a medical record number'],
+  ...['address', 'street', 'zip', 'zipcode', 'postcode', 'postal'].map((w) => [w, 'an address'] as const),
+  ...['dob', 'birthdate', 'birthday', 'birthdt'].map((w) => [w, 'a date of birth'] as const),
+  ...['passport', 'licence', 'license'].map((w) => [w, 'a document number'] as const),
+]);
+
+/**
+ * Words that, beside `name`, make it a person's name (`first_name`, `PatientName`), where
+ * `drug_name` or `test_name` name things. `name` alone is taken as a person's too.
+ */
+const NAME_OWNERS = new Set(['first', 'last', 'full', 'given', 'family', 'middle', 'maiden', 'nick', 'sur', 'patient', 'person', 'user', 'member', 'client', 'contact', 'subject', 'participant', 'mother', 'father', 'guardian', 'doctor', 'physician']);
+
+const BIRTH_WITH = new Set(['date', 'day', 'dt', 'of', 'place', 'year']);
+
+/**
+ * What personal identifier a column's name says it holds (`a person's name`, `an email
+ * address`…), or undefined: one pass over the name's words, no pattern. A text column so named
+ * is typed `identifier` (ignored in training, its values kept off model features and prediction
+ * forms); the profile flags any column so named. `drug_name`, `birth_weight` are not.
+ */
+export function personalIdentifierName(name: string): string | undefined {
+  const words = nameWords(name);
+  for (const w of words) {
+    const what = PERSONAL_WORDS.get(w);
+    if (what !== undefined) return what;
+  }
+  if (words.includes('name') && (words.length === 1 || words.some((w) => NAME_OWNERS.has(w)))) return "a person's name";
+  // `date_of_birth`, `birth_date`; not `birth_weight`, a measurement.
+  if (words.includes('birth') && words.some((w) => BIRTH_WITH.has(w))) return 'a date of birth';
+  return undefined;
 }
