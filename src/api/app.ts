@@ -117,6 +117,12 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   const services: Services = { config, store, jobs, models, metrics };
 
   // The audit trail: who did what to which dataset or model version, how many rows; never values.
+  // Every /v1 answer holds a project's data (profiles, categories, predictions): no browser or
+  // proxy keeps a copy on disk. A route that set its own cache policy keeps it.
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (req.url.startsWith('/v1/') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    done(null, payload);
+  });
   app.addHook('onResponse', (req, reply, done) => {
     const p = req.principal;
     const entry = req.auditEntry ?? (p && reply.statusCode === 403 ? { action: 'denied', resource: `${req.method} ${req.routeOptions.url ?? ''}` } : undefined);

@@ -81,8 +81,8 @@ function summary(v: ModelVersionRecord) {
 
 /** `/v1/models`: the registry (versions, stages, lineage), uploads of ONNX models, predictions. */
 export async function modelRoutes(app: FastifyInstance, s: Services): Promise<void> {
-  app.get('/v1/models', { schema: { summary: 'List models', tags: ['models'] } }, async (req) => {
-    const p = requireScope(req, 'read');
+  app.get('/v1/models', { schema: { summary: 'List models (read or predict scope: a predicting client picks a model here)', tags: ['models'] } }, async (req) => {
+    const p = requireAnyScope(req, ['read', 'predict']);
     const byName = new Map<string, ModelVersionRecord[]>();
     for (const v of await s.store.listModelVersions(p.projectId)) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
     return {

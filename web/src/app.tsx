@@ -25,7 +25,7 @@ interface Route {
 
 /** Every page, with the scope it needs (a key without it is not offered the page). */
 const ROUTES: Route[] = [
-  { pattern: '/', scope: 'read', view: () => <HomePage /> },
+  { pattern: '/', scope: 'predict', view: () => <HomePage /> },
   { pattern: '/datasets', scope: 'read', view: () => <DatasetsPage /> },
   { pattern: '/datasets/:id', scope: 'read', view: (p) => <DatasetPage id={p.id!} /> },
   { pattern: '/train', scope: 'train', view: () => <TrainPage /> },
@@ -90,7 +90,7 @@ export function App() {
         <main id="main" tabIndex={-1}>
           <SignInPage />
         </main>
-        <LiveRegion />
+        <LiveRegion key={session.generation} />
       </>
     );
   }
@@ -142,7 +142,7 @@ export function App() {
       <main id="main" tabIndex={-1} key={session.generation}>
         {content}
       </main>
-      <LiveRegion />
+      <LiveRegion key={session.generation} />
     </>
   );
 }

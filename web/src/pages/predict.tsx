@@ -107,6 +107,12 @@ function TablePredictor({ v, url, specs }: { v: VersionDetail; url: string; spec
 
   const submit = async (e: Event) => {
     e.preventDefault();
+    // The server imputes absent fields but needs at least one to go on.
+    if (specs.length > 0 && missing === specs.length) {
+      setOutcome(null);
+      setError(new ApiError('Fill in at least one field (blank ones are imputed as in training), or press "Fill blanks with typical values".', 0));
+      return;
+    }
     setBusy(true);
     setError(null);
     setOutcome(null);

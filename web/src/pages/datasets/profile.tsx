@@ -42,9 +42,9 @@ export function MiniHistogram({ h, name, large }: { h: Histogram; name: string; 
   return (
     <div class={`ds-hist ${large ? 'ds-hist-large' : ''}`}>
       <div class="ds-hist-bars" role="img" aria-label={describe}>
-        {h.below ? bar(h.below, `${short(h.below)} values below ${short(lo)} (outliers)`, 'hbar-out') : null}
+        {h.below ? bar(h.below, `${short(h.below)} values below ${short(lo)} (outliers)`, 'ds-hbar-out') : null}
         {h.counts.map((c, i) => bar(c, `${short(h.edges[i])} to ${short(h.edges[i + 1])}: ${short(c)}`))}
-        {h.above ? bar(h.above, `${short(h.above)} values above ${short(hi)} (outliers)`, 'hbar-out') : null}
+        {h.above ? bar(h.above, `${short(h.above)} values above ${short(hi)} (outliers)`, 'ds-hbar-out') : null}
       </div>
       <div class="ds-hist-axis" aria-hidden="true">
         <span>{h.below ? '‹ ' : ''}{short(lo)}</span>

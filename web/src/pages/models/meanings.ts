@@ -30,7 +30,15 @@ interface MetricInfo {
   meaning: (v: number, ctx: MetricContext) => string;
 }
 
-const pct = (x: number, digits = 0) => `${(x * 100).toFixed(digits)}%`;
+/**
+ * A share as a percentage for a sentence: whole percent, but never rounded to 0% or 100% when
+ * it is not exactly that (0.996 reads "99.6%", not "100%": one case in 250 is not none).
+ */
+const pct = (x: number, digits = 0) => {
+  let d = digits;
+  while (d < 3 && x > 0 && x < 1 && (Number((x * 100).toFixed(d)) >= 100 || Number((x * 100).toFixed(d)) <= 0)) d++;
+  return `${(x * 100).toFixed(d)}%`;
+};
 /** Decimals that show a metric of this size to about three significant digits (scores in [0, 1]: 3). */
 export function decimalsFor(x: number): number {
   const a = Math.abs(x);
