@@ -7,7 +7,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
 import { Errors, deserializeError, serializeError, startWorker, streamToFileAtomic, writeFileAtomic, type SerializedError } from '../core/index.js';
 import { WorkQueue } from './work-queue.js';
-import { profileFileInWorker, readTable, type Table, type TableFormat } from '../data/index.js';
+import { profileFileInWorker, readTable, withoutIdentifierValues, type Table, type TableFormat } from '../data/index.js';
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
 import type { DatasetRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
@@ -250,9 +250,6 @@ async function storedProfile(dataDir: string, d: DatasetRecord): Promise<StoredP
   return JSON.parse(await readFile(path, 'utf8')) as StoredProfile;
 }
 
-/** The figures of a column profile that are its cells' values (`ColumnProfile.identifier` in src/data/profile.ts). */
-const VALUE_FIELDS = ['top', 'min', 'max', 'mean', 'std', 'q1', 'median', 'q3', 'histogram'];
-
 /**
  * A stored profile as it may be shown: a column flagged as a possible identifier without its
  * values. Profiles written since the data room leaves them out already; one stored before holds
@@ -260,12 +257,7 @@ const VALUE_FIELDS = ['top', 'min', 'max', 'mean', 'std', 'q1', 'median', 'q3', 
  */
 function shownProfile(p: StoredProfile | null): unknown {
   if (!p || !Array.isArray(p.columns)) return p;
-  const columns = p.columns.map((c) => {
-    if (c.identifier === undefined) return c;
-    const out: Record<string, unknown> = { ...c };
-    for (const k of VALUE_FIELDS) delete out[k];
-    return out;
-  });
+  const columns = p.columns.map(withoutIdentifierValues);
   const target = p.target;
   const flaggedTarget = target !== undefined && p.columns.some((c) => c.name === target.column && c.identifier !== undefined);
   return { ...p, columns, ...(flaggedTarget ? { target: { column: target.column, type: target.type } } : {}) };

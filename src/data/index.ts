@@ -3,7 +3,7 @@ export { MISSING_TOKENS, isMissing, parseNumber, parseBoolean, parseDate, catego
 export { Column, type ColumnEvidence } from './column.js';
 export { readTable, readTableFromStream, tableFromRows, rowsOf, formatFromPath, type ReadOptions } from './read.js';
 export { inferSchema, type InferOptions, type InferredSchema } from './schema.js';
-export { profileFile, profileFileInWorker, profileTable, type TableProfile, type ColumnProfile, type TargetProfile, type ProfileFileOptions } from './profile.js';
+export { profileFile, profileFileInWorker, profileTable, withoutIdentifierValues, type TableProfile, type ColumnProfile, type TargetProfile, type ProfileFileOptions } from './profile.js';
 export type { Histogram } from './histogram.js';
 export {
   fitPipeline,

@@ -241,17 +241,21 @@ function columnProfile(
   } else if (col.type === 'categorical') {
     p.top = topValues(ev, 'categorical');
   }
-  return identifier !== undefined ? withoutValues(p) : p;
+  return withoutIdentifierValues(p);
 }
 
 /** The figures of a column profile computed from its cells' values (see `ColumnProfile.identifier`). */
 const VALUE_FIELDS = ['top', 'min', 'max', 'mean', 'std', 'q1', 'median', 'q3', 'histogram'] as const satisfies ReadonlyArray<keyof ColumnProfile>;
 
-/** A flagged column's profile without its values: its counts stay. */
-function withoutValues(p: ColumnProfile): ColumnProfile {
-  const out = { ...p };
+/**
+ * A column's profile as it may be shown: when it is flagged as a possible identifier, without
+ * its values (its counts stay). Also for profiles stored before flagged columns lost them.
+ */
+export function withoutIdentifierValues<T extends { identifier?: string | undefined }>(p: T): T {
+  if (p.identifier === undefined) return p;
+  const out: Record<string, unknown> = { ...p };
   for (const k of VALUE_FIELDS) delete out[k];
-  return out;
+  return out as T;
 }
 
 function targetProfile(cp: ColumnProfile, ev: ColumnEvidence): TargetProfile {
