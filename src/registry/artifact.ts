@@ -5,6 +5,7 @@ import { validatePipeline, type FittedPipeline, type TargetEncoding } from '../d
 import { getFamily, onnxSignature, toOnnx, type Family, type ModelState, type OnnxSignature, type Params, type TrainedModel } from '../models/index.js';
 import type { MetricSummary, NestedEstimate, OutputMetrics } from '../automl/index.js';
 import { validateSequencePrep, type SequencePrep } from '../sequence/index.js';
+import type { FeatureSpec } from '../fhir/index.js';
 import { seal, sha256, verifySeal, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
 
 /** Version of the artifact layout; `loadArtifact` refuses any other. */
@@ -44,6 +45,11 @@ export interface Manifest {
    * estimate's baseline). Means only, never a row. Absent in models trained before explanations.
    */
   explain?: { reference: number[] };
+  /**
+   * A model trained from FHIR resources through a feature spec: the spec (so FHIR predictions and
+   * CDS Hooks evaluate the same features) and whether its training data was de-identified.
+   */
+  fhir?: { features: FeatureSpec; deidentified: boolean };
   /** Lineage: what the model was made from. */
   dataset: { source: string; sha256: string; rows: number; rowsUsed: number };
   seed: number;

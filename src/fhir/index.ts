@@ -1,0 +1,1 @@
+export type { Resource, ResourceItem, ViewDefinition, ViewSelect, ViewRow, Aggregation, ObservationFeature, ConditionFeature, LabelSpec, FeatureSpec } from './types.js';
