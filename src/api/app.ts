@@ -9,6 +9,7 @@ import { Errors, MedfitError, VERSION, loggableError, removeStaleTemps } from '.
 import { createWorkerQueue } from '../jobs/index.js';
 import { openSqliteStore } from '../store/index.js';
 import { adminRoutes } from './admin.js';
+import { cdsHooksRoutes } from './cds-hooks.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { datasetRoutes } from './datasets.js';
@@ -81,6 +82,9 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   });
   mkdirSync(config.dataDir, { recursive: true });
   removeStaleTemps(config.dataDir);
+  if (config.deidKeyGenerated) {
+    app.log.warn('MEDFIT_DEID_KEY is not set: FHIR imports and de-identified tables use a random key until this process stops, so their pseudonyms and date shifts will not match those of data imported after a restart');
+  }
   // The store reports what it handles by itself (audit flushes retried, entries kept at close and
   // imported at open) through the server's log.
   const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { log: (level, message, detail) => app.log[level]({ store: detail }, message) });
@@ -137,6 +141,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   await datasetRoutes(app, services);
   await jobRoutes(app, services);
   await modelRoutes(app, services);
+  await cdsHooksRoutes(app, services);
   await streamRoutes(app, services);
   await dashboardRoutes(app);
 

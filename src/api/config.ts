@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { Errors } from '../core/index.js';
+import { deidKey, type DeidKey } from '../privacy/index.js';
 import { manifestKeyProblem } from '../registry/index.js';
 import { UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from '../serve/index.js';
 
@@ -33,6 +34,13 @@ export interface ServerConfig {
    * and medfit's own credentials there (`MEDFIT_MQTT_USERNAME`, `MEDFIT_MQTT_PASSWORD`).
    */
   mqtt?: { url: string; model?: string; username?: string; password?: string };
+  /**
+   * The de-identification key (`MEDFIT_DEID_KEY`): FHIR imports and tables uploaded with
+   * `deidentify=true` are pseudonymised and date-shifted with it. Never stored; when unset, a
+   * random key for this process (`deidKeyGenerated`), so pseudonyms do not join across restarts.
+   */
+  deidKey: Buffer;
+  deidKeyGenerated: boolean;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
@@ -59,6 +67,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
   const manifestKey = env['MEDFIT_MANIFEST_KEY'] || undefined;
   const keyProblem = manifestKeyProblem(manifestKey);
   if (keyProblem) problems.push(keyProblem);
+  let deid: DeidKey = { key: Buffer.alloc(0), generated: true };
+  try {
+    deid = deidKey(env);
+  } catch (e) {
+    problems.push(e instanceof Error ? e.message : String(e));
+  }
   const config: ServerConfig = {
     host: flags.host ?? env['MEDFIT_HOST'] ?? '127.0.0.1',
     port: int(flags.port !== undefined ? '--port' : 'MEDFIT_PORT', flags.port ?? env['MEDFIT_PORT'], 8080, 0, 65535),
@@ -68,6 +82,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     concurrency: int('MEDFIT_TRAIN_CONCURRENCY', env['MEDFIT_TRAIN_CONCURRENCY'], 1, 1, 64),
     modelCacheSize: int('MEDFIT_MODEL_CACHE', env['MEDFIT_MODEL_CACHE'], 16, 1, 10_000),
     logLevel: level as ServerConfig['logLevel'],
+    deidKey: deid.key,
+    deidKeyGenerated: deid.generated,
     ...(adminKey !== undefined ? { adminKey } : {}),
     ...(manifestKey !== undefined ? { manifestKey } : {}),
     uploadCheck: {

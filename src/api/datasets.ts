@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,12 +7,14 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
 import { Errors, deserializeError, serializeError, startWorker, streamToFileAtomic, writeFileAtomic, type SerializedError } from '../core/index.js';
 import { WorkQueue } from './work-queue.js';
-import { profileFileInWorker, readTable, withoutIdentifierValues, type Table, type TableFormat } from '../data/index.js';
+import { csvField, profileFileInWorker, readTable, withoutIdentifierValues, type Table, type TableFormat } from '../data/index.js';
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
 import type { DatasetRecord } from '../store/index.js';
+import type { FeatureSpec } from '../fhir/index.js';
+import type { FhirLineage } from '../jobs/index.js';
 import { requireScope } from './auth.js';
 import { limitedBody } from './drain.js';
-import type { Services } from './services.js';
+import { fhirLineagePath, type Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,127}$';
 
@@ -27,6 +29,11 @@ const datasetJson = {
     sha256: { type: 'string' },
     created: { type: 'string' },
     columns: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'string' }, missing: { type: 'integer' } } } },
+    fhir: {
+      type: 'object',
+      description: 'a dataset imported from FHIR, in the upload\'s answer: how many resources were read, and whether they were de-identified',
+      properties: { resources: { type: 'integer' }, deidentified: { type: 'boolean' } },
+    },
   },
 } as const;
 
@@ -98,6 +105,32 @@ const FORMAT_BY_TYPE: Record<string, TableFormat> = {
 
 /** Content types of a Garmin FIT activity file. */
 const FIT_TYPES = new Set(['application/vnd.ant.fit', 'application/fit', 'application/x-fit']);
+
+/** Content types of FHIR input: a Bundle (JSON) or bulk-export NDJSON. */
+const FHIR_TYPES: Record<string, 'bundle' | 'ndjson'> = {
+  'application/fhir+json': 'bundle',
+  'application/json+fhir': 'bundle',
+  'application/fhir+ndjson': 'ndjson',
+};
+
+/** What a FHIR import worker is given. */
+interface FhirWorkerData {
+  task: typeof FHIR_TASK;
+  inPath: string;
+  csvPath: string;
+  kind: 'bundle' | 'ndjson';
+  spec: FeatureSpec;
+  /** The de-identification key (hex), absent when the caller asked for the resources as they are; never stored. */
+  deidKey: string | undefined;
+  source: string;
+  maxCsvBytes: number;
+}
+const FHIR_TASK = 'medfit:fhir-import';
+const FHIR_TIMEOUT_MS = 30 * 60 * 1000;
+const FHIR_HEAP_MB = 2048;
+
+/** FHIR imports at once (each reads a whole export); more wait their turn. */
+const fhirGate = new WorkQueue({ concurrency: 1, refusal: 'too many FHIR imports are waiting; retry shortly' });
 
 /** Largest FIT file taken (the FIT reader's own bound). */
 const FIT_MAX_BYTES = 64 * 1024 * 1024;
@@ -290,11 +323,6 @@ function readHead(path: string, n: number): Buffer {
   }
 }
 
-/** A CSV field: as it is, or quoted when it holds a comma, a quote, a line break or edge spaces. */
-function csvField(v: string): string {
-  return /[",\r\n]|^\s|\s$/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
-}
-
 /** A table as CSV bytes, a thousand rows a chunk (numbers written so they read back exactly). */
 function* csvChunks(t: Table): Generator<Buffer> {
   yield Buffer.from(t.columns.map(csvField).join(',') + '\n');
@@ -313,6 +341,28 @@ function* csvChunks(t: Table): Generator<Buffer> {
     }
   }
   if (lines.length) yield Buffer.from(lines.join('\n') + '\n');
+}
+
+/** Imports a stored FHIR upload in a worker thread (streamed, de-identified unless asked not to) into the dataset's CSV. */
+function fhirToCsvInWorker(data: Omit<FhirWorkerData, 'task'>): Promise<{ rows: number; bytes: number; sha256: string; resources: number }> {
+  return fhirGate.run(() =>
+    runWorker({ task: FHIR_TASK, ...data } satisfies FhirWorkerData, { name: 'FHIR import', doing: 'importing the FHIR resources', source: data.source, heapMb: FHIR_HEAP_MB, timeoutMs: FHIR_TIMEOUT_MS }),
+  );
+}
+
+/** The worker side of `fhirToCsvInWorker`. */
+async function runFhirWorker(d: FhirWorkerData): Promise<void> {
+  const port = parentPort!;
+  try {
+    const { importItems, readResourcesFromStream } = await import('../fhir/index.js');
+    const { Deidentifier } = await import('../privacy/index.js');
+    const deidentifier = d.deidKey !== undefined ? new Deidentifier({ key: Buffer.from(d.deidKey, 'hex') }) : undefined;
+    const items = readResourcesFromStream(createReadStream(d.inPath), d.source, d.kind);
+    const r = await importItems(items, { spec: d.spec, out: d.csvPath, deidentifier, maxBytes: d.maxCsvBytes });
+    port.postMessage({ result: { rows: r.rows, bytes: r.bytes, sha256: r.sha256, resources: r.resources } } satisfies WorkerMessage<{ rows: number; bytes: number; sha256: string; resources: number }>);
+  } catch (e) {
+    port.postMessage({ error: serializeError(e) } satisfies WorkerMessage<unknown>);
+  }
 }
 
 /** The worker side of `fitToCsvInWorker`: decode, write the CSV atomically with its SHA-256, answer. */
@@ -362,6 +412,7 @@ async function runSeriesWorker(d: SeriesWorkerData): Promise<void> {
 if (!isMainThread) {
   const task = (workerData as { task?: string } | null)?.task;
   if (task === FIT_TASK) void runFitWorker(workerData as FitWorkerData);
+  else if (task === FHIR_TASK) void runFhirWorker(workerData as FhirWorkerData);
   else if (task === SERIES_TASK) void runSeriesWorker(workerData as SeriesWorkerData);
 }
 
@@ -387,6 +438,16 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
               format: { type: 'string', enum: ['csv', 'json', 'ndjson', 'fit'] },
               subject: { type: 'string', pattern: NAME, description: 'FIT files: the subject (default the dataset name without .fit)' },
               session: { type: 'string', pattern: NAME, description: 'FIT files: the session (default the file name without .fit when the name ends in .fit, else "session")' },
+              features: {
+                type: 'string',
+                maxLength: 65536,
+                description: 'FHIR input (Content-Type application/fhir+json: a Bundle; application/fhir+ndjson: bulk-export NDJSON): the feature spec, as JSON, that makes the table (one row per Patient). Required with a FHIR content type, refused otherwise.',
+              },
+              deidentify: {
+                type: 'string',
+                enum: ['true', 'false'],
+                description: 'De-identify (HIPAA Safe Harbor) before anything is stored: on by default for FHIR input, off by default for tables (where it pseudonymises, generalises or drops the columns the profile flags as personal identifiers).',
+              },
             },
           },
           response: { 201: datasetJson },
@@ -394,7 +455,14 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       },
       async (req, reply) => {
         const p = requireScope(req, 'train');
-        const { name, format: askedFormat, subject, session } = req.query as { name: string; format?: TableFormat | 'fit'; subject?: string; session?: string };
+        const { name, format: askedFormat, subject, session, features, deidentify } = req.query as {
+          name: string;
+          format?: TableFormat | 'fit';
+          subject?: string;
+          session?: string;
+          features?: string;
+          deidentify?: 'true' | 'false';
+        };
         const declared = Number(req.headers['content-length']);
         if (Number.isFinite(declared) && declared > s.config.maxUploadBytes) {
           (req.raw as Readable).resume();
@@ -405,6 +473,21 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         if (type.startsWith('multipart/')) {
           throw Errors.unsupportedMedia('send the table itself as the request body (curl --data-binary @file.csv), not as a multipart form');
         }
+        const fhirKind = Object.hasOwn(FHIR_TYPES, type) ? FHIR_TYPES[type] : undefined;
+        if (fhirKind !== undefined) {
+          if (askedFormat !== undefined || subject !== undefined || session !== undefined) throw Errors.badRequest('"format", "subject" and "session" are for tables and FIT files; FHIR input takes "features" (and "deidentify")');
+          if (features === undefined) throw Errors.badParam('/querystring/features', 'FHIR input needs a feature spec: the table it makes has one row per Patient, with the columns the spec names (see the README)');
+          const { parseFeatureSpec } = await import('../fhir/index.js');
+          let json: unknown;
+          try {
+            json = JSON.parse(features);
+          } catch {
+            throw Errors.badParam('/querystring/features', 'is not valid JSON');
+          }
+          const spec = parseFeatureSpec(json, 'features');
+          return uploadFhir(req, reply, { id: randomUUID(), name, projectId: p.projectId, kind: fhirKind, spec, deidentify: deidentify !== 'false' });
+        }
+        if (features !== undefined) throw Errors.badParam('/querystring/features', 'a feature spec is for FHIR input (Content-Type application/fhir+json or application/fhir+ndjson)');
         const fit = askedFormat === 'fit' || (askedFormat === undefined && (FIT_TYPES.has(type) || /\.fit$/i.test(name)));
         if (!fit && (subject !== undefined || session !== undefined)) throw Errors.badRequest('"subject" and "session" name the stream of a FIT file; a table names them in its own columns');
         const asked = askedFormat === 'fit' ? undefined : askedFormat;
@@ -483,6 +566,51 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       throw e;
     } finally {
       rmSync(fitPath, { force: true });
+    }
+  }
+
+  /**
+   * A FHIR upload: streamed to a temporary file (size limit), imported in a worker thread by the
+   * feature spec (de-identified first unless the caller said `deidentify=false`) into a CSV that
+   * is stored, hashed and profiled like any uploaded table, with the spec beside it for the jobs
+   * that train on it. The FHIR resources themselves are not kept.
+   */
+  async function uploadFhir(
+    req: import('fastify').FastifyRequest,
+    reply: import('fastify').FastifyReply,
+    o: { id: string; name: string; projectId: string; kind: 'bundle' | 'ndjson'; spec: FeatureSpec; deidentify: boolean },
+  ) {
+    if (!req.body) throw Errors.badRequest(`the request has no body: send the FHIR ${o.kind === 'bundle' ? 'Bundle' : 'NDJSON'} as the request body`);
+    const limit = s.config.maxUploadBytes;
+    const inPath = join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.fhir.upload`);
+    const rel = join('datasets', o.projectId, `${o.id}.csv`);
+    const csvPath = join(s.config.dataDir, rel);
+    const body = limitedBody(req.body as Readable, limit, () => Errors.tooLarge(`the FHIR input is larger than the limit of ${limit} bytes (MEDFIT_MAX_UPLOAD_MB)`));
+    try {
+      await streamToFileAtomic(inPath, body, () => {});
+      const csv = await fhirToCsvInWorker({
+        inPath,
+        csvPath,
+        kind: o.kind,
+        spec: o.spec,
+        deidKey: o.deidentify ? s.config.deidKey.toString('hex') : undefined,
+        source: o.name,
+        maxCsvBytes: limit,
+      });
+      const profile = await profileFileInWorker(csvPath, { source: o.name, format: 'csv' });
+      writeFileAtomic(`${csvPath}.profile.json`, JSON.stringify(profile));
+      writeFileAtomic(fhirLineagePath(csvPath), JSON.stringify({ features: o.spec, deidentified: o.deidentify } satisfies FhirLineage));
+      const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
+      const rec = await s.store.createDataset({ id: o.id, projectId: o.projectId, name: o.name, file: rel, format: 'csv', rows: profile.rows, bytes: csv.bytes, sha256: csv.sha256, columns });
+      req.auditEntry = { action: 'dataset.create', resource: `dataset:${o.id}`, rows: rec.rows };
+      return reply.code(201).send({ ...view(rec), fhir: { resources: csv.resources, deidentified: o.deidentify } });
+    } catch (e) {
+      rmSync(csvPath, { force: true });
+      rmSync(`${csvPath}.profile.json`, { force: true });
+      rmSync(fhirLineagePath(csvPath), { force: true });
+      throw e;
+    } finally {
+      rmSync(inPath, { force: true });
     }
   }
 
@@ -613,6 +741,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     await s.store.deleteDataset(p.projectId, d.id);
     rmSync(join(s.config.dataDir, d.file), { force: true });
     rmSync(join(s.config.dataDir, `${d.file}.profile.json`), { force: true });
+    rmSync(fhirLineagePath(join(s.config.dataDir, d.file)), { force: true });
     req.auditEntry = { action: 'dataset.delete', resource: `dataset:${d.id}`, rows: d.rows };
     return reply.code(204).send();
   });

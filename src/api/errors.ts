@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MedfitError, loggableError, type ErrorDetail } from '../core/index.js';
+import { isFhirMediaType, operationOutcome } from '../fhir/index.js';
 import { settleBody } from './drain.js';
 
 /** An RFC 9457 problem document. */
@@ -77,6 +78,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     await settleBody(req, reply);
     if (v2) return reply.code(status).send({ error: detail });
+    // A FHIR client (its request in a FHIR media type) reads OperationOutcome resources.
+    if (isFhirMediaType(req.headers['content-type'])) return reply.code(status).type('application/fhir+json').send(operationOutcome(status, detail, errors));
     return sendProblem(reply, status, detail, code, errors);
   });
   app.setNotFoundHandler((req, reply) => {

@@ -7,6 +7,7 @@ import { checkUploadIsolated } from '../serve/index.js';
 import type { SequencePrep } from '../sequence/index.js';
 import type { ModelVersionRecord, Stage } from '../store/index.js';
 import { requireAnyScope, requireScope } from './auth.js';
+import { FHIR_BODY_TYPES, installFhirBody, isFhirBody, notAnObject, predictFhir } from './fhir-predict.js';
 import { MAX_EXPLAIN_RECORDS } from './models-service.js';
 import type { Services } from './services.js';
 
@@ -256,6 +257,10 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     const p = requireScope(req, 'predict');
     const { name } = req.params as { name: string };
     const rec = await s.models.resolve(p.projectId, name, version);
+    // FHIR resources in (a Bundle of a model trained from a feature spec), RiskAssessments out.
+    if (isFhirBody(req)) return predictFhir(s, req, reply, p, rec);
+    // A body of no JSON media type (none, text/plain) met no schema: refused as the schema did.
+    if (req.body === null || typeof req.body !== 'object') throw notAnObject();
     const body = req.body as { records?: RawRecord[]; samples?: unknown[]; subject?: string; session?: string; explain?: boolean };
     if (body.records !== undefined && body.samples !== undefined) throw Errors.badRequest('send either "records" (a table model) or "samples" (a sequence model), not both');
     if (body.samples !== undefined) {
@@ -294,10 +299,13 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', records.length);
     return { model: { name, version: rec.version }, predictions, ...(warnings.length ? { warnings: warnings.map((w) => w.message) } : {}) };
   };
-  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with the production (else newest) version', tags: ['predict'], params: nameParams, body: predictBody } }, (req, reply) =>
+  installFhirBody(app, ['/v1/models/:name/predict', '/v1/models/:name/versions/:v/predict']);
+  // The JSON body is validated by its schema; a FHIR body is a stream the FHIR reader checks.
+  const predictBodies = { content: { 'application/json': { schema: predictBody }, ...FHIR_BODY_TYPES } };
+  app.post('/v1/models/:name/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with the production (else newest) version; or a FHIR Bundle (application/fhir+json) with a model trained from FHIR, answered with RiskAssessments', tags: ['predict'], params: nameParams, body: predictBodies } }, (req, reply) =>
     predict(req, reply, undefined),
   );
-  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with a version', tags: ['predict'], params: versionParams, body: predictBody } }, (req, reply) =>
+  app.post('/v1/models/:name/versions/:v/predict', { schema: { summary: 'Predict raw records (table models, optionally explained) or raw sensor samples (sequence models) with a version; or a FHIR Bundle (application/fhir+json) with a model trained from FHIR, answered with RiskAssessments', tags: ['predict'], params: versionParams, body: predictBodies } }, (req, reply) =>
     predict(req, reply, (req.params as { v: string }).v),
   );
 }

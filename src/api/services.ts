@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMedfitError, type CandidateScore, type Progress, type SerializedError } from '../core/index.js';
-import type { JobQueue, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
+import type { FhirLineage, JobQueue, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
 import type { DatasetRecord, JobRecord, MetadataStore } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -162,6 +162,7 @@ export class JobManager {
       format: dataset.format,
       outDir: dir,
       lineage: { datasetId: dataset.id, datasetSha256: dataset.sha256, jobId: job.id },
+      ...fhirLineageOf(join(this.dataDir, dataset.file)),
     });
   }
 
@@ -319,4 +320,23 @@ export class JobManager {
     this.hooks.onTerminal?.(status);
     this.bus.emit(id, e);
   }
+}
+
+/**
+ * Where a dataset imported from FHIR keeps its feature spec and whether it was de-identified:
+ * beside the stored table, as its profile is (`<file>.fhir.json`).
+ */
+export function fhirLineagePath(datasetPath: string): string {
+  return `${datasetPath}.fhir.json`;
+}
+
+/** A FHIR dataset's lineage for its training jobs (`{}` for any other dataset). */
+function fhirLineageOf(datasetPath: string): { fhir?: FhirLineage } {
+  let text: string;
+  try {
+    text = readFileSync(fhirLineagePath(datasetPath), 'utf8');
+  } catch {
+    return {};
+  }
+  return { fhir: JSON.parse(text) as FhirLineage };
 }

@@ -33,6 +33,9 @@ Usage:
   medfit synth fitness [--subjects 24] [--seed 0] [--out file.csv]
                                                  realistic wearable data (accelerometer, gyroscope,
                                                  heart rate; activity and energy expenditure)
+  medfit fhir import|run|conformance ...         FHIR R4 Bundles and bulk-export NDJSON to training
+                                                 tables (de-identified), SQL-on-FHIR v2 views
+                                                 (see medfit fhir --help)
   medfit --version | help [command]
 
 Exit codes: 0 success, 2 bad usage or bad data, 1 internal error.
@@ -58,6 +61,11 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
                           are on the folds that made the choice)
   --out <dir>             model directory (default models/<file name>/v<N>, next free N)
   --format <f>            csv | json | ndjson, when the file's extension does not say
+  --features <spec.json>  <file> is FHIR (a Bundle, bulk-export NDJSON, gzip, or a folder of
+                          them): made into a table by the feature spec, de-identified, then
+                          trained on; the model keeps the spec (FHIR predictions, CDS Hooks).
+                          A table made by medfit fhir import with that spec is taken too
+  --no-deidentify         with --features: use the resources as they are
   --json                  print one JSON document on stdout
 
 ${SEQUENCE_HELP}
@@ -81,11 +89,17 @@ async function paramHelp(): Promise<string> {
 }
 
 const PREDICT_HELP = `medfit predict <model-dir> <file|-> [--format csv|json|ndjson] [--impute-absent] [--json]
+medfit predict <model-dir> <FHIR file|folder> [--index YYYY-MM-DD] [--fhir | --json]
 
 Prints one prediction per input row: the label and class probabilities, or the value. A file
 without some of the model's feature columns, or with a column none of whose values can be read
 (decimal commas, another date format), is refused (exit 2, naming them): every row would be
 imputed. --impute-absent predicts anyway, imputing those columns as in training.
+
+A model trained from FHIR (medfit train --features) also takes FHIR resources (a Bundle,
+bulk-export NDJSON, gzip, a folder): its feature spec is evaluated at the index date (default
+today) and each Patient gets one prediction; --fhir prints a FHIR R4 Bundle of RiskAssessment
+resources (basis: the Observations and Conditions used).
 `;
 
 const PROFILE_HELP = `medfit profile <file> [--target <col>] [--format csv|json|ndjson] [--json]
@@ -143,6 +157,10 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
         const { synth } = await import('./synth.js');
         return await synth(rest, io);
       }
+      case 'fhir': {
+        const { fhir } = await import('./fhir.js');
+        return await fhir(rest, io);
+      }
       case '--version':
       case 'version':
         io.stdout.write(`${VERSION}\n`);
@@ -154,11 +172,11 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
         const topic = rest[0];
         // train's help is built on demand (it lists every family's hyperparameters).
         const topics: Record<string, string> = { predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
-        io.stdout.write(topic === 'train' ? await trainHelp() : topic === 'synth' ? (await import('./synth.js')).SYNTH_HELP : topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
+        io.stdout.write(topic === 'train' ? await trainHelp() : topic === 'synth' ? (await import('./synth.js')).SYNTH_HELP : topic === 'fhir' ? (await import('./fhir.js')).FHIR_HELP : topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
         return 0;
       }
       default:
-        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile, serve, keys, synth; see medfit help)`);
+        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile, serve, keys, synth, fhir; see medfit help)`);
     }
   } catch (e) {
     return reportError(e, io, json);
@@ -191,6 +209,8 @@ async function train(argv: string[], io: Io): Promise<number> {
       nested: { type: 'boolean', default: false },
       out: { type: 'string' },
       format: { type: 'string' },
+      features: { type: 'string' },
+      'no-deidentify': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
       ...SEQUENCE_FLAGS,
@@ -205,6 +225,8 @@ async function train(argv: string[], io: Io): Promise<number> {
   if (!o.target) throw Errors.usage('train: --target <column> is required');
   const task = oneOf(o.task!, ['auto', 'binary', 'multiclass', 'regression'] as const, 'task');
   const file = positionals[0]!;
+  if (o['no-deidentify'] && o.features === undefined) throw Errors.usage('--no-deidentify is for FHIR input (with --features)');
+  if (o.features !== undefined && (o.sequence || o.format)) throw Errors.usage('--features makes a table from FHIR resources; it does not go with --sequence or --format');
   if (isSequenceInput(file, o)) {
     const { manifestKeyFromEnv, nextVersionDir } = await import('../registry/index.js');
     manifestKeyFromEnv(process.env);
@@ -240,50 +262,57 @@ async function train(argv: string[], io: Io): Promise<number> {
   const { readTable } = await import('../data/index.js');
   const { trainTable } = await import('../automl/index.js');
   const { buildManifest } = await import('../jobs/index.js');
-  // The SHA-256 in the manifest is of the bytes this run read and trained on.
-  const tbl = await readTable(file, { hash: true, ...(o.format ? { format: formatFlag(o.format) } : {}) });
-  const seed = intFlag(o.seed, 'seed', 0, 0);
-  // --target a,b,c: several numeric targets learnt at once (one multi-output regression); a column
-  // whose own name has commas is still one target.
-  const targets = tbl.columns.includes(o.target) ? [o.target] : o.target.split(',').map((s) => s.trim()).filter(Boolean);
-  const bar = progressBar(io.stderr);
-  const result = await trainTable(tbl, {
-    target: targets.length === 1 ? targets[0]! : targets,
-    task,
-    model,
-    ...(o.group !== undefined ? { group: o.group } : {}),
-    ignore: o.ignore ? o.ignore.split(',').map((s) => s.trim()).filter(Boolean) : [],
-    types,
-    cv: intFlag(o.cv, 'cv', 5, 2),
-    seed,
-    params: paramFlags(o.param!, model) as Partial<Record<Family, Record<string, unknown>>>,
-    clipOutliers: o['clip-outliers']!,
-    nested: o.nested!,
-    onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
-  });
-  bar.done();
-  saveArtifact(out, buildManifest(result, { source: basename(file), sha256: tbl.sha256!, seed }), result.model, result.report, { key });
-  if (o.json) {
-    io.stdout.write(
-      JSON.stringify({
-        task: result.task,
-        target: result.target.column,
-        classes: result.target.classes,
-        model: { family: result.model.family, params: result.model.params },
-        cv: result.cv,
-        ...(result.nested ? { nested: result.nested } : {}),
-        leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, ...(c.outputs ? { outputs: c.outputs } : {}), seconds: c.seconds })),
-        ...(result.report.importance ? { importance: result.report.importance } : {}),
-        rows: result.rows,
-        warnings: result.warnings,
-        artifact: out,
-      }) + '\n',
-    );
-  } else {
-    printWarnings(io, result.warnings);
-    io.stdout.write(trainReport(tbl, result, out));
+  // FHIR resources become a table first (in a temporary folder, removed after training).
+  const fhir = o.features !== undefined ? await (await import('./fhir.js')).fhirTrainingTable(file, o.features, { deidentify: !o['no-deidentify'] }, io) : undefined;
+  try {
+    // The SHA-256 in the manifest is of the bytes this run read and trained on.
+    const tbl = await readTable(fhir?.path ?? file, { hash: true, ...(fhir ? { source: basename(file) } : {}), ...(o.format ? { format: formatFlag(o.format) } : {}) });
+    fhir?.check(tbl.columns);
+    const seed = intFlag(o.seed, 'seed', 0, 0);
+    // --target a,b,c: several numeric targets learnt at once (one multi-output regression); a column
+    // whose own name has commas is still one target.
+    const targets = tbl.columns.includes(o.target) ? [o.target] : o.target.split(',').map((s) => s.trim()).filter(Boolean);
+    const bar = progressBar(io.stderr);
+    const result = await trainTable(tbl, {
+      target: targets.length === 1 ? targets[0]! : targets,
+      task,
+      model,
+      ...(o.group !== undefined ? { group: o.group } : {}),
+      ignore: o.ignore ? o.ignore.split(',').map((s) => s.trim()).filter(Boolean) : [],
+      types,
+      cv: intFlag(o.cv, 'cv', 5, 2),
+      seed,
+      params: paramFlags(o.param!, model) as Partial<Record<Family, Record<string, unknown>>>,
+      clipOutliers: o['clip-outliers']!,
+      nested: o.nested!,
+      onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
+    });
+    bar.done();
+    saveArtifact(out, buildManifest(result, { source: basename(file), sha256: tbl.sha256!, seed, fhir: fhir?.lineage }), result.model, result.report, { key });
+    if (o.json) {
+      io.stdout.write(
+        JSON.stringify({
+          task: result.task,
+          target: result.target.column,
+          classes: result.target.classes,
+          model: { family: result.model.family, params: result.model.params },
+          cv: result.cv,
+          ...(result.nested ? { nested: result.nested } : {}),
+          leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, ...(c.outputs ? { outputs: c.outputs } : {}), seconds: c.seconds })),
+          ...(result.report.importance ? { importance: result.report.importance } : {}),
+          rows: result.rows,
+          warnings: result.warnings,
+          artifact: out,
+        }) + '\n',
+      );
+    } else {
+      printWarnings(io, result.warnings);
+      io.stdout.write(trainReport(tbl, result, out));
+    }
+    return 0;
+  } finally {
+    fhir?.cleanup();
   }
-  return 0;
 }
 
 function trainReport(tbl: Table, r: TrainResult, out: string): string {
@@ -341,6 +370,8 @@ async function predict(argv: string[], io: Io): Promise<number> {
       json: { type: 'boolean', default: false },
       format: { type: 'string' },
       'impute-absent': { type: 'boolean', default: false },
+      fhir: { type: 'boolean', default: false },
+      index: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       'subject-from': { type: 'string' },
     },
@@ -361,6 +392,11 @@ async function predict(argv: string[], io: Io): Promise<number> {
     const { predictSequenceCli } = await import('./sequence.js');
     return predictSequenceCli(dir, file, o, o.json!, io, format);
   }
+  if (file !== '-' && artifact.manifest.fhir !== undefined && (await import('./fhir.js')).looksLikeFhir(file)) {
+    const { predictFhirCli } = await import('./fhir.js');
+    return predictFhirCli(artifact, dir, file, { json: o.json!, fhir: o.fhir!, index: o.index }, io);
+  }
+  if (o.fhir || o.index !== undefined) throw Errors.usage('--fhir and --index are for a model trained from FHIR (--features) predicting FHIR resources');
   const tbl = file === '-' ? await readTableFromStream(io.stdin as NodeJS.ReadableStream & Readable, '<stdin>', format) : await readTable(file, format ? { format } : {});
   const pipeline = artifact.manifest.pipeline!;
   const absent = absentFeatures(pipeline, tbl);

@@ -326,3 +326,8 @@ export class CsvScanner {
     if (eof) this.skipLf = false;
   }
 }
+
+/** A CSV field: as it is, or quoted when it holds a comma, a quote, a line break or edge spaces (RFC 4180). */
+export function csvField(v: string): string {
+  return /[",\r\n]|^\s|\s$/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+}

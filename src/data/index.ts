@@ -28,3 +28,7 @@ export {
 } from './pipeline.js';
 export { dropDuplicateRows } from './rows.js';
 export { stratifiedKFold, holdoutSplit, strataFor, type Fold, type Holdout } from './split.js';
+export { csvField } from './csv.js';
+export { columnPhi, phiNameKind, isAgeName, valueShape, shapeKind, sampleTexts, PHI_KINDS, type PhiKind, type ColumnPhi, type ValueShape } from './phi.js';
+export { CsvScanner, ESCAPED, QUOTED, type CsvBatch } from './csv.js';
+export { detectDelimiter, findBinaryByte, checkHeader, sniffFormat } from './read.js';

@@ -30,6 +30,7 @@ import { quantileOf } from './pipeline.js';
 import { duplicateCount } from './rows.js';
 import { checkColumnName, personalIdentifierName, schemaFromEvidence, type InferOptions } from './schema.js';
 import { histogramOf, type Histogram } from './histogram.js';
+import { columnPhi, type PhiKind } from './phi.js';
 
 /** One value and how often it occurs. */
 export interface ValueCount {
@@ -62,8 +63,19 @@ export interface ColumnProfile {
    * edges are the minimum and maximum; the mean of a dozen phone numbers is nearly one of them).
    * A profile is shown to every key that may read the dataset; one person's name or date of
    * birth is not a summary.
+   *
+   * Besides the name, the shape of a sample of a text column's values flags it (e-mail
+   * addresses, phone and social security numbers, street addresses, ZIP+4 codes, URLs, IP
+   * addresses, full dates in a column named for birth: see phi.ts); the hint then says so,
+   * without a value.
    */
   identifier?: string;
+  /**
+   * What kind of personal identifier the column may hold (phi.ts), for de-identification:
+   * present with `identifier`, and alone for `date` (full dates in a text column, which
+   * de-identification cuts to the year but a profile shows like any date column).
+   */
+  phi?: PhiKind;
   /** Missing cells (empty or a missing token). */
   missing: number;
   /** `missing` as a percentage of the rows (0–100). */
@@ -192,8 +204,11 @@ function columnProfile(
     distinct: ev.distinct,
     distinctApprox: !ev.distinctExact,
   };
-  const identifier = identifierHint(col.name, col.type);
+  const phi = columnPhi(col.name, col.type, ev);
+  // The most telling words first: what the name or the values' shape says, then inference's.
+  const identifier = phi?.hint ?? identifierHint(col.name, col.type);
   if (identifier !== undefined) p.identifier = identifier;
+  if (phi !== undefined) p.phi = phi.kind;
   const nm = ev.nonMissing;
   if (col.type === 'numeric' || col.type === 'integer') {
     p.invalid = nm - ev.numCount;

@@ -5,7 +5,7 @@
 import { WorkerQueue, type WorkerQueueOptions } from './queue.js';
 import type { JobQueue } from './types.js';
 
-export type { JobEvents, JobQueue, TrainJobResult, TrainJobSpec } from './types.js';
+export type { FhirLineage, JobEvents, JobQueue, TrainJobResult, TrainJobSpec } from './types.js';
 export { WorkerQueue, liveJobWorkers, type WorkerQueueOptions } from './queue.js';
 export { buildManifest, buildSequenceManifest, toJobResult, type ManifestInfo, type ArtifactManifest } from './manifest.js';
 export { runTrainJob } from './run.js';

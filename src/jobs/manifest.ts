@@ -5,7 +5,7 @@
 import type { SequenceTrainResult, TrainResult } from '../automl/index.js';
 import { VERSION, type ColumnSchema } from '../core/index.js';
 import type { saveArtifact } from '../registry/index.js';
-import type { TrainJobResult } from './types.js';
+import type { FhirLineage, TrainJobResult } from './types.js';
 
 /**
  * The manifest fields a caller supplies; `saveArtifact` adds the rest (format version, file
@@ -22,6 +22,8 @@ export interface ManifestInfo {
   seed: number;
   /** Defaults to now. */
   created?: Date;
+  /** A table imported from FHIR: the spec that made it (FHIR predictions and CDS Hooks evaluate it again). */
+  fhir?: FhirLineage | undefined;
 }
 
 /**
@@ -44,6 +46,7 @@ export function buildManifest(result: TrainResult, info: ManifestInfo): Artifact
     metrics: { cv: result.cv, selection: result.selection, ...(result.nested ? { nested: result.nested } : {}) },
     // The training means the explanations of linear models and networks are measured from.
     explain: { reference: [...result.explainReference] },
+    ...(info.fhir ? { fhir: info.fhir } : {}),
     dataset: { source: info.source, sha256: info.sha256, rows: result.rows.total, rowsUsed: result.rows.used },
     seed: info.seed,
     created: (info.created ?? new Date()).toISOString(),

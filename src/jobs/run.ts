@@ -39,7 +39,7 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: table.sha256, seed }), result.model, result.report, { key: opts.manifestKey });
+  saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: table.sha256, seed, fhir: spec.fhir }), result.model, result.report, { key: opts.manifestKey });
   return toJobResult(result, spec.outDir);
 }
 

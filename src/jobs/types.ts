@@ -1,4 +1,11 @@
 import type { Progress, SerializedError, Task } from '../core/index.js';
+import type { FeatureSpec } from '../fhir/index.js';
+
+/** How a table was made from FHIR resources: the feature spec, and whether the resources were de-identified first. */
+export interface FhirLineage {
+  features: FeatureSpec;
+  deidentified: boolean;
+}
 
 /** What a training job trains: a dataset file and the options of `medfit train`. */
 export interface TrainJobSpec {
@@ -28,6 +35,8 @@ export interface TrainJobSpec {
   outDir: string;
   /** Lineage written into the manifest. */
   lineage: { datasetId: string; datasetSha256: string; jobId: string };
+  /** A dataset imported from FHIR: its feature spec, kept in the model's manifest. */
+  fhir?: FhirLineage;
 }
 
 /**

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Errors, streamToFileAtomic } from '../core/index.js';
+import { csvField } from '../data/index.js';
+import { FeatureBuilder, type FeatureTable } from './features.js';
+import { readResources } from './read.js';
+import type { FeatureSpec, Resource, ResourceItem } from './types.js';
+
+/**
+ * What de-identifies resources on their way in (the privacy room's `Deidentifier` fits): the FHIR
+ * room does not import privacy (they are siblings), so the importer takes the two things it needs.
+ */
+export interface ResourceDeidentifier {
+  /** A de-identified copy of one resource: pseudonymous ids and references, dates shifted per patient. */
+  resource(r: Resource): Resource;
+  /** The patient's date offset in days, from its pseudonymous key (the index date moves with the patient's dates). */
+  shiftDays(patientKey: string): number;
+  /**
+   * A reference (`Type/id`, `urn:uuid:id`) as the de-identified resources make it: a Bundle
+   * entry's fullUrl must follow its resource's new id, or references to it would no longer meet.
+   */
+  reference(reference: string): string;
+}
+
+/** Options of `importFhir`. */
+export interface ImportOptions {
+  spec: FeatureSpec;
+  /** The CSV file to write (atomically: the whole table or nothing). */
+  out: string;
+  /** De-identify every resource before it is used (absent: the resources as they are). */
+  deidentifier?: ResourceDeidentifier | undefined;
+  /** Largest CSV written, in bytes (a server's upload limit); past it a 413 and nothing written. */
+  maxBytes?: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** What an import wrote. */
+export interface ImportResult {
+  rows: number;
+  columns: string[];
+  /** Resources read (of every type, used or not). */
+  resources: number;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * FHIR resources (Bundles, bulk-export NDJSON; files or folders, gzip accepted) → a feature table
+ * as CSV, one row per Patient, by the feature spec. Streams: resources are read, de-identified
+ * and folded into per-patient aggregates one at a time, so memory grows with patients × features,
+ * not with the export. A bad resource stops the import and nothing is written.
+ */
+export async function importFhir(inputs: string[], options: ImportOptions): Promise<ImportResult> {
+  return importItems(readResources(inputs, options.signal ? { signal: options.signal } : {}), options);
+}
+
+/** `importFhir` over resources from any reader (an HTTP body's stream). */
+export async function importItems(items: AsyncIterable<ResourceItem>, options: ImportOptions): Promise<ImportResult> {
+  const d = options.deidentifier;
+  const builder = new FeatureBuilder(options.spec, d ? { shiftDays: (key) => d.shiftDays(key) } : {});
+  let resources = 0;
+  let source = 'the input';
+  for await (const item of items) {
+    if (options.signal?.aborted) throw Errors.cancelled('the FHIR import');
+    if (resources++ === 0) source = item.source;
+    builder.add(d ? { ...item, resource: d.resource(item.resource), ...(item.fullUrl !== undefined ? { fullUrl: d.reference(item.fullUrl) } : {}) } : item);
+  }
+  const table = builder.finish();
+  if (table.rows.length === 0) throw Errors.badData(source, 'holds no Patient resource: a feature table has one row per Patient');
+  const written = await writeCsv(options.out, table, options.maxBytes);
+  return { rows: table.rows.length, columns: table.columns, resources, ...written };
+}
+
+/** The table as CSV (numbers as JavaScript prints them, which read back exactly), its bytes hashed. */
+async function writeCsv(path: string, t: FeatureTable, maxBytes = Infinity): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  await streamToFileAtomic(path, Readable.from(csvChunks(t)), (chunk) => {
+    bytes += chunk.length;
+    if (bytes > maxBytes) throw Errors.tooLarge(`the feature table is larger than the limit of ${maxBytes} bytes (MEDFIT_MAX_UPLOAD_MB)`);
+    hash.update(chunk);
+  });
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+function* csvChunks(t: FeatureTable): Generator<Buffer> {
+  yield Buffer.from(t.columns.map(csvField).join(',') + '\n');
+  let lines: string[] = [];
+  for (const row of t.rows) {
+    lines.push(row.map((v) => (v === null ? '' : typeof v === 'number' ? String(v) : csvField(v))).join(','));
+    if (lines.length === 1000) {
+      yield Buffer.from(lines.join('\n') + '\n');
+      lines = [];
+    }
+  }
+  if (lines.length) yield Buffer.from(lines.join('\n') + '\n');
+}

@@ -1,0 +1,36 @@
+import type { OperationOutcome } from '@medplum/fhirtypes';
+
+/** FHIR `IssueType` codes for the HTTP statuses medfit answers with. */
+type IssueCode = NonNullable<OperationOutcome['issue']>[number]['code'];
+const ISSUE_CODES: Record<number, IssueCode> = {
+  400: 'invalid',
+  401: 'login',
+  403: 'forbidden',
+  404: 'not-found',
+  409: 'conflict',
+  412: 'incomplete',
+  413: 'too-long',
+  415: 'not-supported',
+  422: 'processing',
+  503: 'transient',
+};
+
+/**
+ * An error as a FHIR R4 OperationOutcome, the answer FHIR clients expect from a request they sent
+ * with a FHIR content type: one `error` issue with the message as `diagnostics` (medfit's messages
+ * never hold record values) and each located problem's place as an `expression`, then one issue
+ * per further located problem.
+ */
+export function operationOutcome(status: number, message: string, details: Array<{ pointer: string; message: string }> = []): OperationOutcome {
+  const code: IssueCode = ISSUE_CODES[status] ?? (status >= 500 ? 'exception' : 'invalid');
+  const severity = status >= 500 ? 'fatal' : 'error';
+  const issue: NonNullable<OperationOutcome['issue']> = [{ severity, code, diagnostics: message }];
+  for (const d of details.slice(0, 100)) issue.push({ severity, code, diagnostics: d.message, ...(d.pointer ? { expression: [d.pointer] } : {}) });
+  return { resourceType: 'OperationOutcome', issue };
+}
+
+/** Whether a request's media type is one of FHIR's (so its errors are answered as OperationOutcome). */
+export function isFhirMediaType(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return type === 'application/fhir+json' || type === 'application/fhir+ndjson' || type === 'application/json+fhir';
+}
