@@ -31,6 +31,7 @@ let server: Server;
 let base: string;
 let fhir: HttpServer;
 let fhirBase: string;
+let closedPort: number;
 /** What the test FHIR server was asked: path and query, and whether the token came with it. */
 const fhirLog: Array<{ url: string; authorized: boolean }> = [];
 
@@ -127,7 +128,15 @@ function startFhirServer(): Promise<void> {
 }
 
 beforeAll(async () => {
-  server = await initServer(loadConfig({ MEDFIT_ADMIN_KEY: ADMIN, MEDFIT_LOG_LEVEL: 'silent' }, { dataDir: join(tempDir(), 'data'), port: '0' }));
+  // The FHIR server first: medfit reaches only the origins MEDFIT_CDS_FHIR_SERVERS lists.
+  await startFhirServer();
+  // A listed server that is not there (a port that was free a moment ago).
+  const closed = createServer();
+  await new Promise<void>((res) => closed.listen(0, '127.0.0.1', () => res()));
+  closedPort = (closed.address() as AddressInfo).port;
+  await new Promise((res) => closed.close(res));
+  const servers = `${new URL(fhirBase).origin}, http://127.0.0.1:${closedPort}`;
+  server = await initServer(loadConfig({ MEDFIT_ADMIN_KEY: ADMIN, MEDFIT_LOG_LEVEL: 'silent', MEDFIT_CDS_FHIR_SERVERS: servers }, { dataDir: join(tempDir(), 'data'), port: '0' }));
   base = await server.app.listen({ host: '127.0.0.1', port: 0 });
   const project = await projectOf(server, ADMIN);
   await registerModel(server, project, 'dm-risk', { fhir: true });
@@ -135,7 +144,6 @@ beforeAll(async () => {
   await registerModel(server, project, 'staged-risk', { fhir: true });
   for (const name of ['dm-risk', 'table-risk']) expect((await call(`/v1/models/${name}/versions/1/stage`, { json: { stage: 'production' } })).status).toBe(200);
   expect((await call('/v1/models/staged-risk/versions/1/stage', { json: { stage: 'staging' } })).status).toBe(200);
-  await startFhirServer();
 }, 120_000);
 
 afterAll(async () => {
@@ -258,11 +266,7 @@ describe('a service call', () => {
     expect(refused.body['detail']).toMatch(/refused the access token/);
     expect(refused.text).not.toContain('another-token');
     // A server that is not there.
-    const closed = createServer();
-    await new Promise<void>((res) => closed.listen(0, '127.0.0.1', () => res()));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((res) => closed.close(res));
-    const gone = await service(hookRequest({ fhirServer: `http://127.0.0.1:${port}/fhir` }));
+    const gone = await service(hookRequest({ fhirServer: `http://127.0.0.1:${closedPort}/fhir` }));
     expect(gone.status).toBe(412);
     expect(gone.body['detail']).toMatch(/could not be reached/);
   });
@@ -273,6 +277,19 @@ describe('a service call', () => {
     const r = await service(hookRequest({ fhirServer: fhirBase, prefetch: { ...prefetch, observations: away } }));
     expect(r.status).toBe(412);
     expect(r.body['detail']).toMatch(/leads away from fhirServer/);
+  });
+
+  it('never contacts a FHIR server that MEDFIT_CDS_FHIR_SERVERS does not list: prefetch is used, or a 412 says why', async () => {
+    fhirLog.length = 0;
+    // The test FHIR server under another name (localhost, not 127.0.0.1): another origin, unlisted.
+    const unlisted = fhirBase.replace('127.0.0.1', 'localhost');
+    const r = await service(hookRequest({ fhirServer: unlisted, prefetch: undefined }));
+    expect(r.status).toBe(412);
+    expect(r.body['detail']).toMatch(/MEDFIT_CDS_FHIR_SERVERS/);
+    expect(fhirLog).toHaveLength(0);
+    const withPrefetch = await service(hookRequest({ fhirServer: unlisted, prefetch }));
+    expect(withPrefetch.status).toBe(200);
+    expect(fhirLog).toHaveLength(0);
   });
 
   it('answers 404 for an unknown service, a model not trained from FHIR and one not in production', async () => {

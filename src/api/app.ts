@@ -141,7 +141,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   await datasetRoutes(app, services);
   await jobRoutes(app, services);
   await modelRoutes(app, services);
-  await cdsHooksRoutes(app, services);
+  await cdsHooksRoutes(app, services, { publicUrl: config.publicUrl, fhirServers: config.cdsFhirServers });
   await streamRoutes(app, services);
   await dashboardRoutes(app);
 

@@ -38,6 +38,12 @@ export interface CdsHooksOptions {
   publicUrl?: string | undefined;
   /** How long one request to a client's FHIR server may take (default 10 s). */
   fhirTimeoutMs?: number;
+  /**
+   * The origins (`https://ehr.example.org`) of the FHIR servers a hook request's `fhirServer` may
+   * name (`MEDFIT_CDS_FHIR_SERVERS`). Any other is not contacted: a caller must not be able to make
+   * medfit send requests into the network it runs in. Empty (the default): prefetch only.
+   */
+  fhirServers?: readonly string[];
 }
 
 /** Most pages of one search fetched from a client's FHIR server (a patient's Observations of a few codes). */
@@ -181,6 +187,7 @@ export async function cdsHooksRoutes(app: FastifyInstance, s: Services, opts: Cd
   let publicUrl = opts.publicUrl;
   while (publicUrl?.endsWith('/')) publicUrl = publicUrl.slice(0, -1);
   const timeoutMs = opts.fhirTimeoutMs ?? 10_000;
+  const fhirServers = new Set(opts.fhirServers ?? []);
 
   /** The FHIR side of a production binary version, or undefined when it is not a service (unreadable ones logged). */
   const serviceModel = (rec: ModelVersionRecord): FhirModel | undefined => {
@@ -225,7 +232,7 @@ export async function cdsHooksRoutes(app: FastifyInstance, s: Services, opts: Cd
       if (body.hook !== CDS_HOOK) throw Errors.badParam('/hook', `service "${id}" answers the ${CDS_HOOK} hook`);
       const patientId = body.context.patientId;
       if (!FHIR_ID.test(patientId)) throw Errors.badParam('/context/patientId', 'must be a FHIR id (letters, digits, "-" and ".", at most 64)');
-      const server = fhirAccess(body);
+      const server = fhirAccess(body, fhirServers);
       req.auditEntry = { action: 'model.predict', resource: `model:${fm.rec.name}/${fm.rec.version}`, rows: 1 };
       noStore(reply);
       let items: ResourceItem[];
@@ -279,8 +286,11 @@ function describe(fm: FhirModel): Record<string, unknown> {
   };
 }
 
-/** `fhirServer` with its token, when the request gives both (checked); undefined when it gives neither. */
-function fhirAccess(body: HookRequest): { base: URL; token: string } | undefined {
+/**
+ * `fhirServer` with its token, when the request gives both (checked) and the server is one medfit
+ * may reach (`allowed` origins); undefined when it gives neither.
+ */
+function fhirAccess(body: HookRequest, allowed: ReadonlySet<string>): { base: URL; token: string } | undefined {
   const auth = body.fhirAuthorization;
   if (auth && body.fhirServer === undefined) throw Errors.badParam('/fhirServer', 'is required with fhirAuthorization');
   if (body.fhirServer === undefined) return undefined;
@@ -294,6 +304,9 @@ function fhirAccess(body: HookRequest): { base: URL; token: string } | undefined
   if (base.username || base.password) throw Errors.badParam('/fhirServer', 'must not hold credentials (the token goes in fhirAuthorization)');
   if (!auth) return undefined;
   if (auth.token_type.toLowerCase() !== 'bearer') throw Errors.badParam('/fhirAuthorization/token_type', 'must be "Bearer"');
+  // A server medfit may not reach is not contacted (a caller must not make medfit send requests
+  // into its own network): the request is answered from its prefetch, or a 412 says why not.
+  if (!allowed.has(base.origin)) return undefined;
   return { base, token: auth.access_token };
 }
 
@@ -326,7 +339,7 @@ async function gather(spec: FeatureSpec, body: HookRequest, patientId: string, s
       items.push(...bundleItems(v, source));
       const next = nextLink(v);
       if (next !== undefined) {
-        if (!server) throw new PreconditionFailed(`prefetch "${t.key}" is one page of several, and no fhirServer with fhirAuthorization was given to read the rest`);
+        if (!server) throw new PreconditionFailed(`prefetch "${t.key}" is one page of several, and no fhirServer with fhirAuthorization that medfit may reach (MEDFIT_CDS_FHIR_SERVERS) was given to read the rest`);
         items.push(...(await searchPages(server, next, t, limits.timeoutMs, budget)));
       }
       continue;
@@ -335,7 +348,7 @@ async function gather(spec: FeatureSpec, body: HookRequest, patientId: string, s
   }
   if (missing.length > 0 && !server) {
     const keys = missing.map((t) => `"${t.key}" (${t.template})`).join(', ');
-    throw new PreconditionFailed(`the request lacks prefetch ${keys}, and no fhirServer with fhirAuthorization was given to fetch it`);
+    throw new PreconditionFailed(`the request lacks prefetch ${keys}, and no fhirServer with fhirAuthorization that medfit may reach (MEDFIT_CDS_FHIR_SERVERS) was given to fetch it`);
   }
   for (const t of missing) {
     if (t.read) {

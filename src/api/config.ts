@@ -41,6 +41,10 @@ export interface ServerConfig {
    */
   deidKey: Buffer;
   deidKeyGenerated: boolean;
+  /** The web app's public base URL (`MEDFIT_PUBLIC_URL`), for links in CDS Hooks cards. */
+  publicUrl?: string;
+  /** Origins of the FHIR servers CDS Hooks requests may have medfit read from (`MEDFIT_CDS_FHIR_SERVERS`, comma-separated). */
+  cdsFhirServers: string[];
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
@@ -84,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     logLevel: level as ServerConfig['logLevel'],
     deidKey: deid.key,
     deidKeyGenerated: deid.generated,
+    cdsFhirServers: [],
     ...(adminKey !== undefined ? { adminKey } : {}),
     ...(manifestKey !== undefined ? { manifestKey } : {}),
     uploadCheck: {
@@ -99,6 +104,26 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     const password = env['MEDFIT_MQTT_PASSWORD'] || undefined;
     config.mqtt = { url: mqttUrl, ...(model !== undefined ? { model } : {}), ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
   } else if (flags.mqttModel !== undefined) problems.push('--mqtt-model needs --mqtt <url>');
+  const publicUrl = env['MEDFIT_PUBLIC_URL'] || undefined;
+  if (publicUrl !== undefined) {
+    if (httpOrigin(publicUrl) === undefined) problems.push('MEDFIT_PUBLIC_URL must be an http(s) URL, e.g. https://medfit.example.org');
+    else config.publicUrl = publicUrl;
+  }
+  for (const entry of (env['MEDFIT_CDS_FHIR_SERVERS'] ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+    const origin = httpOrigin(entry);
+    if (origin === undefined) problems.push(`MEDFIT_CDS_FHIR_SERVERS: "${entry.slice(0, 100)}" is not an http(s) URL`);
+    else config.cdsFhirServers.push(origin);
+  }
   if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
   return config;
+}
+
+/** The origin of an http(s) URL without credentials, or undefined. */
+function httpOrigin(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password ? u.origin : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import { Errors } from '../core/index.js';
 
 /** Bodies up to this many bytes are read to their end (and thrown away) before a refusal is sent. */
 export const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
@@ -75,42 +76,51 @@ export async function settleBody(req: FastifyRequest, reply: FastifyReply): Prom
  * The request's body as a stream that fails with `tooLarge()` once more than `maxBytes` have
  * arrived, WITHOUT destroying the request: the request is paused there, so the error edge can
  * read the rest away (`settleBody`) and the client sees the 413 instead of a reset connection.
- * (A pipeline that throws on the request itself destroys it.)
+ * (A pipeline that throws on the request itself destroys it.) It lets go of the request as soon
+ * as its reader stops early (a bad row or resource in the middle of the body): a listener left on
+ * the request would pause it again on every chunk the error edge reads away, until that gave up
+ * after DRAIN_MAX_MS (30 s per bad request).
  */
 export function limitedBody(body: Readable, maxBytes: number, tooLarge: () => Error): Readable {
   let seen = 0;
-  let done = false;
+  let attached = true;
   const out = new Readable({
     read() {
-      if (!done) body.resume();
+      if (attached) body.resume();
     },
   });
-  const stop = (e?: Error) => {
-    if (done) return;
-    done = true;
+  const detach = () => {
+    if (!attached) return;
+    attached = false;
     body.off('data', onData);
     body.off('end', onEnd);
-    body.off('error', stop);
-    if (e) {
-      body.pause();
-      out.destroy(e);
-    }
+    body.off('error', onError);
+    body.off('close', onClose);
   };
   const onData = (chunk: Buffer) => {
     seen += chunk.length;
-    if (seen > maxBytes) return stop(tooLarge());
-    if (!out.push(chunk)) body.pause();
+    if (seen > maxBytes) {
+      detach();
+      body.pause();
+      out.destroy(tooLarge());
+    } else if (!out.push(chunk)) body.pause();
   };
   const onEnd = () => {
-    stop();
+    detach();
     out.push(null);
   };
+  const onError = (e: Error) => {
+    detach();
+    out.destroy(e);
+  };
+  // A client that gives up mid-body: the reader must fail, not wait forever.
+  const onClose = () => onError(Errors.badRequest('the request body was interrupted'));
   body.on('data', onData);
   body.on('end', onEnd);
-  body.on('error', stop);
-  // A client that gives up mid-upload: the file stream must fail, not wait forever.
-  body.once('close', () => {
-    if (!done) stop(new Error('the upload was interrupted'));
-  });
+  body.on('error', onError);
+  body.once('close', onClose);
+  // The reader stopped (or finished): the request is let go, flowing, for the error edge to read
+  // away. Not paused: 'close' comes a tick after the error, when the edge may be reading already.
+  out.once('close', detach);
   return out;
 }

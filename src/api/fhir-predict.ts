@@ -18,6 +18,7 @@ import type { ExplainedPrediction, Manifest, Prediction } from '../registry/inde
 import type { ModelVersionRecord } from '../store/index.js';
 import type { Principal } from './auth.js';
 import type { Services } from './services.js';
+import { limitedBody } from './drain.js';
 
 /**
  * The FHIR media types the predict routes take, and how each is read: a Bundle
@@ -276,57 +277,6 @@ export async function predictFhir(s: Services, req: FastifyRequest, reply: Fasti
     patients: patients.map((pt) => ({ subject: pt.subject, probabilities: (pt.prediction as { probabilities: Record<string, number> }).probabilities, basis: pt.basis })),
   });
   return reply.type('application/fhir+json').send(bundle);
-}
-
-/**
- * The request's body as a stream that fails with `tooLarge()` past `maxBytes`, without destroying
- * the request (the error edge reads the rest away, so the client sees the answer). Unlike
- * drain.ts's `limitedBody`, it lets go of the request as soon as its reader stops early (a bad
- * resource in the middle of the Bundle): a listener left on the request pauses it again on every
- * chunk the error edge reads away, until that gives up after DRAIN_MAX_MS (30 s per bad request).
- */
-function limitedBody(body: Readable, maxBytes: number, tooLarge: () => Error): Readable {
-  let seen = 0;
-  let attached = true;
-  const out = new Readable({
-    read() {
-      if (attached) body.resume();
-    },
-  });
-  const detach = () => {
-    if (!attached) return;
-    attached = false;
-    body.off('data', onData);
-    body.off('end', onEnd);
-    body.off('error', onError);
-    body.off('close', onClose);
-  };
-  const onData = (chunk: Buffer) => {
-    seen += chunk.length;
-    if (seen > maxBytes) {
-      detach();
-      body.pause();
-      out.destroy(tooLarge());
-    } else if (!out.push(chunk)) body.pause();
-  };
-  const onEnd = () => {
-    detach();
-    out.push(null);
-  };
-  const onError = (e: Error) => {
-    detach();
-    out.destroy(e);
-  };
-  // A client that gives up mid-body: the reader must fail, not wait forever.
-  const onClose = () => onError(Errors.badRequest('the request body was interrupted'));
-  body.on('data', onData);
-  body.on('end', onEnd);
-  body.on('error', onError);
-  body.once('close', onClose);
-  // The reader stopped (or finished): the request is let go, flowing, for the error edge to read
-  // away. Not paused: 'close' comes a tick after the error, when the edge may be reading already.
-  out.once('close', detach);
-  return out;
 }
 
 /** How the readers and the feature builder name the request body in their messages. */
