@@ -11,6 +11,7 @@ import { csvField, profileFileInWorker, readTable, withoutIdentifierValues, type
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
 import type { DatasetRecord } from '../store/index.js';
 import type { FeatureSpec } from '../fhir/index.js';
+import type { ColumnFacts, ColumnReport } from '../privacy/index.js';
 import type { FhirLineage } from '../jobs/index.js';
 import { requireScope } from './auth.js';
 import { limitedBody } from './drain.js';
@@ -33,6 +34,11 @@ const datasetJson = {
       type: 'object',
       description: 'a dataset imported from FHIR, in the upload\'s answer: how many resources were read, and whether they were de-identified',
       properties: { resources: { type: 'integer' }, deidentified: { type: 'boolean' } },
+    },
+    deidentified: {
+      type: 'array',
+      description: 'a table uploaded with deidentify=true, in the upload\'s answer: each column the de-identification changed or dropped, and why',
+      items: { type: 'object', properties: { column: { type: 'string' }, action: { type: 'string' }, reason: { type: 'string' } } },
     },
   },
 } as const;
@@ -343,6 +349,33 @@ function* csvChunks(t: Table): Generator<Buffer> {
   if (lines.length) yield Buffer.from(lines.join('\n') + '\n');
 }
 
+/** What a table de-identification worker is given: the upload, where the de-identified table goes, the profile's columns. */
+interface TableDeidWorkerData {
+  task: typeof TABLE_DEID_TASK;
+  inPath: string;
+  outPath: string;
+  format: TableFormat;
+  columns: ColumnFacts[];
+  /** The de-identification key (hex); never stored. */
+  deidKey: string;
+  source: string;
+  maxBytes: number;
+}
+const TABLE_DEID_TASK = 'medfit:table-deidentify';
+
+/** The worker side of a table de-identification: plan from the profile's columns, rewrite, answer. */
+async function runTableDeidWorker(d: TableDeidWorkerData): Promise<void> {
+  const port = parentPort!;
+  try {
+    const { Deidentifier, deidentifyTableFile, planTable } = await import('../privacy/index.js');
+    const deidentifier = new Deidentifier({ key: Buffer.from(d.deidKey, 'hex') });
+    const r = await deidentifyTableFile(d.inPath, d.outPath, { rules: planTable(d.columns), deidentifier, format: d.format, source: d.source, maxBytes: d.maxBytes });
+    port.postMessage({ result: { bytes: r.bytes, sha256: r.sha256, report: r.report } } satisfies WorkerMessage<unknown>);
+  } catch (e) {
+    port.postMessage({ error: serializeError(e) } satisfies WorkerMessage<unknown>);
+  }
+}
+
 /** Imports a stored FHIR upload in a worker thread (streamed, de-identified unless asked not to) into the dataset's CSV. */
 function fhirToCsvInWorker(data: Omit<FhirWorkerData, 'task'>): Promise<{ rows: number; bytes: number; sha256: string; resources: number }> {
   return fhirGate.run(() =>
@@ -356,7 +389,8 @@ async function runFhirWorker(d: FhirWorkerData): Promise<void> {
   try {
     const { importItems, readResourcesFromStream } = await import('../fhir/index.js');
     const { Deidentifier } = await import('../privacy/index.js');
-    const deidentifier = d.deidKey !== undefined ? new Deidentifier({ key: Buffer.from(d.deidKey, 'hex') }) : undefined;
+    // Ages over 89 are pooled at the spec's index date, where the table measures them.
+    const deidentifier = d.deidKey !== undefined ? new Deidentifier({ key: Buffer.from(d.deidKey, 'hex'), now: new Date(d.spec.index) }) : undefined;
     const items = readResourcesFromStream(createReadStream(d.inPath), d.source, d.kind);
     const r = await importItems(items, { spec: d.spec, out: d.csvPath, deidentifier, maxBytes: d.maxCsvBytes });
     port.postMessage({ result: { rows: r.rows, bytes: r.bytes, sha256: r.sha256, resources: r.resources } } satisfies WorkerMessage<{ rows: number; bytes: number; sha256: string; resources: number }>);
@@ -413,6 +447,7 @@ if (!isMainThread) {
   const task = (workerData as { task?: string } | null)?.task;
   if (task === FIT_TASK) void runFitWorker(workerData as FitWorkerData);
   else if (task === FHIR_TASK) void runFhirWorker(workerData as FhirWorkerData);
+  else if (task === TABLE_DEID_TASK) void runTableDeidWorker(workerData as TableDeidWorkerData);
   else if (task === SERIES_TASK) void runSeriesWorker(workerData as SeriesWorkerData);
 }
 
@@ -497,6 +532,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
           const stem = name.replace(/\.fit$/i, '');
           return uploadFit(req, reply, { id, name, subject: subject ?? stem, session: session ?? (stem !== name ? stem : 'session'), projectId: p.projectId });
         }
+        if (deidentify === 'true') return uploadDeidentifiedTable(req, reply, { id, name, projectId: p.projectId, format });
         const rel = join('datasets', p.projectId, `${id}.${format ?? 'data'}`);
         const path = join(s.config.dataDir, rel);
         const hash = createHash('sha256');
@@ -566,6 +602,57 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       throw e;
     } finally {
       rmSync(fitPath, { force: true });
+    }
+  }
+
+  /**
+   * A table uploaded with `deidentify=true`: streamed to a temporary file (size limit), profiled,
+   * and rewritten in a worker thread by the de-identification plan of its profile (personal
+   * identifiers dropped, record numbers pseudonymised, ZIP codes to 3 digits, dates to the year,
+   * ages over 89 pooled) into the stored dataset, which is profiled again. The upload as sent is
+   * never kept; the answer says what was done to each column (counts, never values).
+   */
+  async function uploadDeidentifiedTable(
+    req: import('fastify').FastifyRequest,
+    reply: import('fastify').FastifyReply,
+    o: { id: string; name: string; projectId: string; format: TableFormat | undefined },
+  ) {
+    if (!req.body) throw Errors.badRequest('the request has no body: send the table as CSV, a JSON array or NDJSON');
+    const limit = s.config.maxUploadBytes;
+    const rawPath = join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.deid.upload`);
+    const body = limitedBody(req.body as Readable, limit, () => Errors.tooLarge(`dataset is larger than the limit of ${limit} bytes (MEDFIT_MAX_UPLOAD_MB)`));
+    let path: string | undefined;
+    try {
+      await streamToFileAtomic(rawPath, body, () => {});
+      const raw = await profileFileInWorker(rawPath, { source: o.name, ...(o.format ? { format: o.format } : {}) });
+      const rel = join('datasets', o.projectId, `${o.id}.${raw.format}`);
+      path = join(s.config.dataDir, rel);
+      const data: TableDeidWorkerData = {
+        task: TABLE_DEID_TASK,
+        inPath: rawPath,
+        outPath: path,
+        format: raw.format,
+        columns: raw.columns.map((c) => ({ name: c.name, type: c.type, ...(c.phi !== undefined ? { phi: c.phi } : {}) })),
+        deidKey: s.config.deidKey.toString('hex'),
+        source: o.name,
+        maxBytes: limit,
+      };
+      const done = await runWorker<{ bytes: number; sha256: string; report: ColumnReport[] }>(data, { name: 'de-identification', doing: 'de-identifying the table', source: o.name, heapMb: FHIR_HEAP_MB, timeoutMs: FHIR_TIMEOUT_MS });
+      const profile = await profileFileInWorker(path, { source: o.name, format: raw.format });
+      writeFileAtomic(`${path}.profile.json`, JSON.stringify(profile));
+      const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
+      const rec = await s.store.createDataset({ id: o.id, projectId: o.projectId, name: o.name, file: rel, format: profile.format, rows: profile.rows, bytes: done.bytes, sha256: done.sha256, columns });
+      req.auditEntry = { action: 'dataset.create', resource: `dataset:${o.id}`, rows: rec.rows };
+      const changed = done.report.filter((r) => r.action !== 'keep').map((r) => ({ column: r.column, action: r.action, reason: r.reason }));
+      return reply.code(201).send({ ...view(rec), deidentified: changed });
+    } catch (e) {
+      if (path !== undefined) {
+        rmSync(path, { force: true });
+        rmSync(`${path}.profile.json`, { force: true });
+      }
+      throw e;
+    } finally {
+      rmSync(rawPath, { force: true });
     }
   }
 

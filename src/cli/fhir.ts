@@ -56,11 +56,12 @@ export async function fhir(argv: string[], io: Io): Promise<number> {
  * The de-identifier the CLI uses unless told not to: keyed by MEDFIT_DEID_KEY, or by a random key
  * for this run (said on stderr, since its pseudonyms join nothing of another run).
  */
-export async function cliDeidentifier(io: Io, command: string): Promise<ResourceDeidentifier> {
+export async function cliDeidentifier(io: Io, command: string, index?: string): Promise<ResourceDeidentifier> {
   const { deidKey, Deidentifier } = await import('../privacy/index.js');
   const { key, generated } = deidKey(process.env);
   if (generated) io.stderr.write(`medfit ${command}: MEDFIT_DEID_KEY is not set; de-identifying with a random key for this run only (pseudonyms and date shifts will not match another run's)\n`);
-  return new Deidentifier({ key });
+  // Ages over 89 are pooled at the feature spec's index date, where the table measures them.
+  return new Deidentifier({ key, ...(index !== undefined ? { now: new Date(index) } : {}) });
 }
 
 async function importCommand(argv: string[], io: Io): Promise<number> {
@@ -85,7 +86,7 @@ async function importCommand(argv: string[], io: Io): Promise<number> {
   if (statSync(o.out, { throwIfNoEntry: false })?.isDirectory()) throw Errors.usage(`--out ${o.out} is a directory; name a file in it`);
   const { importFhir, parseFeatureSpec } = await import('../fhir/index.js');
   const spec = parseFeatureSpec(readJsonFile(o.features), o.features);
-  const deidentifier = o['no-deidentify'] ? undefined : await cliDeidentifier(io, 'fhir import');
+  const deidentifier = o['no-deidentify'] ? undefined : await cliDeidentifier(io, 'fhir import', spec.index);
   const r = await importFhir(positionals, { spec, out: o.out, deidentifier });
   if (o.json) io.stdout.write(JSON.stringify({ out: o.out, rows: r.rows, columns: r.columns, resources: r.resources, bytes: r.bytes, sha256: r.sha256, deidentified: deidentifier !== undefined }) + '\n');
   else io.stderr.write(`medfit fhir import: ${r.resources} resources, ${r.rows} patients, ${r.columns.length} columns${deidentifier ? ', de-identified' : ''}: wrote ${o.out}\n`);
@@ -120,7 +121,7 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   async function* rows(): AsyncGenerator<Record<string, unknown>> {
     for await (const item of items) {
       if (item.resource.resourceType !== view.resource) continue;
-      const it: ResourceItem = d ? { ...item, resource: d.resource(item.resource), ...(item.fullUrl !== undefined ? { fullUrl: d.reference(item.fullUrl) } : {}) } : item;
+      const it: ResourceItem = d ? { ...item, resource: d.resource(item.resource, `${item.source}, ${item.where}`), ...(item.fullUrl !== undefined ? { fullUrl: d.reference(item.fullUrl) } : {}) } : item;
       yield* view.run(it.resource, it.fullUrl !== undefined ? { fullUrl: it.fullUrl } : {});
     }
   }
@@ -257,7 +258,7 @@ export async function fhirTrainingTable(
   }
   const dir = mkdtempSync(join(tmpdir(), 'medfit-fhir-'));
   const path = join(dir, `${basename(input).replace(/(\.ndjson|\.json)?(\.gz)?$/i, '') || 'fhir'}.csv`);
-  const deidentifier = o.deidentify ? await cliDeidentifier(io, 'train') : undefined;
+  const deidentifier = o.deidentify ? await cliDeidentifier(io, 'train', spec.index) : undefined;
   try {
     const r = await importFhir([input], { spec, out: path, deidentifier });
     io.stderr.write(`medfit train: ${r.resources} FHIR resources → ${r.rows} patients${deidentifier ? ' (de-identified)' : ''}\n`);

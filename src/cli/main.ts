@@ -66,6 +66,8 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
                           trained on; the model keeps the spec (FHIR predictions, CDS Hooks).
                           A table made by medfit fhir import with that spec is taken too
   --no-deidentify         with --features: use the resources as they are
+  --deidentify            a table: drop, pseudonymise (MEDFIT_DEID_KEY) or generalise the columns
+                          the profile flags as personal identifiers before training
   --json                  print one JSON document on stdout
 
 ${SEQUENCE_HELP}
@@ -210,6 +212,7 @@ async function train(argv: string[], io: Io): Promise<number> {
       out: { type: 'string' },
       format: { type: 'string' },
       features: { type: 'string' },
+      deidentify: { type: 'boolean', default: false },
       'no-deidentify': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -226,8 +229,9 @@ async function train(argv: string[], io: Io): Promise<number> {
   const task = oneOf(o.task!, ['auto', 'binary', 'multiclass', 'regression'] as const, 'task');
   const file = positionals[0]!;
   if (o['no-deidentify'] && o.features === undefined) throw Errors.usage('--no-deidentify is for FHIR input (with --features)');
+  if (o.deidentify && (o.features !== undefined || o.sequence)) throw Errors.usage('--deidentify is for tables: FHIR input (--features) is de-identified unless --no-deidentify, and sensor streams have no personal identifiers to remove here');
   if (o.features !== undefined && (o.sequence || o.format)) throw Errors.usage('--features makes a table from FHIR resources; it does not go with --sequence or --format');
-  if (isSequenceInput(file, o)) {
+  if (o.features === undefined && isSequenceInput(file, o)) {
     const { manifestKeyFromEnv, nextVersionDir } = await import('../registry/index.js');
     manifestKeyFromEnv(process.env);
     const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
@@ -264,9 +268,11 @@ async function train(argv: string[], io: Io): Promise<number> {
   const { buildManifest } = await import('../jobs/index.js');
   // FHIR resources become a table first (in a temporary folder, removed after training).
   const fhir = o.features !== undefined ? await (await import('./fhir.js')).fhirTrainingTable(file, o.features, { deidentify: !o['no-deidentify'] }, io) : undefined;
+  // --deidentify: the table trained on (and hashed into the manifest) is the de-identified copy.
+  const deid = o.deidentify ? await (await import('./privacy.js')).deidentifiedTable(file, o.format ? formatFlag(o.format) : undefined, io) : undefined;
   try {
     // The SHA-256 in the manifest is of the bytes this run read and trained on.
-    const tbl = await readTable(fhir?.path ?? file, { hash: true, ...(fhir ? { source: basename(file) } : {}), ...(o.format ? { format: formatFlag(o.format) } : {}) });
+    const tbl = await readTable(fhir?.path ?? deid?.path ?? file, { hash: true, ...(fhir || deid ? { source: basename(file) } : {}), ...(o.format && !deid ? { format: formatFlag(o.format) } : {}) });
     fhir?.check(tbl.columns);
     const seed = intFlag(o.seed, 'seed', 0, 0);
     // --target a,b,c: several numeric targets learnt at once (one multi-output regression); a column
@@ -312,6 +318,7 @@ async function train(argv: string[], io: Io): Promise<number> {
     return 0;
   } finally {
     fhir?.cleanup();
+    deid?.cleanup();
   }
 }
 

@@ -11,8 +11,11 @@ import type { FeatureSpec, Resource, ResourceItem } from './types.js';
  * room does not import privacy (they are siblings), so the importer takes the two things it needs.
  */
 export interface ResourceDeidentifier {
-  /** A de-identified copy of one resource: pseudonymous ids and references, dates shifted per patient. */
-  resource(r: Resource): Resource;
+  /**
+   * A de-identified copy of one resource: pseudonymous ids and references, dates shifted per
+   * patient. `where` (`file, line 4`) prefixes its messages about a bad element.
+   */
+  resource(r: Resource, where?: string): Resource;
   /** The patient's date offset in days, from its pseudonymous key (the index date moves with the patient's dates). */
   shiftDays(patientKey: string): number;
   /**
@@ -63,7 +66,7 @@ export async function importItems(items: AsyncIterable<ResourceItem>, options: I
   for await (const item of items) {
     if (options.signal?.aborted) throw Errors.cancelled('the FHIR import');
     if (resources++ === 0) source = item.source;
-    builder.add(d ? { ...item, resource: d.resource(item.resource), ...(item.fullUrl !== undefined ? { fullUrl: d.reference(item.fullUrl) } : {}) } : item);
+    builder.add(d ? { ...item, resource: d.resource(item.resource, `${item.source}, ${item.where}`), ...(item.fullUrl !== undefined ? { fullUrl: d.reference(item.fullUrl) } : {}) } : item);
   }
   const table = builder.finish();
   if (table.rows.length === 0) throw Errors.badData(source, 'holds no Patient resource: a feature table has one row per Patient');
