@@ -121,7 +121,8 @@ JSON log lines. Environment: MEDFIT_HOST, MEDFIT_PORT,
 MEDFIT_DATA_DIR, MEDFIT_ADMIN_KEY, MEDFIT_MAX_UPLOAD_MB (100), MEDFIT_MAX_BODY_MB (10),
 MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info),
 MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour it too),
-MEDFIT_UPLOAD_CHECK_SECONDS (30), MEDFIT_UPLOAD_CHECK_MB (1024).
+MEDFIT_UPLOAD_CHECK_SECONDS (30), MEDFIT_UPLOAD_CHECK_MB (1024), MEDFIT_DEID_KEY (de-identification;
+random per process when unset), MEDFIT_PUBLIC_URL, MEDFIT_CDS_FHIR_SERVERS.
 
   --mqtt <url>            also predict live from an MQTT broker (MEDFIT_MQTT_URL): devices publish
                           samples to medfit/<project>/<device>/samples with their API key (MQTT v5
