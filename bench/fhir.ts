@@ -27,7 +27,6 @@ import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
@@ -66,16 +65,8 @@ async function parseChild(files: string[]): Promise<ChildReport> {
 }
 
 async function importChild(args: string[]): Promise<ChildReport> {
-  const { main } = await import('../src/cli/main.js');
-  let stdout = '';
-  let stderr = '';
-  const out = new PassThrough();
-  const err = new PassThrough();
-  out.on('data', (d: Buffer) => (stdout += d.toString()));
-  err.on('data', (d: Buffer) => (stderr += d.toString()));
-  const t0 = performance.now();
-  const code = await main(['fhir', 'import', ...args, '--json'], { stdout: out, stderr: err as unknown as NodeJS.WriteStream, stdin: new PassThrough() });
-  const seconds = (performance.now() - t0) / 1000;
+  const { medfitInProcess } = await import('../test/helpers.js');
+  const { code, stdout, stderr, seconds } = await medfitInProcess(['fhir', 'import', ...args, '--json']);
   let result: ChildReport['result'];
   try {
     result = JSON.parse(stdout) as ChildReport['result'];

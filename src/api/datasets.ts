@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
-import { Errors, deserializeError, serializeError, startWorker, streamToFileAtomic, writeFileAtomic, type SerializedError } from '../core/index.js';
+import { Errors, deserializeError, readHead, serializeError, startWorker, streamToFileAtomic, writeFileAtomic, type SerializedError } from '../core/index.js';
 import { WorkQueue } from './work-queue.js';
 import { csvField, profileFileInWorker, readTable, withoutIdentifierValues, type Table, type TableFormat } from '../data/index.js';
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
@@ -318,16 +318,6 @@ function labelProblem(c: ProfiledColumn): string | undefined {
   return undefined;
 }
 
-/** The first `n` bytes of a file (fewer when it is shorter). */
-function readHead(path: string, n: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(n);
-    return buf.subarray(0, readSync(fd, buf, 0, n, 0));
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** A table as CSV bytes, a thousand rows a chunk (numbers written so they read back exactly). */
 function* csvChunks(t: Table): Generator<Buffer> {

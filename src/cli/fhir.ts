@@ -1,10 +1,10 @@
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { constants, gunzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
-import { Errors, streamToFileAtomic } from '../core/index.js';
+import { Errors, readHead, streamToFileAtomic } from '../core/index.js';
 import type { ResourceDeidentifier, ResourceItem } from '../fhir/index.js';
 import { oneOf, parse } from './args.js';
 import type { Io } from './main.js';
@@ -221,16 +221,6 @@ export function looksLikeFhir(path: string): boolean {
   const text = head.toString('utf8');
   const start = text.search(/\S/);
   return start >= 0 && text[start] === '{' && text.includes('"resourceType"');
-}
-
-function readHead(path: string, n: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(n);
-    return buf.subarray(0, readSync(fd, buf, 0, n, 0));
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

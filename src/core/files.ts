@@ -9,7 +9,7 @@
  * (the rename is atomic), which is the property readers rely on.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -138,4 +138,15 @@ export function removeStaleTemps(dataDir: string, opts: { olderThanMs?: number; 
   };
   for (const top of ['models', 'datasets']) walk(join(dataDir, top), 1);
   return removed;
+}
+
+/** The first `n` bytes of a file (fewer when it is shorter): enough to tell a format by its start. */
+export function readHead(path: string, n: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    return buf.subarray(0, readSync(fd, buf, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,7 +1,7 @@
 export type { Table, TableFormat } from './table.js';
 export { MISSING_TOKENS, isMissing, parseNumber, parseBoolean, parseDate, categoryKey } from './cells.js';
 export { Column, type ColumnEvidence } from './column.js';
-export { readTable, readTableFromStream, tableFromRows, rowsOf, formatFromPath, type ReadOptions } from './read.js';
+export { readTable, readTableFromStream, tableFromRows, rowsOf, formatFromPath, ndjsonRecords, type ReadOptions } from './read.js';
 export { inferSchema, type InferOptions, type InferredSchema } from './schema.js';
 export { profileFile, profileFileInWorker, profileTable, withoutIdentifierValues, type TableProfile, type ColumnProfile, type TargetProfile, type ProfileFileOptions } from './profile.js';
 export type { Histogram } from './histogram.js';

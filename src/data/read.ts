@@ -425,9 +425,21 @@ async function scanJson(head: Buffer, rest: AsyncGenerator<Buffer>, source: stri
 }
 
 async function scanNdjson(head: Buffer, rest: AsyncGenerator<Buffer>, source: string, b: TableBuilder): Promise<void> {
+  const lines = ndjsonRecords(source, (v, where, line) => b.addRecord(v, where, line));
+  lines.take(head);
+  for await (const c of rest) lines.take(c);
+  lines.end();
+  if (b.rows === 0) throw Errors.badData(source, 'no data rows');
+}
+
+/**
+ * NDJSON records from bytes given in chunks: each non-blank line parsed as JSON and handed to
+ * `onRecord` with where it was (`source:line`); a line that is not JSON, or not an object, is an
+ * error naming it (never quoting it). Linear: each chunk is searched for line breaks once, and the
+ * unfinished last line is kept in pieces, so a long line spread over many chunks is never rescanned.
+ */
+export function ndjsonRecords(source: string, onRecord: (record: Record<string, unknown>, where: string, line: number) => void): { take(chunk: Buffer): void; end(): void } {
   const decoder = new TextDecoder('utf-8');
-  // The unfinished last line, in pieces: each chunk is searched for line breaks once, so a long
-  // line spread over many chunks is never rescanned.
   let pending: string[] = [];
   let pendingLength = 0;
   let line = 0;
@@ -443,7 +455,7 @@ async function scanNdjson(head: Buffer, rest: AsyncGenerator<Buffer>, source: st
       throw Errors.badData(where, 'not valid JSON');
     }
     if (!isPlainObject(v)) throw Errors.badData(where, 'expected a JSON object');
-    b.addRecord(v, where, line);
+    onRecord(v, where, line);
   };
   const take = (text: string) => {
     let start = 0;
@@ -460,12 +472,14 @@ async function scanNdjson(head: Buffer, rest: AsyncGenerator<Buffer>, source: st
       if (pendingLength > MAX_LINE) throw Errors.badData(`${source}:${line + 1}`, `a line is longer than ${MAX_LINE} characters`);
     }
   };
-  // The default TextDecoder drops a leading BOM; `stream: true` keeps split characters whole.
-  take(decoder.decode(head, { stream: true }));
-  for await (const c of rest) take(decoder.decode(c, { stream: true }));
-  take(decoder.decode());
-  if (pending.length > 0) one(pending.join(''));
-  if (b.rows === 0) throw Errors.badData(source, 'no data rows');
+  return {
+    // The default TextDecoder drops a leading BOM; `stream: true` keeps split characters whole.
+    take: (chunk) => take(decoder.decode(chunk, { stream: true })),
+    end: () => {
+      take(decoder.decode());
+      if (pending.length > 0) one(pending.join(''));
+    },
+  };
 }
 
 /** Longest NDJSON line read: one record far larger than any table row is a broken file. */

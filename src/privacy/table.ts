@@ -38,6 +38,7 @@ import {
   formatFromPath,
   isAgeName,
   isMissing,
+  ndjsonRecords,
   parseNumber,
   sniffFormat,
   type CsvBatch,
@@ -267,8 +268,6 @@ class CellRules {
 
 /** Head of the input read before the format and delimiter are decided. */
 const HEAD_BYTES = 64 * 1024;
-/** Most bytes of one NDJSON line. */
-const MAX_LINE = 64 * 1024 * 1024;
 /** Output is written in pieces of about this many characters. */
 const FLUSH_CHARS = 256 * 1024;
 
@@ -425,54 +424,24 @@ function record(obj: unknown, where: string, cells: CellRules, seen: Set<string>
 }
 
 async function* ndjsonOutput(chunks: AsyncGenerator<Buffer>, source: string, state: { rows: number; columns: string[] }, cells: CellRules): AsyncGenerator<Buffer> {
-  const decoder = new TextDecoder('utf-8');
   const seen = new Set<string>();
-  let pending: string[] = [];
-  let pendingLength = 0;
-  let line = 0;
   let out: string[] = [];
   let outLen = 0;
-  const one = (raw: string): void => {
-    line++;
-    const t = raw.trim();
-    if (t === '') return;
-    const where = `${source}:${line}`;
-    let v: unknown;
-    try {
-      v = JSON.parse(t);
-    } catch {
-      throw Errors.badData(where, 'not valid JSON');
-    }
+  const lines = ndjsonRecords(source, (v, where) => {
     const s = record(v, where, cells, seen, state.columns) + '\n';
     out.push(s);
     outLen += s.length;
     state.rows++;
-  };
-  const take = (text: string): void => {
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      const piece = text.slice(start, nl);
-      one(pending.length === 0 ? piece : pending.join('') + piece);
-      pending = [];
-      pendingLength = 0;
-      start = nl + 1;
-    }
-    if (start < text.length) {
-      pending.push(text.slice(start));
-      pendingLength += text.length - start;
-      if (pendingLength > MAX_LINE) throw Errors.badData(`${source}:${line + 1}`, `a line is longer than ${MAX_LINE} characters`);
-    }
-  };
+  });
   for await (const c of chunks) {
-    take(decoder.decode(c, { stream: true }));
+    lines.take(c);
     if (outLen >= FLUSH_CHARS) {
       yield Buffer.from(out.join(''), 'utf8');
       out = [];
       outLen = 0;
     }
   }
-  take(decoder.decode());
-  if (pending.length > 0) one(pending.join(''));
+  lines.end();
   if (state.rows === 0) throw Errors.badData(source, 'no data rows');
   if (out.length > 0) yield Buffer.from(out.join(''), 'utf8');
 }
