@@ -10,7 +10,7 @@ import { WorkQueue } from './work-queue.js';
 import { csvField, profileFileInWorker, readTable, withoutIdentifierValues, type Table, type TableFormat } from '../data/index.js';
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
 import type { DatasetRecord } from '../store/index.js';
-import type { FeatureSpec } from '../fhir/index.js';
+import { fhirMediaKind, type FeatureSpec } from '../fhir/index.js';
 import type { ColumnFacts, ColumnReport } from '../privacy/index.js';
 import type { FhirLineage } from '../jobs/index.js';
 import { requireScope } from './auth.js';
@@ -111,13 +111,6 @@ const FORMAT_BY_TYPE: Record<string, TableFormat> = {
 
 /** Content types of a Garmin FIT activity file. */
 const FIT_TYPES = new Set(['application/vnd.ant.fit', 'application/fit', 'application/x-fit']);
-
-/** Content types of FHIR input: a Bundle (JSON) or bulk-export NDJSON. */
-const FHIR_TYPES: Record<string, 'bundle' | 'ndjson'> = {
-  'application/fhir+json': 'bundle',
-  'application/json+fhir': 'bundle',
-  'application/fhir+ndjson': 'ndjson',
-};
 
 /** What a FHIR import worker is given. */
 interface FhirWorkerData {
@@ -498,7 +491,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         if (type.startsWith('multipart/')) {
           throw Errors.unsupportedMedia('send the table itself as the request body (curl --data-binary @file.csv), not as a multipart form');
         }
-        const fhirKind = Object.hasOwn(FHIR_TYPES, type) ? FHIR_TYPES[type] : undefined;
+        const fhirKind = fhirMediaKind(type);
         if (fhirKind !== undefined) {
           if (askedFormat !== undefined || subject !== undefined || session !== undefined) throw Errors.badRequest('"format", "subject" and "session" are for tables and FIT files; FHIR input takes "features" (and "deidentify")');
           if (features === undefined) throw Errors.badParam('/querystring/features', 'FHIR input needs a feature spec: the table it makes has one row per Patient, with the columns the spec names (see the README)');

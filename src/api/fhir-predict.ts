@@ -13,27 +13,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Errors, MedfitError, type RawRecord, type Warning } from '../core/index.js';
-import { FeatureBuilder, featureColumns, labelWindow, outcomeConcept, readResourcesFromStream, riskAssessmentBundle, type FeatureSpec, type ResourceItem } from '../fhir/index.js';
+import { FHIR_MEDIA_TYPES, FeatureBuilder, featureColumns, fhirMediaKind, isFhirMediaType, labelWindow, outcomeConcept, readResourcesFromStream, riskAssessmentBundle, type FeatureSpec, type ResourceItem } from '../fhir/index.js';
 import type { ExplainedPrediction, Manifest, Prediction } from '../registry/index.js';
 import type { ModelVersionRecord } from '../store/index.js';
 import type { Principal } from './auth.js';
 import type { Services } from './services.js';
 import { limitedBody } from './drain.js';
 
-/**
- * The FHIR media types the predict routes take, and how each is read: a Bundle
- * (`application/fhir+json`; `application/json+fhir` is DSTU2's name, still sent by some clients)
- * or bulk-export NDJSON.
- */
-const FHIR_KINDS: Record<string, 'bundle' | 'ndjson'> = {
-  'application/fhir+json': 'bundle',
-  'application/json+fhir': 'bundle',
-  'application/fhir+ndjson': 'ndjson',
-};
-
 /** The predict routes' body schemas for the FHIR media types (OpenAPI shows them; the reader checks the body). */
 export const FHIR_BODY_TYPES = Object.fromEntries(
-  Object.entries(FHIR_KINDS).map(([type, kind]) => [
+  Object.entries(FHIR_MEDIA_TYPES).map(([type, kind]) => [
     type,
     {
       schema: {
@@ -48,11 +37,7 @@ export const FHIR_BODY_TYPES = Object.fromEntries(
 
 /** Whether a request's body is FHIR (a media type of `FHIR_BODY_TYPES`), and so a FHIR prediction. */
 export function isFhirBody(req: FastifyRequest): boolean {
-  return Object.hasOwn(FHIR_KINDS, mediaType(req));
-}
-
-function mediaType(req: FastifyRequest): string {
-  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return isFhirMediaType(req.headers['content-type']);
 }
 
 /** Resources evaluated between yields to the event loop (a large Bundle must not hold up other requests). */
@@ -224,7 +209,7 @@ export function notAnObject(): Error {
  */
 export function installFhirBody(app: FastifyInstance, routes: string[]): void {
   const accepted = new Set(routes);
-  app.addContentTypeParser(Object.keys(FHIR_KINDS), (req, payload, done) => {
+  app.addContentTypeParser(Object.keys(FHIR_MEDIA_TYPES), (req, payload, done) => {
     if (!accepted.has(req.routeOptions.url ?? '')) return done(Errors.unsupportedMedia(`${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]} does not take FHIR resources`), undefined);
     done(null, payload);
   });
@@ -255,7 +240,7 @@ export async function predictFhir(s: Services, req: FastifyRequest, reply: Fasti
   }
   const fm = fhirModel(s, rec);
   const body = limitedBody(req.body as Readable, s.config.maxBodyBytes, () => tooLarge(s));
-  const kind = FHIR_KINDS[mediaType(req)]!;
+  const kind = fhirMediaKind(req.headers['content-type'])!;
   const items = readResourcesFromStream(body, BODY_SOURCE, kind);
   const { patients } = await predictPatients(s, fm, items, {
     index,

@@ -29,8 +29,23 @@ export function operationOutcome(status: number, message: string, details: Array
   return { resourceType: 'OperationOutcome', issue };
 }
 
+/**
+ * FHIR's media types and how a body of each is read: a Bundle (`application/fhir+json`;
+ * `application/json+fhir` is DSTU2's name, still sent by some clients) or bulk-export NDJSON.
+ */
+export const FHIR_MEDIA_TYPES: Readonly<Record<string, 'bundle' | 'ndjson'>> = {
+  'application/fhir+json': 'bundle',
+  'application/json+fhir': 'bundle',
+  'application/fhir+ndjson': 'ndjson',
+};
+
+/** How a body of this `Content-Type` is read, when it is one of FHIR's; undefined otherwise. */
+export function fhirMediaKind(contentType: string | undefined): 'bundle' | 'ndjson' | undefined {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return Object.hasOwn(FHIR_MEDIA_TYPES, type) ? FHIR_MEDIA_TYPES[type] : undefined;
+}
+
 /** Whether a request's media type is one of FHIR's (so its errors are answered as OperationOutcome). */
 export function isFhirMediaType(contentType: string | undefined): boolean {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  return type === 'application/fhir+json' || type === 'application/fhir+ndjson' || type === 'application/json+fhir';
+  return fhirMediaKind(contentType) !== undefined;
 }
