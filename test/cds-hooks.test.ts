@@ -277,6 +277,12 @@ describe('a service call', () => {
     const r = await service(hookRequest({ fhirServer: fhirBase, prefetch: { ...prefetch, observations: away } }));
     expect(r.status).toBe(412);
     expect(r.body['detail']).toMatch(/leads away from fhirServer/);
+    // The same host, another path: not the FHIR endpoint the token is for.
+    const sideways = { ...searchset([]), link: [{ relation: 'next', url: `${new URL(fhirBase).origin}/admin/purge?all=true` }] };
+    const s2 = await service(hookRequest({ fhirServer: fhirBase, prefetch: { ...prefetch, observations: sideways } }));
+    expect(s2.status).toBe(412);
+    expect(s2.body['detail']).toMatch(/outside fhirServer's path/);
+    expect(fhirLog.some((l) => l.url.startsWith('/admin'))).toBe(false);
   });
 
   it('never contacts a FHIR server that MEDFIT_CDS_FHIR_SERVERS does not list: prefetch is used, or a 412 says why', async () => {
@@ -306,6 +312,8 @@ describe('a service call', () => {
       hookRequest({ context: undefined }),
       hookRequest({ context: { userId: 'Practitioner/example' } }),
       hookRequest({ context: { patientId: '../Patient/1?x=' } }),
+      hookRequest({ context: { patientId: '..' } }),
+      hookRequest({ context: { patientId: '.' } }),
       hookRequest({ fhirServer: undefined }),
       hookRequest({ fhirServer: 'ftp://fhir.example/' }),
       hookRequest({ fhirServer: 'http://user:pw@127.0.0.1/fhir' }),

@@ -179,6 +179,8 @@ describe('train --features and predict on FHIR', () => {
     expect(lines.stdout).toMatch(/^Patient\/pt-1\t[01]\t0=0\.\d{4}\t1=0\.\d{4}\n$/);
     const fhir = await medfit(['predict', model, one, '--index', '2025-07-01', '--fhir']);
     expect(fhir.code).toBe(0);
+    // The features the patient has no value of are named (they are imputed as in training).
+    expect(fhir.stderr).toMatch(/warning: Patient\/pt-1: no value of pregnant, pressure, triceps, insulin, pedigree by the index date 2025-07-01/);
     const bundle = JSON.parse(fhir.stdout) as { resourceType: string; entry: Array<{ resource: { resourceType: string; subject: { reference: string }; basis: Array<{ reference: string }>; prediction: Array<{ probabilityDecimal: number }> } }> };
     expect(bundle.resourceType).toBe('Bundle');
     const ra = bundle.entry[0]!.resource;
@@ -187,7 +189,21 @@ describe('train --features and predict on FHIR', () => {
     expect(ra.basis.map((b) => b.reference).sort()).toEqual(['Observation/bmi-1', 'Observation/glu-1']);
     const pos = Number(/\t1=(0\.\d+)/.exec(lines.stdout)![1]);
     expect(ra.prediction[0]!.probabilityDecimal / 100).toBeCloseTo(pos, 4);
+    expect(ra).toMatchObject({ occurrenceDateTime: '2025-07-01', method: { text: expect.stringMatching(/pima-fhir.*1/) }, prediction: [{ whenPeriod: { start: '2025-07-01', end: '2026-07-01' } }] });
   });
+
+  it('never makes the patient or, for another target, the label a feature', async () => {
+    const out = join(dir, 'models', 'pima-glucose', 'v1');
+    const r = await medfit(['train', PIMA, '--features', SPEC, '--target', 'glucose', '--model', 'linear', '--cv', '3', '--out', out, '--json'], { env: KEY });
+    expect(r.code).toBe(0);
+    const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { schema: { columns: Array<{ name: string; type: string; role: string }> } };
+    const col = (n: string) => m.schema.columns.find((c) => c.name === n)!;
+    expect(col('patient')).toMatchObject({ type: 'identifier', role: 'ignored' });
+    expect(col('diabetes').role).toBe('ignored');
+    expect(col('mass').role).toBe('feature');
+    const first = JSON.parse(readFileSync(join(model, 'manifest.json'), 'utf8')) as typeof m;
+    expect(first.schema.columns.find((c) => c.name === 'patient')).toMatchObject({ type: 'identifier', role: 'ignored' });
+  }, 60_000);
 
   it('refuses FHIR input for a model not trained from FHIR, and --fhir for a table', async () => {
     const r = await medfit(['predict', model, fixture('pima_diabetes.csv'), '--fhir']);

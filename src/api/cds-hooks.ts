@@ -231,7 +231,8 @@ export async function cdsHooksRoutes(app: FastifyInstance, s: Services, opts: Cd
       const body = req.body as HookRequest;
       if (body.hook !== CDS_HOOK) throw Errors.badParam('/hook', `service "${id}" answers the ${CDS_HOOK} hook`);
       const patientId = body.context.patientId;
-      if (!FHIR_ID.test(patientId)) throw Errors.badParam('/context/patientId', 'must be a FHIR id (letters, digits, "-" and ".", at most 64)');
+      // An id of dots only would make `Patient/{{context.patientId}}` a path of its own (`Patient/..`).
+      if (!FHIR_ID.test(patientId) || /^\.+$/.test(patientId)) throw Errors.badParam('/context/patientId', 'must be a FHIR id (letters, digits, "-" and ".", at most 64, not only dots)');
       const server = fhirAccess(body, fhirServers);
       req.auditEntry = { action: 'model.predict', resource: `model:${fm.rec.name}/${fm.rec.version}`, rows: 1 };
       noStore(reply);
@@ -448,6 +449,8 @@ function resolveOnServer(server: { base: URL }, link: string, t: Template): URL 
     throw new PreconditionFailed(`a ${t.type} page link is not a URL`);
   }
   if (url.origin !== server.base.origin) throw new PreconditionFailed(`a ${t.type} page link leads away from fhirServer; the access token is not sent there`);
+  // The token is for the FHIR endpoint, not for whatever else the host serves.
+  if (!url.pathname.startsWith(baseWithSlash(server.base).pathname)) throw new PreconditionFailed(`a ${t.type} page link leads outside fhirServer's path; the access token is not sent there`);
   return url;
 }
 

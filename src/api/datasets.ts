@@ -1,11 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
-import { Errors, deserializeError, readHead, serializeError, startWorker, streamToFileAtomic, writeFileAtomic, type SerializedError } from '../core/index.js';
+import { Errors, deserializeError, readHead, serializeError, startWorker, streamToFileAtomic, tempSibling, writeFileAtomic, type SerializedError } from '../core/index.js';
 import { WorkQueue } from './work-queue.js';
 import { csvField, profileFileInWorker, readTable, withoutIdentifierValues, type Table, type TableFormat } from '../data/index.js';
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
@@ -15,7 +15,7 @@ import type { ColumnFacts, ColumnReport } from '../privacy/index.js';
 import type { FhirLineage } from '../jobs/index.js';
 import { requireScope } from './auth.js';
 import { limitedBody } from './drain.js';
-import { fhirLineagePath, type Services } from './services.js';
+import { fhirLineagePath, readFhirLineage, type Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,127}$';
 
@@ -33,8 +33,9 @@ const datasetJson = {
     fhir: {
       type: 'object',
       description: 'a dataset imported from FHIR, in the upload\'s answer: how many resources were read, and whether they were de-identified',
-      properties: { resources: { type: 'integer' }, deidentified: { type: 'boolean' } },
+      properties: { resources: { type: 'integer' }, deidentified: { type: 'boolean' }, features: { type: 'object', additionalProperties: true, description: 'the feature spec that made the table' } },
     },
+    warnings: { type: 'array', items: { type: 'string' }, description: 'a FHIR import: feature columns no patient has a value of, a label no patient has' },
     deidentified: {
       type: 'array',
       description: 'a table uploaded with deidentify=true, in the upload\'s answer: each column the de-identification changed or dropped, and why',
@@ -128,8 +129,32 @@ const FHIR_TASK = 'medfit:fhir-import';
 const FHIR_TIMEOUT_MS = 30 * 60 * 1000;
 const FHIR_HEAP_MB = 2048;
 
-/** FHIR imports at once (each reads a whole export); more wait their turn. */
-const fhirGate = new WorkQueue({ concurrency: 1, refusal: 'too many FHIR imports are waiting; retry shortly' });
+/** FHIR imports and table de-identifications at once (each reads a whole upload); a few wait their turn, more get a 503. */
+const importGate = new WorkQueue({ concurrency: 1, queue: 4, refusal: 'too many FHIR imports and de-identifications are waiting; retry shortly' });
+
+/**
+ * The de-identification key of one project: the server's key (`MEDFIT_DEID_KEY`) and the project
+ * through HMAC, so pseudonyms and date shifts of one project cannot be linked to another's, and a
+ * project cannot make the pseudonym another project would give an id.
+ */
+function projectDeidKey(key: Buffer, projectId: string): string {
+  return createHmac('sha256', key).update(`medfit:deid:project:${projectId}`).digest('hex');
+}
+
+/**
+ * An abort signal for a client that goes away before its answer (the connection closes first):
+ * its upload leaves the line, or its worker is terminated, rather than importing for no one.
+ * `done()` detaches the listener once the answer is on its way.
+ */
+function clientGone(reply: import('fastify').FastifyReply): { signal: AbortSignal; done: () => void } {
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) gone.abort();
+  };
+  reply.raw.once('close', onClose);
+  if (reply.raw.destroyed) gone.abort();
+  return { signal: gone.signal, done: () => reply.raw.off('close', onClose) };
+}
 
 /** Largest FIT file taken (the FIT reader's own bound). */
 const FIT_MAX_BYTES = 64 * 1024 * 1024;
@@ -360,9 +385,10 @@ async function runTableDeidWorker(d: TableDeidWorkerData): Promise<void> {
 }
 
 /** Imports a stored FHIR upload in a worker thread (streamed, de-identified unless asked not to) into the dataset's CSV. */
-function fhirToCsvInWorker(data: Omit<FhirWorkerData, 'task'>): Promise<{ rows: number; bytes: number; sha256: string; resources: number }> {
-  return fhirGate.run(() =>
-    runWorker({ task: FHIR_TASK, ...data } satisfies FhirWorkerData, { name: 'FHIR import', doing: 'importing the FHIR resources', source: data.source, heapMb: FHIR_HEAP_MB, timeoutMs: FHIR_TIMEOUT_MS }),
+function fhirToCsvInWorker(data: Omit<FhirWorkerData, 'task'>, signal: AbortSignal): Promise<{ rows: number; bytes: number; sha256: string; resources: number; warnings: string[] }> {
+  return importGate.run(
+    (sig) => runWorker({ task: FHIR_TASK, ...data } satisfies FhirWorkerData, { name: 'FHIR import', doing: 'importing the FHIR resources', source: data.source, heapMb: FHIR_HEAP_MB, timeoutMs: FHIR_TIMEOUT_MS, signal: sig }),
+    signal,
   );
 }
 
@@ -376,7 +402,7 @@ async function runFhirWorker(d: FhirWorkerData): Promise<void> {
     const deidentifier = d.deidKey !== undefined ? new Deidentifier({ key: Buffer.from(d.deidKey, 'hex'), now: new Date(d.spec.index) }) : undefined;
     const items = readResourcesFromStream(createReadStream(d.inPath), d.source, d.kind);
     const r = await importItems(items, { spec: d.spec, out: d.csvPath, deidentifier, maxBytes: d.maxCsvBytes });
-    port.postMessage({ result: { rows: r.rows, bytes: r.bytes, sha256: r.sha256, resources: r.resources } } satisfies WorkerMessage<{ rows: number; bytes: number; sha256: string; resources: number }>);
+    port.postMessage({ result: { rows: r.rows, bytes: r.bytes, sha256: r.sha256, resources: r.resources, warnings: r.warnings } } satisfies WorkerMessage<{ rows: number; bytes: number; sha256: string; resources: number; warnings: string[] }>);
   } catch (e) {
     port.postMessage({ error: serializeError(e) } satisfies WorkerMessage<unknown>);
   }
@@ -458,7 +484,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
               session: { type: 'string', pattern: NAME, description: 'FIT files: the session (default the file name without .fit when the name ends in .fit, else "session")' },
               features: {
                 type: 'string',
-                maxLength: 65536,
+                // A query string lives in the request head, which Node caps at 16 KB in all.
+                maxLength: 8192,
                 description: 'FHIR input (Content-Type application/fhir+json: a Bundle; application/fhir+ndjson: bulk-export NDJSON): the feature spec, as JSON, that makes the table (one row per Patient). Required with a FHIR content type, refused otherwise.',
               },
               deidentify: {
@@ -508,6 +535,9 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         if (features !== undefined) throw Errors.badParam('/querystring/features', 'a feature spec is for FHIR input (Content-Type application/fhir+json or application/fhir+ndjson)');
         const fit = askedFormat === 'fit' || (askedFormat === undefined && (FIT_TYPES.has(type) || /\.fit$/i.test(name)));
         if (!fit && (subject !== undefined || session !== undefined)) throw Errors.badRequest('"subject" and "session" name the stream of a FIT file; a table names them in its own columns');
+        if (fit && deidentify === 'true') {
+          throw Errors.badParam('/querystring/deidentify', 'is not available for FIT files (their GPS positions and times would be kept); convert the file, remove positions and times, and upload the table with deidentify=true');
+        }
         const asked = askedFormat === 'fit' ? undefined : askedFormat;
         const format = fit ? undefined : (asked ?? (Object.hasOwn(FORMAT_BY_TYPE, type) ? FORMAT_BY_TYPE[type] : undefined));
         const id = randomUUID();
@@ -558,7 +588,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
   ) {
     if (!req.body) throw Errors.badRequest('the request has no body: send the FIT file as the request body (curl --data-binary @run.fit)');
     const limit = Math.min(s.config.maxUploadBytes, FIT_MAX_BYTES);
-    const fitPath = join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.fit.upload`);
+    // A temporary name: a crash leaves nothing that the next start does not clear.
+    const fitPath = tempSibling(join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.fit`));
     const rel = join('datasets', o.projectId, `${o.id}.csv`);
     const csvPath = join(s.config.dataDir, rel);
     let fitBytes = 0;
@@ -602,9 +633,12 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
   ) {
     if (!req.body) throw Errors.badRequest('the request has no body: send the table as CSV, a JSON array or NDJSON');
     const limit = s.config.maxUploadBytes;
-    const rawPath = join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.deid.upload`);
+    // The upload as sent holds personal identifiers: a temporary name, which a crash does not leave
+    // behind past the next start.
+    const rawPath = tempSibling(join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.deid`));
     const body = limitedBody(req.body as Readable, limit, () => Errors.tooLarge(`dataset is larger than the limit of ${limit} bytes (MEDFIT_MAX_UPLOAD_MB)`));
     let path: string | undefined;
+    const gone = clientGone(reply);
     try {
       await streamToFileAtomic(rawPath, body, () => {});
       const raw = await profileFileInWorker(rawPath, { source: o.name, ...(o.format ? { format: o.format } : {}) });
@@ -616,11 +650,14 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         outPath: path,
         format: raw.format,
         columns: raw.columns.map((c) => ({ name: c.name, type: c.type, ...(c.phi !== undefined ? { phi: c.phi } : {}) })),
-        deidKey: s.config.deidKey.toString('hex'),
+        deidKey: projectDeidKey(s.config.deidKey, o.projectId),
         source: o.name,
         maxBytes: limit,
       };
-      const done = await runWorker<{ bytes: number; sha256: string; report: ColumnReport[] }>(data, { name: 'de-identification', doing: 'de-identifying the table', source: o.name, heapMb: FHIR_HEAP_MB, timeoutMs: FHIR_TIMEOUT_MS });
+      const done = await importGate.run(
+        (sig) => runWorker<{ bytes: number; sha256: string; report: ColumnReport[] }>(data, { name: 'de-identification', doing: 'de-identifying the table', source: o.name, heapMb: FHIR_HEAP_MB, timeoutMs: FHIR_TIMEOUT_MS, signal: sig }),
+        gone.signal,
+      );
       const profile = await profileFileInWorker(path, { source: o.name, format: raw.format });
       writeFileAtomic(`${path}.profile.json`, JSON.stringify(profile));
       const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
@@ -635,6 +672,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       }
       throw e;
     } finally {
+      gone.done();
       rmSync(rawPath, { force: true });
     }
   }
@@ -652,10 +690,13 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
   ) {
     if (!req.body) throw Errors.badRequest(`the request has no body: send the FHIR ${o.kind === 'bundle' ? 'Bundle' : 'NDJSON'} as the request body`);
     const limit = s.config.maxUploadBytes;
-    const inPath = join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.fhir.upload`);
+    // The resources as sent hold personal identifiers: a temporary name, which a crash does not
+    // leave behind past the next start.
+    const inPath = tempSibling(join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.fhir`));
     const rel = join('datasets', o.projectId, `${o.id}.csv`);
     const csvPath = join(s.config.dataDir, rel);
     const body = limitedBody(req.body as Readable, limit, () => Errors.tooLarge(`the FHIR input is larger than the limit of ${limit} bytes (MEDFIT_MAX_UPLOAD_MB)`));
+    const gone = clientGone(reply);
     try {
       await streamToFileAtomic(inPath, body, () => {});
       const csv = await fhirToCsvInWorker({
@@ -663,23 +704,24 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         csvPath,
         kind: o.kind,
         spec: o.spec,
-        deidKey: o.deidentify ? s.config.deidKey.toString('hex') : undefined,
+        deidKey: o.deidentify ? projectDeidKey(s.config.deidKey, o.projectId) : undefined,
         source: o.name,
         maxCsvBytes: limit,
-      });
+      }, gone.signal);
       const profile = await profileFileInWorker(csvPath, { source: o.name, format: 'csv' });
       writeFileAtomic(`${csvPath}.profile.json`, JSON.stringify(profile));
       writeFileAtomic(fhirLineagePath(csvPath), JSON.stringify({ features: o.spec, deidentified: o.deidentify } satisfies FhirLineage));
       const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
       const rec = await s.store.createDataset({ id: o.id, projectId: o.projectId, name: o.name, file: rel, format: 'csv', rows: profile.rows, bytes: csv.bytes, sha256: csv.sha256, columns });
       req.auditEntry = { action: 'dataset.create', resource: `dataset:${o.id}`, rows: rec.rows };
-      return reply.code(201).send({ ...view(rec), fhir: { resources: csv.resources, deidentified: o.deidentify } });
+      return reply.code(201).send({ ...view(rec), fhir: { resources: csv.resources, deidentified: o.deidentify }, ...(csv.warnings.length ? { warnings: csv.warnings } : {}) });
     } catch (e) {
       rmSync(csvPath, { force: true });
       rmSync(`${csvPath}.profile.json`, { force: true });
       rmSync(fhirLineagePath(csvPath), { force: true });
       throw e;
     } finally {
+      gone.done();
       rmSync(inPath, { force: true });
     }
   }
@@ -697,7 +739,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
     // Summaries of health records: no shared or browser cache keeps a copy.
     reply.header('cache-control', 'no-store');
-    return { ...view(d), profile };
+    const fhir = readFhirLineage(join(s.config.dataDir, d.file));
+    return { ...view(d), ...(fhir ? { fhir } : {}), profile };
   });
 
   app.get(

@@ -162,7 +162,7 @@ export class JobManager {
       format: dataset.format,
       outDir: dir,
       lineage: { datasetId: dataset.id, datasetSha256: dataset.sha256, jobId: job.id },
-      ...fhirLineageOf(join(this.dataDir, dataset.file)),
+      ...fhirField(readFhirLineage(join(this.dataDir, dataset.file))),
     });
   }
 
@@ -330,13 +330,15 @@ export function fhirLineagePath(datasetPath: string): string {
   return `${datasetPath}.fhir.json`;
 }
 
-/** A FHIR dataset's lineage for its training jobs (`{}` for any other dataset). */
-function fhirLineageOf(datasetPath: string): { fhir?: FhirLineage } {
+/** A FHIR dataset's lineage (its feature spec, whether it was de-identified); undefined for any other dataset. */
+export function readFhirLineage(datasetPath: string): FhirLineage | undefined {
   let text: string;
   try {
     text = readFileSync(fhirLineagePath(datasetPath), 'utf8');
   } catch {
-    return {};
+    return undefined;
   }
-  return { fhir: JSON.parse(text) as FhirLineage };
+  return JSON.parse(text) as FhirLineage;
 }
+
+const fhirField = (fhir: FhirLineage | undefined): { fhir?: FhirLineage } => (fhir ? { fhir } : {});

@@ -88,8 +88,11 @@ async function importCommand(argv: string[], io: Io): Promise<number> {
   const spec = parseFeatureSpec(readJsonFile(o.features), o.features);
   const deidentifier = o['no-deidentify'] ? undefined : await cliDeidentifier(io, 'fhir import', spec.index);
   const r = await importFhir(positionals, { spec, out: o.out, deidentifier });
-  if (o.json) io.stdout.write(JSON.stringify({ out: o.out, rows: r.rows, columns: r.columns, resources: r.resources, bytes: r.bytes, sha256: r.sha256, deidentified: deidentifier !== undefined }) + '\n');
-  else io.stderr.write(`medfit fhir import: ${r.resources} resources, ${r.rows} patients, ${r.columns.length} columns${deidentifier ? ', de-identified' : ''}: wrote ${o.out}\n`);
+  if (o.json) io.stdout.write(JSON.stringify({ out: o.out, rows: r.rows, columns: r.columns, resources: r.resources, bytes: r.bytes, sha256: r.sha256, deidentified: deidentifier !== undefined, warnings: r.warnings }) + '\n');
+  else {
+    for (const w of r.warnings) io.stderr.write(`medfit fhir import: warning: ${w}\n`);
+    io.stderr.write(`medfit fhir import: ${r.resources} resources, ${r.rows} patients, ${r.columns.length} columns${deidentifier ? ', de-identified' : ''}: wrote ${o.out}\n`);
+  }
   return 0;
 }
 
@@ -251,6 +254,7 @@ export async function fhirTrainingTable(
   const deidentifier = o.deidentify ? await cliDeidentifier(io, 'train', spec.index) : undefined;
   try {
     const r = await importFhir([input], { spec, out: path, deidentifier });
+    for (const w of r.warnings) io.stderr.write(`medfit train: warning: ${w}\n`);
     io.stderr.write(`medfit train: ${r.resources} FHIR resources → ${r.rows} patients${deidentifier ? ' (de-identified)' : ''}\n`);
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
@@ -276,7 +280,7 @@ export async function predictFhirCli(
   if (!lineage) throw Errors.usage(`predict: ${dir} was not trained from FHIR resources (no feature spec in its manifest); give it a table`);
   const index = o.index ?? new Date().toISOString().slice(0, 10);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(index) || Number.isNaN(Date.parse(index))) throw Errors.usage(`--index must be a date, YYYY-MM-DD (got "${index}")`);
-  const { FeatureBuilder, readResources } = await import('../fhir/index.js');
+  const { FeatureBuilder, featureColumns, readResources } = await import('../fhir/index.js');
   const { tableFromRows } = await import('../data/index.js');
   const { predictTable } = await import('../registry/index.js');
   const builder = new FeatureBuilder(lineage.features, { index, basis: o.fhir });
@@ -286,18 +290,33 @@ export async function predictFhirCli(
   const { predictions, warnings } = predictTable(artifact, tableFromRows(t.columns, t.rows, { source: basename(input) }));
   const patients = t.rows.map((r) => String(r[0]));
   const m = artifact.manifest;
+  // A patient without a value of a feature (no Observation of its code in the window) is imputed
+  // as in training: said per patient, as table predictions name absent columns.
+  const features = featureColumns(lineage.features);
+  t.rows.forEach((row, i) => {
+    const absent = features.filter((f) => {
+      const v = row[t.columns.indexOf(f)];
+      return v === null || v === undefined;
+    });
+    if (absent.length) warnings.push({ code: 'absent', message: `Patient/${patients[i]}: no value of ${absent.join(', ')} by the index date ${index}; imputed as in training` });
+  });
   if (o.fhir) {
-    const { outcomeConcept, riskAssessmentBundle } = await import('../fhir/index.js');
+    const { labelWindow, outcomeConcept, riskAssessmentBundle } = await import('../fhir/index.js');
     const classes = m.target.classes;
     if (!classes) throw Errors.usage(`predict: --fhir answers risks (RiskAssessment) of a classification model; ${dir} is a ${m.task} model`);
     // A model directory outside a registry is named by its folders (models/<name>/v<N>).
+    const folder = basename(resolve(dir));
+    const when = labelWindow(lineage.features, index);
     const bundle = riskAssessmentBundle({
-      model: { name: basename(dirname(resolve(dir))), version: basename(resolve(dir)) },
+      model: { name: basename(dirname(resolve(dir))), version: /^v\d+$/.test(folder) ? folder.slice(1) : folder },
       classes,
       outcome: outcomeConcept(lineage.features, m.target.column),
-      occurrence: new Date().toISOString(),
+      // As the API answers: the assessment applies at the index date.
+      occurrence: index,
+      ...(when ? { when } : {}),
       patients: patients.map((p, i) => ({ subject: `Patient/${p}`, basis: t.basis[i] ?? [], probabilities: (predictions[i] as { probabilities: Record<string, number> }).probabilities })),
     });
+    (await import('./format.js')).printWarnings(io, warnings);
     io.stdout.write(JSON.stringify(bundle) + '\n');
     return 0;
   }

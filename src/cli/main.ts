@@ -279,14 +279,16 @@ async function train(argv: string[], io: Io): Promise<number> {
     // --target a,b,c: several numeric targets learnt at once (one multi-output regression); a column
     // whose own name has commas is still one target.
     const targets = tbl.columns.includes(o.target) ? [o.target] : o.target.split(',').map((s) => s.trim()).filter(Boolean);
+    // A table a feature spec made: its patient column is an identifier, its label never a feature of another target.
+    const roles = fhir ? (await import('../fhir/index.js')).trainingRoles(fhir.lineage.features, targets) : undefined;
     const bar = progressBar(io.stderr);
     const result = await trainTable(tbl, {
       target: targets.length === 1 ? targets[0]! : targets,
       task,
       model,
       ...(o.group !== undefined ? { group: o.group } : {}),
-      ignore: o.ignore ? o.ignore.split(',').map((s) => s.trim()).filter(Boolean) : [],
-      types,
+      ignore: [...(o.ignore ? o.ignore.split(',').map((s) => s.trim()).filter(Boolean) : []), ...(roles?.ignore ?? [])],
+      types: { ...roles?.types, ...types },
       cv: intFlag(o.cv, 'cv', 5, 2),
       seed,
       params: paramFlags(o.param!, model) as Partial<Record<Family, Record<string, unknown>>>,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Errors, streamToFileAtomic } from '../core/index.js';
+import { Errors, streamToFileAtomic, type ColumnType } from '../core/index.js';
 import { csvField } from '../data/index.js';
 import { FeatureBuilder, type FeatureTable } from './features.js';
 import { readResources } from './read.js';
@@ -45,6 +45,12 @@ export interface ImportResult {
   resources: number;
   bytes: number;
   sha256: string;
+  /**
+   * What the table lacks, for the user to check the spec against the export: a feature column no
+   * patient has a value of (a code the export does not use, a window that misses every value), a
+   * label that no patient has (no resources of its kind in the input).
+   */
+  warnings: string[];
 }
 
 /**
@@ -60,6 +66,12 @@ export async function importFhir(inputs: string[], options: ImportOptions): Prom
 /** `importFhir` over resources from any reader (an HTTP body's stream). */
 export async function importItems(items: AsyncIterable<ResourceItem>, options: ImportOptions): Promise<ImportResult> {
   const d = options.deidentifier;
+  // An onset date column would hold each patient's shifted dates: a model would learn from the
+  // shifts, and predictions (on real dates) would not match training.
+  const onset = (options.spec.conditions ?? []).findIndex((c) => c.as === 'onset');
+  if (d && onset >= 0) {
+    throw Errors.badData('the feature spec', `/conditions/${onset}/as: "onset" gives dates, which de-identification shifts by a different offset per patient; use "flag", or import without de-identification`);
+  }
   const builder = new FeatureBuilder(options.spec, d ? { shiftDays: (key) => d.shiftDays(key) } : {});
   let resources = 0;
   let source = 'the input';
@@ -71,7 +83,7 @@ export async function importItems(items: AsyncIterable<ResourceItem>, options: I
   const table = builder.finish();
   if (table.rows.length === 0) throw Errors.badData(source, 'holds no Patient resource: a feature table has one row per Patient');
   const written = await writeCsv(options.out, table, options.maxBytes);
-  return { rows: table.rows.length, columns: table.columns, resources, ...written };
+  return { rows: table.rows.length, columns: table.columns, resources, ...written, warnings: emptyColumns(table, options.spec) };
 }
 
 /** The table as CSV (numbers as JavaScript prints them, which read back exactly), its bytes hashed. */
@@ -97,4 +109,36 @@ function* csvChunks(t: FeatureTable): Generator<Buffer> {
     }
   }
   if (lines.length) yield Buffer.from(lines.join('\n') + '\n');
+}
+
+/** The warnings of `ImportResult.warnings`: columns without a value for any patient, a label without a positive. */
+function emptyColumns(t: FeatureTable, spec: FeatureSpec): string[] {
+  const warnings: string[] = [];
+  const label = spec.label?.name;
+  for (let c = 1; c < t.columns.length; c++) {
+    const name = t.columns[c]!;
+    let values = 0;
+    let positives = 0;
+    for (const row of t.rows) {
+      const v = row[c];
+      if (v !== null && v !== undefined && v !== '') {
+        values++;
+        if (v === 1) positives++;
+      }
+    }
+    if (values === 0) warnings.push(`column "${name}" has no value for any patient: check its code${name === label ? '' : ' and window'} against the export`);
+    else if (name === label && positives === 0) warnings.push(`label "${name}" is 0 for every patient: does the input hold the resources it is read from?`);
+  }
+  return warnings;
+}
+
+/**
+ * How training treats the columns of a table a feature spec made: `patient` is an identifier
+ * (pseudonymous or not, never a feature, whatever its values look like to schema inference), and
+ * the label, an outcome after the index date, is never a feature of a model of another target.
+ */
+export function trainingRoles(spec: FeatureSpec, target: string | string[]): { types: Record<string, ColumnType>; ignore: string[] } {
+  const label = spec.label?.name;
+  const targets = Array.isArray(target) ? target : [target];
+  return { types: { patient: 'identifier' }, ignore: label !== undefined && !targets.includes(label) ? [label] : [] };
 }

@@ -17,15 +17,17 @@ const ISSUE_CODES: Record<number, IssueCode> = {
 
 /**
  * An error as a FHIR R4 OperationOutcome, the answer FHIR clients expect from a request they sent
- * with a FHIR content type: one `error` issue with the message as `diagnostics` (medfit's messages
- * never hold record values) and each located problem's place as an `expression`, then one issue
- * per further located problem.
+ * with a FHIR content type: the message as the first issue's `diagnostics` (medfit's messages
+ * never hold record values) with the first located problem's place as its `expression`, then one
+ * issue per further located problem.
  */
 export function operationOutcome(status: number, message: string, details: Array<{ pointer: string; message: string }> = []): OperationOutcome {
   const code: IssueCode = ISSUE_CODES[status] ?? (status >= 500 ? 'exception' : 'invalid');
   const severity = status >= 500 ? 'fatal' : 'error';
-  const issue: NonNullable<OperationOutcome['issue']> = [{ severity, code, diagnostics: message }];
-  for (const d of details.slice(0, 100)) issue.push({ severity, code, diagnostics: d.message, ...(d.pointer ? { expression: [d.pointer] } : {}) });
+  const at = (pointer: string) => (pointer ? { expression: [pointer] } : {});
+  const [first, ...rest] = details.slice(0, 100);
+  const issue: NonNullable<OperationOutcome['issue']> = [{ severity, code, diagnostics: message, ...(first ? at(first.pointer) : {}) }];
+  for (const d of rest) issue.push({ severity, code, diagnostics: d.message, ...at(d.pointer) });
   return { resourceType: 'OperationOutcome', issue };
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateResource } from '../../test/fhir-validate.js';
-import { MEDFIT_LABEL_SYSTEM, MEDFIT_MODEL_SYSTEM, labelWindow, outcomeConcept, pointerToFhirPath, riskAssessmentBundle, type RiskBundleInput } from './risk.js';
+import { MEDFIT_LABEL_SYSTEM, MEDFIT_MODEL_SYSTEM, labelWindow, outcomeConcept, riskAssessmentBundle, type RiskBundleInput } from './risk.js';
 import type { FeatureSpec } from './types.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -99,15 +99,6 @@ describe('labelWindow', () => {
     const broken = copy(b) as unknown as { entry: Array<{ resource: Record<string, any> }> };
     broken.entry[0]!.resource['prediction'][0].whenPeriod = { start: '2020-01-01', end: 'next year' };
     expect(validateResource(broken).map((p) => p.message)).toContain('not a valid dateTime');
-  });
-});
-
-describe('pointerToFhirPath', () => {
-  it('turns a JSON pointer into the FHIRPath of the same place', () => {
-    expect(pointerToFhirPath('/entry/3/resource/effectiveDateTime', 'Bundle')).toBe('Bundle.entry[3].resource.effectiveDateTime');
-    expect(pointerToFhirPath('', 'Bundle')).toBe('Bundle');
-    expect(pointerToFhirPath('/entry/0/resource/a~1b', 'Bundle')).toBe('Bundle.entry[0].resource');
-    expect(pointerToFhirPath('entry 3', 'Bundle')).toBeUndefined();
   });
 });
 

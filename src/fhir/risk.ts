@@ -135,22 +135,3 @@ function codingOf(token: string): Coding | undefined {
   if (!code) return undefined;
   return system ? { system, code } : { code };
 }
-
-/**
- * A JSON pointer into a request body (`/entry/3/resource/effectiveDateTime`) as the FHIRPath
- * expression R4 puts in `OperationOutcome.issue.expression`
- * (`Bundle.entry[3].resource.effectiveDateTime`); `root` is the body's resource type. Undefined
- * for anything that is not a pointer.
- */
-export function pointerToFhirPath(pointer: string, root: string): string | undefined {
-  if (!pointer.startsWith('/') && pointer !== '') return undefined;
-  let out = root;
-  for (const raw of pointer.split('/').slice(1)) {
-    const token = raw.replaceAll('~1', '/').replaceAll('~0', '~');
-    if (/^(0|[1-9][0-9]{0,8})$/.test(token)) out += `[${token}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(token)) out += `.${token}`;
-    // A key that is no FHIRPath identifier cannot be a FHIR element: the path stops at its parent.
-    else return out;
-  }
-  return out;
-}

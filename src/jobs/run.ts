@@ -1,6 +1,7 @@
 import { trainSequence, trainTable } from '../automl/index.js';
 import { Errors, type ProgressFn } from '../core/index.js';
 import { formatFromPath, readTable, type Table } from '../data/index.js';
+import { trainingRoles } from '../fhir/index.js';
 import type { Family, SequenceFamily } from '../models/index.js';
 import { saveArtifact } from '../registry/index.js';
 import { defaultColumn, detectRate, lengthSteps, noDefaultColumn, readFilter, readLength, readSessions, type ChannelFilter, type SequenceColumns } from '../sequence/index.js';
@@ -25,12 +26,15 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
   if (spec.sequence) return runSequenceJob(spec, spec.sequence, table, opts);
   if (typeof spec.target !== 'string') throw Errors.badParam('target', 'a table model learns one target column; several targets need a sequence job');
   const seed = spec.seed ?? 0;
+  // A table a feature spec made: its patient column is an identifier, its label never a feature of another target.
+  const roles = spec.fhir ? trainingRoles(spec.fhir.features, spec.target) : undefined;
   const result = await trainTable(table, {
     target: spec.target,
     task: spec.task ?? 'auto',
     model: (spec.model ?? 'auto') as Parameters<typeof trainTable>[1]['model'],
     ...(spec.group !== undefined ? { group: spec.group } : {}),
-    ignore: spec.ignore ?? [],
+    ignore: [...(spec.ignore ?? []), ...(roles?.ignore ?? [])],
+    ...(roles ? { types: roles.types } : {}),
     ...(spec.cv !== undefined ? { cv: spec.cv } : {}),
     ...(spec.nested ? { nested: true } : {}),
     seed,
