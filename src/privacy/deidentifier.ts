@@ -143,10 +143,12 @@ export class Deidentifier {
   }
 
   /**
-   * A reference (`Patient/123`, `urn:uuid:…`, `https://server/fhir/Patient/123`, a Bundle entry's
-   * fullUrl) as de-identified resources spell it: the id part replaced by its pseudonym, so that
-   * `reference('urn:uuid:X')` is the fullUrl of the de-identified entry whose resource had id X.
-   * A reference that cannot be pseudonymised (an unknown form, a search by name) gives `''`.
+   * A reference (`Patient/123`, `urn:uuid:…`, `https://server/fhir/Patient/123/_history/2`, a
+   * Bundle entry's fullUrl) as de-identified resources spell it: rebuilt from its type and the
+   * pseudonym of its id alone (`Patient/<pseudonym>`; `urn:uuid:<pseudonym>` for a `urn:uuid:`),
+   * so that `reference('urn:uuid:X')` is the fullUrl of the de-identified entry whose resource had
+   * id X, and an absolute fullUrl becomes the `Type/<id>` the entry's resource now has. A
+   * reference of another shape (`urn:oid:`, a bare id, a search by name) gives `''`.
    */
   reference(reference: string): string {
     return this.#walker.reference(reference) ?? '';

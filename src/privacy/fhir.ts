@@ -3,12 +3,15 @@
  * what may stay and rewriting or leaving out the rest, by the rules model.ts compiles from the R4
  * model. See docs/deidentification.md for the identifier-by-identifier account; in short:
  *
- * - ids and references: `Resource.id` and the id in every reference (`Type/id`, `urn:uuid:id`,
- *   absolute URLs, `#contained`) become keyed pseudonyms of the id, the same for every spelling,
- *   so `Observation.subject` still meets `Patient.id` and a Bundle's `urn:uuid:` fullUrls still
- *   meet the references to them. Conditional references (`Patient?identifier=sys|value`) keep
- *   their system with the value pseudonymised like `Identifier.value`; any other search
- *   parameter in a reference, which may hold a name or a date, drops the reference.
+ * - ids and references: `Resource.id` and the id in every reference become keyed pseudonyms of
+ *   the id, the same for every spelling, so `Observation.subject` still meets `Patient.id` and a
+ *   Bundle's `urn:uuid:` fullUrls still meet the references to them. A reference is rebuilt from
+ *   its type and pseudonym alone (`Type/id`, `Type/id/_history/v` and absolute `http(s)://…/Type/id`
+ *   → `Type/<pseudonym>`; `urn:uuid:id` → `urn:uuid:<pseudonym>`; `#id` → `#<pseudonym>`): no base
+ *   URL, path or version survives; any other shape (`urn:oid:`, `urn:ssn:…`) is removed.
+ *   Conditional references (`Patient?identifier=sys|value`) keep their system with the value
+ *   pseudonymised like `Identifier.value`; any other search parameter in a reference, which may
+ *   hold a name or a date, drops the reference. Every other element `id` is removed.
  * - `Identifier.value`: a pseudonym (system and type kept); DICOM UIDs of ImagingStudy likewise.
  * - removed: HumanName, ContactPoint (telecom), Narrative (`text`), Annotation (notes),
  *   Signature, photos, `Attachment.data`/`url`/`title`/`hash`, `Meta.source`, `Device.url`,
@@ -16,8 +19,13 @@
  *   descriptions, `valueString`, `Reference.display`, device serial and lot numbers...) except
  *   code-system terms and units (`Coding.display`, `Coding.version`, `Quantity.unit` and kin,
  *   `SampledData.data`) and a `CodeableConcept.text` that repeats one of its codings' displays;
- *   any element the R4 model does not know; an extension left with no value; geolocation
- *   extensions.
+ *   `uri`/`url` elements that do not name a system or a definition, `id`/`oid`/`uuid` elements,
+ *   `Meta.versionId`, the display of `Meta.tag`/`Meta.security`; a `valueCode` outside the
+ *   terminology-bound extensions in `CODED_EXTENSIONS`; QuestionnaireResponse answers other than
+ *   codings (system and code), numbers, quantities and booleans (model.ts has the rules); any
+ *   element the R4 model does not know; an extension left with no value; geolocation extensions.
+ * - Quantity units: a UCUM code stands for the unit; another unit with a space or over 20
+ *   characters is removed.
  * - Address: `state`, `country`, `use`, `type` and `period` stay; `postalCode` becomes its ZIP3
  *   (`000` for the restricted areas, see zip3.ts; dropped when it is not a US ZIP code); line,
  *   city, district, text and extensions are removed.
@@ -26,10 +34,9 @@
  *   precision (dates.ts), or, under `dates: 'year'`, cut to the year (instants, which must carry
  *   a full time, are then removed).
  * - ages over 89: a `birthDate` (Patient, Person, Practitioner, RelatedPerson) that makes its
- *   owner older than 89 at `now`, or at `deceasedDateTime`, is replaced by the date exactly 90
- *   years before that reference date, at the birth date's precision, then shifted like every date
- *   (so the person is 90 at death, or about 90 now: the 90-or-older category). An `Age` over 89
- *   years becomes `>= 90` years.
+ *   owner older than 89 at `now`, or at `deceasedDateTime`, becomes a year alone, not shifted
+ *   (see `birthDate`), and its `_birthDate` (a birth time) is removed. An `Age` over 89 years
+ *   becomes `>= 90` years; any other Quantity that is a time over 89 years becomes 90 `a`.
  *
  * Whose dates: a Patient's own; a resource's `subject`, `patient`, `beneficiary` or `individual`
  * reference to a Patient (or to a `urn:uuid:`, which in a Bundle is the usual spelling; in a
@@ -40,11 +47,12 @@
  */
 import { Errors } from '../core/index.js';
 import type { Resource } from '../fhir/index.js';
-import { daysInMonth, maxAgeYears, parseFhirDate, shiftDate, yearOf, type FhirDate } from './dates.js';
+import { maxAgeYears, parseFhirDate, shiftDate, yearOf, type FhirDate } from './dates.js';
 import { Kind, RESOURCE_TYPES, childMap, mapOf, type Child, type ChildMap } from './model.js';
 import { zip3 } from './zip3.js';
 
-const { KEEP, DROP, DATE, INSTANT, RESOURCE_ID, REFERENCE, IDENTIFIER_VALUE, UID, COMPLEX, CODEABLE_CONCEPT, ADDRESS, AGE, EXTENSION, CONTAINED, RESOURCE, FULL_URL, REQUEST_URL, QUERY, BIRTH_DATE } = Kind;
+const { KEEP, DROP, DATE, INSTANT, RESOURCE_ID, REFERENCE, IDENTIFIER_VALUE, UID, COMPLEX, CODEABLE_CONCEPT, ADDRESS, AGE, EXTENSION, CONTAINED, RESOURCE, FULL_URL, REQUEST_URL, QUERY, BIRTH_DATE, QUANTITY, ANSWER_CODING } =
+  Kind;
 
 /** What the walker needs of its de-identifier. */
 export interface PseudonymSource {
@@ -77,10 +85,60 @@ const MAX_DEPTH = 256;
 
 const GEOLOCATION = 'http://hl7.org/fhir/StructureDefinition/geolocation';
 
-/** Age units in years: UCUM `a`, and what people write. */
-const YEAR_UNITS = new Set(['a', 'yr', 'yrs', 'year', 'years', 'y']);
-/** Other UCUM time units, in years. */
-const UNIT_YEARS: Record<string, number> = { mo: 1 / 12, wk: 7 / 365.25, d: 1 / 365.25, h: 1 / 8766, min: 1 / 525960 };
+const UCUM = 'http://unitsofmeasure.org';
+
+/**
+ * Time units in years: UCUM's (`a`, `mo`, `wk`, `d`...) and what people write in `unit` (read
+ * lower-cased). A Map, not an object: a unit named `constructor` must find nothing.
+ */
+const UNIT_YEARS: ReadonlyMap<string, number> = new Map([
+  ...['a', 'a_j', 'a_g', 'a_t', 'yr', 'yrs', 'year', 'years', 'y'].map((u) => [u, 1] as const),
+  ...['mo', 'mo_j', 'mo_g', 'mo_s', 'month', 'months'].map((u) => [u, 1 / 12] as const),
+  ...['wk', 'week', 'weeks'].map((u) => [u, 7 / 365.25] as const),
+  ...['d', 'day', 'days'].map((u) => [u, 1 / 365.25] as const),
+  ['h', 1 / 8766],
+  ['min', 1 / 525960],
+  ['s', 1 / 31557600],
+]);
+
+/**
+ * A pooled (over 89) living person's birth year is `now`'s year less this: whatever day of that
+ * year is read as the birthday (readers take a year alone as its 2 July, or 1 January), and even
+ * after a reader moves it back by the patient's offset of up to 365 days as it does every shifted
+ * date (src/fhir/features.ts), the person is at least 90 at `now`.
+ */
+const POOLED_YEARS_BEFORE_NOW = 92;
+/**
+ * For a person pooled at death: the year of the de-identified `deceasedDateTime` less this, so
+ * that whatever day of the year is read as the birthday the person is at least 90 at death (both
+ * dates being in the same, shifted, frame, a reader moving them back moves both).
+ */
+const POOLED_YEARS_BEFORE_DEATH = 91;
+
+/**
+ * The terminology-bound extensions whose `valueCode` is kept, each with its value set's codes: any
+ * other extension's `valueCode`, or a code outside the set, is whatever its writer put there
+ * (`mothersMaidenName` as a code) and is removed.
+ */
+const CODED_EXTENSIONS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex', new Set(['F', 'M', 'UNK', 'OTH', 'ASKU'])],
+  [
+    'http://hl7.org/fhir/StructureDefinition/data-absent-reason',
+    new Set(['unknown', 'asked-unknown', 'temp-unknown', 'not-asked', 'asked-declined', 'masked', 'not-applicable', 'unsupported', 'as-text', 'error', 'not-a-number', 'negative-infinity', 'positive-infinity', 'not-performed', 'not-permitted']),
+  ],
+  ['http://hl7.org/fhir/StructureDefinition/iso21090-nullFlavor', new Set(['NI', 'INV', 'DER', 'OTH', 'NINF', 'PINF', 'UNC', 'MSK', 'NA', 'UNK', 'ASKU', 'NAV', 'NASK', 'NAVU', 'QS', 'TRC', 'NP'])],
+]);
+
+/** Longest `Quantity.unit` kept when it is not a UCUM code (a unit, not a sentence). */
+const MAX_UNIT_CHARS = 20;
+/** Longest answer code kept. */
+const MAX_CODE_CHARS = 64;
+
+/** Whether `s` holds a space or a control character. */
+function hasSpace(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) <= 32) return true;
+  return false;
+}
 
 type Json = Record<string, unknown>;
 
@@ -157,7 +215,11 @@ export class FhirWalker {
       return query === undefined ? undefined : `${type}?${query}`;
     }
     const p = splitReference(s);
-    return p === undefined ? undefined : p.prefix + this.d.pseudonym(p.id, 'id') + p.suffix;
+    if (p === undefined) return undefined;
+    // Rebuilt from the type and the pseudonym alone: nothing around the id (a server's base URL,
+    // a path, a version) is kept, since any of it may be written by anyone.
+    const id = this.d.pseudonym(p.id, 'id');
+    return p.type === undefined ? `urn:uuid:${id}` : `${p.type}/${id}`;
   }
 
   /** The pseudonymous id of the patient `r` is about (see the module comment), or undefined. */
@@ -202,7 +264,7 @@ export class FhirWalker {
           // A primitive's id and extensions (`_birthDate`): kept beside a kept primitive.
           c = map.get(key.slice(1));
           if (c === undefined || c.kind === DROP) continue;
-          r = this.elementOf(v);
+          r = c.kind === BIRTH_DATE ? this.birthElement(node, v) : this.elementOf(v);
         } else {
           c = map.get(key);
           if (c === undefined) continue; // not in the R4 model: nothing vouches for it
@@ -294,7 +356,15 @@ export class FhirWalker {
       case ADDRESS:
         return this.address(v);
       case AGE:
-        return this.age(v, c);
+        return this.quantity(v, c, true);
+      case QUANTITY:
+        return this.quantity(v, c, false);
+      case ANSWER_CODING: {
+        const out = this.walk(v, mapOf(c));
+        if (out === undefined || typeof out.system !== 'string' || typeof out.code !== 'string') return undefined;
+        const code = out.code;
+        return code !== '' && code.length <= MAX_CODE_CHARS && !hasSpace(code) ? out : undefined;
+      }
       case EXTENSION:
         return this.extension(v, c);
       case CONTAINED:
@@ -323,18 +393,67 @@ export class FhirWalker {
     return s;
   }
 
-  /** A birth date with ages over 89 pooled (see the module comment), then like any date. */
+  /**
+   * A birth date: when it makes its owner older than 89 at the reference date (see
+   * `referenceDate`), the year alone that pools everyone over 89 together, the same for all of
+   * them and NOT shifted (a pooled date computed from `now` and shifted would give away the
+   * patient's offset to anyone who knows when the data was de-identified); else like any date.
+   */
   private birthDate(v: unknown, c: Child): string | undefined {
     if (typeof v !== 'string') return undefined;
     const b = parseFhirDate(v);
     if (b === undefined || b.time !== '') throw new WalkError(`not a valid FHIR ${c.type}`);
-    const at = this.referenceDate();
-    if (maxAgeYears(b, at) <= 89) return this.date(v, c);
-    const year = at.year - 90;
-    const month = b.month === 0 || at.month === 0 ? 0 : at.month;
-    const day = month === 0 || b.day === 0 || at.day === 0 ? 0 : Math.min(at.day, daysInMonth(year, month));
-    const pooled: FhirDate = { year, month, day, time: '' };
-    return this.date(formatDate(pooled), c);
+    if (!this.overAge(b)) return this.date(v, c);
+    return String(this.pooledBirthYear()).padStart(4, '0');
+  }
+
+  /** Whether a person born on `b` is older than 89 at the reference date, reading `b` as early as its precision allows. */
+  private overAge(b: FhirDate): boolean {
+    return maxAgeYears(b, this.referenceDate()) > 89;
+  }
+
+  /** The birth year of a pooled person: 90 or more at death (in the de-identified dates), or at `now`. */
+  private pooledBirthYear(): number {
+    const dead = this.current?.deceasedDateTime;
+    // The de-identified death date (shifted, or the year under `dates: 'year'`, where the offset is 0):
+    // a year derived from it tells nothing its reader does not already see.
+    const shifted = typeof dead === 'string' ? shiftDate(dead, this.days) : undefined;
+    const d = shifted === undefined ? undefined : parseFhirDate(shifted);
+    const year = d !== undefined ? d.year - POOLED_YEARS_BEFORE_DEATH : this.d.now.getUTCFullYear() - POOLED_YEARS_BEFORE_NOW;
+    return Math.max(1, year);
+  }
+
+  /**
+   * `_birthDate` (its id and extensions: `patient-birthTime`): removed for a pooled person (a
+   * birth time gives the age back), and whenever any date in it would be pooled; else walked like
+   * any element, its dates shifted with the birth date's offset so they stay consistent with it.
+   */
+  private birthElement(node: Json, v: unknown): unknown {
+    const bd = node.birthDate;
+    if (typeof bd === 'string') {
+      const b = parseFhirDate(bd);
+      // A bad birthDate is refused when the walk reaches it.
+      if (b !== undefined && this.overAge(b)) return undefined;
+    }
+    const out = this.elementOf(v);
+    // Walked first: its nesting is then known to be bounded.
+    return out === undefined || this.holdsOldDate(v, 0) ? undefined : out;
+  }
+
+  /** Whether any string in `v` (a `_birthDate` the walk accepted) reads as a date that would be pooled. */
+  private holdsOldDate(v: unknown, depth: number): boolean {
+    if (depth > MAX_DEPTH) return true;
+    if (typeof v === 'string') {
+      const d = parseFhirDate(v);
+      return d !== undefined && this.overAge(d);
+    }
+    if (Array.isArray(v)) {
+      for (const x of v) if (this.holdsOldDate(x, depth + 1)) return true;
+      return false;
+    }
+    if (!isObject(v)) return false;
+    for (const k in v) if (Object.hasOwn(v, k) && this.holdsOldDate(v[k], depth + 1)) return true;
+    return false;
   }
 
   /** The date a birth date's age is taken at: the current resource's `deceasedDateTime`, else `now`. */
@@ -392,20 +511,30 @@ export class FhirWalker {
     return any ? out : undefined;
   }
 
-  private age(v: unknown, c: Child): Json | undefined {
+  /**
+   * A Quantity (or Age, Count, Duration...). Its `unit` is display text: with a UCUM `system` and
+   * a `code` it becomes the code; otherwise it is removed when it holds a space or is longer than
+   * `MAX_UNIT_CHARS` (`mmHg (taken by nurse Jane Doe)`). A time over 89 years (an age: an `Age`,
+   * or an Observation of LOINC 30525-0 with a value in `a`) becomes 90 `a`: `>= 90` for an `Age`;
+   * a plain Quantity loses its comparator instead (a SimpleQuantity may not carry one). An `Age`
+   * in a unit we cannot read is taken as years, the cautious reading; another Quantity in such a
+   * unit is not a time.
+   */
+  private quantity(v: unknown, c: Child, age: boolean): Json | undefined {
     const out = this.walk(v, mapOf(c));
-    if (out === undefined || typeof out.value !== 'number') return out;
-    const unit = typeof out.code === 'string' ? out.code : typeof out.unit === 'string' ? out.unit.toLowerCase() : 'a';
-    const perUnit = YEAR_UNITS.has(unit) ? 1 : UNIT_YEARS[unit];
-    // An age in a unit we cannot read is taken as years: the cautious reading.
-    const years = out.value * (perUnit ?? 1);
-    if (years <= 89) return out;
-    if (perUnit === 1 || perUnit === undefined) {
-      out.value = 90;
-    } else {
-      Object.assign(out, { value: 90, unit: 'years', code: 'a', system: 'http://unitsofmeasure.org' });
+    if (out === undefined) return undefined;
+    const code = typeof out.code === 'string' && out.code !== '' ? out.code : undefined;
+    if (typeof out.unit === 'string') {
+      if (code !== undefined && out.system === UCUM) out.unit = code;
+      else if (out.unit.length > MAX_UNIT_CHARS || hasSpace(out.unit)) delete out.unit;
     }
-    out.comparator = '>=';
+    if (typeof out.value !== 'number') return out;
+    const unit = code ?? (typeof out.unit === 'string' ? out.unit.toLowerCase() : age ? 'a' : '');
+    const perUnit = UNIT_YEARS.get(unit) ?? (age ? 1 : undefined);
+    if (perUnit === undefined || !(out.value * perUnit > 89)) return out;
+    Object.assign(out, { value: 90, unit: 'a', system: UCUM, code: 'a' });
+    if (age) out.comparator = '>=';
+    else delete out.comparator;
     return out;
   }
 
@@ -413,6 +542,9 @@ export class FhirWalker {
     if (!isObject(v) || v.url === GEOLOCATION) return undefined;
     const out = this.walk(v, mapOf(c));
     if (out === undefined) return undefined;
+    // `valueCode` (left out by the model's rules): kept for the terminology-bound extensions only.
+    const code = v.valueCode;
+    if (typeof code === 'string' && typeof v.url === 'string' && CODED_EXTENSIONS.get(v.url)?.has(code) === true) out.valueCode = code;
     // An extension is its value or its sub-extensions: with neither left, it says nothing.
     for (const k in out) if (k !== 'url' && k !== 'id') return out;
     return undefined;
@@ -475,35 +607,30 @@ function decode(s: string): string | undefined {
   }
 }
 
-function formatDate(d: FhirDate): string {
-  const y = String(d.year).padStart(4, '0');
-  if (d.month === 0) return y;
-  const m = String(d.month).padStart(2, '0');
-  return d.day === 0 ? `${y}-${m}` : `${y}-${m}-${String(d.day).padStart(2, '0')}`;
-}
-
 /**
- * A literal reference taken apart: `prefix` + `id` + `suffix` (`Patient/` + `123` + ``,
- * `urn:uuid:` + `…`, `https://x/fhir/Observation/` + `9` + `/_history/2`), with the resource
- * type when the reference names one. Undefined when it is none of these forms.
+ * A literal reference taken apart: its resource type (undefined for `urn:uuid:`) and id. The
+ * forms read: `Type/id`, `urn:uuid:id`, and an absolute `http(s)://…/Type/id`, either of the last
+ * two URL forms optionally with `/_history/version`. Undefined for any other form (`urn:oid:`,
+ * `urn:ssn:…`, a bare id, a relative path of more segments), which then is left out.
  */
-export function splitReference(s: string): { prefix: string; id: string; suffix: string; type: string | undefined } | undefined {
+export function splitReference(s: string): { id: string; type: string | undefined } | undefined {
   if (s.startsWith('urn:')) {
-    const colon = s.lastIndexOf(':');
-    const id = s.slice(colon + 1);
-    return colon > 4 && id !== '' ? { prefix: s.slice(0, colon + 1), id, suffix: '', type: undefined } : undefined;
+    if (!s.startsWith('urn:uuid:') || s.length === 9) return undefined;
+    return { id: s.slice(9), type: undefined };
   }
   let body = s;
-  let suffix = '';
   const h = s.lastIndexOf('/_history/');
   if (h >= 0) {
+    // A version is one segment.
+    if (h + 10 === s.length || s.indexOf('/', h + 10) >= 0) return undefined;
     body = s.slice(0, h);
-    suffix = s.slice(h);
   }
   const slash = body.lastIndexOf('/');
-  if (slash <= 0) return undefined;
-  const id = body.slice(slash + 1);
-  const type = body.slice(body.lastIndexOf('/', slash - 1) + 1, slash);
-  if (id === '' || !RESOURCE_TYPES.has(type)) return undefined;
-  return { prefix: body.slice(0, slash + 1), id, suffix, type };
+  if (slash <= 0 || slash === body.length - 1) return undefined;
+  const before = body.lastIndexOf('/', slash - 1);
+  const type = body.slice(before + 1, slash);
+  if (!RESOURCE_TYPES.has(type)) return undefined;
+  // Relative: `Type/id` alone; else an absolute http(s) URL.
+  if (before >= 0 && !(body.startsWith('https://') || body.startsWith('http://'))) return undefined;
+  return { id: body.slice(slash + 1), type };
 }

@@ -28,7 +28,7 @@ export const Kind = {
   INSTANT: 3,
   /** `Resource.id`: a pseudonym. */
   RESOURCE_ID: 4,
-  /** `Reference.reference`: its id part pseudonymised (`Patient/<pseudonym>`, `urn:uuid:<pseudonym>`). */
+  /** `Reference.reference`: rebuilt as `Type/<pseudonym>` or `urn:uuid:<pseudonym>`; other shapes removed. */
   REFERENCE: 5,
   /** `Identifier.value`: a pseudonym (the system is kept). */
   IDENTIFIER_VALUE: 6,
@@ -40,7 +40,7 @@ export const Kind = {
   CODEABLE_CONCEPT: 9,
   /** Address: state, country, use, type and period; postalCode as ZIP3; the rest removed. */
   ADDRESS: 10,
-  /** Age: walked; over 89 years becomes 90 (`>=`). */
+  /** Age: walked like a Quantity; over 89 years becomes 90 (`>=`); a unit it cannot read counts as years. */
   AGE: 11,
   /** Extension: walked; dropped when nothing but its url is left, or when it is a geolocation. */
   EXTENSION: 12,
@@ -48,17 +48,28 @@ export const Kind = {
   CONTAINED: 13,
   /** A resource inside another but of its own (Bundle.entry.resource, Parameters): de-identified on its own. */
   RESOURCE: 14,
-  /** `Bundle.entry.fullUrl`, `Bundle.entry.response.location`: mapped like a reference. */
+  /** `Bundle.entry.fullUrl`, `Bundle.entry.response.location`: rebuilt like a reference. */
   FULL_URL: 15,
   /** `Bundle.entry.request.url`: a type alone (POST), or mapped like a reference. */
   REQUEST_URL: 16,
   /** `Bundle.entry.request.ifNoneExist`: a search query; identifier values pseudonymised. */
   QUERY: 17,
-  /** `birthDate`: ages over 89 pooled, then like any date. */
+  /** `birthDate`: ages over 89 pooled (a year alone, not shifted), else like any date. */
   BIRTH_DATE: 18,
+  /**
+   * Quantity and its kin (not Age): walked; a unit that is not a UCUM code nor short is removed,
+   * and a time quantity over 89 years (an age kept as an Observation value) becomes 90 years.
+   */
+  QUANTITY: 19,
+  /**
+   * `QuestionnaireResponse.item.answer.valueCoding`: kept only with a `system` and a `code` that
+   * reads as a code (no spaces); its `display` is removed (answers are not always terminology).
+   */
+  ANSWER_CODING: 20,
 } as const;
 
-const { KEEP, DROP, DATE, INSTANT, RESOURCE_ID, REFERENCE, IDENTIFIER_VALUE, UID, COMPLEX, CODEABLE_CONCEPT, ADDRESS, AGE, EXTENSION, CONTAINED, RESOURCE, FULL_URL, REQUEST_URL, QUERY, BIRTH_DATE } = Kind;
+const { KEEP, DROP, DATE, INSTANT, RESOURCE_ID, REFERENCE, IDENTIFIER_VALUE, UID, COMPLEX, CODEABLE_CONCEPT, ADDRESS, AGE, EXTENSION, CONTAINED, RESOURCE, FULL_URL, REQUEST_URL, QUERY, BIRTH_DATE, QUANTITY, ANSWER_CODING } =
+  Kind;
 
 /** One child element of a type and what to do with it. */
 export interface Child {
@@ -96,34 +107,48 @@ export const RESOURCE_TYPES: ReadonlySet<string> = (() => {
   return out;
 })();
 
-/** Primitive types kept as they are (codes, numbers, booleans, URIs, times, element ids). */
-const KEPT_PRIMITIVES = new Set([
-  'boolean', 'integer', 'decimal', 'unsignedInt', 'positiveInt', 'code', 'id', 'oid', 'uuid', 'uri', 'url', 'canonical', 'time',
-  'System.String', 'System.Boolean', 'System.Integer', 'System.Decimal', 'System.Time',
-]);
+/** Primitive types kept as they are: numbers, booleans, times of day, and `Extension.url`. */
+const KEPT_PRIMITIVES = new Set(['boolean', 'integer', 'decimal', 'unsignedInt', 'positiveInt', 'time', 'System.String', 'System.Boolean', 'System.Integer', 'System.Decimal', 'System.Time']);
 
 /**
  * Types removed whole. `string` and `markdown`: free text, unless `PATH_RULES` keeps a
  * code-system term or a unit; `base64Binary`: attachments, photos, signatures; `xhtml`,
  * `Narrative`: the human-readable text; `Annotation`: notes; `HumanName`, `ContactPoint`:
- * names and telecom; `Signature`: who signed, with their signature.
+ * names and telecom; `Signature`: who signed, with their signature; `id`, `oid`, `uuid` outside
+ * `Resource.id` (element ids, `Meta.versionId`, `valueId`...): labels anyone may write anything
+ * in (`ssn-123-45-6789`), which nothing downstream needs.
  */
-const DROPPED_TYPES = new Set(['string', 'markdown', 'base64Binary', 'xhtml', 'Narrative', 'Annotation', 'HumanName', 'ContactPoint', 'Signature', 'System.DateTime', 'System.Date']);
+const DROPPED_TYPES = new Set(['string', 'markdown', 'base64Binary', 'xhtml', 'Narrative', 'Annotation', 'HumanName', 'ContactPoint', 'Signature', 'System.DateTime', 'System.Date', 'id', 'oid', 'uuid']);
+
+/**
+ * `uri` and `url` elements kept, by name: those that name a code system, an identifier system,
+ * a profile or a definition (`Coding.system`, `Identifier.system`, `Quantity.system`,
+ * `Reference.type`, `implicitRules`, `instantiatesUri`, `Questionnaire(Response).item.definition`,
+ * a device's UDI issuer). Every other `uri` or `url` may be a person's web page, e-mail
+ * (`mailto:`), phone (`tel:`) or a server's address, and is removed; so is a canonical resource's
+ * own `url`, which medfit has no use for.
+ */
+const STRUCTURAL_URIS = new Set(['system', 'type', 'implicitRules', 'instantiatesUri', 'instantiates', 'definitionUri', 'derivedFromUri', 'definition', 'moduleUri', 'protocol', 'eventUri', 'issuer', 'jurisdiction']);
 
 /** Quantity and its specialisations: their `unit` is a unit, not text about a person. */
 const QUANTITY_TYPES = ['Quantity', 'Age', 'Count', 'Distance', 'Duration', 'MoneyQuantity', 'SimpleQuantity'];
 
 /** Rules by exact path, which win over the rules by type. */
 const PATH_RULES: ReadonlyMap<string, number> = new Map([
-  // Code-system terms and units: kept although typed `string`.
+  // Code-system terms and units: kept although typed `string` (units are checked by the walker).
   ['Coding.display', KEEP],
   ['Coding.version', KEEP],
   ...QUANTITY_TYPES.map((t) => [`${t}.unit`, KEEP] as const),
   ['SampledData.data', KEEP],
   ['Reference.reference', REFERENCE],
   ['Identifier.value', IDENTIFIER_VALUE],
-  // Where the data came from (may name a person's device or a system path), a link to content.
+  // Meta: where the data came from (may name a person's device or a system path); a server's
+  // version label (free text); the display of a tag, which is a server's label, not terminology.
   ['Meta.source', DROP],
+  ['Meta.versionId', DROP],
+  ['Meta.tag', COMPLEX],
+  ['Meta.security', COMPLEX],
+  // A link to content.
   ['Attachment.url', DROP],
   // A device's network address (an IP address or URL); a location's coordinates.
   ['Device.url', DROP],
@@ -147,6 +172,28 @@ const PATH_RULES: ReadonlyMap<string, number> = new Map([
   ['Bundle.entry.request.url', REQUEST_URL],
   ['Bundle.entry.request.ifNoneExist', QUERY],
   ['Bundle.entry.response.location', FULL_URL],
+  // An extension's code is kept only for the terminology-bound extensions the walker knows (see
+  // fhir.ts `CODED_EXTENSIONS`): elsewhere a `valueCode` is whatever its writer put there.
+  ['Extension.valueCode', DROP],
+  // Questionnaire answers: free text, dates (a birth date, a date of death), links, attachments
+  // and references say too much; codes, numbers, quantities and booleans stay.
+  ['QuestionnaireResponse.item.answer.valueDate', DROP],
+  ['QuestionnaireResponse.item.answer.valueDateTime', DROP],
+  ['QuestionnaireResponse.item.answer.valueTime', DROP],
+  ['QuestionnaireResponse.item.answer.valueUri', DROP],
+  ['QuestionnaireResponse.item.answer.valueAttachment', DROP],
+  ['QuestionnaireResponse.item.answer.valueReference', DROP],
+  ['QuestionnaireResponse.item.answer.valueCoding', ANSWER_CODING],
+]);
+
+/**
+ * Maps derived from another type's by leaving elements out: the codings of `Meta.tag` and
+ * `Meta.security` and of an answer, without their `display`.
+ */
+const DERIVED_MAPS: ReadonlyMap<string, { from: string; without: readonly string[] }> = new Map([
+  ['Meta.tag', { from: 'Coding', without: ['display'] }],
+  ['Meta.security', { from: 'Coding', without: ['display'] }],
+  ['QuestionnaireResponse.item.answer.valueCoding', { from: 'Coding', without: ['display'] }],
 ]);
 
 let parents: Map<string, Array<[string, string]>> | null = null;
@@ -172,12 +219,26 @@ function childrenIndex(): Map<string, Array<[string, string]>> {
 
 function kindOf(path: string, name: string, type: string, isResource: boolean): { kind: number; next: string } {
   const rule = PATH_RULES.get(path);
-  if (rule !== undefined) return { kind: rule, next: type };
+  if (rule !== undefined) return { kind: rule, next: DERIVED_MAPS.has(path) ? path : type };
   if (type.startsWith('@')) return { kind: COMPLEX, next: type.slice(1) };
-  if (isResource && name === 'id') return { kind: RESOURCE_ID, next: type };
+  // `Resource.id` becomes a pseudonym; every other `id` (an element's) is a label nothing needs.
+  if (name === 'id') return { kind: isResource ? RESOURCE_ID : DROP, next: type };
   if (DROPPED_TYPES.has(type)) return { kind: DROP, next: type };
   if (KEPT_PRIMITIVES.has(type)) return { kind: KEEP, next: type };
+  // A value of an open choice (`Extension.value[x]`, `Parameters.parameter.value[x]`,
+  // `Task.input.value[x]`...) typed code, uri or canonical is whatever its writer put there.
+  const open = name.length === 5 + type.length && name.startsWith('value') && name.charCodeAt(5) === type.toUpperCase().charCodeAt(0) && name.endsWith(type.slice(1));
   switch (type) {
+    case 'code':
+      // Status-like codes and `Coding.code`, `Quantity.code`, `Attachment.contentType`...: bound
+      // to value sets.
+      return { kind: open ? DROP : KEEP, next: type };
+    case 'canonical':
+      // Outside open values, a canonical names a definition (a profile, a questionnaire, a plan).
+      return { kind: open ? DROP : KEEP, next: type };
+    case 'uri':
+    case 'url':
+      return { kind: STRUCTURAL_URIS.has(name) && !open ? KEEP : DROP, next: type };
     case 'date':
     case 'dateTime':
       return { kind: DATE, next: type };
@@ -192,6 +253,13 @@ function kindOf(path: string, name: string, type: string, isResource: boolean): 
       return { kind: ADDRESS, next: type };
     case 'Age':
       return { kind: AGE, next: type };
+    case 'Quantity':
+    case 'SimpleQuantity':
+    case 'MoneyQuantity':
+    case 'Count':
+    case 'Distance':
+    case 'Duration':
+      return { kind: QUANTITY, next: type };
     case 'Extension':
       return { kind: EXTENSION, next: type };
     case 'Resource':
@@ -212,6 +280,12 @@ export function childMap(key: string): ChildMap {
   let m = maps.get(key);
   if (m !== undefined) return m;
   m = new Map();
+  const derived = DERIVED_MAPS.get(key);
+  if (derived !== undefined) {
+    for (const [name, c] of childMap(derived.from)) if (!derived.without.includes(name)) m.set(name, c);
+    maps.set(key, m);
+    return m;
+  }
   const isResource = RESOURCE_TYPES.has(key);
   for (const [name, type] of childrenIndex().get(key) ?? []) {
     const { kind, next } = kindOf(`${key}.${name}`, name, type, isResource);
