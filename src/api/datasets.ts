@@ -128,6 +128,8 @@ interface FhirWorkerData {
 const FHIR_TASK = 'medfit:fhir-import';
 const FHIR_TIMEOUT_MS = 30 * 60 * 1000;
 const FHIR_HEAP_MB = 2048;
+/** How many times the upload limit a FHIR upload may inflate to (gzip). */
+const FHIR_INFLATE = 16;
 
 /** FHIR imports and table de-identifications at once (each reads a whole upload); a few wait their turn, more get a 503. */
 const importGate = new WorkQueue({ concurrency: 1, queue: 4, refusal: 'too many FHIR imports and de-identifications are waiting; retry shortly' });
@@ -400,7 +402,9 @@ async function runFhirWorker(d: FhirWorkerData): Promise<void> {
     const { Deidentifier } = await import('../privacy/index.js');
     // Ages over 89 are pooled at the spec's index date, where the table measures them.
     const deidentifier = d.deidKey !== undefined ? new Deidentifier({ key: Buffer.from(d.deidKey, 'hex'), now: new Date(d.spec.index) }) : undefined;
-    const items = readResourcesFromStream(createReadStream(d.inPath), d.source, d.kind);
+    // A gzip upload may inflate to at most FHIR_INFLATE times the upload limit: an export
+    // compresses about tenfold, a bomb far more (it would hold the import line for its time limit).
+    const items = readResourcesFromStream(createReadStream(d.inPath), d.source, d.kind, { maxBytes: d.maxCsvBytes * FHIR_INFLATE });
     const r = await importItems(items, { spec: d.spec, out: d.csvPath, deidentifier, maxBytes: d.maxCsvBytes });
     port.postMessage({ result: { rows: r.rows, bytes: r.bytes, sha256: r.sha256, resources: r.resources, warnings: r.warnings } } satisfies WorkerMessage<{ rows: number; bytes: number; sha256: string; resources: number; warnings: string[] }>);
   } catch (e) {

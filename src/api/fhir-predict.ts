@@ -241,7 +241,10 @@ export async function predictFhir(s: Services, req: FastifyRequest, reply: Fasti
   const fm = fhirModel(s, rec);
   const body = limitedBody(req.body as Readable, s.config.maxBodyBytes, () => tooLarge(s));
   const kind = fhirMediaKind(req.headers['content-type'])!;
-  const items = readResourcesFromStream(body, BODY_SOURCE, kind);
+  // A gzip body is held to the body limit once inflated too, and so is its count of entries
+  // (skipped ones included): a small bomb must not cost the server gigabytes or seconds.
+  const limit = s.config.maxBodyBytes;
+  const items = readResourcesFromStream(body, BODY_SOURCE, kind, { maxBytes: limit, maxItemBytes: limit, maxItems: Math.ceil(limit / 12) });
   const { patients } = await predictPatients(s, fm, items, {
     index,
     // `{"resourceType":"Patient"}` is 26 bytes: no uncompressed body within the limit holds more.

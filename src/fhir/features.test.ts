@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { MedfitError } from '../core/index.js';
-import { FeatureBuilder, parseFhirDate, type FeatureTable } from './features.js';
+import { FeatureBuilder, MAX_BASIS, parseFhirDate, type FeatureTable } from './features.js';
 import { isoOfDay, parseFeatureSpec } from './spec.js';
 import type { FeatureSpec, Resource, ResourceItem } from './types.js';
 
@@ -476,3 +476,90 @@ function shiftIso(date: string, days: number): string {
   t.setUTCDate(t.getUTCDate() + days);
   return t.toISOString().slice(0, 10);
 }
+
+describe('FeatureBuilder: hostile resources cost time linear in their size', () => {
+  const s = spec({
+    index: '2019-01-01',
+    patient: { age: false, sex: false },
+    observations: [
+      { name: 'sbp', code: [`${LOINC}|85354-9`, `${LOINC}|55284-4`], component: `${LOINC}|8480-6` },
+      { name: 'sbp_n', code: `${LOINC}|85354-9`, component: `${LOINC}|8480-6`, agg: 'count' },
+      { name: 'bp_n', code: `${LOINC}|85354-9`, agg: 'count' },
+      { name: 'smoker', code: `${LOINC}|72166-2`, values: { [`${SCT}|8517006`]: 1, [`${SCT}|266919005`]: 0 } },
+    ],
+  });
+  const other = (i: number) => ({ system: 'http://example.org/other', code: `x${i}` });
+  const many = (n: number, plus: object[]) => [...Array.from({ length: n }, (_, i) => other(i)), ...plus];
+
+  it('an Observation of 2000 codings with a component of 2000 more: milliseconds, not seconds (no product is built)', () => {
+    const bpCoding = { system: LOINC, code: '85354-9' };
+    const sbpCoding = { system: LOINC, code: '8480-6' };
+    const hostile: Resource = {
+      resourceType: 'Observation',
+      id: 'h1',
+      status: 'final',
+      code: { coding: [...Array.from({ length: 1000 }, () => bpCoding), ...many(1000, [])] },
+      subject: { reference: 'Patient/a' },
+      effectiveDateTime: '2018-06-01',
+      component: [
+        { code: { coding: many(1999, [sbpCoding]) }, valueQuantity: { value: 131, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' } },
+        { code: { coding: Array.from({ length: 2000 }, () => sbpCoding) }, valueQuantity: { value: 999, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' } },
+      ],
+    };
+    const coded: Resource = { ...smoking('h2', 'a', '2018-07-01', '8517006'), code: { coding: Array.from({ length: 2000 }, () => ({ system: LOINC, code: '72166-2' })) }, valueCodeableConcept: { coding: many(1999, [{ system: SCT, code: '8517006' }]) } };
+    const started = performance.now();
+    const t = build(s, [patient('a'), hostile, coded]);
+    expect(performance.now() - started).toBeLessThan(1000); // about 8 s when the view expanded the product
+    // The first component of the code, as for any Observation; one Observation counted once.
+    expect(t.rows[0]).toEqual(['a', 131, 1, 1, 1]);
+  });
+
+  it('the pruned view input gives the table the whole one gives', () => {
+    // Past the pruning threshold (duplicate and foreign codings, several components) and under it: the same values.
+    const sbp = (id: string, date: string, extra: number, comps: Array<[string, number | undefined]>): Resource => ({
+      resourceType: 'Observation',
+      id,
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '85354-9' }, ...many(extra, [{ system: LOINC, code: '85354-9' }, { system: LOINC, code: '55284-4' }])] },
+      subject: { reference: 'Patient/a' },
+      effectiveDateTime: date,
+      component: comps.map(([code, value]) => ({ code: { coding: many(extra, [{ system: LOINC, code }]) }, ...(value !== undefined ? { valueQuantity: { value, unit: 'mm[Hg]' } } : {}) })),
+    });
+    const comps: Array<[string, number | undefined]> = [['8462-4', 80], ['8480-6', undefined], ['8480-6', 120], ['8480-6', 125]];
+    for (const extra of [0, 1, 30]) {
+      const t = build(s, [patient('a'), sbp('1', '2018-01-01', extra, comps), sbp('2', '2018-02-01', extra, [['8462-4', 70]]), smoking('3', 'a', '2018-03-01', '266919005')]);
+      expect(t.rows[0], `extra ${extra}`).toEqual(['a', 120, 1, 2, 0]);
+    }
+  });
+
+  it('a megabyte Quantity.unit is never echoed in the error', () => {
+    const g = spec({ index: '2019-01-01', patient: { age: false, sex: false }, observations: [{ name: 'glucose', code: `${LOINC}|2345-7` }] });
+    const huge = `Zelda${'u'.repeat(1024 * 1024)}`;
+    const big = obs('2', 'a', '2018-02-01', 1, 'mg/dL', { valueQuantity: { value: 1, unit: huge } });
+    expect(failure(() => build(g, [patient('a'), obs('1', 'a', '2018-01-01', 1), big])).message).toBe(
+      'test.ndjson, line 3: a value of http://loinc.org|2345-7 has a unit that is not UCUM (it is longer than 120 characters)',
+    );
+    // The first value's unit becomes the feature's: then it is the other unit of the message.
+    expect(failure(() => build(g, [patient('a'), big, obs('1', 'a', '2018-01-01', 1)])).message).toBe(
+      'test.ndjson, line 3: a value of http://loinc.org|2345-7 cannot be converted to a unit that is not UCUM (it is longer than 120 characters)',
+    );
+  });
+
+  it('keeps at most MAX_BASIS references a row: the last value always, a seeded sample of a mean', () => {
+    const m = spec({ index: '2019-01-01', patient: { age: false, sex: false }, observations: [{ name: 'mean', code: `${LOINC}|2345-7`, agg: 'mean' }, { name: 'last', code: `${LOINC}|4548-4` }] });
+    const list: Resource[] = [patient('a')];
+    for (let i = 0; i < 300; i++) list.push(obs(`g${i}`, 'a', `2018-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`, i, 'mg/dL'));
+    list.push(obs('a1c-old', 'a', '2017-01-01', 5, '%', loinc('4548-4')), obs('a1c', 'a', '2018-01-01', 6, '%', loinc('4548-4')));
+    const t = build(m, list, { basis: true });
+    expect(t.rows[0]).toEqual(['a', 149.5, 6]);
+    expect(t.basis[0]).toHaveLength(MAX_BASIS);
+    expect(MAX_BASIS).toBe(100);
+    expect(t.basis[0]).toContain('Observation/a1c');
+    expect(t.basis[0]).not.toContain('Observation/a1c-old');
+    expect(new Set(t.basis[0]).size).toBe(MAX_BASIS);
+    for (const r of t.basis[0]!) expect(r).toMatch(/^Observation\/(g\d+|a1c)$/);
+    // A sample, not the first hundred; the same one every time.
+    expect(t.basis[0]!.some((r) => /^Observation\/g(1\d\d|2\d\d)$/.test(r))).toBe(true);
+    expect(build(m, list, { basis: true }).basis).toEqual(t.basis);
+  });
+});

@@ -2,7 +2,10 @@
  * The streaming per-patient feature builder: resources in any order (a bulk export's
  * Observation.ndjson may come before its Patient.ndjson), each run through the spec's views
  * (`specViews`) and folded into per-patient aggregates at once, so memory grows with
- * patients × features (plus the basis references when asked), never with the resources.
+ * patients × features (plus the basis references when asked, at most `MAX_BASIS` per feature),
+ * never with the resources. The work per resource is linear in its size: an Observation whose
+ * view rows (a product of its codings and components) would be many is first pruned to the
+ * codings the spec uses (`viewInput`).
  *
  * Semantics, all on calendar days (the date as written in the record, its time and time zone
  * used only to order values of the same day):
@@ -45,9 +48,9 @@
  *   any comparison, so ages, windows and labels are exactly those of the unshifted data; an
  *   `onset` column keeps the dates as the data has them (shifted).
  */
-import { Errors, MedfitError } from '../core/index.js';
+import { Errors, MedfitError, Rng } from '../core/index.js';
 import { addDuration, calendarOf, dayNumber, daysInMonth, digits, isoOfDay, parseDuration, parseIsoDate, specViews, tableColumns } from './spec.js';
-import type { Aggregation, FeatureSpec, ResourceItem, ViewRow } from './types.js';
+import type { Aggregation, FeatureSpec, Resource, ResourceItem, ViewRow } from './types.js';
 import { quantityUnit, unitConverter, unitError, type Converter } from './ucum.js';
 import { compileView, referenceKey, type CompiledView } from './view/index.js';
 
@@ -62,9 +65,28 @@ export interface FeatureTable {
   /**
    * Per row, the references (`Observation/<id>`, `Condition/<id>`, or a Bundle entry's fullUrl
    * for a resource without an id) whose values went into the row's features (not the label):
-   * filled when the builder was made with `basis: true`, else empty lists.
+   * filled when the builder was made with `basis: true`, else empty lists. At most `MAX_BASIS`
+   * a row: the one reference behind each `last`, `first`, `min`, `max` and Condition feature is
+   * always kept (they come first when there are more than `MAX_BASIS` of them); a `mean` or
+   * `count` over many Observations keeps a uniform sample of them (reservoir sampling, seeded:
+   * the same input in the same order gives the same sample) in the room left.
    */
   basis: string[][];
+}
+
+/** The most basis references a row keeps (see `FeatureTable.basis`). */
+export const MAX_BASIS = 100;
+
+/**
+ * Above this many view rows for one Observation (code codings × value codings × component
+ * codings), the codings and components the spec does not use are dropped before the view runs.
+ */
+const PRUNE_ABOVE = 16;
+
+/** The references behind a `mean` or `count`: a uniform sample of at most `MAX_BASIS` of `seen`. */
+interface Reservoir {
+  refs: string[];
+  seen: number;
 }
 
 /** Options of a `FeatureBuilder`. */
@@ -124,7 +146,7 @@ interface PatientState {
   cond: Float64Array;
   labelCondition: boolean;
   /** Basis references per Observation slot and Condition feature, when asked. */
-  basis: Array<string | string[] | undefined> | undefined;
+  basis: Array<string | Reservoir | undefined> | undefined;
   /** The first resource that referred to this patient before its Patient came (for the error). */
   firstRef: { seq: number; source: string; where: string } | undefined;
 }
@@ -159,6 +181,12 @@ export class FeatureBuilder {
   private readonly patients = new Map<string, PatientState>();
   private readonly order: PatientState[] = [];
   private seq = 0;
+  /** Value codes (`system|code`) of coded features, when any: what pruning keeps of a value CodeableConcept. */
+  private readonly valueCodes: Set<string> | undefined;
+  /** Component codes (`system|code`) of component features and the label, when any. */
+  private readonly componentCodes: Set<string> | undefined;
+  /** Picks the basis samples of `mean` and `count` (seeded: the same input gives the same sample). */
+  private readonly basisRng = new Rng(0x5eed);
 
   constructor(spec: FeatureSpec, options: FeatureBuilderOptions = {}) {
     this.spec = spec;
@@ -195,6 +223,15 @@ export class FeatureBuilder {
     this.nCond = spec.conditions?.length ?? 0;
     if (label && 'condition' in label) for (const code of label.condition.codes) this.indexCondition(code, { slot: -1, start: day, end: labelEnd });
     this.observationView = this.obsTargets.length ? compileView(views.observation, 'the Observation view of the feature spec') : undefined;
+    const values = new Set<string>();
+    const components = new Set<string>();
+    for (const t of this.obsTargets) {
+      if (t.values) for (const k of t.values.keys()) values.add(k);
+      if (t.components) for (const k of t.components) components.add(k);
+    }
+    // The view expands value codings and components only when some feature reads them (specViews).
+    this.valueCodes = values.size ? values : undefined;
+    this.componentCodes = components.size ? components : undefined;
     this.conditionView = this.condIndex.size ? compileView(views.condition, 'the Condition view of the feature spec') : undefined;
   }
 
@@ -233,9 +270,9 @@ export class FeatureBuilder {
     } else if (type === 'Patient') this.addPatient(item);
   }
 
-  private run(view: CompiledView, item: ResourceItem): ViewRow[] {
+  private run(view: CompiledView, item: ResourceItem, resource = item.resource): ViewRow[] {
     try {
-      return view.run(item.resource, item.fullUrl !== undefined ? { fullUrl: item.fullUrl } : undefined);
+      return view.run(resource, item.fullUrl !== undefined ? { fullUrl: item.fullUrl } : undefined);
     } catch (e) {
       // The view names its part (several values where one is expected); say which resource broke it.
       if (e instanceof MedfitError && e.code === 'MEDFIT_ERR_BAD_DATA') throw Errors.badData(at(item), e.message, e.details);
@@ -317,9 +354,70 @@ export class FeatureBuilder {
     if (key !== undefined && key !== '') this.referred(key, item);
   }
 
+  /**
+   * The Observation as the view should see it. The view makes one row per code coding × value
+   * coding × component coding, a product: 2000 codings and a component of 2000 more would be
+   * four million rows. Above `PRUNE_ABOVE` rows, a shallow copy keeps only the codings the spec
+   * uses (each `system|code` once) and the components that have one, in their order: every row
+   * dropped is one the aggregation would skip (its code, value code or component code is not in
+   * the spec), and a repeated coding only repeats rows, so the table is the same; what is left is
+   * at most (spec codes × spec value codes × spec component codes) rows per component kept,
+   * linear in the resource.
+   */
+  private viewInput(r: Resource): Resource {
+    const coding = FeatureBuilder.codings(r.code);
+    let n = coding.length;
+    const value = this.valueCodes ? FeatureBuilder.codings(r.valueCodeableConcept) : [];
+    n *= Math.max(1, value.length);
+    const components = this.componentCodes ? FeatureBuilder.many(r.component) : [];
+    let nc = 0;
+    for (const c of components) nc += Math.max(1, FeatureBuilder.codings((c as { code?: unknown } | null)?.code).length);
+    n *= Math.max(1, nc);
+    if (n <= PRUNE_ABOVE) return r;
+    const copy: Resource = { ...r, code: { ...(r.code as object), coding: FeatureBuilder.keep(coding, (s, c) => this.obsIndex.get(s)?.has(c) === true) } };
+    if (this.valueCodes && value.length > 0) {
+      const codes = this.valueCodes;
+      copy.valueCodeableConcept = { ...(r.valueCodeableConcept as object), coding: FeatureBuilder.keep(value, (s, c) => codes.has(`${s}|${c}`)) };
+    }
+    if (this.componentCodes && components.length > 0) {
+      const codes = this.componentCodes;
+      const kept: unknown[] = [];
+      for (const c of components) {
+        const cc = FeatureBuilder.keep(FeatureBuilder.codings((c as { code?: unknown } | null)?.code), (s, k) => codes.has(`${s}|${k}`));
+        if (cc.length > 0) kept.push({ ...(c as object), code: { ...((c as { code: object }).code), coding: cc } });
+      }
+      copy.component = kept;
+    }
+    return copy;
+  }
+
+  /** The codings of a CodeableConcept, or none. */
+  private static codings(concept: unknown): unknown[] {
+    return FeatureBuilder.many((concept as { coding?: unknown } | null | undefined)?.coding);
+  }
+
+  /** The nodes a member path reads from a value: an array's items, a lone object (not valid FHIR, but the view reads it as one). */
+  private static many(v: unknown): unknown[] {
+    return Array.isArray(v) ? v : typeof v === 'object' && v !== null ? [v] : [];
+  }
+
+  /** The codings with a string system and code that `use` accepts, each `system|code` once, in order. */
+  private static keep(coding: unknown[], use: (system: string, code: string) => boolean): unknown[] {
+    const out: unknown[] = [];
+    const seen = new Set<string>();
+    for (const c of coding as Array<{ system?: unknown; code?: unknown } | null>) {
+      if (!c || typeof c.system !== 'string' || typeof c.code !== 'string' || !use(c.system, c.code)) continue;
+      const key = `${c.system}|${c.code}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(c);
+    }
+    return out;
+  }
+
   private addObservation(item: ResourceItem, view: CompiledView): void {
     if (!FeatureBuilder.anyCode(item.resource.code, this.obsIndex)) return this.referenceOnly(item);
-    const rows = this.run(view, item);
+    const rows = this.run(view, item, this.viewInput(item.resource));
     const first = rows[0];
     if (first === undefined) return;
     const key = first.patient;
@@ -345,14 +443,15 @@ export class FeatureBuilder {
           }
           unit = count ? '' : quantityUnit(row.quantity_unit, row.quantity_system, row.quantity_code);
         } else if (t.kind === 'component') {
-          code = `${row.component_system as string}|${row.component_code as string}`;
+          if (typeof row.component_system !== 'string' || typeof row.component_code !== 'string') continue;
+          code = `${row.component_system}|${row.component_code}`;
           if (!t.components!.has(code)) continue;
           value = count ? 1 : row.component_value;
           if (typeof value !== 'number') continue;
           unit = count ? '' : quantityUnit(row.component_unit, row.component_unit_system, row.component_unit_code);
         } else {
-          if (row.value_system === null || row.value_system === undefined) continue;
-          value = t.values!.get(`${row.value_system as string}|${row.value_code as string}`);
+          if (typeof row.value_system !== 'string' || typeof row.value_code !== 'string') continue;
+          value = t.values!.get(`${row.value_system}|${row.value_code}`);
           if (value === undefined) continue;
         }
         if (when === undefined) when = observationDate(first, item);
@@ -422,9 +521,16 @@ export class FeatureBuilder {
       if (ref === undefined) return;
       if (replace) st.basis[t.slot] = ref;
       else {
-        const b = st.basis[t.slot];
-        if (b === undefined) st.basis[t.slot] = [ref];
-        else (b as string[]).push(ref);
+        const b = st.basis[t.slot] as Reservoir | undefined;
+        if (b === undefined) st.basis[t.slot] = { refs: [ref], seen: 1 };
+        else if (b.refs.length < MAX_BASIS) {
+          b.refs.push(ref);
+          b.seen++;
+        } else {
+          // Algorithm R: the n-th reference replaces a kept one with probability MAX_BASIS / n.
+          const j = this.basisRng.int(++b.seen);
+          if (j < MAX_BASIS) b.refs[j] = ref;
+        }
       }
     }
   }
@@ -502,20 +608,7 @@ export class FeatureBuilder {
         }
       }
       rows.push(row);
-      const refs: string[] = [];
-      if (st.basis !== undefined) {
-        const seen = new Set<string>();
-        for (const b of st.basis) {
-          if (b === undefined) continue;
-          for (const r of typeof b === 'string' ? [b] : b) {
-            if (!seen.has(r)) {
-              seen.add(r);
-              refs.push(r);
-            }
-          }
-        }
-      }
-      basis.push(refs);
+      basis.push(st.basis !== undefined ? rowBasis(st.basis) : []);
     }
     return { columns: tableColumns(spec), rows, basis };
   }
@@ -535,6 +628,37 @@ export class FeatureBuilder {
         return Number.isNaN(a[i]!) ? null : a[i]!;
     }
   }
+}
+
+/**
+ * A row's basis references, in feature order, each once, at most `MAX_BASIS`: the single
+ * references (last, first, min, max, Conditions) first claim their places, the samples of means
+ * and counts fill the room left.
+ */
+function rowBasis(slots: Array<string | Reservoir | undefined>): string[] {
+  const singles = new Set<string>();
+  for (const b of slots) if (typeof b === 'string') singles.add(b);
+  let room = MAX_BASIS - singles.size;
+  const refs: string[] = [];
+  const seen = new Set<string>();
+  for (const b of slots) {
+    if (b === undefined) continue;
+    if (typeof b === 'string') {
+      if (!seen.has(b) && refs.length < MAX_BASIS) {
+        seen.add(b);
+        refs.push(b);
+      }
+      continue;
+    }
+    for (const r of b.refs) {
+      if (room <= 0) break;
+      if (seen.has(r) || singles.has(r)) continue;
+      seen.add(r);
+      refs.push(r);
+      room--;
+    }
+  }
+  return refs;
 }
 
 function list(c: string | string[]): string[] {

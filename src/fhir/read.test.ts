@@ -431,3 +431,83 @@ describe('bad input: a clear message naming file and place, never a value', () =
     expect((await failure(deep)).message).toBe(`in.json, line 1, column ${deep.indexOf('[[') + 509}: not valid JSON (nested deeper than 512 levels)`);
   });
 });
+
+describe('hostile input: bounded work whatever the input', () => {
+  /** The error reading `stream` throws. */
+  async function rejection(stream: Readable, kind: FhirInputKind, options: ReadResourcesOptions): Promise<MedfitError> {
+    try {
+      await collect(readResourcesFromStream(stream, 'body', kind, options));
+    } catch (e) {
+      expect(e).toBeInstanceOf(MedfitError);
+      return e as MedfitError;
+    }
+    throw new Error('expected a failure');
+  }
+
+  it('a gzip bomb stops at maxBytes (counted after gunzip), long before it is inflated whole', async () => {
+    // Concatenated gzip members (one stream to gunzip): a Bundle whose entry array is 1 GiB of spaces.
+    const spaces = gzipSync(Buffer.alloc(16 * 1024 * 1024, 0x20), { level: 9 });
+    const head = gzipSync(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p1"}},`);
+    let pulled = 0;
+    const bomb = function* () {
+      yield head;
+      for (let i = 0; i < 64; i++) {
+        pulled++;
+        yield spaces;
+      }
+      yield gzipSync('{"resource":{"resourceType":"Patient","id":"p2"}}]}');
+    };
+    expect(head.length + 64 * spaces.length).toBeLessThan(2 * 1024 * 1024);
+    const started = Date.now();
+    const e = await rejection(Readable.from(bomb(), { objectMode: false }), 'bundle', { maxBytes: 4 * 1024 * 1024 });
+    expect(e.code).toBe('MEDFIT_ERR_TOO_LARGE');
+    expect(e.message).toBe('body: the FHIR input is larger than the limit of 4 MiB (counted after decompression)');
+    expect(pulled).toBeLessThanOrEqual(8); // stream read-ahead: a few members of 64
+    expect(Date.now() - started).toBeLessThan(5000);
+    // Plain input counts the same; under the limit, everything is read.
+    const plain = Buffer.from(`{"resourceType":"Patient","id":"p1"}\n${' '.repeat(2000)}\n`);
+    expect((await rejection(Readable.from([plain]), 'auto', { maxBytes: 1000 })).message).toBe('body: the FHIR input is larger than the limit of 1000 bytes (counted after decompression)');
+    expect(await read(plain, 'auto', { maxBytes: plain.length })).toHaveLength(1);
+    expect(await read(gzipSync(plain), 'auto', { maxBytes: plain.length })).toHaveLength(1);
+  });
+
+  it('maxBytes counts every file of a readResources call together', async () => {
+    const dir = join(tmp, 'max-bytes');
+    mkdirSync(dir);
+    const line = '{"resourceType":"Patient","id":"p1"}\n';
+    writeFileSync(join(dir, 'a.ndjson'), line);
+    writeFileSync(join(dir, 'b.ndjson.gz'), gzipSync(line.replace('p1', 'p2')));
+    expect(await collect(readResources([dir], { maxBytes: 2 * line.length }))).toHaveLength(2);
+    await expect(collect(readResources([dir], { maxBytes: 2 * line.length - 1 }))).rejects.toThrow(`${join(dir, 'b.ndjson.gz')}: the FHIR input is larger than the limit of ${2 * line.length - 1} bytes`);
+  });
+
+  it('maxItems counts every entry and line, skipped request-only entries too', async () => {
+    const skipped = `{"resourceType":"Bundle","entry":[${Array.from({ length: 50 }, () => '{"request":1}').join(',')},{"resource":{"resourceType":"Patient","id":"p1"}}]}`;
+    expect(await read(skipped, 'bundle', { maxItems: 51 })).toHaveLength(1);
+    for (const stream of [Readable.from([Buffer.from(skipped)]), tiny(Buffer.from(skipped), new Rng(5))]) {
+      const e = await rejection(stream, 'bundle', { maxItems: 50 });
+      expect(e.code).toBe('MEDFIT_ERR_TOO_LARGE');
+      expect(e.message).toBe('body, entry 50: more than 50 Bundle entries, NDJSON lines and resources in all (the limit of this reader; skipped entries count)');
+    }
+    // Resource type after entry: the Bundle is parsed whole, its entries counted all the same.
+    expect((await rejection(Readable.from([Buffer.from(`{"entry":[{"request":1},{"request":1}],"resourceType":"Bundle"}`)]), 'bundle', { maxItems: 1 })).message).toContain('body, entry 1: more than 1 Bundle');
+    const ndjson = '{"resourceType":"Patient","id":"p1"}\n\n{"resourceType":"Bundle","entry":[{"request":1}]}\n{"resourceType":"Patient","id":"p2"}\n';
+    expect(await read(ndjson, 'ndjson', { maxItems: 4 })).toHaveLength(2);
+    expect((await rejection(Readable.from([Buffer.from(ndjson)]), 'ndjson', { maxItems: 3 })).message).toContain('body, line 4: more than 3 Bundle entries');
+    expect((await rejection(Readable.from([Buffer.from(ndjson)]), 'ndjson', { maxItems: 2 })).message).toContain('body, line 3, entry 0: more than 2 Bundle entries');
+  });
+
+  it('refuses a resource id that is not a FHIR id, naming the place, never the id', async () => {
+    const long = `${SECRET}${'a'.repeat(64)}`;
+    const msg = "the resource's id is not a FHIR id (1 to 64 letters, digits, '-' or '.')";
+    expect((await failure(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"${long}"}}]}`)).message).toBe(`in.json, entry 0: ${msg}`);
+    expect((await failure(`{"resourceType":"Patient","id":"p1"}\n{"resourceType":"Observation","id":"${SECRET}_1"}\n`)).message).toBe(`in.json, line 2: ${msg}`);
+    expect((await failure(`{"resourceType":"Patient","id":"${SECRET} 1"}`)).message).toBe(`in.json, line 1: ${msg}`);
+    expect((await failure(`{"resourceType":"Patient","id":""}`)).message).toBe(`in.json, line 1: ${msg}`);
+    expect((await failure(`{"resourceType":"Patient","id":12}`)).message).toBe(`in.json, line 1: ${msg}`);
+    expect((await failure(`{"resourceType":"Patient","id":"é"}`)).message).toBe(`in.json, line 1: ${msg}`);
+    const ok = `A-z.0${'9'.repeat(59)}`;
+    expect(ok).toHaveLength(64);
+    expect((await read(`{"resourceType":"Patient","id":"${ok}"}`))[0]!.resource.id).toBe(ok);
+  });
+});

@@ -6,7 +6,10 @@
  * and parsed once. A Bundle goes through the incremental scanner of json-stream.ts, which finds
  * the top-level `entry` array and hands over one entry's text at a time, so a 2 GB Bundle costs
  * the memory of its largest entry. One entry, one line or one lone resource may have at most
- * 64 MiB (`MAX_ITEM_BYTES`): anything larger is a broken or hostile file.
+ * 64 MiB (`MAX_ITEM_BYTES`): anything larger is a broken or hostile file. A caller that reads
+ * untrusted input (an HTTP body) also bounds the whole: `maxBytes` counts the bytes after gunzip
+ * (a few kB of gzip can inflate to gigabytes) and `maxItems` the entries and lines, the skipped
+ * ones too (an entry of 14 bytes costs a parse all the same).
  *
  * What a file is, is read from its bytes, not its name: gzip by its magic bytes (1f 8b); then a
  * first JSON value that is a Bundle is expanded into its entries, any other resource is one
@@ -41,6 +44,18 @@ export interface ReadResourcesOptions {
   signal?: AbortSignal;
   /** The most bytes of one Bundle entry, NDJSON line or lone resource (default `MAX_ITEM_BYTES`). */
   maxItemBytes?: number;
+  /**
+   * The most bytes of input in all, counted after gunzip, over every file of the call (default:
+   * no limit). Past it: a `tooLarge` error naming the source and the limit.
+   */
+  maxBytes?: number;
+  /**
+   * The most Bundle entries (skipped request- or response-only entries included), non-blank
+   * NDJSON lines and lone resources seen in all, over every file of the call (default: no
+   * limit). A line that holds a Bundle counts once, and each of its entries once more. Past it:
+   * a `tooLarge` error naming the source and the limit.
+   */
+  maxItems?: number;
 }
 
 /** The most bytes of one Bundle entry, one NDJSON line or one lone resource. */
@@ -50,6 +65,18 @@ export const MAX_ITEM_BYTES = 64 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 /** Gunzip output size per chunk. */
 const GUNZIP_CHUNK = 256 * 1024;
+
+/** What one call of a reader may still read (`maxBytes`, `maxItems`), shared by its files. */
+interface Budget {
+  maxBytes: number;
+  bytes: number;
+  maxItems: number;
+  items: number;
+}
+
+function budgetOf(options: ReadResourcesOptions): Budget {
+  return { maxBytes: options.maxBytes ?? Infinity, bytes: 0, maxItems: options.maxItems ?? Infinity, items: 0 };
+}
 
 const FHIR_FILE_SUFFIXES = ['.json', '.ndjson', '.json.gz', '.ndjson.gz'];
 
@@ -77,9 +104,10 @@ export async function* readResources(inputs: string[], options: ReadResourcesOpt
   if (inputs.length === 0) throw Errors.usage('no FHIR input: give one or more files or folders');
   const files: string[] = [];
   for (const input of inputs) for (const f of await filesOf(input)) files.push(f);
+  const budget = budgetOf(options);
   for (const file of files) {
-    const decoder = new FhirDecoder(file, 'auto', options.maxItemBytes);
-    for await (const chunk of chunksOf(createReadStream(file, { highWaterMark: READ_CHUNK }), file)) {
+    const decoder = new FhirDecoder(file, 'auto', options.maxItemBytes, budget);
+    for await (const chunk of chunksOf(createReadStream(file, { highWaterMark: READ_CHUNK }), file, budget)) {
       if (options.signal?.aborted) throw Errors.cancelled('reading FHIR input');
       decoder.push(chunk);
       for (const item of decoder.take()) yield item;
@@ -97,8 +125,9 @@ export async function* readResources(inputs: string[], options: ReadResourcesOpt
  * @param source the name used in messages and on the items
  */
 export async function* readResourcesFromStream(stream: Readable, source: string, kind: FhirInputKind = 'auto', options: ReadResourcesOptions = {}): AsyncGenerator<ResourceItem> {
-  const decoder = new FhirDecoder(source, kind, options.maxItemBytes);
-  for await (const chunk of chunksOf(stream, source)) {
+  const budget = budgetOf(options);
+  const decoder = new FhirDecoder(source, kind, options.maxItemBytes, budget);
+  for await (const chunk of chunksOf(stream, source, budget)) {
     if (options.signal?.aborted) throw Errors.cancelled('reading FHIR input');
     decoder.push(chunk);
     for (const item of decoder.take()) yield item;
@@ -154,8 +183,20 @@ function toBuffer(v: unknown): Buffer {
 /**
  * The decoded bytes of a stream, gunzipped when they start with the gzip magic bytes. Read and
  * gzip errors become `badData` naming `source`; the stream is destroyed when reading stops.
+ * Counts the decoded bytes into `budget`: gunzip inflates one `GUNZIP_CHUNK` at a time as they
+ * are taken, so a gzip bomb stops one chunk past the limit, never inflated whole.
  */
-async function* chunksOf(stream: Readable, source: string): AsyncGenerator<Buffer> {
+async function* chunksOf(stream: Readable, source: string, budget: Budget): AsyncGenerator<Buffer> {
+  for await (const c of decodedChunksOf(stream, source)) {
+    budget.bytes += c.length;
+    if (budget.bytes > budget.maxBytes) {
+      throw Errors.tooLarge(`${source}: the FHIR input is larger than the limit of ${sizeText(budget.maxBytes)} (counted after decompression)`);
+    }
+    yield c;
+  }
+}
+
+async function* decodedChunksOf(stream: Readable, source: string): AsyncGenerator<Buffer> {
   const it = stream[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   let gzip = false;
   try {
@@ -230,7 +271,22 @@ function checkResource(v: unknown, where: string): Resource {
   if (t === undefined) throw Errors.badData(where, 'resource has no resourceType');
   if (typeof t !== 'string') throw Errors.badData(where, 'resourceType is not a string');
   if (!isResourceType(t)) throw Errors.badData(where, unknownType(t));
+  const id = v.id;
+  if (id !== undefined && !isFhirId(id)) throw Errors.badData(where, `the resource's id is not a FHIR id (1 to ${MAX_ID} letters, digits, '-' or '.')`);
   return v as Resource;
+}
+
+/** The longest FHIR id (R4 `id`: `[A-Za-z0-9\-\.]{1,64}`). */
+const MAX_ID = 64;
+
+/** Whether `v` is an R4 id: 1 to 64 of A-Z, a-z, 0-9, `-`, `.` (checked by hand, no pattern). */
+export function isFhirId(v: unknown): boolean {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x2e)) return false;
+  }
+  return true;
 }
 
 /** ASCII whitespace that JSON allows around a value (a line feed never reaches a line). */
@@ -272,7 +328,15 @@ class FhirDecoder implements JsonListener {
     private readonly source: string,
     private readonly kind: FhirInputKind,
     private readonly maxBytes = MAX_ITEM_BYTES,
+    private readonly budget: Budget = budgetOf({}),
   ) {}
+
+  /** One more entry, line or lone resource seen at `place`: refused past `maxItems`. */
+  private count(place: string): void {
+    if (++this.budget.items > this.budget.maxItems) {
+      throw Errors.tooLarge(`${this.where(place)}: more than ${this.budget.maxItems} Bundle entries, NDJSON lines and resources in all (the limit of this reader; skipped entries count)`);
+    }
+  }
 
   /** The items found since the last call. */
   take(): ResourceItem[] {
@@ -383,6 +447,7 @@ class FhirDecoder implements JsonListener {
     if (e - s > this.maxBytes) throw this.lineTooLong();
     if (isBlank(buf, s, e)) return;
     const place = `line ${this.lineNo}`;
+    this.count(place);
     let v: unknown;
     try {
       v = JSON.parse(buf.toString('utf8', s, e));
@@ -407,6 +472,7 @@ class FhirDecoder implements JsonListener {
   }
 
   private entry(e: unknown, place: string): void {
+    this.count(place);
     const where = this.where(place);
     if (!isPlainObject(e)) throw Errors.badData(where, 'entry is not a JSON object');
     const r = e.resource;
@@ -468,6 +534,7 @@ class FhirDecoder implements JsonListener {
     if (v.resourceType === 'Bundle') this.bundle(v, '');
     else {
       const place = `line ${this.docLine}`;
+      this.count(place);
       const resource = checkResource(v, this.kind === 'bundle' ? this.source : this.where(place));
       if (this.kind === 'bundle') throw Errors.badData(this.source, `expected a Bundle, found a ${resource.resourceType}`);
       this.out.push({ resource, source: this.source, where: place });

@@ -103,6 +103,37 @@ describe('parseFeatureSpec', () => {
     expect(byPointer('/label')).toEqual(['expected exactly one of condition, observation']);
   });
 
+  it('refuses systems and codes that would break a FHIR search URL (CDS Hooks prefetch), at their pointers', () => {
+    const bad = [`${LOINC}|4548-4&x=1`, `${LOINC}|4548-4,1-1`, `${LOINC}|4548-4#x`, `${LOINC}|{{context.patientId}}`, `${LOINC}?x=1|4548-4`, `${LOINC}|4548 4`, `${LOINC}|4548-4\u00a0`, `${LOINC}|4548-4\u2028`, `${LOINC}|a$b`, `${LOINC}|a\\b`, `${LOINC}|a=b`, `${LOINC}|a|b`, `${LOINC}|a\tb`];
+    for (const code of bad) {
+      const e = problems({
+        index: '2019-01-01',
+        observations: [{ name: 'a', code }, { name: 'b', code: [`${LOINC}|1-1`, code] }, { name: 'c', code: `${LOINC}|1-1`, component: code }, { name: 'd', code: `${LOINC}|1-1`, values: { [code]: 1 } }],
+        conditions: [{ name: 'e', codes: [code] }],
+        label: { name: 'y', condition: { codes: [code] }, within: '1y' },
+      });
+      expect(e.details.map((d) => d.pointer), code).toEqual(['/observations/0/code', '/observations/1/code/1', '/observations/2/component', `/observations/3/values/${code.replaceAll('~', '~0').replaceAll('/', '~1')}`, '/conditions/0/codes/0', '/label/condition/codes/0']);
+      if (code !== `${LOINC}|a|b`) expect(e.details[0]!.message, code).toMatch(/may not contain whitespace, control characters or any of & # \{ \} , \? = \$ \\ \| \(codes go into FHIR search URLs\)$/);
+    }
+    // What real systems and codes look like is accepted.
+    for (const code of ['http://loinc.org|4548-4', 'urn:oid:2.16.840.1.113883.6.238|2106-3', 'http://hl7.org/fhir/sid/icd-10-cm|E11.9', 'http://snomed.info/sct|428041000124106', 'urn:iso:std:iso:3166|US']) {
+      expect(() => parseFeatureSpec({ index: '2019-01-01', conditions: [{ name: 'x', codes: [code] }] }, 's'), code).not.toThrow();
+    }
+  });
+
+  it('refuses names that are properties of every JavaScript object', () => {
+    for (const name of ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf']) {
+      const e = problems({ index: '2019-01-01', observations: [{ name, code: `${LOINC}|1-1` }], label: { name, condition: { codes: [`${SCT}|1`] }, within: '1y' } });
+      expect(e.details, name).toEqual([
+        { pointer: '/observations/0/name', message: `"${name}" is reserved (a property of every JavaScript object): choose another name` },
+        { pointer: '/label/name', message: `"${name}" is reserved (a property of every JavaScript object): choose another name` },
+      ]);
+    }
+    // As JSON text: a "__proto__" key of a parsed object is an own property, still refused.
+    expect(problems(JSON.parse(`{"index":"2019-01-01","conditions":[{"name":"__proto__","codes":["${SCT}|1"]}]}`)).details.map((d) => d.pointer)).toEqual(['/conditions/0/name']);
+    expect(() => parseFeatureSpec({ index: '2019-01-01', conditions: [{ name: 'Constructor_', codes: [`${SCT}|1`] }] }, 's')).not.toThrow();
+  });
+
   it('frees age and sex when the patient columns are off', () => {
     expect(() => parseFeatureSpec({ index: '2019-01-01', patient: { age: false }, observations: [{ name: 'age', code: `${LOINC}|1-1` }] }, 's')).not.toThrow();
   });

@@ -8,7 +8,7 @@
  */
 import { Errors, MAX_PROBLEMS, type ErrorDetail } from '../core/index.js';
 import type { Aggregation, ConditionFeature, FeatureSpec, LabelSpec, ObservationFeature, ViewDefinition, ViewSelect } from './types.js';
-import { ucumProblem } from './ucum.js';
+import { isQuotableUnit, ucumProblem } from './ucum.js';
 
 /** The aggregations an Observation feature may ask for. */
 export const AGGREGATIONS: readonly Aggregation[] = ['last', 'first', 'mean', 'min', 'max', 'count'];
@@ -126,6 +126,13 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Names that are properties of every JavaScript object (`__proto__`, `constructor`, `toString`…)
+ * or `prototype`: a column of one of these names read from a plain object (`record[name]`) would
+ * find the object's machinery, not a value, or set its prototype.
+ */
+const RESERVED_NAMES = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
+
 /** A column name: a letter or `_`, then letters, digits, `_` (so it is a name in SQL and in pandas too). */
 function isName(s: string): boolean {
   if (s.length === 0 || s.length > MAX_NAME) return false;
@@ -137,13 +144,37 @@ function isName(s: string): boolean {
   return true;
 }
 
-/** `system|code`: both parts present, one bar, no spaces or control characters. */
-export function isSystemCode(s: string): boolean {
-  if (s.length > MAX_CODE) return false;
+/**
+ * Characters a system or code may not have: they mean something in a FHIR search URL, where the
+ * codes go (CDS Hooks prefetch `Observation?patient={{context.patientId}}&code=system|code,…`):
+ * `&` `#` `?` `=` end or start a parameter, `,` and `|` split a token list, `{` `}` are template
+ * markup, `$` and `\` are escapes. Whitespace and control characters are refused too.
+ */
+const SEARCH_SPECIAL = '&#{},?=$\\|';
+
+/** Unicode whitespace (beyond ASCII's): no-break spaces, line and paragraph separators, BOM. */
+function isOtherSpace(c: number): boolean {
+  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200b) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
+/** Why `s` is not a `system|code` (one bar, both parts present, no character of `SEARCH_SPECIAL`, no space), or undefined. */
+function systemCodeProblem(s: string): string | undefined {
+  const example = 'expected a "system|code" string such as "http://loinc.org|4548-4"';
+  if (s.length > MAX_CODE) return `${example} (at most ${MAX_CODE} characters)`;
   const bar = s.indexOf('|');
-  if (bar <= 0 || bar === s.length - 1 || s.indexOf('|', bar + 1) >= 0) return false;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) <= 32 || s.charCodeAt(i) === 127) return false;
-  return true;
+  if (bar <= 0 || bar === s.length - 1 || s.indexOf('|', bar + 1) >= 0) return example;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 32 || c === 127 || (c >= 0x80 && c <= 0x9f) || isOtherSpace(c) || (i !== bar && SEARCH_SPECIAL.includes(s[i]!))) {
+      return `${example}: a system or code may not contain whitespace, control characters or any of & # { } , ? = $ \\ | (codes go into FHIR search URLs)`;
+    }
+  }
+  return undefined;
+}
+
+/** `system|code`: both parts present, one bar, no whitespace, control characters or URL specials (see `systemCodeProblem`). */
+export function isSystemCode(s: string): boolean {
+  return systemCodeProblem(s) === undefined;
 }
 
 /** Collects problems at JSON pointers, up to `MAX_PROBLEMS`, counting the rest. */
@@ -228,6 +259,7 @@ function name(o: Record<string, unknown>, at: string, p: Problems, claim: (name:
   const v = o.name;
   if (typeof v !== 'string') p.add(`${at}/name`, v === undefined ? 'is required' : 'expected a string');
   else if (!isName(v)) p.add(`${at}/name`, `expected a column name: a letter or _, then letters, digits or _ (at most ${MAX_NAME})`);
+  else if (RESERVED_NAMES.has(v)) p.add(`${at}/name`, `"${v}" is reserved (a property of every JavaScript object): choose another name`);
   else {
     claim(v, `${at}/name`);
     return v;
@@ -239,7 +271,8 @@ function name(o: Record<string, unknown>, at: string, p: Problems, claim: (name:
 function codes(v: unknown, at: string, p: Problems, listOnly: boolean): string | string[] | undefined {
   const what = 'a "system|code" string such as "http://loinc.org|4548-4"';
   if (typeof v === 'string' && !listOnly) {
-    if (!isSystemCode(v)) p.add(at, `expected ${what}`);
+    const problem = systemCodeProblem(v);
+    if (problem !== undefined) p.add(at, problem);
     return v;
   }
   if (!Array.isArray(v) || v.length === 0) {
@@ -247,7 +280,8 @@ function codes(v: unknown, at: string, p: Problems, listOnly: boolean): string |
     return undefined;
   }
   v.forEach((c, i) => {
-    if (typeof c !== 'string' || !isSystemCode(c)) p.add(`${at}/${i}`, `expected ${what}`);
+    const problem = typeof c === 'string' ? systemCodeProblem(c) : `expected ${what}`;
+    if (problem !== undefined) p.add(`${at}/${i}`, problem);
   });
   return v as string[];
 }
@@ -271,7 +305,7 @@ function unit(v: unknown, at: string, p: Problems): string | undefined {
     return undefined;
   }
   const problem = ucumProblem(v);
-  if (problem !== undefined) p.add(at, `expected a UCUM unit: "${v}" ${problem}`);
+  if (problem !== undefined) p.add(at, `expected a UCUM unit: ${isQuotableUnit(v) ? `"${v}"` : 'this one'} ${problem}`);
   return v;
 }
 
@@ -295,7 +329,8 @@ function observationFeature(o: unknown, at: string, p: Problems, claim: (name: s
     if (!isObject(o.values) || Object.keys(o.values).length === 0) p.add(`${at}/values`, 'expected an object mapping coded values ("system|code") to numbers, e.g. {"http://snomed.info/sct|449868002": 1}');
     else {
       for (const [k, v] of Object.entries(o.values)) {
-        if (!isSystemCode(k)) p.add(`${at}/values/${token(k)}`, 'expected a "system|code" key');
+        const problem = systemCodeProblem(k);
+        if (problem !== undefined) p.add(`${at}/values/${token(k)}`, problem.replace('a "system|code" string', 'a "system|code" key'));
         if (typeof v !== 'number' || !Number.isFinite(v)) p.add(`${at}/values/${token(k)}`, 'expected a number');
       }
       f.values = { ...(o.values as Record<string, number>) };

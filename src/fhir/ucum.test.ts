@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { MedfitError } from '../core/index.js';
-import { canConvert, convertUnit, quantityUnit, ucumProblem, unitConverter, UCUM_SYSTEM } from './ucum.js';
+import { canConvert, convertUnit, isQuotableUnit, quantityUnit, ucumProblem, unitConverter, UCUM_SYSTEM } from './ucum.js';
 
 const close = (a: number, b: number, digits = 9) => expect(a).toBeCloseTo(b, digits);
 
@@ -126,6 +126,50 @@ describe('UCUM conversion', () => {
     expect(m).not.toContain('123');
     expect(() => convertUnit(1, 'mEq/L', 'mmol/L', { source: 's' })).toThrow(/s: a value has the unit "mEq\/L", which has a unit "mEq" that is not a UCUM unit/);
     expect(() => convertUnit(1, '', 'mmol/L', {})).toThrow(/^a value has no unit, and the feature's unit is "mmol\/L"/);
+  });
+
+  it('quotes a unit only when it is short and plain: a unit from the data may be anything', () => {
+    const message = (from: string, to: string) => {
+      try {
+        convertUnit(1, from, to, { source: 's', where: 'line 2' });
+      } catch (e) {
+        expect(e).toBeInstanceOf(MedfitError);
+        return (e as MedfitError).message;
+      }
+      throw new Error('expected a failure');
+    };
+    const huge = `Zelda${'x'.repeat(1024 * 1024)}`;
+    expect(message(huge, 'mg/dL')).toBe(`s, line 2: a value has a unit that is not UCUM (it is longer than 120 characters)`);
+    expect(message('mg/dL', huge)).toBe(`s, line 2: a value cannot be converted to a unit that is not UCUM (it is longer than 120 characters)`);
+    expect(message('', huge)).toBe(`s, line 2: a value has no unit, and the feature's unit is a unit that is not UCUM`);
+    // Short, but characters no unit is written with (a name, markup): described, not quoted.
+    for (const odd of ['Zelda <b>', 'Zelda"', 'Zelda\u0000', 'Zelda;x', 'Zeldaé']) {
+      const m = message(odd, 'mg/dL');
+      expect(m, odd).toMatch(/^s, line 2: a value has a unit that is not UCUM \(it /);
+      expect(m, odd).not.toContain('Zelda');
+    }
+    expect(ucumProblem('Zelda<Secret>')).toBe('has a part that is not a UCUM unit understood here');
+    expect(ucumProblem(`mg/Zelda${'y'.repeat(40)}`)).toBe('has a part that is not a UCUM unit understood here');
+    // Over 32 characters of plain ones: not quoted either; a real UCUM unit is said to be one.
+    const longUcum = `mg{${'a'.repeat(40)}}/dL`;
+    expect(ucumProblem(longUcum)).toBeUndefined();
+    expect(message(longUcum, 'kg')).toBe('s, line 2: a value has a UCUM unit not quoted here, which cannot be converted to "kg"');
+    expect(message(`${'z'.repeat(40)}`, 'kg')).toBe('s, line 2: a value has a unit that is not UCUM (it has a part that is not a UCUM unit understood here)');
+    // What units are written with is quoted as before.
+    expect(message("[arb'U]/L", 'mg/dL')).toBe(`s, line 2: a value has the unit "[arb'U]/L", which cannot be converted to "mg/dL"`);
+    expect(isQuotableUnit('mL/min/{1.73_m2}')).toBe(true);
+    expect(isQuotableUnit('x'.repeat(33))).toBe(false);
+    expect(unitConverter(huge, 'mg/dL')).toBeUndefined();
+  });
+
+  it('rounds converted values to 12 significant digits (no float noise), and leaves unconverted ones alone', () => {
+    expect(convertUnit(37, 'Cel', '[degF]')).toBe(98.6);
+    expect(convertUnit(5.5, 'mmol/L', 'mg/dL', { code: 'http://loinc.org|2345-7' })).toBe(99.0858);
+    expect(convertUnit(11.33, 'kPa', 'mm[Hg]')).toBe(84.982223489);
+    expect(convertUnit(1e-20, 'g', 'mg')).toBe(1e-17);
+    expect(convertUnit(0, 'g', 'mg')).toBe(0);
+    expect(convertUnit(0.1 + 0.2, 'mg/dL', 'mg/dL')).toBe(0.30000000000000004);
+    expect(convertUnit(0.1 + 0.2, 'mg/dL', 'g/dL')).toBe(0.0003);
   });
 
   it('caches converters', () => {

@@ -167,8 +167,33 @@ const SUBSTANCE_ATOMS = new Set(['mol', 'eq', 'osm', 'kat', 'U']);
 const MAX_UNIT_LENGTH = 120;
 const MAX_DEPTH = 16;
 
-/** A parse failure; turned into a message by the callers (the unit string is not PHI). */
+/** A parse failure; turned into a message by the callers. */
 class UnitError extends Error {}
+
+/** The most characters of a unit a message quotes. */
+const MAX_QUOTED_UNIT = 32;
+
+/**
+ * Whether a message may quote `unit`: at most 32 characters, each one that units are written
+ * with (letters, digits, space and `._/%[]{}()*^+-'`; the apostrophe is UCUM's, `[arb'U]`). A
+ * unit comes from the data (`Quantity.unit`) and may be anything, a megabyte of it or a patient's
+ * name: anything else is described, never quoted.
+ */
+export function isQuotableUnit(unit: string): boolean {
+  if (unit.length > MAX_QUOTED_UNIT) return false;
+  for (let i = 0; i < unit.length; i++) {
+    const c = unit.charCodeAt(i);
+    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || ' ._/%[]{}()*^+-\''.includes(unit[i]!);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** `"mg/dL"` when quotable; else `a unit that is not UCUM`, or `a UCUM unit not quoted here` when it is one. */
+export function quoteUnit(unit: string): string {
+  if (isQuotableUnit(unit)) return `"${unit}"`;
+  return typeof reduce(unit) === 'string' ? 'a unit that is not UCUM' : 'a UCUM unit not quoted here';
+}
 
 /** Recursive descent over the UCUM term grammar; linear in the unit's length. */
 class Parser {
@@ -186,7 +211,10 @@ class Parser {
     if (this.s.length === 0) throw new UnitError('is empty');
     if (this.s.length > MAX_UNIT_LENGTH) throw new UnitError(`is longer than ${MAX_UNIT_LENGTH} characters`);
     const r = this.term();
-    if (this.i < this.s.length) throw new UnitError(`has an unexpected "${this.s[this.i]}" at character ${this.i + 1}`);
+    if (this.i < this.s.length) {
+      const ch = this.s[this.i]!;
+      throw new UnitError(`has an unexpected ${isQuotableUnit(ch) ? `"${ch}"` : 'character'} at character ${this.i + 1}`);
+    }
     if (this.offset !== undefined) {
       if (this.components !== 1) throw new UnitError('uses an offset unit (Cel, [degF]) inside a product or quotient');
       return { factor: this.offsetFactor, dims: { K: 1 }, offset: this.offset, substance: false };
@@ -276,7 +304,7 @@ class Parser {
     if (end < tok.length) {
       let signAt = end;
       if (tok[end - 1] === '+' || tok[end - 1] === '-') signAt = end - 1;
-      if (signAt === 0) throw new UnitError(`has a malformed unit "${tok}"`);
+      if (signAt === 0) throw new UnitError(isQuotableUnit(tok) ? `has a malformed unit "${tok}"` : 'has a malformed unit');
       exponent = Number(tok.slice(signAt));
       end = signAt;
     }
@@ -296,7 +324,7 @@ class Parser {
         }
       }
     }
-    if (!atom) throw new UnitError(`has a unit "${name}" that is not a UCUM unit understood here`);
+    if (!atom) throw new UnitError(isQuotableUnit(name) ? `has a unit "${name}" that is not a UCUM unit understood here` : 'has a part that is not a UCUM unit understood here');
     if (SUBSTANCE_ATOMS.has(atomName)) this.substance = true;
     if (atom.offset !== undefined) {
       if (prefix !== 1 || exponent !== 1) throw new UnitError(`uses the offset unit ${atomName} with a prefix or an exponent`);
@@ -332,6 +360,8 @@ const parsed = new Map<string, Reduced | string>();
 
 /** The unit reduced, or why it is not understood (cached: units repeat). */
 function reduce(unit: string): Reduced | string {
+  // Not cached: 4096 units of a megabyte each (from the data) would be 4 GB of cache keys.
+  if (unit.length > MAX_UNIT_LENGTH) return `is longer than ${MAX_UNIT_LENGTH} characters`;
   let r = parsed.get(unit);
   if (r === undefined) {
     try {
@@ -401,6 +431,14 @@ export type Converter = (value: number) => number;
 
 const IDENTITY: Converter = (v) => v;
 
+/**
+ * `v` to 12 significant digits: a conversion's float noise (85.00000000000001, 98.59999999999997)
+ * goes, and no measurement has 12 digits to lose.
+ */
+export function round12(v: number): number {
+  return v === 0 || !Number.isFinite(v) ? v : Number(v.toPrecision(12));
+}
+
 function sameDims(a: Record<string, number>, b: Record<string, number>): boolean {
   let n = 0;
   for (const k in a) {
@@ -458,13 +496,18 @@ const converters = new Map<string, Converter | null>();
 /**
  * A converter of values from unit `from` to unit `to` for Observations of `code` (`system|code` or
  * a bare LOINC code; it picks the molar mass or the HbA1c equation), or undefined when they are not
- * commensurable. Cached: the builder asks once per distinct (code, from, to).
+ * commensurable. Values it converts come rounded to 12 significant digits (`round12`); a value in
+ * the unit itself comes back as it is. Cached: the builder asks once per distinct (code, from, to).
  */
 export function unitConverter(from: string, to: string, code?: string): Converter | undefined {
+  if (from === to) return IDENTITY;
+  // Too long to be a unit (see `reduce`); never a cache key.
+  if (from.length > MAX_UNIT_LENGTH || to.length > MAX_UNIT_LENGTH) return undefined;
   const key = `${code ?? ''}\u0001${from}\u0001${to}`;
   let c = converters.get(key);
   if (c === undefined) {
-    c = makeConverter(from, to, code) ?? null;
+    const raw = makeConverter(from, to, code);
+    c = raw === undefined ? null : raw === IDENTITY ? IDENTITY : (v: number) => round12(raw(v));
     if (converters.size >= 4096) converters.clear();
     converters.set(key, c);
   }
@@ -485,9 +528,9 @@ export interface ConvertContext {
 }
 
 /**
- * `value` in unit `from`, expressed in unit `to`. A unit that is not understood or not
- * commensurable is a bad-data error naming the source, the place, the code and both units (a
- * unit and a LOINC code are not personal data; the value is never named).
+ * `value` in unit `from`, expressed in unit `to` (to 12 significant digits). A unit that is not
+ * understood or not commensurable is a bad-data error naming the source, the place, the code and
+ * both units (quoted only when short and plain: see `isQuotableUnit`; the value is never named).
  */
 export function convertUnit(value: number, from: string, to: string, context: ConvertContext = {}): number {
   const c = unitConverter(from, to, context.code);
@@ -501,14 +544,19 @@ export function unitError(from: string, to: string, context: ConvertContext) {
   const of = context.code !== undefined ? `a value of ${context.code}` : 'a value';
   const fromProblem = from === '' ? undefined : ucumProblem(from);
   const toProblem = ucumProblem(to);
+  const fromQuoted = isQuotableUnit(from);
   const why =
     from === ''
-      ? `has no unit, and the feature's unit is "${to}"`
+      ? `has no unit, and the feature's unit is ${quoteUnit(to)}`
       : fromProblem !== undefined
-        ? `has the unit "${from}", which ${fromProblem}`
+        ? fromQuoted
+          ? `has the unit "${from}", which ${fromProblem}`
+          : `has a unit that is not UCUM (it ${fromProblem})`
         : toProblem !== undefined
-          ? `cannot be converted to "${to}", which ${toProblem}`
-          : `has the unit "${from}", which cannot be converted to "${to}"`;
+          ? isQuotableUnit(to)
+            ? `cannot be converted to "${to}", which ${toProblem}`
+            : `cannot be converted to a unit that is not UCUM (it ${toProblem})`
+          : `has ${fromQuoted ? `the unit "${from}"` : quoteUnit(from)}, which cannot be converted to ${quoteUnit(to)}`;
   return Errors.badData(where, `${of} ${why}`);
 }
 
