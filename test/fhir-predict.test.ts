@@ -6,6 +6,7 @@
  * OperationOutcome with the right status, naming the place and never a record's value.
  */
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initServer, loadConfig, type Server } from '../src/api/index.js';
 import { FeatureBuilder, featureColumns, type ResourceItem } from '../src/fhir/index.js';
@@ -41,7 +42,7 @@ async function call(path: string, init: { json?: unknown; body?: string | Buffer
 
 /** POSTs a FHIR Bundle (an object, or raw text) to a model's predict route. */
 const predictFhir = (model: string, bundle: unknown, query = '') =>
-  call(`/v1/models/${model}/predict${query}`, { body: typeof bundle === 'string' ? bundle : JSON.stringify(bundle), type: FHIR });
+  call(`/v1/models/${model}/predict${query}`, { body: typeof bundle === 'string' || Buffer.isBuffer(bundle) ? bundle : JSON.stringify(bundle), type: FHIR });
 
 const barrett = synthea('Barrett_Cummings');
 const jed = synthea('Jed_Pollich');
@@ -285,6 +286,19 @@ describe('bad FHIR input: an OperationOutcome, with the right status and place, 
     const res = await fetch(`${base}/v1/models/dm-risk/predict`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': FHIR }, body: chunked, duplex: 'half' } as RequestInit);
     expect(res.status).toBe(413);
     expect(((await res.json()) as Json)['resourceType']).toBe('OperationOutcome');
+  });
+
+  it('holds a gzip body to the limit once inflated, and to as many entries as the limit could hold', async () => {
+    // 11 KB on the wire, past the limit inflated: refused while inflating, in well under a second.
+    const bomb = gzipSync(`{"resourceType": "Bundle", "type": "collection", "entry": [${' '.repeat(MAX_BODY_MB * 1024 * 1024 + 1)}]}`);
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    const t0 = performance.now();
+    const issue = outcome(await predictFhir('dm-risk', bomb), 413);
+    expect(issue.diagnostics).toMatch(/after decompression/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    // A body of entries that are skipped (no resource) is held to the same limits.
+    const many = gzipSync(`{"resourceType": "Bundle", "type": "batch-response", "entry": [${Array.from({ length: 900_000 }, () => '{"response":{}}').join(',')}]}`);
+    outcome(await predictFhir('dm-risk', many), 413);
   });
 
   it('answers FHIR requests to routes that do not take FHIR with 415, and a missing key with 401, as OperationOutcomes', async () => {
