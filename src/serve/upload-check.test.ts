@@ -83,10 +83,12 @@ describe('checkUploadIsolated', () => {
   }, 20_000);
 
   it('stops a model that uses more memory than the limit, and lets the same model through under a higher one', async () => {
-    // Folded when ONNX Runtime loads it: about twice its size at the peak.
-    const hog = b.memoryHog(200);
-    const { result } = await check(hog, decl, { memoryBytes: 250 * 1024 * 1024 });
-    expect((await rejection(result)).message).toBe('/onnx: loading and running the model used more memory than the limit of 250 MiB; it was stopped');
+    // Folded when ONNX Runtime loads it: about twice its size at the peak. No larger than it must
+    // be: the check also refuses a model that takes over 2 s to load, which a loaded 2-core
+    // machine (the suite's browser tests beside it) came near with 200 MB.
+    const hog = b.memoryHog(140);
+    const { result } = await check(hog, decl, { memoryBytes: 200 * 1024 * 1024 });
+    expect((await rejection(result)).message).toBe('/onnx: loading and running the model used more memory than the limit of 200 MiB; it was stopped');
     const roomy = await check(hog, decl, { memoryBytes: 1024 * 1024 * 1024 });
     expect((await roomy.result).info.outputs[0]!.shape).toEqual([-1, 2]);
   }, 30_000);
