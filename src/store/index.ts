@@ -1,2 +1,3 @@
 export * from './types.js';
 export { openSqliteStore, type SqliteStoreOptions, type StoreLog } from './sqlite.js';
+export { openPostgresStore, postgresFailure, type PostgresStoreOptions } from './postgres.js';

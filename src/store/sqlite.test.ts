@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MedfitError } from '../core/index.js';
 import { openSqliteStore, type MetadataStore, type SqliteStoreOptions } from './index.js';
+import { describeStoreContract } from './contract.js';
 import { storeFailure } from './sqlite.js';
 
 const open: MetadataStore[] = [];
@@ -68,115 +69,12 @@ const auditRows = (path: string) => {
 };
 const entry = (projectId: string, action: string, rows: number | null = 1) => ({ projectId, keyId: 'k', action, resource: 'model:m/1', rows, status: 200 });
 
+describeStoreContract('SQLite', async () => {
+  const { store, path } = fresh();
+  return { store, reopen: async () => openSqliteStore(path) };
+});
+
 describe('SQLite metadata store', () => {
-  it('keeps every query inside its project', async () => {
-    const { store } = fresh();
-    const a = await store.createProject('a');
-    const b = await store.createProject('b');
-    const d = await store.createDataset({ id: 'd1', projectId: a.id, name: 'x', file: 'f', format: 'csv', rows: 3, bytes: 10, sha256: 'h', columns: [] });
-    expect(await store.getDataset(a.id, d.id)).toMatchObject({ name: 'x', rows: 3 });
-    expect(await store.getDataset(b.id, d.id)).toBeUndefined();
-    expect(await store.listDatasets(b.id)).toEqual([]);
-    expect(await store.deleteDataset(b.id, d.id)).toBe(false);
-    await store.createJob({ id: 'j1', projectId: a.id, datasetId: d.id, name: 'm', spec: { target: 't' } });
-    expect(await store.getJob(b.id, 'j1')).toBeUndefined();
-    expect((await store.getJob(a.id, 'j1'))!.spec).toEqual({ target: 't' });
-  });
-
-  it('numbers versions per model and keeps one production version', async () => {
-    const { store } = fresh();
-    const p = await store.createProject('p');
-    const base = { projectId: p.id, name: 'risk', source: 'trained' as const, family: 'gbdt', task: 'binary', dir: 'd', jobId: null, datasetId: null, datasetSha256: null, metrics: {} };
-    const v1 = await store.createModelVersion(base);
-    const v2 = await store.createModelVersion(base);
-    const other = await store.createModelVersion({ ...base, name: 'other' });
-    expect([v1.version, v2.version, other.version]).toEqual([1, 2, 1]);
-    await store.setStage(p.id, 'risk', 1, 'production');
-    await store.setStage(p.id, 'risk', 2, 'production');
-    expect((await store.listModelVersions(p.id, 'risk')).map((v) => v.stage)).toEqual(['archived', 'production']);
-    expect(await store.setStage(p.id, 'risk', 9, 'staging')).toBeUndefined();
-  });
-
-  it('finds keys by hash, revokes them once, and counts jobs by status', async () => {
-    const { store } = fresh();
-    const p = await store.createProject('p');
-    await store.createKey({ id: 'k1', projectId: p.id, name: 'n', scopes: ['read', 'predict'], hash: 'abc' });
-    expect(await store.getKeyByHash('abc')).toMatchObject({ id: 'k1', scopes: ['read', 'predict'], revoked: null });
-    expect(await store.revokeKey('k1')).toBe(true);
-    expect(await store.revokeKey('k1')).toBe(false);
-    expect((await store.getKeyByHash('abc'))!.revoked).not.toBeNull();
-    await store.createJob({ id: 'j1', projectId: p.id, datasetId: 'd', name: 'm', spec: {} });
-    await store.createJob({ id: 'j2', projectId: p.id, datasetId: 'd', name: 'm', spec: {} });
-    await store.updateJob('j2', { status: 'failed', error: { code: 'X', message: 'y' } });
-    expect(await store.countJobsByStatus()).toEqual({ queued: 1, running: 0, succeeded: 0, failed: 1, cancelled: 0 });
-    expect((await store.getJob(p.id, 'j2'))!.error).toEqual({ code: 'X', message: 'y' });
-  });
-
-  it("revokes a project's key only inside its project, never its last admin key", async () => {
-    const { store } = fresh();
-    const a = await store.createProject('a');
-    const b = await store.createProject('b');
-    expect(await store.getProject(a.id)).toEqual(a);
-    expect(await store.getProject('nope')).toBeUndefined();
-    await store.createKey({ id: 'a-admin', projectId: a.id, name: 'n', scopes: ['admin'], hash: 'h1' });
-    await store.createKey({ id: 'a-read', projectId: a.id, name: 'n', scopes: ['read'], hash: 'h2' });
-    await store.createKey({ id: 'b-admin', projectId: b.id, name: 'n', scopes: ['admin'], hash: 'h3' });
-    expect(await store.revokeProjectKey(b.id, 'a-read')).toEqual({ outcome: 'not-found' });
-    expect(await store.revokeProjectKey(a.id, 'a-admin')).toMatchObject({ outcome: 'last-admin', key: { id: 'a-admin', revoked: null } });
-    expect((await store.getKey('a-admin'))!.revoked).toBeNull();
-    const r = await store.revokeProjectKey(a.id, 'a-read');
-    expect(r).toMatchObject({ outcome: 'revoked', key: { id: 'a-read', revoked: expect.stringMatching(/^\d{4}-/) } });
-    expect(await store.revokeProjectKey(a.id, 'a-read')).toMatchObject({ outcome: 'already-revoked' });
-    // With a second admin key, either may go, but not both.
-    await store.createKey({ id: 'a-admin2', projectId: a.id, name: 'n', scopes: ['read', 'admin'], hash: 'h4' });
-    expect((await store.revokeProjectKey(a.id, 'a-admin')).outcome).toBe('revoked');
-    expect((await store.revokeProjectKey(a.id, 'a-admin2')).outcome).toBe('last-admin');
-    expect((await store.getKey('b-admin'))!.revoked).toBeNull();
-  });
-
-  it("records keys' last use with the audit trail (touches and audited actions alike)", async () => {
-    const { store, path } = fresh();
-    const p = await store.createProject('p');
-    await store.createKey({ id: 'k1', projectId: p.id, name: 'n', scopes: ['read'], hash: 'h1' });
-    await store.createKey({ id: 'k2', projectId: p.id, name: 'n', scopes: ['predict'], hash: 'h2' });
-    expect((await store.listKeys(p.id)).map((k) => k.lastUsed)).toEqual([null, null]);
-    const before = new Date().toISOString();
-    await store.touchKey('k1');
-    await store.audit({ projectId: p.id, keyId: 'k2', action: 'model.infer', resource: 'model:m/1', rows: 1, status: 200 });
-    // Listing writes what is buffered first.
-    const [k1, k2] = await store.listKeys(p.id);
-    expect(k1!.lastUsed! >= before).toBe(true);
-    expect(k2!.lastUsed! >= before).toBe(true);
-    await store.close();
-    expect((await fresh(path).store.getKey('k1'))!.lastUsed).toBe(k1!.lastUsed);
-  });
-
-  it('filters the audit trail in the query: action, key, time, with pages that stay full', async () => {
-    const { store } = fresh();
-    const p = await store.createProject('p');
-    const q = await store.createProject('q');
-    for (let i = 0; i < 30; i++) await store.audit({ projectId: p.id, keyId: `k${i % 3}`, action: i % 2 ? 'model.predict' : 'dataset.read', resource: `r${i}`, rows: null, status: 200 });
-    await store.audit({ projectId: q.id, keyId: 'k0', action: 'model.predict', resource: 'theirs', rows: null, status: 200 });
-    const all = await store.listAudit(p.id, { limit: 1000 });
-    expect(all).toHaveLength(30);
-    const predicts = await store.listAudit(p.id, { action: 'model.predict', limit: 5 });
-    expect(predicts).toHaveLength(5);
-    expect(predicts.every((e) => e.action === 'model.predict' && e.projectId === p.id)).toBe(true);
-    const next = await store.listAudit(p.id, { action: 'model.predict', limit: 100, before: predicts.at(-1)!.id });
-    expect(next).toHaveLength(10);
-    const k1predicts = await store.listAudit(p.id, { action: 'model.predict', keyId: 'k1' });
-    expect(k1predicts.map((e) => e.resource)).toEqual(all.filter((e) => e.action === 'model.predict' && e.keyId === 'k1').map((e) => e.resource));
-    expect(await store.listAudit(p.id, { keyId: 'nobody' })).toEqual([]);
-    // Times: entries share milliseconds here, so compare against the stored ones.
-    const mid = all[15]!.at;
-    const since = await store.listAudit(p.id, { since: mid, limit: 1000 });
-    const until = await store.listAudit(p.id, { until: mid, limit: 1000 });
-    expect(since.every((e) => e.at >= mid)).toBe(true);
-    expect(until.every((e) => e.at < mid)).toBe(true);
-    expect(since.length + until.length).toBe(30);
-    expect(await store.listAudit(p.id, { since: '2999-01-01T00:00:00.000Z' })).toEqual([]);
-  });
-
   it('migrates a database of the previous schema, keeping its keys and trail', async () => {
     const { store, path } = fresh();
     const p = await store.createProject('p');
@@ -191,37 +89,6 @@ describe('SQLite metadata store', () => {
     const again = fresh(path).store;
     expect(await again.getKey('k1')).toMatchObject({ id: 'k1', lastUsed: null, revoked: null });
     expect((await again.listAudit(p.id, { action: 'a', keyId: 'k1' })).map((e) => e.action)).toEqual(['a']);
-  });
-
-  it('writes audit entries in batches, complete and in order whenever they are read', async () => {
-    const { store, path } = fresh();
-    const p = await store.createProject('p');
-    for (let i = 0; i < 100; i++) await store.audit({ projectId: p.id, keyId: 'k', action: `a${i}`, resource: 'model:m/1', rows: i, status: 200 });
-    const entries = await store.listAudit(p.id, { limit: 1000 });
-    expect(entries).toHaveLength(100);
-    expect(entries[0]).toMatchObject({ action: 'a99', rows: 99, resource: 'model:m/1', status: 200 });
-    expect(entries.at(-1)).toMatchObject({ action: 'a0', rows: 0 });
-    expect(entries[0]!.at).toMatch(/^\d{4}-\d\d-\d\dT/);
-    expect(await store.listAudit(p.id, { limit: 10, before: entries[9]!.id })).toEqual(entries.slice(10, 20));
-    // Entries still buffered at close are written, not lost.
-    await store.audit({ projectId: p.id, keyId: 'k', action: 'last', resource: null, rows: null, status: 200 });
-    await store.close();
-    const again = fresh(path).store;
-    expect((await again.listAudit(p.id, { limit: 1 }))[0]!.action).toBe('last');
-  });
-
-  it('folds identical requests of one window into one entry that counts them', async () => {
-    const { store } = fresh();
-    const p = await store.createProject('p');
-    for (let i = 0; i < 10; i++) await store.audit({ projectId: p.id, keyId: 'k', action: 'model.infer', resource: 'model:m/1', rows: 3, status: 200 });
-    await store.audit({ projectId: p.id, keyId: 'k', action: 'model.infer', resource: 'model:m/1', rows: 3, status: 400 });
-    await store.audit({ projectId: p.id, keyId: 'k2', action: 'model.infer', resource: 'model:m/1', rows: 3, status: 200 });
-    const entries = await store.listAudit(p.id);
-    expect(entries.map((e) => [e.keyId, e.status, e.requests, e.rows])).toEqual([
-      ['k2', 200, 1, 3],
-      ['k', 400, 1, 3],
-      ['k', 200, 10, 30],
-    ]);
   });
 
   it('refuses a database from a newer medfit', () => {
