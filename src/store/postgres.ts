@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Errors, MedfitError } from '../core/index.js';
+import { datasetFromRow, jobFromRow, keyFromRow, versionFromRow, type Row } from './rows.js';
 import type { StoreLog } from './sqlite.js';
 import type {
   ApiKeyRecord,
@@ -14,7 +15,6 @@ import type {
   MetadataStore,
   ModelVersionRecord,
   Project,
-  Scope,
   Stage,
 } from './types.js';
 
@@ -76,7 +76,6 @@ export interface PostgresStoreOptions {
   log?: StoreLog;
 }
 
-type Row = Record<string, unknown>;
 type Queryable = Pick<pg.PoolClient, 'query'>;
 const now = () => new Date().toISOString();
 const DONE: Promise<void> = Promise.resolve();
@@ -706,68 +705,4 @@ async function lockProject(c: Queryable, projectId: string): Promise<void> {
 
 function projectFromRow(r: Row | undefined): Project | undefined {
   return r && { id: r['id'] as string, name: r['name'] as string, created: r['created'] as string };
-}
-
-function keyFromRow(r: Row): ApiKeyRecord {
-  return {
-    id: r['id'] as string,
-    projectId: r['project_id'] as string,
-    name: r['name'] as string,
-    scopes: JSON.parse(r['scopes'] as string) as Scope[],
-    hash: r['hash'] as string,
-    created: r['created'] as string,
-    revoked: r['revoked'] as string | null,
-    lastUsed: (r['last_used'] as string | null | undefined) ?? null,
-  };
-}
-
-function datasetFromRow(r: Row): DatasetRecord {
-  return {
-    id: r['id'] as string,
-    projectId: r['project_id'] as string,
-    name: r['name'] as string,
-    file: r['file'] as string,
-    format: r['format'] as DatasetRecord['format'],
-    rows: Number(r['rows']),
-    bytes: Number(r['bytes']),
-    sha256: r['sha256'] as string,
-    columns: JSON.parse(r['columns'] as string) as DatasetRecord['columns'],
-    created: r['created'] as string,
-  };
-}
-
-function jobFromRow(r: Row): JobRecord {
-  return {
-    id: r['id'] as string,
-    projectId: r['project_id'] as string,
-    datasetId: r['dataset_id'] as string,
-    name: r['name'] as string,
-    spec: JSON.parse(r['spec'] as string) as Record<string, unknown>,
-    status: r['status'] as JobStatus,
-    progress: r['progress'] as number,
-    stage: r['stage'] as string | null,
-    error: r['error'] ? (JSON.parse(r['error'] as string) as JobRecord['error']) : null,
-    modelVersion: r['model_version'] as number | null,
-    created: r['created'] as string,
-    started: r['started'] as string | null,
-    finished: r['finished'] as string | null,
-  };
-}
-
-function versionFromRow(r: Row): ModelVersionRecord {
-  return {
-    projectId: r['project_id'] as string,
-    name: r['name'] as string,
-    version: r['version'] as number,
-    stage: r['stage'] as Stage,
-    source: r['source'] as ModelVersionRecord['source'],
-    family: r['family'] as string,
-    task: r['task'] as string,
-    dir: r['dir'] as string,
-    jobId: r['job_id'] as string | null,
-    datasetId: r['dataset_id'] as string | null,
-    datasetSha256: r['dataset_sha256'] as string | null,
-    metrics: JSON.parse(r['metrics'] as string) as Record<string, unknown>,
-    created: r['created'] as string,
-  };
 }
