@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Errors, MedfitError } from '../core/index.js';
-import { datasetFromRow, jobFromRow, keyFromRow, versionFromRow, type Row } from './rows.js';
+import { JOB_COLUMNS, auditFromRow, datasetFromRow, foldAudit, jobFromRow, keyFromRow, versionFromRow, type PendingAudit, type Row } from './rows.js';
 import type { StoreLog } from './sqlite.js';
 import type {
   ApiKeyRecord,
@@ -229,7 +229,6 @@ async function migrate(c: pg.PoolClient, schema: string, where: string): Promise
 }
 
 /** An audit entry waiting to be written; `at` is the ISO text it is written with. */
-type PendingAudit = Omit<AuditRecord, 'id'>;
 
 /**
  * The PostgreSQL store. Each operation takes a pooled connection; the ones SQLite runs in a
@@ -460,11 +459,10 @@ class PostgresStore implements MetadataStore {
   }
 
   updateJob(id: string, patch: Partial<Pick<JobRecord, 'status' | 'progress' | 'stage' | 'error' | 'modelVersion' | 'started' | 'finished'>>): Promise<void> {
-    const cols: Record<string, string> = { status: 'status', progress: 'progress', stage: 'stage', error: 'error', modelVersion: 'model_version', started: 'started', finished: 'finished' };
     const sets: string[] = [];
     const values: unknown[] = [];
     for (const [k, v] of Object.entries(patch)) {
-      const col = cols[k];
+      const col = JOB_COLUMNS[k];
       if (col === undefined) continue;
       values.push(k === 'error' ? (v === null ? null : JSON.stringify(v)) : v);
       sets.push(`${col} = $${values.length}`);
@@ -538,13 +536,7 @@ class PostgresStore implements MetadataStore {
 
   /** Buffered and folded exactly as the SQLite store does (see there); written by a timer. */
   audit(a: Omit<AuditRecord, 'id' | 'at' | 'requests'>): Promise<void> {
-    const key = `${a.projectId}\u0000${a.keyId}\u0000${a.action}\u0000${a.resource ?? ''}\u0000${a.status}`;
-    const pending = this.auditBuffer.get(key);
-    if (pending) {
-      pending.requests++;
-      if (a.rows !== null) pending.rows = (pending.rows ?? 0) + a.rows;
-    } else {
-      this.auditBuffer.set(key, { ...a, at: new Date().toISOString(), requests: 1 });
+    if (foldAudit(this.auditBuffer, a)) {
       if (this.auditBuffer.size >= AUDIT_BATCH && this.auditFailures === 0) void this.flushAudit();
       else this.auditTimer ??= setTimeout(() => void this.flushAudit(), AUDIT_FLUSH_MS).unref();
     }
@@ -646,17 +638,7 @@ class PostgresStore implements MetadataStore {
     // The flush is part of the operation: an incomplete trail is a 503, never an answer.
     return this.run(async () => {
       await this.writeAudit();
-      return (await this.query(sql, values)).rows.map((r) => ({
-        id: Number(r['id']),
-        projectId: r['project_id'] as string,
-        keyId: r['key_id'] as string,
-        action: r['action'] as string,
-        resource: r['resource'] as string | null,
-        rows: r['rows'] === null ? null : Number(r['rows']),
-        status: r['status'] as number,
-        at: r['at'] as string,
-        requests: r['requests'] as number,
-      }));
+      return (await this.query(sql, values)).rows.map(auditFromRow);
     });
   }
 

@@ -3,7 +3,7 @@
  * PostgreSQL keep the same columns, with times and JSON as text). Counts go through `Number`,
  * since PostgreSQL's driver answers BIGINT columns as strings.
  */
-import type { ApiKeyRecord, DatasetRecord, JobRecord, JobStatus, ModelVersionRecord, Scope, Stage } from './types.js';
+import type { ApiKeyRecord, AuditRecord, DatasetRecord, JobRecord, JobStatus, ModelVersionRecord, Scope, Stage } from './types.js';
 
 /** A row as a driver returns it: column name → value. */
 export type Row = Record<string, unknown>;
@@ -74,4 +74,42 @@ export function versionFromRow(r: Row): ModelVersionRecord {
     metrics: JSON.parse(r['metrics'] as string) as Record<string, unknown>,
     created: r['created'] as string,
   };
+}
+
+/** An audit entry's row. */
+export function auditFromRow(r: Row): AuditRecord {
+  return {
+    id: Number(r['id']),
+    projectId: r['project_id'] as string,
+    keyId: r['key_id'] as string,
+    action: r['action'] as string,
+    resource: r['resource'] as string | null,
+    rows: r['rows'] === null || r['rows'] === undefined ? null : Number(r['rows']),
+    status: r['status'] as number,
+    at: r['at'] as string,
+    requests: r['requests'] as number,
+  };
+}
+
+/** The job fields `updateJob` may change, and their columns. */
+export const JOB_COLUMNS: Readonly<Record<string, string>> = { status: 'status', progress: 'progress', stage: 'stage', error: 'error', modelVersion: 'model_version', started: 'started', finished: 'finished' };
+
+/** An audit entry waiting in a store's buffer: repeats of one (project, key, action, resource, status) are folded into it. */
+export type PendingAudit = Omit<AuditRecord, 'id'>;
+
+/**
+ * Adds an audit entry to a store's buffer, folded into a pending one of the same project, key,
+ * action, resource and status (its requests counted, its rows summed). Returns whether it made a
+ * new entry, on which the store decides when to write.
+ */
+export function foldAudit(buffer: Map<string, PendingAudit>, a: Omit<AuditRecord, 'id' | 'at' | 'requests'>): boolean {
+  const key = `${a.projectId}\u0000${a.keyId}\u0000${a.action}\u0000${a.resource ?? ''}\u0000${a.status}`;
+  const pending = buffer.get(key);
+  if (pending) {
+    pending.requests++;
+    if (a.rows !== null) pending.rows = (pending.rows ?? 0) + a.rows;
+    return false;
+  }
+  buffer.set(key, { ...a, at: new Date().toISOString(), requests: 1 });
+  return true;
 }

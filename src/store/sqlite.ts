@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Errors, MedfitError, writeFileAtomic } from '../core/index.js';
-import { datasetFromRow, jobFromRow, keyFromRow, versionFromRow, type Row } from './rows.js';
+import { JOB_COLUMNS, auditFromRow, datasetFromRow, foldAudit, jobFromRow, keyFromRow, versionFromRow, type PendingAudit, type Row } from './rows.js';
 import type {
   ApiKeyRecord,
   AuditQuery,
@@ -168,7 +168,6 @@ const DONE: Promise<void> = Promise.resolve();
 const SPILL_INFIX = '.audit-spill-';
 
 /** An audit entry waiting to be written; `at` is the ISO text it is written with. */
-type PendingAudit = Omit<AuditRecord, 'id'>;
 
 /** The spill file's content: a format marker and the entries, `at` as ISO text. */
 interface AuditSpill {
@@ -400,11 +399,10 @@ class SqliteStore implements MetadataStore {
   }
 
   updateJob(id: string, patch: Partial<Pick<JobRecord, 'status' | 'progress' | 'stage' | 'error' | 'modelVersion' | 'started' | 'finished'>>): Promise<void> {
-    const cols: Record<string, string> = { status: 'status', progress: 'progress', stage: 'stage', error: 'error', modelVersion: 'model_version', started: 'started', finished: 'finished' };
     const sets: string[] = [];
     const values: unknown[] = [];
     for (const [k, v] of Object.entries(patch)) {
-      sets.push(`${cols[k]} = ?`);
+      sets.push(`${JOB_COLUMNS[k]} = ?`);
       values.push(k === 'error' ? (v === null ? null : JSON.stringify(v)) : v);
     }
     if (!sets.length) return DONE;
@@ -490,13 +488,7 @@ class SqliteStore implements MetadataStore {
    * that waited for a store that refused.
    */
   audit(a: Omit<AuditRecord, 'id' | 'at' | 'requests'>): Promise<void> {
-    const key = `${a.projectId}\u0000${a.keyId}\u0000${a.action}\u0000${a.resource ?? ''}\u0000${a.status}`;
-    const pending = this.auditBuffer.get(key);
-    if (pending) {
-      pending.requests++;
-      if (a.rows !== null) pending.rows = (pending.rows ?? 0) + a.rows;
-    } else {
-      this.auditBuffer.set(key, { ...a, at: new Date().toISOString(), requests: 1 });
+    if (foldAudit(this.auditBuffer, a)) {
       // A full batch is written at once, unless the store is refusing: then the timer's backoff rules.
       if (this.auditBuffer.size >= AUDIT_BATCH && this.auditFailures === 0) this.flushAudit();
       else this.auditTimer ??= setTimeout(() => this.flushAudit(), AUDIT_FLUSH_MS).unref();
@@ -572,17 +564,7 @@ class SqliteStore implements MetadataStore {
     return this.run(() => {
       this.writeAudit();
       const rows = this.q(`SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`).all(...values, query.limit ?? 100) as Row[];
-      return rows.map((r) => ({
-        id: r['id'] as number,
-        projectId: r['project_id'] as string,
-        keyId: r['key_id'] as string,
-        action: r['action'] as string,
-        resource: r['resource'] as string | null,
-        rows: r['rows'] as number | null,
-        status: r['status'] as number,
-        at: r['at'] as string,
-        requests: r['requests'] as number,
-      }));
+      return rows.map(auditFromRow);
     });
   }
 
