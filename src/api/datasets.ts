@@ -14,7 +14,7 @@ import { fhirMediaKind, type FeatureSpec } from '../fhir/index.js';
 import type { ColumnFacts, ColumnReport } from '../privacy/index.js';
 import type { FhirLineage } from '../jobs/index.js';
 import { requireScope } from './auth.js';
-import { limitedBody } from './drain.js';
+import { clientGone, limitedBody } from './drain.js';
 import { fhirLineagePath, readFhirLineage, type Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,127}$';
@@ -141,21 +141,6 @@ const importGate = new WorkQueue({ concurrency: 1, queue: 4, refusal: 'too many 
  */
 function projectDeidKey(key: Buffer, projectId: string): string {
   return createHmac('sha256', key).update(`medfit:deid:project:${projectId}`).digest('hex');
-}
-
-/**
- * An abort signal for a client that goes away before its answer (the connection closes first):
- * its upload leaves the line, or its worker is terminated, rather than importing for no one.
- * `done()` detaches the listener once the answer is on its way.
- */
-function clientGone(reply: import('fastify').FastifyReply): { signal: AbortSignal; done: () => void } {
-  const gone = new AbortController();
-  const onClose = () => {
-    if (!reply.raw.writableFinished) gone.abort();
-  };
-  reply.raw.once('close', onClose);
-  if (reply.raw.destroyed) gone.abort();
-  return { signal: gone.signal, done: () => reply.raw.off('close', onClose) };
 }
 
 /** Largest FIT file taken (the FIT reader's own bound). */
@@ -642,7 +627,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     const rawPath = tempSibling(join(s.config.dataDir, 'datasets', o.projectId, `${o.id}.deid`));
     const body = limitedBody(req.body as Readable, limit, () => Errors.tooLarge(`dataset is larger than the limit of ${limit} bytes (MEDFIT_MAX_UPLOAD_MB)`));
     let path: string | undefined;
-    const gone = clientGone(reply);
+    const gone = clientGone(req, reply);
     try {
       await streamToFileAtomic(rawPath, body, () => {});
       const raw = await profileFileInWorker(rawPath, { source: o.name, ...(o.format ? { format: o.format } : {}) });
@@ -700,7 +685,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     const rel = join('datasets', o.projectId, `${o.id}.csv`);
     const csvPath = join(s.config.dataDir, rel);
     const body = limitedBody(req.body as Readable, limit, () => Errors.tooLarge(`the FHIR input is larger than the limit of ${limit} bytes (MEDFIT_MAX_UPLOAD_MB)`));
-    const gone = clientGone(reply);
+    const gone = clientGone(req, reply);
     try {
       await streamToFileAtomic(inPath, body, () => {});
       const csv = await fhirToCsvInWorker({
@@ -779,16 +764,9 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     },
     async (req, reply) => {
       const p = requireScope(req, 'train');
-      // A client that goes away before the answer (the connection closes first) drops its request:
-      // out of the line if it waits, its worker terminated if it runs. The reply's 'close', as the
-      // explained predictions do it: unlike the request's, it never means just "body read".
-      const gone = new AbortController();
-      const onClose = () => {
-        if (!reply.raw.writableFinished) gone.abort();
-      };
-      reply.raw.once('close', onClose);
-      // Gone already (while the key was looked up): 'close' has been emitted.
-      if (reply.raw.destroyed || req.raw.socket?.destroyed) gone.abort();
+      // A client that goes away before the answer drops its request: out of the line if it waits,
+      // its worker terminated if it runs.
+      const gone = clientGone(req, reply);
       try {
         const q = req.query as { session?: string; points?: string; label?: string };
         const session = wholeNumber(q.session, 0);
@@ -844,7 +822,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         // Serialized in the worker: a long answer is not built again on the event loop.
         return reply.type('application/json; charset=utf-8').send(text);
       } finally {
-        reply.raw.off('close', onClose);
+        gone.done();
       }
     },
   );

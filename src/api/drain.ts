@@ -124,3 +124,21 @@ export function limitedBody(body: Readable, maxBytes: number, tooLarge: () => Er
   out.once('close', detach);
   return out;
 }
+
+/**
+ * An abort signal for a client that goes away before its answer (the connection closes first):
+ * its request leaves a work queue, or its worker is terminated, rather than working for no one.
+ * The reply's 'close', not the request's: that one may just mean "body read". `done()` detaches
+ * the listener once the answer is on its way.
+ */
+export function clientGone(req: FastifyRequest, reply: FastifyReply): { signal: AbortSignal; done: () => void } {
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) gone.abort();
+  };
+  reply.raw.once('close', onClose);
+  // Gone already (while the body was read or the key looked up): 'close' has been emitted.
+  // (`req.raw` itself is destroyed once its body is read, so it says nothing here.)
+  if (reply.raw.destroyed || req.raw.socket?.destroyed) gone.abort();
+  return { signal: gone.signal, done: () => reply.raw.off('close', onClose) };
+}

@@ -7,6 +7,7 @@ import { checkUploadIsolated } from '../serve/index.js';
 import type { SequencePrep } from '../sequence/index.js';
 import type { ModelVersionRecord, Stage } from '../store/index.js';
 import { requireAnyScope, requireScope } from './auth.js';
+import { clientGone } from './drain.js';
 import { FHIR_BODY_TYPES, installFhirBody, isFhirBody, notAnObject, predictFhir } from './fhir-predict.js';
 import { MAX_EXPLAIN_RECORDS } from './models-service.js';
 import type { Services } from './services.js';
@@ -279,21 +280,12 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
     // An explanation is seconds of the main thread's time: a client that goes away (the
     // connection closes before the answer is sent) takes its request out of the queue or stops
     // it at its next slice, so it frees its place for the next.
-    const gone = explain ? new AbortController() : undefined;
-    const onClose = () => {
-      if (!reply.raw.writableFinished) gone!.abort();
-    };
-    if (gone) {
-      reply.raw.once('close', onClose);
-      // Gone already (while the body was read or the key looked up): 'close' has been emitted.
-      // (`req.raw` itself is destroyed once its body is read, so it says nothing here.)
-      if (reply.raw.destroyed || req.raw.socket?.destroyed) gone.abort();
-    }
+    const gone = explain ? clientGone(req, reply) : undefined;
     let out: Awaited<ReturnType<typeof s.models.predict>>;
     try {
       out = await s.models.predict(rec, records, { explain, signal: gone?.signal });
     } finally {
-      if (gone) reply.raw.off('close', onClose);
+      gone?.done();
     }
     const { predictions, warnings } = out;
     s.metrics.countPredictions(p.projectId, name, String(rec.version), 'v1', records.length);
