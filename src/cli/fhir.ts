@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { constants, gunzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { Errors, readHead, streamToFileAtomic } from '../core/index.js';
-import type { ResourceDeidentifier, ResourceItem } from '../fhir/index.js';
+import type { ResourceDeidentifier } from '../fhir/index.js';
 import { oneOf, parse } from './args.js';
 import type { Io } from './main.js';
 
@@ -124,7 +124,7 @@ async function runCommand(argv: string[], io: Io): Promise<number> {
   async function* rows(): AsyncGenerator<Record<string, unknown>> {
     for await (const item of items) {
       if (item.resource.resourceType !== view.resource) continue;
-      const it: ResourceItem = d ? { ...item, resource: d.resource(item.resource, `${item.source}, ${item.where}`), ...(item.fullUrl !== undefined ? { fullUrl: d.reference(item.fullUrl) } : {}) } : item;
+      const it = d ? d.item(item) : item;
       yield* view.run(it.resource, it.fullUrl !== undefined ? { fullUrl: it.fullUrl } : {});
     }
   }
@@ -292,12 +292,9 @@ export async function predictFhirCli(
   const m = artifact.manifest;
   // A patient without a value of a feature (no Observation of its code in the window) is imputed
   // as in training: said per patient, as table predictions name absent columns.
-  const features = featureColumns(lineage.features);
+  const features = featureColumns(lineage.features).map((name) => ({ name, at: t.columns.indexOf(name) }));
   t.rows.forEach((row, i) => {
-    const absent = features.filter((f) => {
-      const v = row[t.columns.indexOf(f)];
-      return v === null || v === undefined;
-    });
+    const absent = features.filter((f) => row[f.at] === null || row[f.at] === undefined).map((f) => f.name);
     if (absent.length) warnings.push({ code: 'absent', message: `Patient/${patients[i]}: no value of ${absent.join(', ')} by the index date ${index}; imputed as in training` });
   });
   if (o.fhir) {

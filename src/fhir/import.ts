@@ -4,7 +4,7 @@ import { Errors, streamToFileAtomic, type ColumnType } from '../core/index.js';
 import { csvField } from '../data/index.js';
 import { FeatureBuilder, type FeatureTable } from './features.js';
 import { readResources } from './read.js';
-import type { FeatureSpec, Resource, ResourceItem } from './types.js';
+import type { FeatureSpec, ResourceItem } from './types.js';
 
 /**
  * What de-identifies resources on their way in (the privacy room's `Deidentifier` fits): the FHIR
@@ -12,17 +12,13 @@ import type { FeatureSpec, Resource, ResourceItem } from './types.js';
  */
 export interface ResourceDeidentifier {
   /**
-   * A de-identified copy of one resource: pseudonymous ids and references, dates shifted per
-   * patient. `where` (`file, line 4`) prefixes its messages about a bad element.
+   * A reader's item de-identified: a copy of its resource (pseudonymous ids and references, dates
+   * shifted per patient; messages about a bad element named by the item's source and place), and
+   * its Bundle fullUrl mapped as references to it are, so they still meet.
    */
-  resource(r: Resource, where?: string): Resource;
+  item(item: ResourceItem): ResourceItem;
   /** The patient's date offset in days, from its pseudonymous key (the index date moves with the patient's dates). */
   shiftDays(patientKey: string): number;
-  /**
-   * A reference (`Type/id`, `urn:uuid:id`) as the de-identified resources make it: a Bundle
-   * entry's fullUrl must follow its resource's new id, or references to it would no longer meet.
-   */
-  reference(reference: string): string;
 }
 
 /** Options of `importFhir`. */
@@ -78,7 +74,7 @@ export async function importItems(items: AsyncIterable<ResourceItem>, options: I
   for await (const item of items) {
     if (options.signal?.aborted) throw Errors.cancelled('the FHIR import');
     if (resources++ === 0) source = item.source;
-    builder.add(d ? { ...item, resource: d.resource(item.resource, `${item.source}, ${item.where}`), ...(item.fullUrl !== undefined ? { fullUrl: d.reference(item.fullUrl) } : {}) } : item);
+    builder.add(d ? d.item(item) : item);
   }
   const table = builder.finish();
   if (table.rows.length === 0) throw Errors.badData(source, 'holds no Patient resource: a feature table has one row per Patient');

@@ -156,7 +156,7 @@ export class Deidentifier {
 
   /** A reader's item de-identified: its resource, and its Bundle fullUrl mapped like a reference. */
   item(item: ResourceItem): ResourceItem {
-    const out: ResourceItem = { ...item, resource: this.resource(item.resource, `${item.source} ${item.where}`) };
+    const out: ResourceItem = { ...item, resource: this.resource(item.resource, `${item.source}, ${item.where}`) };
     if (item.fullUrl !== undefined) out.fullUrl = this.reference(item.fullUrl);
     return out;
   }
