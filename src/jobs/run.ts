@@ -1,7 +1,6 @@
 import { trainSequence, trainTable } from '../automl/index.js';
 import { Errors, type ProgressFn } from '../core/index.js';
 import { formatFromPath, readTable, type Table } from '../data/index.js';
-import { trainingRoles } from '../fhir/index.js';
 import type { Family, SequenceFamily } from '../models/index.js';
 import { saveArtifact } from '../registry/index.js';
 import { defaultColumn, detectRate, lengthSteps, noDefaultColumn, readFilter, readLength, readSessions, type ChannelFilter, type SequenceColumns } from '../sequence/index.js';
@@ -27,7 +26,8 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
   if (typeof spec.target !== 'string') throw Errors.badParam('target', 'a table model learns one target column; several targets need a sequence job');
   const seed = spec.seed ?? 0;
   // A table a feature spec made: its patient column is an identifier, its label never a feature of another target.
-  const roles = spec.fhir ? trainingRoles(spec.fhir.features, spec.target) : undefined;
+  // Imported only then: the FHIR room (fhirpath and its R4 model) costs a third of a second to load.
+  const roles = spec.fhir ? (await import('../fhir/index.js')).trainingRoles(spec.fhir.features, spec.target) : undefined;
   const result = await trainTable(table, {
     target: spec.target,
     task: spec.task ?? 'auto',
