@@ -6,8 +6,8 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Errors, MedfitError, VERSION, loggableError, removeStaleTemps } from '../core/index.js';
-import { createWorkerQueue } from '../jobs/index.js';
-import { openSqliteStore } from '../store/index.js';
+import { connectRedisJobs, createWorkerQueue, type RedisJobs } from '../jobs/index.js';
+import { openBlobStore, openPostgresStore, openSqliteStore, type BlobStore, type MetadataStore, type StoreLog } from '../store/index.js';
 import { adminRoutes } from './admin.js';
 import { cdsHooksRoutes } from './cds-hooks.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
@@ -40,19 +40,26 @@ export interface Server {
 
 
 /**
- * Builds the whole server on the embedded defaults: SQLite metadata and files under
- * `config.dataDir`, training jobs in worker threads, ONNX Runtime for predictions. Interrupted
- * jobs are queued again. Nothing listens until `app.listen`. Logs go to stdout, or to
- * `options.logStream`. V2 inferences are not request-logged (the fast path skips Fastify's
- * logger); metrics and the audit trail count them.
+ * Builds the whole server: by default on the embedded parts (SQLite metadata and files under
+ * `config.dataDir`, training jobs in worker threads of this process), or, as `config` says, on
+ * PostgreSQL, a Redis job queue and bus, and object storage, in the role `config.role` (an API
+ * replica that never trains, a worker that only trains and answers its probes, or both). ONNX
+ * Runtime answers predictions. Interrupted jobs are queued again. Nothing listens until
+ * `app.listen`. Logs go to stdout, or to `options.logStream`. V2 inferences are not
+ * request-logged (the fast path skips Fastify's logger); metrics and the audit trail count them.
+ * A database, Redis or storage that does not answer at start is `Errors.unavailable` naming it (without its password).
  */
 export async function initServer(config: ServerConfig, options: { logStream?: NodeJS.WritableStream } = {}): Promise<Server> {
   let closing = false;
   // V2 inference is answered before Fastify when the fast path is set (see api/v2/fast.ts).
   let fastPath: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  // Requests being answered, by either path (an autoscaling signal on /metrics).
+  let inFlight = 0;
   const app = Fastify({
     serverFactory: (handler) =>
       createServer((req, res) => {
+        inFlight++;
+        res.once('close', () => inFlight--);
         if (!fastPath?.(req, res)) handler(req, res);
       }),
     logger: {
@@ -85,11 +92,13 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   if (config.deidKeyGenerated) {
     app.log.warn('MEDFIT_DEID_KEY is not set: FHIR imports and de-identified tables use a random key until this process stops, so their pseudonyms and date shifts will not match those of data imported after a restart');
   }
-  // The store reports what it handles by itself (audit flushes retried, entries kept at close and
-  // imported at open) through the server's log.
-  const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { log: (level, message, detail) => app.log[level]({ store: detail }, message) });
+  // The stores report what they handle by themselves (audit flushes retried, entries kept at
+  // close and imported at open, connections lost and back) through the server's log.
+  const log: StoreLog = (level, message, detail) => app.log[level]({ store: detail }, message);
+  const parts = await openParts(config, log, (level, message) => app.log[level](message));
+  const { store, blobs, redis } = parts;
   const firstAdminKey = await bootstrapAdminKey(store, config.adminKey).catch(async (e: unknown) => {
-    await store.close();
+    await parts.close();
     throw e;
   });
   installErrorHandling(app);
@@ -104,21 +113,47 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   await app.register(swaggerUi, { routePrefix: '/docs' });
   const auth = createAuthenticator(store);
   installAuth(app, auth);
-  const metrics = installMetrics(app, store);
-  const queue = createWorkerQueue({ concurrency: config.concurrency, manifestKey: config.manifestKey });
+  const metrics = installMetrics(app, store, {
+    inFlight: () => inFlight,
+    runningHere: () => queue?.size() ?? 0,
+    ...(redis ? { queue: () => redis.counts() } : {}),
+  });
+  const trains = config.role !== 'api';
+  const serves = config.role !== 'worker';
+  const queue = trains ? createWorkerQueue({ concurrency: config.concurrency, manifestKey: config.manifestKey }) : undefined;
+  const announce = (m: Parameters<RedisJobs['publish']>[0]) =>
+    void redis?.publish(m).catch((e: unknown) => app.log.warn({ err: loggableError(e) }, 'a change could not be announced to the other processes (Redis unavailable); their caches expire by themselves within seconds'));
   const models = new ModelService(
     store,
     config.dataDir,
     config.modelCacheSize,
     (message, err) => (err instanceof Error ? app.log.error({ err: loggableError(err) }, message) : app.log.error(message)),
-    { key: config.manifestKey },
+    { key: config.manifestKey, blobs, onBatch: (requests, rows) => metrics.observeBatch(requests, rows), ...(redis ? { broadcast: (projectId: string, name: string) => announce({ t: 'models', projectId, name }) } : {}) },
   );
-  const jobs = new JobManager(store, queue, config.dataDir, {
-    onTerminal: (status) => metrics.jobsFinished.inc({ status }),
-    onVersion: (projectId, name) => models.invalidate(projectId, name),
-    log: (level, message, err) => app.log[level]({ err: loggableError(err) }, message),
+  const jobs = new JobManager(
+    store,
+    queue,
+    config.dataDir,
+    {
+      onTerminal: (status) => metrics.jobsFinished.inc({ status }),
+      onVersion: (projectId, name) => models.invalidate(projectId, name),
+      log: (level, message, err) => app.log[level]({ err: loggableError(err) }, message),
+    },
+    redis ? { redis, blobs, train: trains, serve: serves, concurrency: config.concurrency } : undefined,
+  );
+  // Another process changed a model's versions or a key: this one's caches forget them now.
+  redis?.onMessage((m) => {
+    if (m.t === 'models') models.invalidateHere(m.projectId, m.name);
+    else if (m.t === 'keys') auth.forget();
   });
-  const services: Services = { config, store, jobs, models, metrics };
+  const services: Services = { config, store, blobs, redis, jobs, models, metrics };
+  if (!serves) {
+    // A worker answers its probes and metrics only: API requests belong to the API replicas.
+    app.addHook('onRequest', (req, _reply, done) => {
+      const path = req.url.split('?')[0];
+      done(path === '/healthz' || path === '/readyz' || path === '/metrics' ? undefined : Errors.notFound(`${path} on a training worker (send API requests to an API replica)`));
+    });
+  }
 
   // The audit trail: who did what to which dataset or model version, how many rows; never values.
   // Every /v1 answer holds a project's data (profiles, categories, predictions): no browser or
@@ -134,10 +169,21 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     store.audit({ projectId: p.projectId, keyId: p.keyId, action: entry.action, resource: entry.resource ?? null, rows: entry.rows ?? null, status: reply.statusCode }).then(() => done(), done);
   });
 
-  app.get('/healthz', { schema: { summary: 'Liveness', tags: ['system'] } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/healthz', { schema: { summary: 'Liveness: the process runs', tags: ['system'] } }, async () => ({ status: 'ok', version: VERSION, role: config.role }));
+  app.get('/readyz', { schema: { summary: 'Readiness: the database, Redis and storage answer (503 when one does not)', tags: ['system'] } }, async (_req, reply) => {
+    const checks = await readiness(parts);
+    const ready = !closing && Object.values(checks).every((c) => c === 'ok');
+    if (!ready) reply.code(503).header('retry-after', '5');
+    return { status: ready ? 'ready' : closing ? 'shutting down' : 'not ready', role: config.role, checks };
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // Sessions, keys, families and the audit trail; after installAuth (it notes each key's use).
-  await adminRoutes(app, services, { forgetKeys: () => auth.forget() });
+  await adminRoutes(app, services, {
+    forgetKeys: () => {
+      auth.forget();
+      announce({ t: 'keys' });
+    },
+  });
   await datasetRoutes(app, services);
   await jobRoutes(app, services);
   await modelRoutes(app, services);
@@ -196,7 +242,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     bodyLimit: config.maxBodyBytes,
     onInfer,
   });
-  fastPath = createInferFastPath({
+  if (serves) fastPath = createInferFastPath({
     backend,
     authenticate: async (header) => {
       const p = await auth.authenticate(header);
@@ -228,7 +274,58 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
       await jobs.close();
       await models.close();
       auth.forget();
-      await store.close();
+      await parts.close();
     },
   };
+}
+
+/** The metadata store, the blob store and (in a cluster) Redis, as the configuration names them. */
+interface Parts {
+  store: MetadataStore;
+  blobs: BlobStore;
+  redis: RedisJobs | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the parts the server stands on. One that does not answer is `Errors.unavailable` naming
+ * it (a URL without its password); whatever was opened before it is closed again.
+ */
+async function openParts(config: ServerConfig, log: StoreLog, redisLog: (level: 'info' | 'warn' | 'error', message: string) => void): Promise<Parts> {
+  const opened: Array<{ close(): Promise<void> }> = [];
+  const close = async () => {
+    for (const p of opened.reverse()) await p.close().catch(() => undefined);
+  };
+  try {
+    const db = config.database;
+    const store = db
+      ? await openPostgresStore(db.url, { schema: db.schema, poolMax: db.poolMax, statementTimeoutMs: db.statementTimeoutMs, applicationName: `medfit-${config.role}`, log })
+      : openSqliteStore(join(config.dataDir, 'medfit.db'), { log });
+    opened.push(store);
+    const blobs = await openBlobStore(config.storage, { dataDir: config.dataDir, log });
+    opened.push(blobs);
+    // A shared folder collects the temporary files of writers that died, as the data directory does
+    // (only those untouched for an hour: another process may be writing one now).
+    if (config.storage.kind === 'file' && config.storage.dir !== config.dataDir) removeStaleTemps(config.storage.dir);
+    if (config.storage.kind !== 'file' || config.storage.dir !== config.dataDir) {
+      // Storage that is not this process's own folder must answer now, as the database must.
+      await blobs.check().catch((e: unknown) => {
+        throw Errors.unavailable(`cannot reach the storage at ${blobs.url} (MEDFIT_STORAGE_URL): ${e instanceof Error ? e.message : String(e)}`);
+      });
+    }
+    const redis = config.redis ? await connectRedisJobs(config.redis, redisLog) : undefined;
+    if (redis) opened.push(redis);
+    return { store, blobs, redis, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** `ok` or what is wrong, per part (for `/readyz`; messages name no secret). */
+async function readiness(parts: Parts): Promise<Record<string, string>> {
+  const check = (p: Promise<void> | undefined) =>
+    p === undefined ? Promise.resolve(undefined) : p.then(() => 'ok', (e: unknown) => (e instanceof MedfitError ? e.message : 'failed'));
+  const [database, redis, storage] = await Promise.all([check(parts.store.ping()), check(parts.redis?.ping()), check(parts.blobs.check())]);
+  return { database: database!, storage: storage!, ...(redis !== undefined ? { redis } : {}) };
 }

@@ -27,7 +27,7 @@ declare module 'fastify' {
 
 /** Paths that need no key: health, the API description and the dashboard. */
 // The web app's page and files hold no data (the app asks for a key and sends it on /v1 calls).
-const PUBLIC = [/^\/healthz$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/v2\/health\//, WEB_PUBLIC];
+const PUBLIC = [/^\/healthz$/, /^\/readyz$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/v2\/health\//, WEB_PUBLIC];
 
 /** How long a key lookup is trusted before the store is asked again (revocations take effect). */
 const CACHE_MS = 2000;

@@ -190,10 +190,10 @@ export async function cdsHooksRoutes(app: FastifyInstance, s: Services, opts: Cd
   const fhirServers = new Set(opts.fhirServers ?? []);
 
   /** The FHIR side of a production binary version, or undefined when it is not a service (unreadable ones logged). */
-  const serviceModel = (rec: ModelVersionRecord): FhirModel | undefined => {
+  const serviceModel = async (rec: ModelVersionRecord): Promise<FhirModel | undefined> => {
     if (rec.stage !== 'production' || rec.source !== 'trained' || rec.task !== 'binary') return undefined;
     try {
-      return fhirModel(s, rec);
+      return await fhirModel(s, rec);
     } catch (e) {
       if (!(e instanceof MedfitError) || e.status >= 500) app.log.error({ model: rec.name, version: rec.version }, 'a production model could not be read for CDS Hooks');
       return undefined;
@@ -205,7 +205,7 @@ export async function cdsHooksRoutes(app: FastifyInstance, s: Services, opts: Cd
     noStore(reply);
     const list: FhirModel[] = [];
     for (const rec of await s.store.listModelVersions(p.projectId)) {
-      const fm = serviceModel(rec);
+      const fm = await serviceModel(rec);
       if (fm) list.push(fm);
     }
     return { services: list.map(describe) };
@@ -226,7 +226,7 @@ export async function cdsHooksRoutes(app: FastifyInstance, s: Services, opts: Cd
       const { id } = req.params as { id: string };
       // A service is a model's production version: resolved as predictions resolve names (cached).
       const rec = (await s.models.versions(p.projectId, id)).find((v) => v.stage === 'production');
-      const fm = rec ? serviceModel(rec) : undefined;
+      const fm = rec ? await serviceModel(rec) : undefined;
       if (!fm) throw Errors.notFound(`CDS service "${id}"`);
       const body = req.body as HookRequest;
       if (body.hook !== CDS_HOOK) throw Errors.badParam('/hook', `service "${id}" answers the ${CDS_HOOK} hook`);

@@ -3,13 +3,53 @@ import { Errors } from '../core/index.js';
 import { deidKey, type DeidKey } from '../privacy/index.js';
 import { manifestKeyProblem } from '../registry/index.js';
 import { UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from '../serve/index.js';
+import type { StorageConfig } from '../store/index.js';
+
+/** What a process does: `api` answers requests and never trains, `worker` trains and serves only its probes, `all` both (the embedded default). */
+export type ServerRole = 'api' | 'worker' | 'all';
+export const SERVER_ROLES: readonly ServerRole[] = ['api', 'worker', 'all'];
+
+/**
+ * Every environment variable the server reads (the deployment files are checked against this
+ * list, so a manifest cannot set a variable that nothing reads).
+ */
+export const CONFIG_VARIABLES = [
+  'MEDFIT_HOST', 'MEDFIT_PORT', 'MEDFIT_DATA_DIR', 'MEDFIT_ROLE', 'MEDFIT_LOG_LEVEL',
+  'MEDFIT_DATABASE_URL', 'MEDFIT_DATABASE_SCHEMA', 'MEDFIT_DATABASE_POOL', 'MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS',
+  'MEDFIT_REDIS_URL', 'MEDFIT_REDIS_PREFIX', 'MEDFIT_JOB_STALL_SECONDS', 'MEDFIT_JOB_MAX_STALLS',
+  'MEDFIT_STORAGE_URL', 'MEDFIT_S3_ENDPOINT', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
+  'MEDFIT_MAX_UPLOAD_MB', 'MEDFIT_MAX_BODY_MB', 'MEDFIT_TRAIN_CONCURRENCY', 'MEDFIT_MODEL_CACHE',
+  'MEDFIT_ADMIN_KEY', 'MEDFIT_MANIFEST_KEY', 'MEDFIT_DEID_KEY', 'MEDFIT_UPLOAD_CHECK_SECONDS', 'MEDFIT_UPLOAD_CHECK_MB',
+  'MEDFIT_MQTT_URL', 'MEDFIT_MQTT_MODEL', 'MEDFIT_MQTT_USERNAME', 'MEDFIT_MQTT_PASSWORD',
+  'MEDFIT_PUBLIC_URL', 'MEDFIT_CDS_FHIR_SERVERS', 'MEDFIT_DEBUG',
+] as const;
 
 /** Server configuration, from `MEDFIT_*` variables overridden by CLI flags. */
 export interface ServerConfig {
   host: string;
   port: number;
-  /** Where the SQLite database, datasets and model directories live. */
+  /**
+   * Where the SQLite database, datasets and model directories live; with PostgreSQL and another
+   * storage URL, this process's own scratch space and its cache of datasets and models.
+   */
   dataDir: string;
+  /** `--role`, `MEDFIT_ROLE` (default `all`). */
+  role: ServerRole;
+  /**
+   * PostgreSQL (`MEDFIT_DATABASE_URL`, `postgres://…`; `MEDFIT_DATABASE_SCHEMA`, default
+   * `public`; `MEDFIT_DATABASE_POOL` connections, default 10; `MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS`,
+   * default 30000). Absent: SQLite in `dataDir`.
+   */
+  database?: { url: string; schema: string; poolMax: number; statementTimeoutMs: number };
+  /**
+   * The Redis job queue and event bus (`MEDFIT_REDIS_URL`, `redis://…` or `rediss://…`; its keys
+   * start with `MEDFIT_REDIS_PREFIX`, default `medfit`). A job whose worker stops answering is
+   * taken back after `stallSeconds` (`MEDFIT_JOB_STALL_SECONDS`, default 30) and tried again up to
+   * `maxStalls` times (`MEDFIT_JOB_MAX_STALLS`, default 2), then failed. Absent: the in-process queue.
+   */
+  redis?: { url: string; prefix: string; stallSeconds: number; maxStalls: number };
+  /** Datasets and models (`MEDFIT_STORAGE_URL`; default `dataDir` itself). */
+  storage: StorageConfig;
   /** Largest dataset upload, in bytes (413 above it). */
   maxUploadBytes: number;
   /** Largest JSON body for other routes (predictions), in bytes. */
@@ -53,7 +93,7 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
  * Reads and validates the configuration once. Every problem is reported together, so a user
  * fixes a bad environment in one go rather than one variable per start.
  */
-export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' | 'port' | 'dataDir' | 'mqtt' | 'mqttModel', string>> = {}): ServerConfig {
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' | 'port' | 'dataDir' | 'mqtt' | 'mqttModel' | 'role', string>> = {}): ServerConfig {
   const problems: string[] = [];
   const int = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
     if (raw === undefined || raw === '') return fallback;
@@ -77,10 +117,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
   } catch (e) {
     problems.push(e instanceof Error ? e.message : String(e));
   }
+  const dataDir = resolve(flags.dataDir ?? env['MEDFIT_DATA_DIR'] ?? '.medfit');
+  const roleRaw = flags.role ?? (env['MEDFIT_ROLE'] || 'all');
+  if (!(SERVER_ROLES as readonly string[]).includes(roleRaw)) problems.push(`${flags.role !== undefined ? '--role' : 'MEDFIT_ROLE'} must be one of ${SERVER_ROLES.join(', ')} (got "${roleRaw.slice(0, 40)}")`);
+  const role = ((SERVER_ROLES as readonly string[]).includes(roleRaw) ? roleRaw : 'all') as ServerRole;
   const config: ServerConfig = {
     host: flags.host ?? env['MEDFIT_HOST'] ?? '127.0.0.1',
     port: int(flags.port !== undefined ? '--port' : 'MEDFIT_PORT', flags.port ?? env['MEDFIT_PORT'], 8080, 0, 65535),
-    dataDir: resolve(flags.dataDir ?? env['MEDFIT_DATA_DIR'] ?? '.medfit'),
+    dataDir,
+    role,
+    storage: { kind: 'file', dir: dataDir },
     maxUploadBytes: int('MEDFIT_MAX_UPLOAD_MB', env['MEDFIT_MAX_UPLOAD_MB'], 100, 1, 100_000) * 1024 * 1024,
     maxBodyBytes: int('MEDFIT_MAX_BODY_MB', env['MEDFIT_MAX_BODY_MB'], 10, 1, 1024) * 1024 * 1024,
     concurrency: int('MEDFIT_TRAIN_CONCURRENCY', env['MEDFIT_TRAIN_CONCURRENCY'], 1, 1, 64),
@@ -114,8 +160,93 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     if (origin === undefined) problems.push(`MEDFIT_CDS_FHIR_SERVERS: "${entry.slice(0, 100)}" is not an http(s) URL`);
     else config.cdsFhirServers.push(origin);
   }
+  scaleOut(env, config, problems, int);
   if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
   return config;
+}
+
+/**
+ * Reads the database, Redis and storage settings into `config`, and refuses the combinations
+ * that cannot work: processes sharing a queue must share the metadata and the files, and a
+ * process that only answers requests (or only trains) needs the queue to reach the others.
+ */
+function scaleOut(
+  env: NodeJS.ProcessEnv,
+  config: ServerConfig,
+  problems: string[],
+  int: (name: string, raw: string | undefined, fallback: number, min: number, max: number) => number,
+): void {
+  const dbUrl = env['MEDFIT_DATABASE_URL'] || undefined;
+  if (dbUrl !== undefined) {
+    if (!/^postgres(ql)?:\/\/\S+$/.test(dbUrl) || !parses(dbUrl)) problems.push('MEDFIT_DATABASE_URL must be a postgres:// URL, e.g. postgres://medfit:secret@db:5432/medfit');
+    const schema = env['MEDFIT_DATABASE_SCHEMA'] || 'public';
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) problems.push('MEDFIT_DATABASE_SCHEMA must be letters, digits and _ (at most 63, not starting with a digit)');
+    config.database = {
+      url: dbUrl,
+      schema,
+      poolMax: int('MEDFIT_DATABASE_POOL', env['MEDFIT_DATABASE_POOL'], 10, 1, 1000),
+      statementTimeoutMs: int('MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS', env['MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS'], 30_000, 100, 3_600_000),
+    };
+  } else if (env['MEDFIT_DATABASE_SCHEMA']) problems.push('MEDFIT_DATABASE_SCHEMA needs MEDFIT_DATABASE_URL');
+  const redisUrl = env['MEDFIT_REDIS_URL'] || undefined;
+  if (redisUrl !== undefined) {
+    if (!/^rediss?:\/\/\S+$/.test(redisUrl) || !parses(redisUrl)) problems.push('MEDFIT_REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://redis:6379');
+    const prefix = env['MEDFIT_REDIS_PREFIX'] || 'medfit';
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) problems.push('MEDFIT_REDIS_PREFIX must be 1 to 64 letters, digits, _, . or -');
+    config.redis = {
+      url: redisUrl,
+      prefix,
+      stallSeconds: int('MEDFIT_JOB_STALL_SECONDS', env['MEDFIT_JOB_STALL_SECONDS'], 30, 1, 3600),
+      maxStalls: int('MEDFIT_JOB_MAX_STALLS', env['MEDFIT_JOB_MAX_STALLS'], 2, 0, 100),
+    };
+  } else if (env['MEDFIT_REDIS_PREFIX']) problems.push('MEDFIT_REDIS_PREFIX needs MEDFIT_REDIS_URL');
+  const storageUrl = env['MEDFIT_STORAGE_URL'] || undefined;
+  if (storageUrl !== undefined) {
+    const storage = storageConfig(storageUrl, env);
+    if (typeof storage === 'string') problems.push(storage);
+    else config.storage = storage;
+  } else if (env['MEDFIT_S3_ENDPOINT']) problems.push('MEDFIT_S3_ENDPOINT needs MEDFIT_STORAGE_URL=s3://bucket/prefix');
+  if (config.role !== 'all' && !config.redis) {
+    problems.push(`--role ${config.role} needs MEDFIT_REDIS_URL: ${config.role === 'api' ? 'an API replica hands its jobs to workers through the Redis queue' : 'a worker takes its jobs from the Redis queue'}`);
+  }
+  if (config.redis) {
+    // A queue shared by processes on several machines needs everything else shared as well.
+    if (!config.database) problems.push('MEDFIT_REDIS_URL needs MEDFIT_DATABASE_URL: the processes that share a queue must share the metadata, and SQLite is one machine\'s file');
+    if (storageUrl === undefined) problems.push('MEDFIT_REDIS_URL needs MEDFIT_STORAGE_URL: an s3:// bucket, or a file:// folder every replica and worker mounts (the data directory is this process\'s own)');
+    else if (config.storage.kind === 'file' && config.storage.dir === config.dataDir) problems.push('MEDFIT_STORAGE_URL must not be the data directory when MEDFIT_REDIS_URL is set: the data directory is each process\'s own scratch space and cache');
+  }
+}
+
+const parses = (url: string): boolean => {
+  try {
+    new URL(url);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** `MEDFIT_STORAGE_URL` (and `MEDFIT_S3_ENDPOINT`, `AWS_REGION`) as a storage config, or the problem. */
+export function storageConfig(url: string, env: NodeJS.ProcessEnv): StorageConfig | string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'MEDFIT_STORAGE_URL must be file:///absolute/path or s3://bucket/prefix';
+  }
+  if (u.protocol === 'file:') {
+    if (u.host || u.search || u.hash || !u.pathname.startsWith('/')) return 'MEDFIT_STORAGE_URL: a file URL is file:///absolute/path (no host)';
+    return { kind: 'file', dir: resolve(decodeURIComponent(u.pathname)) };
+  }
+  if (u.protocol !== 's3:') return `MEDFIT_STORAGE_URL must be file:///absolute/path or s3://bucket/prefix (got a ${u.protocol.replace(/:$/, '').slice(0, 20)} URL)`;
+  if (u.username || u.password || u.search || u.hash) return 'MEDFIT_STORAGE_URL: an s3 URL is s3://bucket/prefix; credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY';
+  const bucket = u.hostname;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) return 'MEDFIT_STORAGE_URL: the bucket name must be 3 to 63 lowercase letters, digits, . or -';
+  const prefix = decodeURIComponent(u.pathname).replace(/^\/+|\/+$/g, '');
+  if (prefix.split('/').some((s) => s === '.' || s === '..') || /[\\\u0000-\u001f]/.test(prefix)) return 'MEDFIT_STORAGE_URL: the key prefix must not hold ., .., backslashes or control characters';
+  const endpoint = env['MEDFIT_S3_ENDPOINT'] || undefined;
+  if (endpoint !== undefined && (!/^https?:\/\//.test(endpoint) || !parses(endpoint))) return 'MEDFIT_S3_ENDPOINT must be an http(s) URL, e.g. http://minio:9000';
+  return { kind: 's3', bucket, prefix, region: env['AWS_REGION'] || 'us-east-1', ...(endpoint !== undefined ? { endpoint } : {}) };
 }
 
 /** The origin of an http(s) URL without credentials, or undefined. */

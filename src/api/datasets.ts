@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
-import { Errors, deserializeError, readHead, serializeError, startWorker, streamToFileAtomic, tempSibling, writeFileAtomic, type SerializedError } from '../core/index.js';
+import { Errors, deserializeError, loggableError, readHead, serializeError, startWorker, streamToFileAtomic, tempSibling, writeFileAtomic, type SerializedError } from '../core/index.js';
 import { WorkQueue } from './work-queue.js';
 import { csvField, profileFileInWorker, readTable, withoutIdentifierValues, type Table, type TableFormat } from '../data/index.js';
 import { SEQUENCE_COLUMN_DEFAULTS, defaultColumn } from '../sequence/index.js';
@@ -15,7 +15,7 @@ import type { ColumnFacts, ColumnReport } from '../privacy/index.js';
 import type { FhirLineage } from '../jobs/index.js';
 import { requireScope } from './auth.js';
 import { clientGone, limitedBody } from './drain.js';
-import { fhirLineagePath, readFhirLineage, type Services } from './services.js';
+import { fhirLineagePath, localDataset, readFhirLineage, removeDataset, storeDataset, type Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,127}$';
 
@@ -288,8 +288,9 @@ interface ProfiledColumn {
 type StoredProfile = { columns: ProfiledColumn[]; target?: { column?: string; type?: string } } & Record<string, unknown>;
 
 /** The stored profile of a dataset (written at upload), or null when there is none. */
-async function storedProfile(dataDir: string, d: DatasetRecord): Promise<StoredProfile | null> {
-  const path = join(dataDir, `${d.file}.profile.json`);
+async function storedProfile(s: Services, d: DatasetRecord): Promise<StoredProfile | null> {
+  await localDataset(s.blobs, s.config.dataDir, d, 'sidecars');
+  const path = join(s.config.dataDir, `${d.file}.profile.json`);
   if (!existsSync(path)) return null;
   return JSON.parse(await readFile(path, 'utf8')) as StoredProfile;
 }
@@ -552,7 +553,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
           const profile = await profileFileInWorker(path, { source: name, ...(format ? { format } : {}) });
           writeFileAtomic(`${path}.profile.json`, JSON.stringify(profile));
           const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
-          const rec = await s.store.createDataset({ id, projectId: p.projectId, name, file: rel, format: profile.format, rows: profile.rows, bytes, sha256: hash.digest('hex'), columns });
+          const rec = await commitDataset(s, { id, projectId: p.projectId, name, file: rel, format: profile.format, rows: profile.rows, bytes, sha256: hash.digest('hex'), columns });
           req.auditEntry = { action: 'dataset.create', resource: `dataset:${id}`, rows: rec.rows };
           return reply.code(201).send(view(rec));
         } catch (e) {
@@ -596,7 +597,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       const profile = await profileFileInWorker(csvPath, { source: o.name, format: 'csv' });
       writeFileAtomic(`${csvPath}.profile.json`, JSON.stringify(profile));
       const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
-      const rec = await s.store.createDataset({ id: o.id, projectId: o.projectId, name: o.name, file: rel, format: 'csv', rows: profile.rows, bytes: csv.bytes, sha256: csv.sha256, columns });
+      const rec = await commitDataset(s, { id: o.id, projectId: o.projectId, name: o.name, file: rel, format: 'csv', rows: profile.rows, bytes: csv.bytes, sha256: csv.sha256, columns });
       req.auditEntry = { action: 'dataset.create', resource: `dataset:${o.id}`, rows: rec.rows };
       return reply.code(201).send(view(rec));
     } catch (e) {
@@ -650,7 +651,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       const profile = await profileFileInWorker(path, { source: o.name, format: raw.format });
       writeFileAtomic(`${path}.profile.json`, JSON.stringify(profile));
       const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
-      const rec = await s.store.createDataset({ id: o.id, projectId: o.projectId, name: o.name, file: rel, format: profile.format, rows: profile.rows, bytes: done.bytes, sha256: done.sha256, columns });
+      const rec = await commitDataset(s, { id: o.id, projectId: o.projectId, name: o.name, file: rel, format: profile.format, rows: profile.rows, bytes: done.bytes, sha256: done.sha256, columns });
       req.auditEntry = { action: 'dataset.create', resource: `dataset:${o.id}`, rows: rec.rows };
       const changed = done.report.filter((r) => r.action !== 'keep').map((r) => ({ column: r.column, action: r.action, reason: r.reason }));
       return reply.code(201).send({ ...view(rec), deidentified: changed });
@@ -701,7 +702,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
       writeFileAtomic(`${csvPath}.profile.json`, JSON.stringify(profile));
       writeFileAtomic(fhirLineagePath(csvPath), JSON.stringify({ features: o.spec, deidentified: o.deidentify } satisfies FhirLineage));
       const columns = profile.columns.map((c) => ({ name: c.name, type: c.type, missing: c.missing }));
-      const rec = await s.store.createDataset({ id: o.id, projectId: o.projectId, name: o.name, file: rel, format: 'csv', rows: profile.rows, bytes: csv.bytes, sha256: csv.sha256, columns });
+      const rec = await commitDataset(s, { id: o.id, projectId: o.projectId, name: o.name, file: rel, format: 'csv', rows: profile.rows, bytes: csv.bytes, sha256: csv.sha256, columns });
       req.auditEntry = { action: 'dataset.create', resource: `dataset:${o.id}`, rows: rec.rows };
       return reply.code(201).send({ ...view(rec), fhir: { resources: csv.resources, deidentified: o.deidentify }, ...(csv.warnings.length ? { warnings: csv.warnings } : {}) });
     } catch (e) {
@@ -724,10 +725,11 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     const p = requireScope(req, 'read');
     const d = await s.store.getDataset(p.projectId, (req.params as { id: string }).id);
     if (!d) throw Errors.notFound('dataset');
-    const profile = shownProfile(await storedProfile(s.config.dataDir, d));
+    const profile = shownProfile(await storedProfile(s, d));
     req.auditEntry = { action: 'dataset.read', resource: `dataset:${d.id}` };
     // Summaries of health records: no shared or browser cache keeps a copy.
     reply.header('cache-control', 'no-store');
+    // storedProfile fetched the lineage beside the profile when this process had no copy.
     const fhir = readFhirLineage(join(s.config.dataDir, d.file));
     return { ...view(d), ...(fhir ? { fhir } : {}), profile };
   });
@@ -786,7 +788,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         const parts = new Map<string, string>([[subject, 'subject'], [time, 'time'], ...(sessionColumn !== undefined ? [[sessionColumn, 'session'] as [string, string]] : [])]);
         // The profile written at upload says which columns may identify a person and how many
         // values each has. Without one (an old dataset), nothing is taken on trust.
-        const profiled = (await storedProfile(s.config.dataDir, d))?.columns;
+        const profiled = (await storedProfile(s, d))?.columns;
         const column = (name: string) => profiled?.find((c) => c.name === name);
         let label = q.label;
         if (label !== undefined) {
@@ -803,7 +805,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         const pseudonymousSubject = flagged(subject);
         const text = await seriesInWorker(
           {
-            path: join(s.config.dataDir, d.file),
+            path: await localDataset(s.blobs, s.config.dataDir, d),
             source: d.name,
             format: d.format,
             sha256: d.sha256,
@@ -834,10 +836,25 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     const pending = (await s.store.listJobs(p.projectId)).filter((j) => j.datasetId === d.id && (j.status === 'queued' || j.status === 'running'));
     if (pending.length) throw Errors.conflict(`dataset has ${pending.length} queued or running job(s); cancel them first`);
     await s.store.deleteDataset(p.projectId, d.id);
-    rmSync(join(s.config.dataDir, d.file), { force: true });
-    rmSync(join(s.config.dataDir, `${d.file}.profile.json`), { force: true });
-    rmSync(fhirLineagePath(join(s.config.dataDir, d.file)), { force: true });
+    // The row is gone first: a file left behind by an unreachable store is unreferenced, never a
+    // row without its file.
+    await removeDataset(s.blobs, s.config.dataDir, d.file).catch((e: unknown) => req.log.warn({ err: loggableError(e) }, `dataset ${d.id}: its files could not be removed from storage`));
     req.auditEntry = { action: 'dataset.delete', resource: `dataset:${d.id}`, rows: d.rows };
     return reply.code(204).send();
   });
+}
+
+/**
+ * Stores a dataset written under the data directory (file, profile, FHIR lineage) in the blob
+ * store, then commits its row: a dataset is listed only once every replica can read it. When the
+ * row cannot be written the stored files are removed again.
+ */
+async function commitDataset(s: Services, d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord> {
+  await storeDataset(s.blobs, s.config.dataDir, d.file, d.sha256);
+  try {
+    return await s.store.createDataset(d);
+  } catch (e) {
+    await removeDataset(s.blobs, s.config.dataDir, d.file).catch(() => undefined);
+    throw e;
+  }
 }

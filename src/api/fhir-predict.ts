@@ -62,14 +62,14 @@ const verdicts = new WeakMap<Services, Map<string, FhirModel | MedfitError>>();
  * probabilities of outcomes). Read from the version's directory once (a failure to read, a 500,
  * is tried again next time).
  */
-export function fhirModel(s: Services, rec: ModelVersionRecord): FhirModel {
+export async function fhirModel(s: Services, rec: ModelVersionRecord): Promise<FhirModel> {
   let cache = verdicts.get(s);
   if (!cache) verdicts.set(s, (cache = new Map()));
   const key = `${rec.projectId}\u0000${rec.name}\u0000${rec.version}\u0000${rec.dir}`;
   let v = cache.get(key);
   if (v === undefined) {
     try {
-      v = readFhirModel(s, rec);
+      v = await readFhirModel(s, rec);
     } catch (e) {
       if (!(e instanceof MedfitError) || e.status >= 500) throw e;
       v = e;
@@ -81,9 +81,9 @@ export function fhirModel(s: Services, rec: ModelVersionRecord): FhirModel {
   return v;
 }
 
-function readFhirModel(s: Services, rec: ModelVersionRecord): FhirModel {
+async function readFhirModel(s: Services, rec: ModelVersionRecord): Promise<FhirModel> {
   const what = `model "${rec.name}" version ${rec.version}`;
-  const d = s.models.details(rec);
+  const d = await s.models.details(rec);
   if (d.source !== 'trained') throw Errors.badData('', `${what} is an uploaded ONNX model; FHIR predictions need a model trained from FHIR resources with a feature spec`);
   const m = d.manifest;
   if (!m.fhir) throw Errors.badData('', `${what} was not trained from FHIR resources (its manifest has no feature spec); send its input columns as {"records": [...]} with Content-Type application/json`);
@@ -238,7 +238,7 @@ export async function predictFhir(s: Services, req: FastifyRequest, reply: Fasti
     // The assessment is of the patient as of the index date.
     occurrence = v;
   }
-  const fm = fhirModel(s, rec);
+  const fm = await fhirModel(s, rec);
   const body = limitedBody(req.body as Readable, s.config.maxBodyBytes, () => tooLarge(s));
   const kind = fhirMediaKind(req.headers['content-type'])!;
   // A gzip body is held to the body limit once inflated too, and so is its count of entries

@@ -209,7 +209,7 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     // A table job's one target is stored as a text, as before sequence jobs took several.
     if (!seq) spec.target = target;
     const job = await s.store.createJob({ id: randomUUID(), projectId: p.projectId, datasetId: dataset.id, name, spec });
-    s.jobs.submit(job, dataset);
+    await s.jobs.submit(job, dataset);
     req.auditEntry = { action: 'job.create', resource: `job:${job.id}`, rows: dataset.rows };
     return reply.code(202).header('location', `/v1/jobs/${job.id}`).send({ id: job.id, status: job.status });
   });
@@ -232,7 +232,7 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     if (!job) throw Errors.notFound('job');
     if (job.status !== 'queued' && job.status !== 'running') throw Errors.conflict(`job is already ${job.status}`);
     req.auditEntry = { action: 'job.cancel', resource: `job:${job.id}` };
-    if (!s.jobs.cancel(job.id)) {
+    if (!(await s.jobs.cancel(job.id))) {
       // It finished between the read and the cancel: report what it became.
       const now = await s.store.getJob(p.projectId, job.id);
       throw Errors.conflict(`job is already ${now?.status ?? 'finished'}`);
@@ -256,7 +256,12 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     const terminal = (st?: string) => st === 'succeeded' || st === 'failed' || st === 'cancelled';
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const heartbeat = setInterval(() => {
+      res.write(': keep-alive\n\n');
+      // In a cluster the job's end reaches this replica over Redis; an end published while Redis
+      // was away is found in the store instead, so no stream waits for ever.
+      if (s.redis) void s.store.getJob(p.projectId, id).then((now) => now && !ended && terminal(now.status) && send(statusEvent(now)), () => undefined);
+    }, s.redis ? 5000 : 15_000);
     let ended = false;
     const end = () => {
       if (ended) return;
@@ -272,14 +277,7 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
       if (e.type === 'status' && terminal(e.status)) end();
     };
     req.raw.on('close', end);
-    const first: JobEvent = {
-      type: 'status',
-      status: job.status,
-      progress: job.progress,
-      ...(job.stage ? { stage: job.stage } : {}),
-      ...(job.error ? { error: job.error } : {}),
-      ...(job.modelVersion !== null ? { model: { name: job.name, version: job.modelVersion } } : {}),
-    };
+    const first = statusEvent(job);
     // The curve and leaderboard so far first (a page opened late or after the end draws them all).
     for (const e of past) send(e);
     send(first);
@@ -287,4 +285,16 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     write = send;
     for (const e of queued) send(e);
   });
+}
+
+/** A job's stored state as a status event. */
+function statusEvent(job: JobRecord): JobEvent {
+  return {
+    type: 'status',
+    status: job.status,
+    progress: job.progress,
+    ...(job.stage ? { stage: job.stage } : {}),
+    ...(job.error ? { error: job.error } : {}),
+    ...(job.modelVersion !== null ? { model: { name: job.name, version: job.modelVersion } } : {}),
+  };
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Errors } from '../core/index.js';
+import { Errors, MedfitError } from '../core/index.js';
 import { SCOPES, type ApiKeyRecord, type MetadataStore, type Scope } from '../store/index.js';
 
 /**
@@ -35,7 +35,7 @@ export async function createKey(
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(projectName)) {
     throw Errors.usage(`project name must be 1-64 letters, digits, '.', '_' or '-' (got "${projectName}")`);
   }
-  const project = (await store.getProjectByName(projectName)) ?? (await store.createProject(projectName));
+  const project = (await store.getProjectByName(projectName)) ?? (await createProjectOnce(store, projectName));
   const id = randomBytes(6).toString('hex');
   const key = secret ?? `mf_${id}_${randomBytes(24).toString('base64url')}`;
   const record = await store.createKey({ id, projectId: project.id, name, scopes, hash: hashKey(key) });
@@ -49,9 +49,23 @@ export async function createKey(
 export async function bootstrapAdminKey(store: MetadataStore, adminKey: string | undefined): Promise<string | undefined> {
   if (adminKey !== undefined) {
     const existing = await store.getKeyByHash(hashKey(adminKey));
-    if (!existing) await createKey(store, 'default', ['admin'], 'MEDFIT_ADMIN_KEY', adminKey);
+    // Replicas starting together race to create it: the one that loses finds it made.
+    if (!existing) await createKey(store, 'default', ['admin'], 'MEDFIT_ADMIN_KEY', adminKey).catch(async (e: unknown) => {
+      if (!(e instanceof MedfitError && e.code === 'MEDFIT_ERR_CONFLICT' && (await store.getKeyByHash(hashKey(adminKey))))) throw e;
+    });
     return undefined;
   }
   if ((await store.countKeys()) > 0) return undefined;
   return (await createKey(store, 'default', ['admin'], 'first admin key')).key;
+}
+
+/** Creates a project, or finds the one another process created at the same moment. */
+async function createProjectOnce(store: MetadataStore, name: string) {
+  try {
+    return await store.createProject(name);
+  } catch (e) {
+    const made = e instanceof MedfitError && e.code === 'MEDFIT_ERR_CONFLICT' ? await store.getProjectByName(name) : undefined;
+    if (!made) throw e;
+    return made;
+  }
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Errors, MedfitError, errorChain, type Matrix, type RawRecord, type Task, type Warning } from '../core/index.js';
 import { WorkQueue } from './work-queue.js';
@@ -29,7 +30,7 @@ import {
   type ServedSequence,
   type TensorMetadata,
 } from '../serve/index.js';
-import type { MetadataStore, ModelVersionRecord } from '../store/index.js';
+import type { BlobStore, MetadataStore, ModelVersionRecord } from '../store/index.js';
 
 /** Most feature values one prediction request may make (80 MB of float64). */
 const MAX_PREDICT_VALUES = 10_000_000;
@@ -125,6 +126,8 @@ export interface ServedSequenceModel extends ServedSequence {
 export class ModelService {
   private readonly cache: ModelCache<ServedModel>;
   private readonly versionLists = new Map<string, { list: ModelVersionRecord[]; until: number }>();
+  /** Model directories being fetched from storage, by local path. */
+  private readonly fetching = new Map<string, Promise<void>>();
   private readonly invalidationListeners: Array<() => void> = [];
   /** Explained predictions: EXPLAIN_CONCURRENCY at a time, EXPLAIN_QUEUE waiting (plain ones never wait here). */
   private readonly explanations = new WorkQueue({
@@ -138,8 +141,13 @@ export class ModelService {
     private readonly dataDir: string,
     cacheSize: number,
     private readonly logError: (message: string, err: unknown) => void = () => {},
-    /** `key`: MEDFIT_MANIFEST_KEY, which stored manifests and upload records must be signed with. */
-    private readonly options: { key?: string | undefined } = {},
+    /**
+     * `key`: MEDFIT_MANIFEST_KEY, which stored manifests and upload records must be signed with.
+     * `blobs`: where model directories are fetched from when this process has no copy yet (the
+     * copy is kept: a replica fetches each version once). `broadcast`: tells the other processes
+     * of a cluster that a model's versions changed.
+     */
+    private readonly options: { key?: string | undefined; blobs?: BlobStore; broadcast?: (projectId: string, name: string) => void; onBatch?: (requests: number, rows: number) => void } = {},
   ) {
     this.cache = new ModelCache<ServedModel>({ max: cacheSize, load: (key) => this.loadKey(key) });
   }
@@ -175,10 +183,43 @@ export class ModelService {
     return list;
   }
 
-  /** Forgets the cached version list of a model (a version was added or restaged). */
+  /** Forgets the cached version list of a model (a version was added or restaged), here and in every process of a cluster. */
   invalidate(projectId: string, name: string): void {
+    this.invalidateHere(projectId, name);
+    this.options.broadcast?.(projectId, name);
+  }
+
+  /** Forgets the cached version list of a model in this process only (another process changed it). */
+  invalidateHere(projectId: string, name: string): void {
     this.versionLists.delete(`${projectId}\u0000${name}`);
     for (const listener of this.invalidationListeners) listener();
+  }
+
+  /**
+   * The local directory of a version, fetched from storage (whole, each file's SHA-256 checked)
+   * the first time this process needs it. Failing to fetch is the server's problem: a 503 when
+   * storage is unreachable, else a 500 with the details in the log.
+   */
+  async localDir(rec: ModelVersionRecord): Promise<string> {
+    const dir = join(this.dataDir, rec.dir);
+    const blobs = this.options.blobs;
+    if (!blobs || existsSync(dir)) return dir;
+    let fetching = this.fetching.get(dir);
+    if (!fetching) {
+      fetching = blobs.getDir(rec.dir, dir).finally(() => this.fetching.delete(dir));
+      this.fetching.set(dir, fetching);
+    }
+    try {
+      await fetching;
+    } catch (e) {
+      // Two requests for a version not yet here share one download; one that lost a race with
+      // another process's copy finds the directory there.
+      if (existsSync(dir)) return dir;
+      if (e instanceof MedfitError && e.code === 'MEDFIT_ERR_UNAVAILABLE') throw e;
+      this.logError(`model ${rec.name} v${rec.version} cannot be fetched from storage: ${errorChain(e)}`, e);
+      throw Errors.internal(`model "${rec.name}" version ${rec.version} cannot be read; the server log has the details`);
+    }
+    return dir;
   }
 
   /** Calls `listener` whenever a model's versions change (for caches built on `resolve`). */
@@ -378,7 +419,7 @@ export class ModelService {
    */
   private engine(rec: ModelVersionRecord, m: ServedModel): Promise<Artifact> {
     if (!m.engine) {
-      const load = async (): Promise<Artifact> => loadArtifact(join(this.dataDir, rec.dir), this.options);
+      const load = async (): Promise<Artifact> => loadArtifact(await this.localDir(rec), this.options);
       m.engine = load().catch((e: unknown) => {
         m.engine = undefined;
         this.logError(`model ${rec.name} v${rec.version}: its training engine cannot be loaded for explanations: ${errorChain(e)}`, e);
@@ -410,6 +451,7 @@ export class ModelService {
     try {
       return await this.open(record);
     } catch (e) {
+      if (e instanceof MedfitError && e.code === 'MEDFIT_ERR_UNAVAILABLE') throw e;
       // A stored model that does not load is the server's problem, not the caller's: the caller
       // gets a plain 500, the log gets what is wrong (and where on disk, and ONNX Runtime's words).
       this.logError(`model ${name} v${version} cannot be loaded: ${errorChain(e)}`, e);
@@ -422,8 +464,8 @@ export class ModelService {
    * hash of each file read). A directory that fails verification is reported like a model that
    * does not load: a plain 500 to the caller, the details (with server paths) to the log.
    */
-  details(rec: ModelVersionRecord): VersionDetails {
-    const dir = join(this.dataDir, rec.dir);
+  async details(rec: ModelVersionRecord): Promise<VersionDetails> {
+    const dir = await this.localDir(rec);
     try {
       if (rec.source === 'uploaded') return { source: 'uploaded', info: readUploadInfo(dir, this.options) };
       return { source: 'trained', ...readArtifactDetails(dir, this.options) };
@@ -435,17 +477,17 @@ export class ModelService {
 
   /** Loads a version through the registry: the ONNX bytes served are the ones whose hash was checked. */
   private async open(record: ModelVersionRecord): Promise<ServedModel> {
-    const dir = join(this.dataDir, record.dir);
+    const dir = await this.localDir(record);
     // ONNX Runtime's message on a failed run can quote the input (an index, a value): only its
     // kind is logged, never its text.
     const onEngineError = (e: unknown) => this.logError(`model ${record.name} v${record.version}: ONNX Runtime failed to run it (${e instanceof Error ? e.name : typeof e}; its message is not logged, it may hold input values)`, undefined);
     if (record.source === 'uploaded') {
       const { info, onnx } = loadUpload(dir, this.options);
-      const runtime = await loadRuntimeModel(onnx, { inputs: info.inputs, outputs: info.outputs }, { onEngineError });
+      const runtime = await loadRuntimeModel(onnx, { inputs: info.inputs, outputs: info.outputs }, { onEngineError, ...(this.options.onBatch ? { onBatch: this.options.onBatch } : {}) });
       return served(runtime, { record, task: info.task, classes: info.classes, pipeline: undefined, features: info.features, sequence: undefined, outputNames: undefined, family: 'onnx' });
     }
     const { manifest: m, onnx } = loadArtifactOnnx(dir, this.options);
-    const runtime = await loadRuntimeModel(onnx, m.signature, { onEngineError });
+    const runtime = await loadRuntimeModel(onnx, m.signature, { onEngineError, ...(this.options.onBatch ? { onBatch: this.options.onBatch } : {}) });
     const meta = { record, task: m.task, classes: m.target.classes, pipeline: m.pipeline, sequence: m.sequence, outputNames: outputNames(m), family: m.model.family };
     if (!m.sequence) return served(runtime, { ...meta, features: m.pipeline?.features ?? [] });
     if (m.model.family === 'window-gbdt') return windowGbdtServed(runtime, m, { ...meta, features: m.sequence.channels });

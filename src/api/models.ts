@@ -126,7 +126,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       // was made or how well it scores.
       const full = p.scopes.includes('read') || p.scopes.includes('admin');
       const lineage = { dataset: rec.datasetId, datasetSha256: rec.datasetSha256, job: rec.jobId, created: rec.created };
-      const d = s.models.details(rec);
+      const d = await s.models.details(rec);
       const ident = { name: rec.name, version: rec.version, stage: rec.stage, source: rec.source, family: rec.family, task: rec.task };
       if (d.source === 'uploaded') {
         const info = d.info;
@@ -232,6 +232,11 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       const rel = join('models', p.projectId, `upload-${randomUUID()}`);
       const dir = join(s.config.dataDir, rel);
       const saved = saveUpload(dir, prepared, { key: s.config.manifestKey });
+      // In storage before its version exists: every replica can load a version it lists.
+      await s.blobs.putDir(rel, dir).catch((e: unknown) => {
+        discardUpload(dir);
+        throw e;
+      });
       const rec = await s.store.createModelVersion({
         projectId: p.projectId,
         name: b.name,
@@ -244,8 +249,9 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
         datasetSha256: null,
         // What is served (the checked, re-encoded model) and what was sent, which may differ.
         metrics: { onnxSha256: saved.files[ONNX_FILE]!, uploadSha256: sha256(bytes) },
-      }).catch((e: unknown) => {
+      }).catch(async (e: unknown) => {
         discardUpload(dir);
+        await s.blobs.remove(rel).catch(() => undefined);
         throw e;
       });
       s.models.invalidate(p.projectId, rec.name);

@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMedfitError, type CandidateScore, type Progress, type SerializedError } from '../core/index.js';
-import type { FhirLineage, JobQueue, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
-import type { DatasetRecord, JobRecord, MetadataStore } from '../store/index.js';
+import type { FhirLineage, JobControl, JobQueue, QueuedJob, RedisJobs, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
+import type { BlobStore, DatasetRecord, JobRecord, MetadataStore } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { Metrics } from './metrics.js';
 import type { ModelService } from './models-service.js';
@@ -13,6 +14,10 @@ import type { ModelService } from './models-service.js';
 export interface Services {
   config: ServerConfig;
   store: MetadataStore;
+  /** Datasets and model directories (the data directory itself by default; see `localDataset`). */
+  blobs: BlobStore;
+  /** The Redis queue and bus, when `MEDFIT_REDIS_URL` is set. */
+  redis?: RedisJobs | undefined;
   jobs: JobManager;
   models: ModelService;
   metrics: Metrics;
@@ -67,6 +72,23 @@ export interface JobManagerHooks {
   log?: (level: 'info' | 'warn' | 'error', message: string, err?: unknown) => void;
 }
 
+/**
+ * Where a `JobManager` runs in a cluster (`MEDFIT_REDIS_URL`): `redis` carries jobs and events
+ * between processes, `blobs` the datasets and model directories. `train`: this process trains
+ * (the worker and `all` roles); `serve`: it answers requests (the api and `all` roles).
+ */
+export interface JobCluster {
+  redis: RedisJobs;
+  blobs: BlobStore;
+  train: boolean;
+  serve: boolean;
+  /** Jobs this process trains at once (`MEDFIT_TRAIN_CONCURRENCY`). */
+  concurrency: number;
+}
+
+/** How a job run by this process ended, or `interrupted` when it stopped with the process. */
+type Settled = JobRecord['status'] | 'interrupted';
+
 /** What `persist` returns when it gave up (a real failure, or the manager closed meanwhile). */
 const GAVE_UP = Symbol('gave up');
 
@@ -89,19 +111,53 @@ export class JobManager {
   /** Per job, the end of its chain of recording steps: a retried write is never overtaken by a later event's. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly stopping = new AbortController();
+  /** Per job this process runs for the cluster queue, what resolves its run when it settles. */
+  private readonly settling = new Map<string, (s: Settled) => void>();
 
+  /**
+   * `queue` runs the jobs this process trains (absent on an API replica: its jobs go to the
+   * cluster's workers). Without `cluster`, jobs are submitted to `queue` directly (embedded).
+   */
   constructor(
     private readonly store: MetadataStore,
-    private readonly queue: JobQueue,
+    private readonly queue: JobQueue | undefined,
     private readonly dataDir: string,
     private readonly hooks: JobManagerHooks = {},
+    private readonly cluster?: JobCluster,
   ) {
     this.bus.setMaxListeners(0);
-    queue.on('started', (id) => this.record(id, () => this.started(id)));
-    queue.on('progress', (id, p) => this.record(id, () => this.progress(id, p)));
-    queue.on('succeeded', (id, r) => this.record(id, () => this.succeeded(id, r)));
-    queue.on('failed', (id, e) => this.record(id, () => this.finished(id, 'failed', e)));
-    queue.on('cancelled', (id) => this.record(id, () => this.finished(id, 'cancelled')));
+    if (queue) {
+      queue.on('started', (id) => this.record(id, () => this.started(id)));
+      queue.on('progress', (id, p) => this.record(id, () => this.progress(id, p)));
+      queue.on('succeeded', (id, r) => this.record(id, () => this.succeeded(id, r)));
+      queue.on('failed', (id, e) => this.record(id, () => this.finished(id, 'failed', e)));
+      queue.on('cancelled', (id) => this.record(id, () => this.finished(id, 'cancelled')));
+    }
+    if (cluster) {
+      cluster.redis.onMessage((m) => {
+        if (m.t === 'job') this.deliver(m.id, m.e as JobEvent);
+        else if (m.t === 'cancel' && this.active.has(m.id)) this.queue?.cancel(m.id);
+      });
+      if (cluster.train) {
+        if (!queue) throw new Error('a JobManager that trains needs a queue');
+        cluster.redis.startWorker((job, control) => this.runQueued(job, control), {
+          concurrency: cluster.concurrency,
+          onAbandoned: (job, reason) => void this.abandoned(job, reason),
+        });
+      }
+    }
+  }
+
+  /** Sends a job event to its listeners: through the bus to every process in a cluster, else here. */
+  private emitEvent(id: string, e: JobEvent): void {
+    if (!this.cluster) return this.deliver(id, e);
+    this.cluster.redis.publish({ t: 'job', id, e }).catch((err: unknown) => this.report('warn', `job ${id}: an event could not be published (Redis unavailable); streams see the job's state when it returns`, err));
+  }
+
+  /** Hands an event to this process's streams, and keeps it for late ones when it is part of the curve or leaderboard. */
+  private deliver(id: string, e: JobEvent): void {
+    if (e.epoch !== undefined || e.candidate !== undefined) this.remember(id, e);
+    this.bus.emit(id, e);
   }
 
   /** Runs `step` after the job's earlier steps. The chain never rejects: a failing step is logged. */
@@ -147,8 +203,25 @@ export class JobManager {
     }
   }
 
-  /** Queues a stored job on its dataset. */
-  submit(job: JobRecord, dataset: DatasetRecord): void {
+  /**
+   * Queues a stored job on its dataset: in a cluster, on the Redis queue for a worker (a 503 when
+   * Redis is away: the job is then recorded as failed, never left queued with nobody to run it);
+   * else in this process.
+   */
+  async submit(job: JobRecord, dataset: DatasetRecord): Promise<void> {
+    if (!this.cluster) return this.submitLocal(job, dataset);
+    try {
+      await this.cluster.redis.submit({ jobId: job.id, projectId: job.projectId });
+    } catch (e) {
+      const error = { code: 'MEDFIT_ERR_UNAVAILABLE', message: 'the job queue was unavailable when the job was submitted; submit it again' };
+      await this.store.updateJob(job.id, { status: 'failed', error, finished: new Date().toISOString() }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Queues a job in this process's own queue. */
+  private submitLocal(job: JobRecord, dataset: DatasetRecord): void {
+    if (!this.queue) throw new Error('this process does not train');
     const dir = join(this.dataDir, 'models', job.projectId, job.id);
     // A job interrupted after writing its model but before registering it left a directory:
     // start clean, the artifact is rebuilt.
@@ -174,6 +247,13 @@ export class JobManager {
    */
   async resume(): Promise<number> {
     const jobs = await this.store.jobsWithStatus(['queued', 'running']);
+    if (this.cluster) {
+      // In a cluster the queue outlives every process: a job it holds is not queued twice (its
+      // id is the queue's job id), and one it lost (Redis restarted empty) is queued again.
+      if (!this.cluster.serve) return 0;
+      for (const job of jobs) await this.cluster.redis.submit({ jobId: job.id, projectId: job.projectId });
+      return jobs.length;
+    }
     for (const job of jobs) {
       const registered = (await this.store.listModelVersions(job.projectId, job.name)).find((v) => v.jobId === job.id);
       if (registered) {
@@ -186,14 +266,89 @@ export class JobManager {
         continue;
       }
       await this.store.updateJob(job.id, { status: 'queued', progress: 0, stage: 'requeued after restart' });
-      this.submit(job, dataset);
+      this.submitLocal(job, dataset);
     }
     return jobs.length;
   }
 
-  /** Cancels a queued or running job; false when it is not in the queue. */
-  cancel(id: string): boolean {
-    return this.queue.cancel(id);
+  /**
+   * Cancels a queued or running job; false when it is not in the queue. In a cluster a job no
+   * worker has taken is removed from the queue and recorded here; a running one is cancelled by
+   * its worker, which the bus tells.
+   */
+  async cancel(id: string): Promise<boolean> {
+    if (!this.cluster) return this.queue?.cancel(id) ?? false;
+    const where = await this.cluster.redis.dequeue(id);
+    if (where === 'absent') return false;
+    if (where === 'active') {
+      await this.cluster.redis.publish({ t: 'cancel', id });
+      return true;
+    }
+    const error = { code: 'MEDFIT_ERR_CANCELLED', message: 'cancelled' };
+    await this.store.updateJob(id, { status: 'cancelled', error, finished: new Date().toISOString() });
+    this.hooks.onTerminal?.('cancelled');
+    this.emitEvent(id, { type: 'status', status: 'cancelled', error });
+    return true;
+  }
+
+  /**
+   * Runs one job from the cluster queue in this process and resolves once its outcome is
+   * recorded. A job already finished (cancelled while queued, or registered by a worker that
+   * died before it could say so) is settled without training; one this process stops before
+   * finishing goes back to the queue.
+   */
+  private async runQueued(q: QueuedJob, control: JobControl): Promise<void> {
+    const job = await this.until(q.jobId, 'its record', () => this.store.getJob(q.projectId, q.jobId));
+    if (job === GAVE_UP) return control.returnToQueue();
+    if (!job || job.status === 'succeeded' || job.status === 'failed' || job.status === 'cancelled') return;
+    const registered = await this.until(q.jobId, 'its versions', () => this.store.listModelVersions(job.projectId, job.name));
+    if (registered === GAVE_UP) return control.returnToQueue();
+    const mine = registered.find((v) => v.jobId === job.id);
+    if (mine) {
+      await this.store.updateJob(job.id, { status: 'succeeded', progress: 1, stage: 'done', modelVersion: mine.version, finished: new Date().toISOString() });
+      this.emitEvent(job.id, { type: 'status', status: 'succeeded', progress: 1, model: { name: job.name, version: mine.version } });
+      return;
+    }
+    const dataset = await this.until(q.jobId, 'its dataset', () => this.store.getDataset(job.projectId, job.datasetId));
+    if (dataset === GAVE_UP) return control.returnToQueue();
+    const settled = new Promise<Settled>((resolve) => this.settling.set(job.id, resolve));
+    if (!dataset) {
+      this.active.set(job.id, { projectId: job.projectId, name: job.name, datasetId: job.datasetId, datasetSha256: '', dir: '' });
+      this.record(job.id, () => this.finished(job.id, 'failed', { code: 'MEDFIT_ERR_NOT_FOUND', message: 'dataset was deleted before the job could run', details: [] }));
+    } else {
+      try {
+        await localDataset(this.cluster!.blobs, this.dataDir, dataset);
+      } catch (e) {
+        this.settling.delete(job.id);
+        this.report('warn', `job ${job.id}: its dataset could not be fetched from storage; it goes back to the queue`, e);
+        await sleep(1000);
+        return control.returnToQueue();
+      }
+      this.submitLocal(job, dataset);
+    }
+    if ((await settled) === 'interrupted') return control.returnToQueue();
+  }
+
+  /** Like `persist` for a read: the value, or GAVE_UP when the store stays unavailable until shutdown. */
+  private until<T>(id: string, what: string, read: () => Promise<T>): Promise<T | typeof GAVE_UP> {
+    return this.persist(id, `reading ${what}`, read);
+  }
+
+  /** Records the failure of a job the queue gave up on (its workers kept dying), unless it already ended. */
+  private async abandoned(q: QueuedJob, reason: string): Promise<void> {
+    const job = await this.store.getJob(q.projectId, q.jobId).catch(() => undefined);
+    if (!job || job.status === 'succeeded' || job.status === 'failed' || job.status === 'cancelled') return;
+    const stalled = /stalled/i.test(reason);
+    const error = {
+      code: 'MEDFIT_ERR_INTERNAL',
+      message: stalled
+        ? 'the job was given up: the workers running it stopped answering (killed, or out of memory) more often than MEDFIT_JOB_MAX_STALLS allows'
+        : 'the job could not be run; the worker log has the details',
+    };
+    if (!stalled) this.report('error', `job ${q.jobId}: the queue failed it: ${reason}`);
+    await this.persist(q.jobId, 'its failure', () => this.store.updateJob(q.jobId, { status: 'failed', error, finished: new Date().toISOString() }));
+    this.hooks.onTerminal?.('failed');
+    this.emitEvent(q.jobId, { type: 'status', status: 'failed', error });
   }
 
   /** Registers an open event stream so that shutdown can end it; returns the unregister function. */
@@ -237,9 +392,17 @@ export class JobManager {
    * put right by `resume` at the next start.
    */
   async close(): Promise<void> {
-    const unfinished = await this.queue.close();
+    // A worker stops taking jobs first; its running ones are then interrupted below and go back to the queue.
+    const stopTaking = this.cluster?.train ? this.cluster.redis.stopWorker() : Promise.resolve();
+    const unfinished = (await this.queue?.close()) ?? [];
     this.stopping.abort();
     await Promise.all([...this.chains.values()]);
+    for (const [id, resolve] of this.settling) {
+      this.settling.delete(id);
+      resolve('interrupted');
+    }
+    await stopTaking.catch((e: unknown) => this.report('warn', 'the Redis worker did not stop cleanly', e));
+    // In a cluster the queue holds the interrupted jobs already; their records say so.
     for (const id of unfinished) {
       try {
         await this.store.updateJob(id, { status: 'queued', progress: 0, stage: 'interrupted by shutdown' });
@@ -250,8 +413,10 @@ export class JobManager {
   }
 
   private async started(id: string): Promise<void> {
+    // Which process runs which job, for whoever reads a cluster's logs (ids only).
+    if (this.cluster) this.report('info', `job ${id}: started in process ${process.pid}`);
     await this.persist(id, 'its start', () => this.store.updateJob(id, { status: 'running', started: new Date().toISOString(), stage: 'starting' }));
-    this.bus.emit(id, { type: 'status', status: 'running' } satisfies JobEvent);
+    this.emitEvent(id, { type: 'status', status: 'running' });
   }
 
   private async progress(id: string, p: Progress): Promise<void> {
@@ -272,13 +437,19 @@ export class JobManager {
       ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}),
       ...(p.candidate !== undefined ? { candidate: p.candidate } : {}),
     };
-    if (e.epoch !== undefined || e.candidate !== undefined) this.remember(id, e);
-    this.bus.emit(id, e);
+    this.emitEvent(id, e);
   }
 
   private async succeeded(id: string, r: TrainJobResult): Promise<void> {
     const a = this.active.get(id);
     if (!a) return;
+    // In a cluster the model directory goes to storage before its version exists, so a version
+    // is never visible without its files (a retried upload replaces a half one).
+    const blobs = this.cluster?.blobs;
+    if (blobs && (await this.persist(id, 'its model files', () => blobs.putDir(join('models', a.projectId, id), a.dir))) === GAVE_UP) {
+      this.active.delete(id);
+      return this.settle(id, 'interrupted');
+    }
     const v = await this.persist(id, 'its new model version', () => this.store.createModelVersion({
       projectId: a.projectId,
       name: a.name,
@@ -292,7 +463,10 @@ export class JobManager {
       metrics: { cv: r.metrics, ...(r.nested ? { nested: r.nested } : {}), leaderboard: r.leaderboard, warnings: r.warnings },
     }));
     // Not registered before shutdown: the job stays running in the store and is trained again.
-    if (v === GAVE_UP) return;
+    if (v === GAVE_UP) {
+      this.active.delete(id);
+      return this.settle(id, 'interrupted');
+    }
     this.hooks.onVersion?.(a.projectId, a.name);
     await this.persist(id, 'its success', () =>
       this.store.updateJob(id, { status: 'succeeded', progress: 1, stage: 'done', modelVersion: v.version, finished: new Date().toISOString() }),
@@ -302,7 +476,7 @@ export class JobManager {
 
   private async finished(id: string, status: 'failed' | 'cancelled', e?: SerializedError): Promise<void> {
     const a = this.active.get(id);
-    if (a) {
+    if (a?.dir) {
       try {
         rmSync(a.dir, { recursive: true, force: true });
       } catch (err) {
@@ -318,7 +492,14 @@ export class JobManager {
     this.active.delete(id);
     this.lastWrite.delete(id);
     this.hooks.onTerminal?.(status);
-    this.bus.emit(id, e);
+    this.emitEvent(id, e);
+    this.settle(id, status);
+  }
+
+  private settle(id: string, s: Settled): void {
+    const resolve = this.settling.get(id);
+    this.settling.delete(id);
+    resolve?.(s);
   }
 }
 
@@ -342,3 +523,39 @@ export function readFhirLineage(datasetPath: string): FhirLineage | undefined {
 }
 
 const fhirField = (fhir: FhirLineage | undefined): { fhir?: FhirLineage } => (fhir ? { fhir } : {});
+
+/**
+ * The local path of a dataset's file, fetched from storage first when this process has no copy
+ * (with its SHA-256 checked); with `sidecars`, only its profile and FHIR lineage are fetched.
+ */
+export async function localDataset(blobs: BlobStore, dataDir: string, d: Pick<DatasetRecord, 'file' | 'sha256'>, what: 'all' | 'sidecars' = 'all'): Promise<string> {
+  const path = join(dataDir, d.file);
+  if (what === 'all' && !existsSync(path)) await blobs.getFile(d.file, path, d.sha256);
+  for (const side of datasetSidecars(d.file)) {
+    const local = join(dataDir, side);
+    if (!existsSync(local) && (await blobs.exists(side))) await blobs.getFile(side, local);
+  }
+  return path;
+}
+
+/** Stores a dataset written under the data directory (its file, then its profile and FHIR lineage) before its row is committed. */
+export async function storeDataset(blobs: BlobStore, dataDir: string, rel: string, sha256: string): Promise<void> {
+  await blobs.putFile(rel, join(dataDir, rel), sha256);
+  for (const side of datasetSidecars(rel)) {
+    const path = join(dataDir, side);
+    if (existsSync(path)) await blobs.putFile(side, path, createHash('sha256').update(readFileSync(path)).digest('hex'));
+  }
+}
+
+/** Removes a dataset's file and its sidecars from storage and from this process's copy. */
+export async function removeDataset(blobs: BlobStore, dataDir: string, rel: string): Promise<void> {
+  for (const key of [rel, ...datasetSidecars(rel)]) {
+    rmSync(join(dataDir, key), { force: true });
+    await blobs.remove(key);
+  }
+}
+
+/** The small files kept beside a dataset's file: its profile and, for FHIR imports, its lineage. */
+function datasetSidecars(rel: string): string[] {
+  return [`${rel}.profile.json`, fhirLineagePath(rel)];
+}

@@ -27,8 +27,9 @@ Usage:
                                                  (--sequence: sensor streams, FIT files)
   medfit predict <model-dir> <file|-> [--json]   predict every row of a file (or stdin)
   medfit profile <file> [--target <col>] [--json] per-column types, missing values, statistics
-  medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit]
+  medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit] [--role all|api|worker]
                                                  the REST API, training workers and dashboard
+  medfit worker                                  a training worker of a cluster (serve --role worker)
   medfit keys create|list|revoke ...             API keys (see medfit keys --help)
   medfit synth fitness [--subjects 24] [--seed 0] [--out file.csv]
                                                  realistic wearable data (accelerometer, gyroscope,
@@ -112,7 +113,8 @@ so some figures of large files are estimates: they are marked "~" (and listed un
 with --json).
 `;
 
-const SERVE_HELP = `medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit] [--mqtt <url>]
+const SERVE_HELP = `medfit serve [--host 127.0.0.1] [--port 8080] [--data-dir .medfit] [--role all|api|worker] [--mqtt <url>]
+medfit worker [same options]    (serve --role worker)
 
 Runs the REST API (/v1, and /v2: the Open Inference Protocol), the training workers and the
 dashboard (/) in one process, with SQLite and files under the data directory. The first start
@@ -123,6 +125,16 @@ MEDFIT_TRAIN_CONCURRENCY (1), MEDFIT_MODEL_CACHE (16), MEDFIT_LOG_LEVEL (info),
 MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour it too),
 MEDFIT_UPLOAD_CHECK_SECONDS (30), MEDFIT_UPLOAD_CHECK_MB (1024), MEDFIT_DEID_KEY (de-identification;
 random per process when unset), MEDFIT_PUBLIC_URL, MEDFIT_CDS_FHIR_SERVERS.
+
+Many processes (docs/scale-out.md): MEDFIT_DATABASE_URL (postgres://; MEDFIT_DATABASE_SCHEMA,
+MEDFIT_DATABASE_POOL), MEDFIT_REDIS_URL (redis://; MEDFIT_REDIS_PREFIX, MEDFIT_JOB_STALL_SECONDS,
+MEDFIT_JOB_MAX_STALLS) and MEDFIT_STORAGE_URL (s3://bucket/prefix with MEDFIT_S3_ENDPOINT and
+AWS_*, or file:///folder every process mounts) make replicas share metadata, jobs and files.
+GET /healthz is liveness, GET /readyz readiness (database, Redis, storage).
+
+  --role <role>           all (default): everything in one process; api: answers requests and
+                          hands jobs to workers (needs MEDFIT_REDIS_URL); worker: trains jobs from
+                          the queue and answers /healthz, /readyz and /metrics only (MEDFIT_ROLE)
 
   --mqtt <url>            also predict live from an MQTT broker (MEDFIT_MQTT_URL): devices publish
                           samples to medfit/<project>/<device>/samples with their API key (MQTT v5
@@ -154,6 +166,8 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
         return await profile(rest, io);
       case 'serve':
         return await serve(rest, io);
+      case 'worker':
+        return await serve(rest, io, 'worker');
       case 'keys':
         return await keys(rest, io);
       case 'synth': {
@@ -174,12 +188,12 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
       case '-h': {
         const topic = rest[0];
         // train's help is built on demand (it lists every family's hyperparameters).
-        const topics: Record<string, string> = { predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, keys: KEYS_HELP };
+        const topics: Record<string, string> = { predict: PREDICT_HELP, profile: PROFILE_HELP, serve: SERVE_HELP, worker: SERVE_HELP, keys: KEYS_HELP };
         io.stdout.write(topic === 'train' ? await trainHelp() : topic === 'synth' ? (await import('./synth.js')).SYNTH_HELP : topic === 'fhir' ? (await import('./fhir.js')).FHIR_HELP : topic !== undefined && Object.hasOwn(topics, topic) ? topics[topic]! : HELP);
         return 0;
       }
       default:
-        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile, serve, keys, synth, fhir; see medfit help)`);
+        throw Errors.usage(`unknown command "${command}" (commands: train, predict, profile, serve, worker, keys, synth, fhir; see medfit help)`);
     }
   } catch (e) {
     return reportError(e, io, json);
@@ -503,10 +517,11 @@ async function profile(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
-async function serve(argv: string[], io: Io): Promise<number> {
+async function serve(argv: string[], io: Io, role?: 'worker'): Promise<number> {
   const { values: o } = parse(
     argv,
     {
+      role: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -527,7 +542,9 @@ async function serve(argv: string[], io: Io): Promise<number> {
     ...(o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {}),
     ...(o.mqtt !== undefined ? { mqtt: o.mqtt } : {}),
     ...(o['mqtt-model'] !== undefined ? { mqttModel: o['mqtt-model'] } : {}),
+    ...(role !== undefined ? { role } : o.role !== undefined ? { role: o.role } : {}),
   });
+  if (role !== undefined && o.role !== undefined && o.role !== role) throw Errors.usage('medfit worker is serve --role worker: leave --role out');
   const server = await initServer(config);
   // stdout carries only the server's JSON log lines (machine-readable); what a person reads at
   // start, the admin key above all, goes to stderr, and never into a log collector's stream.
@@ -560,8 +577,9 @@ async function serve(argv: string[], io: Io): Promise<number> {
       throw e;
     }
   }
-  io.stderr.write(`medfit ${VERSION} listening on ${address} (data in ${config.dataDir})${config.mqtt ? `, MQTT bridge on ${new URL(config.mqtt.url).host}` : ''}\n`);
-  io.stderr.write(`  web app: ${address}/ (sign in with an API key)   API docs: ${address}/docs\n`);
+  const where = config.database ? `metadata in PostgreSQL schema ${config.database.schema}, files in ${server.services.blobs.url}, cache in ${config.dataDir}` : `data in ${config.dataDir}`;
+  io.stderr.write(`medfit ${VERSION} ${config.role === 'all' ? '' : `${config.role} `}listening on ${address} (${where})${config.redis ? ', jobs on Redis' : ''}${config.mqtt ? `, MQTT bridge on ${new URL(config.mqtt.url).host}` : ''}\n`);
+  if (config.role !== 'worker') io.stderr.write(`  web app: ${address}/ (sign in with an API key)   API docs: ${address}/docs\n`);
   // Graceful shutdown: stop accepting, drain in-flight requests, requeue running jobs, close stores.
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -607,11 +625,13 @@ async function keys(argv: string[], io: Io): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   const { createKey, loadConfig, parseScopes } = await import('../api/index.js');
-  const { openSqliteStore } = await import('../store/index.js');
+  const { openPostgresStore, openSqliteStore } = await import('../store/index.js');
   const config = loadConfig(process.env, o['data-dir'] !== undefined ? { dataDir: o['data-dir'] } : {});
   mkdirSync(config.dataDir, { recursive: true });
   // A short-lived command has no event loop to keep free: it may wait, blocking, for a server's lock.
-  const store = openSqliteStore(join(config.dataDir, 'medfit.db'), { busyTimeoutMs: 5000 });
+  // The server's own store: PostgreSQL when MEDFIT_DATABASE_URL names one (a cluster), else the data directory's SQLite.
+  const db = config.database;
+  const store = db ? await openPostgresStore(db.url, { schema: db.schema, poolMax: 2, applicationName: 'medfit-keys' }) : openSqliteStore(join(config.dataDir, 'medfit.db'), { busyTimeoutMs: 5000 });
   try {
     const projects = new Map((await store.listProjects()).map((p) => [p.id, p.name]));
     switch (sub) {

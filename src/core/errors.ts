@@ -79,9 +79,12 @@ export class MedfitError extends Error {
     this.retryAfter = options.retryAfter;
   }
 
-  /** CLI exit code: 2 for anything the user can fix (usage, data, parameters), 1 for our bugs. */
+  /**
+   * CLI exit code: 2 for anything the user can fix in the command (usage, data, parameters); 1
+   * for our bugs and for a service that does not answer (a database or Redis down at start).
+   */
   get exitCode(): 1 | 2 {
-    return this.code === 'MEDFIT_ERR_INTERNAL' ? 1 : 2;
+    return this.code === 'MEDFIT_ERR_INTERNAL' || this.code === 'MEDFIT_ERR_UNAVAILABLE' ? 1 : 2;
   }
 }
 

@@ -14,3 +14,14 @@ export { runTrainJob } from './run.js';
 export function createWorkerQueue(opts: WorkerQueueOptions = {}): JobQueue {
   return new WorkerQueue(opts);
 }
+export { TRAIN_QUEUE, trainQueueActiveKey, trainQueueWaitKey, busChannel } from './redis-names.js';
+export type { BusMessage, JobControl, QueuedJob, RedisJobs, RedisLog, RedisSettings } from './redis.js';
+
+/**
+ * Connects to the Redis queue and bus (`RedisJobs.connect`). BullMQ and ioredis are loaded only
+ * here, so the embedded default and the CLI never pay the quarter second they take to load.
+ */
+export async function connectRedisJobs(settings: import('./redis.js').RedisSettings, log?: import('./redis.js').RedisLog): Promise<import('./redis.js').RedisJobs> {
+  const { RedisJobs } = await import('./redis.js');
+  return RedisJobs.connect(settings, log);
+}

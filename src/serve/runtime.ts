@@ -30,6 +30,8 @@ export interface RuntimeOptions {
    * library internals, so callers get a plain message instead and the server log gets this one.
    */
   onEngineError?: (err: unknown) => void;
+  /** Told of every run: how many requests it merged and how many rows it ran (the batch-size metrics). */
+  onBatch?: (requests: number, rows: number) => void;
 }
 
 /** Counters of a loaded model, for metrics and for tests that batching happens. */
@@ -107,7 +109,7 @@ export async function loadRuntimeModel(onnxBytes: Uint8Array, meta: RuntimeSigna
     await session.release();
     throw e;
   }
-  return new BatchedModel(session, meta, nFeatures, maxBatchRows, options.onEngineError);
+  return new BatchedModel(session, meta, nFeatures, maxBatchRows, options.onEngineError, options.onBatch);
 }
 
 /** The graph must have the metadata's input (float32, of the dimensions `inner` after the batch) and outputs. */
@@ -150,6 +152,7 @@ class BatchedModel implements LoadedModel {
     private readonly nFeatures: number,
     private readonly maxBatchRows: number,
     private readonly onEngineError: ((err: unknown) => void) | undefined,
+    private readonly onBatch: ((requests: number, rows: number) => void) | undefined = undefined,
   ) {
     // Copies, so a caller mutating its metadata cannot change what this model reports.
     this.inputs = structuredClone(meta.inputs);
@@ -221,6 +224,7 @@ class BatchedModel implements LoadedModel {
     this.counters.requests += batch.length;
     this.counters.rows += total;
     this.counters.maxBatchRequests = Math.max(this.counters.maxBatchRequests, batch.length);
+    this.onBatch?.(batch.length, total);
     try {
       const data = batch.length === 1 ? batch[0]!.features : concat(batch, total * this.nFeatures);
       const feeds = { [this.inputs[0]!.name]: new ort.Tensor('float32', data, [total, ...this.inner]) };

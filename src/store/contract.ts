@@ -233,17 +233,52 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
       ]);
     });
 
-    it('refuses a second project of the same name or a second key of the same hash, and stays usable', async () => {
+    it('refuses a second project of the same name, or a key of a stored hash or id, as a 409 that quotes no value, and stays usable', async () => {
       const { store } = await fresh();
-      const p = await store.createProject('same');
-      await expect(store.createProject('same')).rejects.toThrow();
-      await store.createKey({ id: 'k1', projectId: p.id, name: 'n', scopes: ['read'], hash: 'h' });
-      await expect(store.createKey({ id: 'k2', projectId: p.id, name: 'n', scopes: ['read'], hash: 'h' })).rejects.toThrow();
-      // A failure is never a 503: the caller must not be told to retry it.
-      const e = await store.createProject('same').catch((x: unknown) => x);
-      expect(e instanceof MedfitError && e.code === 'MEDFIT_ERR_UNAVAILABLE').toBe(false);
-      expect((await store.listProjects()).map((x) => x.name)).toEqual(['same']);
+      // Values a message must never carry (a project name can be a clinic's; a hash is a credential's).
+      const name = 'clinic-7f3a9e';
+      const hash = 'c0ffee5ecret9b1d';
+      const p = await store.createProject(name);
+      await store.createKey({ id: 'key-4d2c81', projectId: p.id, name: 'n', scopes: ['read'], hash });
+      const refusals = [
+        await conflict(store.createProject(name)),
+        await conflict(store.createKey({ id: 'k2', projectId: p.id, name: 'n', scopes: ['read'], hash })),
+        await conflict(store.createKey({ id: 'key-4d2c81', projectId: p.id, name: 'n', scopes: ['read'], hash: 'other' })),
+      ];
+      for (const e of refusals) {
+        // Never a 503 either: the caller must not be told to retry it.
+        expect(e).toMatchObject({ code: 'MEDFIT_ERR_CONFLICT', status: 409, message: expect.stringMatching(/^the metadata store already holds such a record/) });
+        for (const value of [name, hash, 'key-4d2c81', p.id]) expect(e.message).not.toContain(value);
+      }
+      expect((await store.listProjects()).map((x) => x.name)).toEqual([name]);
       expect(await store.countKeys()).toBe(1);
+      expect((await store.createProject('another')).name).toBe('another');
+    });
+
+    it('answers a ping while open, and refuses it as a 503 once closed', async () => {
+      const { store } = await fresh();
+      await expect(store.ping()).resolves.toBeUndefined();
+      await store.createProject('p');
+      await Promise.all([store.ping(), store.ping(), store.ping()]);
+      await store.close();
+      expect(await refusal(store.ping())).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503 });
     });
   });
+}
+
+/** The MedfitError `p` rejects with (failing the test if it resolves or rejects with anything else). */
+async function refusal(p: Promise<unknown>): Promise<MedfitError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(MedfitError);
+  return e as MedfitError;
+}
+
+/** The conflict `p` rejects with. */
+async function conflict(p: Promise<unknown>): Promise<MedfitError> {
+  const e = await refusal(p);
+  expect(e.code).toBe('MEDFIT_ERR_CONFLICT');
+  return e;
 }

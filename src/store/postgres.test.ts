@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { TcpProxy } from '../../test/tcp-proxy.js';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MedfitError } from '../core/index.js';
@@ -65,39 +65,6 @@ if (available) {
   });
 }
 
-/** A TCP proxy in front of PostgreSQL that can be stopped (refusing and cutting connections) and started again on the same port. */
-class Proxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-  constructor(private readonly target: { host: string; port: number }) {}
-  async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server = undefined;
-  }
-  url(): string {
-    const u = new URL(URL_);
-    u.hostname = '127.0.0.1';
-    u.port = String(this.port);
-    return u.toString();
-  }
-}
-
 async function failure(p: Promise<unknown>): Promise<MedfitError> {
   const e = await p.then(
     () => undefined,
@@ -109,7 +76,7 @@ async function failure(p: Promise<unknown>): Promise<MedfitError> {
 
 (available ? describe : describe.skip)('PostgreSQL metadata store', () => {
   const opened: MetadataStore[] = [];
-  const proxies: Proxy[] = [];
+  const proxies: TcpProxy[] = [];
   async function openStore(url: string, options: PostgresStoreOptions): Promise<MetadataStore> {
     const s = await openPostgresStore(url, options);
     opened.push(s);
@@ -160,26 +127,29 @@ async function failure(p: Promise<unknown>): Promise<MedfitError> {
 
   it('refuses at open, in one line naming the host but never the password, when the server is unreachable', async () => {
     const e = await failure(openPostgresStore('postgres://medfit:s3cret-pw@127.0.0.1:1/test', { connectTimeoutMs: 1000 }));
-    expect(e.code).toBe('MEDFIT_ERR_USAGE');
+    expect(e.code).toBe('MEDFIT_ERR_UNAVAILABLE');
     expect(e.message).toContain('127.0.0.1:1/test');
     expect(e.message).not.toContain('s3cret');
     expect(e.message).not.toContain('\n');
     expect((await failure(openPostgresStore(URL_, { schema: 'bad"name' }))).code).toBe('MEDFIT_ERR_USAGE');
+    expect((await failure(openPostgresStore(URL_, { statementTimeoutMs: -1 }))).code).toBe('MEDFIT_ERR_USAGE');
   });
 
   it('answers 503 with Retry-After while the server is unreachable, never crashes, and recovers by itself', async () => {
     const target = new URL(URL_);
-    const proxy = new Proxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
     proxies.push(proxy);
     await proxy.start();
     const logged: string[] = [];
-    const store = await openStore(proxy.url(), { schema: newSchema(), connectTimeoutMs: 500, closeRetryMs: 300, log: (level, message) => logged.push(`${level}: ${message}`) });
+    const store = await openStore(proxy.url(URL_), { schema: newSchema(), connectTimeoutMs: 500, closeRetryMs: 300, log: (level, message) => logged.push(`${level}: ${message}`) });
     const p = await store.createProject('p');
     await store.audit({ projectId: p.id, keyId: 'k', action: 'before', resource: null, rows: null, status: 200 });
     expect(await store.listAudit(p.id)).toHaveLength(1);
 
+    await store.ping();
+
     await proxy.stop();
-    for (const op of [() => store.getProject(p.id), () => store.createProject('q'), () => store.setStage(p.id, 'm', 1, 'production'), () => store.listAudit(p.id)]) {
+    for (const op of [() => store.ping(), () => store.getProject(p.id), () => store.createProject('q'), () => store.setStage(p.id, 'm', 1, 'production'), () => store.listAudit(p.id)]) {
       const e = await failure(op());
       expect(e).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503 });
       expect(e.retryAfter).toBeGreaterThanOrEqual(1);
@@ -190,10 +160,110 @@ async function failure(p: Promise<unknown>): Promise<MedfitError> {
     await new Promise((r) => setTimeout(r, 200));
 
     await proxy.start();
+    await store.ping();
     expect(await store.getProject(p.id)).toEqual(p);
     expect((await store.createProject('q')).name).toBe('q');
     expect((await store.listAudit(p.id)).map((e) => e.action)).toEqual(['during', 'before']);
     expect(logged.some((l) => l.startsWith('warn: '))).toBe(true);
+  });
+
+  it('refuses a ping within connectTimeoutMs when the server keeps the connection but stops answering', async () => {
+    const target = new URL(URL_);
+    const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    proxies.push(proxy);
+    await proxy.start();
+    const store = await openStore(proxy.url(URL_), { schema: newSchema(), connectTimeoutMs: 300, closeRetryMs: 100 });
+    await store.ping();
+    proxy.freeze();
+    for (let i = 0; i < 2; i++) {
+      // The first reuses the pooled connection (its query is never answered); the second opens a new one (never greeted).
+      const t0 = performance.now();
+      const e = await failure(store.ping());
+      const took = performance.now() - t0;
+      expect(e).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503 });
+      expect(e.retryAfter).toBeGreaterThanOrEqual(1);
+      expect(e.message).not.toContain(String(proxy.port));
+      expect(took).toBeGreaterThanOrEqual(250);
+      expect(took).toBeLessThan(1500);
+    }
+  });
+
+  it('cancels a statement that outlasts statementTimeoutMs (here, one waiting for a row lock): a 503 at once, not retried, the connection still good', async () => {
+    const schema = newSchema();
+    const store = await openStore(URL_, { schema, statementTimeoutMs: 200, retryMs: 1500 });
+    const p = await store.createProject('p');
+    const base = { projectId: p.id, name: 'm', source: 'uploaded' as const, family: 'linear', task: 'regression', dir: 'd', jobId: null, datasetId: null, datasetSha256: null, metrics: {} };
+    const holder = new pg.Client({ connectionString: URL_ });
+    await holder.connect();
+    try {
+      // Version numbering locks the project's row first; another session holds it.
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "${schema}".projects WHERE id = $1 FOR UPDATE`, [p.id]);
+      // Released after 1.5 s whatever happens, so a store without the timeout fails this test instead of hanging it.
+      const release = setTimeout(() => void holder.query('COMMIT').catch(() => undefined), 1500);
+      const t0 = performance.now();
+      const e = await failure(store.createModelVersion(base)).finally(() => clearTimeout(release));
+      const took = performance.now() - t0;
+      expect(e).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503, retryAfter: 5, message: expect.stringMatching(/took too long/) });
+      // Cancelled by the server after 200 ms, and not retried for retryMs.
+      expect(took).toBeGreaterThanOrEqual(180);
+      expect(took).toBeLessThan(1200);
+      // Statements that take no such lock go on meanwhile.
+      expect(await store.getProject(p.id)).toEqual(p);
+      await store.ping();
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end();
+    }
+    expect((await store.createModelVersion(base)).version).toBe(1);
+  });
+
+  it('exempts the migration at open from statementTimeoutMs: it waits for another replica migrating the same schema', async () => {
+    const schema = newSchema();
+    const holder = new pg.Client({ connectionString: URL_ });
+    await holder.connect();
+    try {
+      // The advisory lock a migrating replica holds (postgres.ts: MIGRATION_LOCK, "medf", and the schema's hash).
+      await holder.query('SELECT pg_advisory_lock($1, hashtext($2))', [0x6d656466, schema]);
+      const opening = openStore(URL_, { schema, statementTimeoutMs: 50 }).then(
+        (store) => store,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await holder.query('SELECT pg_advisory_unlock($1, hashtext($2))', [0x6d656466, schema]);
+      const store = await opening;
+      expect(store).not.toBeInstanceOf(Error);
+      expect(await (store as MetadataStore).listProjects()).toEqual([]);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('answers 503, never crashes, when a transaction loses its connection half-way', async () => {
+    const schema = newSchema();
+    const app = `medfit-test-${run}-txkill`;
+    const store = await openStore(URL_, { schema, applicationName: app });
+    const p = await store.createProject('p');
+    const base = { projectId: p.id, name: 'm', source: 'uploaded' as const, family: 'linear', task: 'regression', dir: 'd', jobId: null, datasetId: null, datasetSha256: null, metrics: {} };
+    const holder = new pg.Client({ connectionString: URL_ });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "${schema}".projects WHERE id = $1 FOR UPDATE`, [p.id]);
+      // Checked out of the pool, inside BEGIN, waiting for the row lock: then the server ends it.
+      const pending = failure(store.createModelVersion(base));
+      for (let i = 0; i < 100; i++) {
+        const waiting = await holder.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [app]);
+        if ((waiting.rows[0] as { n: number }).n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await admin((c) => c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [app]));
+      expect(await pending).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503 });
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end();
+    }
+    expect((await store.createModelVersion(base)).version).toBe(1);
   });
 
   it('survives its connections being terminated by the server', async () => {
@@ -215,6 +285,7 @@ async function failure(p: Promise<unknown>): Promise<MedfitError> {
     const err = (code: string) => Object.assign(new Error('x'), { code });
     for (const code of ['ECONNREFUSED', 'ECONNRESET', '08006', '57P01', '53300', '25006']) expect(postgresFailure(err(code))).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503, retryAfter: 5 });
     for (const code of ['40001', '40P01', '55P03']) expect(postgresFailure(err(code))).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', retryAfter: 1 });
+    expect(postgresFailure(err('57014'))).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', retryAfter: 5, message: expect.stringMatching(/took too long/) });
     expect(postgresFailure(new Error('Connection terminated unexpectedly'))).toMatchObject({ status: 503 });
     expect(postgresFailure(Object.assign(err('23505'), { constraint: 'projects_name_key' }))).toMatchObject({ code: 'MEDFIT_ERR_CONFLICT', message: expect.stringContaining('projects_name_key') });
     for (const e of [err('42P01'), err('22P02'), new TypeError('bug')]) expect(postgresFailure(e)).toBeUndefined();

@@ -68,6 +68,13 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** How long an operation that meets a serialization failure, deadlock or lock timeout is retried before it is a 503. Default 1500 ms. */
   retryMs?: number;
+  /**
+   * The longest one statement may run (PostgreSQL's `statement_timeout`, set on every pooled
+   * connection): one that takes longer, running or waiting for a lock, is cancelled by the server
+   * and the operation is a 503, never retried. Migrations at open are exempt. Default 30000 ms;
+   * 0 leaves the server's own setting (no limit unless its configuration sets one).
+   */
+  statementTimeoutMs?: number;
   /** How long `close` keeps trying to write buffered audit entries. Default 3000 ms. */
   closeRetryMs?: number;
   /** The connections' `application_name` (seen in `pg_stat_activity`; a replica's name, say). Default `medfit`. */
@@ -83,6 +90,7 @@ const DONE: Promise<void> = Promise.resolve();
 const DEFAULT_RETRY_MS = 1500;
 const DEFAULT_CLOSE_RETRY_MS = 3000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 const AUDIT_FLUSH_MS = 50;
 const AUDIT_BATCH = 256;
 const AUDIT_RETRY_LONGEST_MS = 2000;
@@ -105,6 +113,8 @@ function pgCode(e: unknown): string | undefined {
   return typeof code === 'string' && !(e instanceof MedfitError) ? code : undefined;
 }
 
+/** SQLSTATE of a statement cancelled by `statement_timeout` (or by an operator). */
+const STATEMENT_CANCELLED = '57014';
 /** SQLSTATEs worth retrying shortly: another transaction was in the way. */
 const BUSY_CODES = new Set(['40001', '40P01', '55P03']);
 /** Socket-level codes of a connection that failed or went away. */
@@ -127,6 +137,8 @@ export function postgresFailure(e: unknown): MedfitError | undefined {
   const code = pgCode(e);
   if (code !== undefined) {
     if (BUSY_CODES.has(code)) return Errors.unavailable('the metadata store is busy (another transaction is in the way); retry shortly', 1);
+    // query_canceled: the connection's statement_timeout ran out (or an operator cancelled it).
+    if (code === STATEMENT_CANCELLED) return Errors.unavailable('the metadata database took too long to answer (statement timeout, 57014); retry later', 5);
     if (code === '23505') return Errors.conflict(`the metadata store already holds such a record${constraintOf(e)}`);
     if (SOCKET_CODES.has(code) || /^(08|53|57P|58)/.test(code) || code === '25006') return Errors.unavailable(`the metadata store cannot be used now (${code}); retry later`, 5);
     return undefined;
@@ -144,13 +156,16 @@ function constraintOf(e: unknown): string {
 /**
  * Opens the PostgreSQL metadata store at `url` (`postgres://user:pass@host:port/db`): a pool of
  * connections whose `search_path` is `options.schema`, migrated to this code's schema under an
- * advisory lock, so replicas starting together migrate once. An unreachable server or a schema
- * newer than this code is a usage error naming the host (never the password).
+ * advisory lock, so replicas starting together migrate once. An unreachable server is
+ * `Errors.unavailable` (the CLI exits 1), a schema newer than this code a usage error; both name
+ * the host, never the password.
  */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<MetadataStore> {
   const schema = options.schema ?? 'public';
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) throw Errors.usage(`PostgreSQL schema name "${schema}": use letters, digits and _ only`);
   const where = describeUrl(url);
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  if (!Number.isFinite(statementTimeoutMs) || statementTimeoutMs < 0) throw Errors.usage(`PostgreSQL statement timeout ${statementTimeoutMs}: use a number of milliseconds >= 0 (0: the server's own setting)`);
   let pool: pg.Pool;
   try {
     pool = new pg.Pool({
@@ -159,6 +174,9 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       // Set at connection start, so no query runs before it holds.
       options: `-c search_path=${schema}`,
+      // Also a startup parameter: it holds for every statement of every connection, including a
+      // lock wait (the store sets no lock_timeout), so a stuck query frees its connection.
+      statement_timeout: statementTimeoutMs > 0 ? Math.max(1, Math.round(statementTimeoutMs)) : false,
       application_name: options.applicationName ?? 'medfit',
     });
   } catch {
@@ -179,7 +197,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   } catch (e) {
     await pool.end().catch(() => undefined);
     const detail = e instanceof Error ? e.message.replace(/\s+/g, ' ').slice(0, 200) : String(e);
-    throw Errors.usage(`cannot reach the PostgreSQL metadata database at ${where}: ${redact(detail, url)}`);
+    throw Errors.unavailable(`cannot reach the PostgreSQL metadata database at ${where}: ${redact(detail, url)}`);
   }
   try {
     await migrate(client, schema, where);
@@ -209,6 +227,9 @@ function redact(message: string, url: string): string {
 async function migrate(c: pg.PoolClient, schema: string, where: string): Promise<void> {
   await c.query('BEGIN');
   try {
+    // No statement timeout here: waiting for another replica's migration, or building an index on
+    // a large audit table, may rightly take longer than a request's statement may.
+    await c.query('SET LOCAL statement_timeout = 0');
     await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [MIGRATION_LOCK, schema]);
     await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     await c.query('CREATE TABLE IF NOT EXISTS medfit_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)');
@@ -247,6 +268,7 @@ class PostgresStore implements MetadataStore {
   private closing: Promise<void> | undefined;
   private readonly retryMs: number;
   private readonly closeRetryMs: number;
+  private readonly connectTimeoutMs: number;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -254,6 +276,7 @@ class PostgresStore implements MetadataStore {
   ) {
     this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
     this.closeRetryMs = options.closeRetryMs ?? DEFAULT_CLOSE_RETRY_MS;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   }
 
   private log(level: 'info' | 'warn' | 'error', message: string, e?: unknown): void {
@@ -286,20 +309,73 @@ class PostgresStore implements MetadataStore {
 
   /** Runs `fn` in a transaction on one connection; a connection that failed is destroyed, not reused. */
   private async tx<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    let broken: unknown;
+    const { c, release } = await this.checkout();
+    let broken: Error | undefined;
     try {
       await c.query('BEGIN');
       const result = await fn(c);
       await c.query('COMMIT');
       return result;
     } catch (e) {
-      if (postgresFailure(e)?.code === 'MEDFIT_ERR_UNAVAILABLE' && !isBusy(e)) broken = e;
+      // A lost connection is destroyed; one that was only busy or timed out is still sound.
+      if (postgresFailure(e)?.code === 'MEDFIT_ERR_UNAVAILABLE' && !isBusy(e) && pgCode(e) !== STATEMENT_CANCELLED) broken = e instanceof Error ? e : new Error(String(e));
       await c.query('ROLLBACK').catch(() => undefined);
       throw e;
     } finally {
-      c.release(broken instanceof Error ? broken : undefined);
+      release(broken);
     }
+  }
+
+  /**
+   * A connection taken from the pool for several statements, and its release. pg reports a
+   * connection lost while checked out twice: the pending query fails, and the client emits
+   * `error`, which would crash the process with no listener (the pool listens only while a
+   * connection is idle, and `pool.query` only for its one query). Here it is listened to until
+   * the release, and a connection that was lost is destroyed there whatever the caller says.
+   */
+  private async checkout(): Promise<{ c: pg.PoolClient; release: (broken?: Error) => void }> {
+    const c = await this.pool.connect();
+    let lost: Error | undefined;
+    const onError = (e: Error) => {
+      lost ??= e;
+    };
+    c.on('error', onError);
+    return {
+      c,
+      release: (broken) => {
+        c.removeListener('error', onError);
+        c.release(broken ?? lost);
+      },
+    };
+  }
+
+  /**
+   * `SELECT 1` on a pooled connection, the whole of it (waiting for a connection, then for the
+   * answer) within `connectTimeoutMs`: a server that keeps its connections open but no longer
+   * answers (paused, behind a network that drops packets) is a 503 too, where the driver alone
+   * would wait for the kernel to give up. The connection that waited is destroyed, not reused.
+   */
+  ping(): Promise<void> {
+    return this.run(async () => {
+      const deadline = performance.now() + this.connectTimeoutMs;
+      const { c, release } = await this.checkout();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(Errors.unavailable(`the metadata database did not answer within ${this.connectTimeoutMs} ms; retry later`, 5)),
+          Math.max(1, deadline - performance.now()),
+        );
+      });
+      try {
+        await Promise.race([c.query('SELECT 1'), late]);
+        release();
+      } catch (e) {
+        release(e instanceof Error ? e : new Error(String(e)));
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
+    });
   }
 
   createProject(name: string): Promise<Project> {

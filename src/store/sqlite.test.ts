@@ -117,6 +117,8 @@ describe('SQLite metadata store', () => {
       expect(blocked).toBeLessThan(100);
       // Readers are not blocked by a writer (WAL).
       expect(await store.getProjectByName('before')).toMatchObject({ name: 'before' });
+      // Nor is a ping (GET /readyz): another process writing does not make the server unready.
+      await store.ping();
       // A write whose lock is released within the retry window succeeds.
       const pending = store.createProject('later');
       setTimeout(() => other.exec('COMMIT'), 100);
@@ -207,21 +209,37 @@ describe('SQLite metadata store', () => {
     });
   });
 
-  it('turns only "the store cannot work now" errors into 503s; constraint violations and bugs stay what they are', async () => {
-    const err = (code: string) => new Database.SqliteError('x', code);
+  it('turns "the store cannot work now" errors into 503s and unique violations into 409s; other constraint violations and bugs stay what they are', async () => {
+    const err = (code: string, message = 'x') => new Database.SqliteError(message, code);
     for (const code of ['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED']) expect(storeFailure(err(code))).toMatchObject({ status: 503, retryAfter: 1 });
     for (const code of ['SQLITE_IOERR_WRITE', 'SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_NOMEM', 'SQLITE_PROTOCOL', 'SQLITE_CORRUPT']) {
       expect(storeFailure(err(code))).toMatchObject({ code: 'MEDFIT_ERR_UNAVAILABLE', status: 503, message: expect.stringContaining(code) });
     }
-    for (const e of [err('SQLITE_CONSTRAINT_UNIQUE'), err('SQLITE_ERROR'), err('SQLITE_MISMATCH'), new TypeError('bug')]) expect(storeFailure(e)).toBeUndefined();
+    // The violated columns are named as PostgreSQL names its constraint; anything else in the engine's message is not repeated.
+    expect(storeFailure(err('SQLITE_CONSTRAINT_UNIQUE', 'UNIQUE constraint failed: projects.name'))).toMatchObject({
+      code: 'MEDFIT_ERR_CONFLICT',
+      status: 409,
+      message: 'the metadata store already holds such a record (projects.name)',
+    });
+    expect(storeFailure(err('SQLITE_CONSTRAINT_PRIMARYKEY', 'UNIQUE constraint failed: model_versions.project_id, model_versions.name, model_versions.version'))).toMatchObject({
+      message: 'the metadata store already holds such a record (model_versions.project_id, model_versions.name, model_versions.version)',
+    });
+    expect(storeFailure(err('SQLITE_CONSTRAINT_UNIQUE', "UNIQUE constraint failed: index 'x'"))).toMatchObject({ message: 'the metadata store already holds such a record' });
+    for (const e of [err('SQLITE_CONSTRAINT_FOREIGNKEY'), err('SQLITE_CONSTRAINT_NOTNULL'), err('SQLITE_ERROR'), err('SQLITE_MISMATCH'), new TypeError('bug')]) expect(storeFailure(e)).toBeUndefined();
     const { store } = fresh();
     await store.createProject('same');
     const dup = await store.createProject('same').then(
       () => undefined,
       (e: unknown) => e,
     );
-    expect(dup).toBeInstanceOf(Database.SqliteError);
-    expect(dup).toMatchObject({ code: 'SQLITE_CONSTRAINT_UNIQUE' });
+    expect(dup).toBeInstanceOf(MedfitError);
+    expect(dup).toMatchObject({ code: 'MEDFIT_ERR_CONFLICT', message: 'the metadata store already holds such a record (projects.name)' });
+    // A key of a project that does not exist is a bug of the caller's, not a conflict.
+    const orphan = await store.createKey({ id: 'k', projectId: 'nope', name: 'n', scopes: ['read'], hash: 'h' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(orphan).toMatchObject({ code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
   });
 });
 

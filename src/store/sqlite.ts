@@ -128,8 +128,9 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
 
 /**
  * SQLite result codes (extended ones start with these) meaning "the store cannot work now":
- * the caller's request may be fine and succeed later, so they are 503s, not our bugs. Constraint
- * violations, misuse and anything else are real errors and stay as they are.
+ * the caller's request may be fine and succeed later, so they are 503s, not our bugs. A unique or
+ * primary key violation is a 409 (as on PostgreSQL); other constraint violations, misuse and
+ * anything else are real errors and stay as they are.
  */
 const UNAVAILABLE_CODES = ['SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_NOMEM', 'SQLITE_PROTOCOL', 'SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_PERM', 'SQLITE_NOLFS'];
 
@@ -145,17 +146,34 @@ export function isBusy(e: unknown): boolean {
   return code !== undefined && (codeIs(code, 'SQLITE_BUSY') || codeIs(code, 'SQLITE_LOCKED'));
 }
 
+/** Unique and primary key violations: the record exists already (PostgreSQL's 23505). */
+const CONFLICT_CODES = new Set(['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY']);
+
 /**
  * The 503 for a store error that means "cannot work now" (busy, I/O, full, read-only, corrupt,
- * ...), or undefined for any other error, which is a real failure. The message names SQLite's
- * code, never a path or a value.
+ * ...), a 409 for a unique or primary key violation, or undefined for any other error, which is a
+ * real failure. The message names SQLite's code or the violated columns, never a path or a value.
  */
 export function storeFailure(e: unknown): MedfitError | undefined {
   const code = sqliteCode(e);
   if (code === undefined) return undefined;
   if (isBusy(e)) return Errors.unavailable('the metadata store is busy (another process holds its lock); retry shortly', 1);
   if (UNAVAILABLE_CODES.some((base) => codeIs(code, base))) return Errors.unavailable(`the metadata store cannot be used now (${code}); retry later`, 5);
+  if (CONFLICT_CODES.has(code)) return Errors.conflict(`the metadata store already holds such a record${violatedColumns(e)}`);
   return undefined;
+}
+
+/**
+ * ` (projects.name)` from SQLite's `UNIQUE constraint failed: projects.name`: the table and
+ * columns, the counterpart of the constraint name PostgreSQL reports. SQLite never quotes the
+ * value there; anything but plain identifiers (an index on an expression, a future wording) is
+ * left out rather than trusted.
+ */
+function violatedColumns(e: unknown): string {
+  const message = e instanceof Error ? e.message : '';
+  const at = message.indexOf('constraint failed: ');
+  const columns = at < 0 ? '' : message.slice(at + 'constraint failed: '.length);
+  return columns.length > 0 && columns.length <= 200 && /^[A-Za-z0-9_.]+(?:, [A-Za-z0-9_.]+)*$/.test(columns) ? ` (${columns})` : '';
 }
 
 /** Audit entries are written at most this long after the request, or sooner in batches of AUDIT_BATCH. */
@@ -250,6 +268,16 @@ class SqliteStore implements MetadataStore {
         e = next;
       }
     }
+  }
+
+  /**
+   * Reads one row of the schema table: unlike a bare `SELECT 1`, that opens a read transaction on
+   * the file, so an I/O error, a corrupt file or a lock held past the retry window answers 503.
+   */
+  ping(): Promise<void> {
+    return this.run(() => {
+      this.q('SELECT 1 FROM sqlite_schema LIMIT 1').get();
+    });
   }
 
   createProject(name: string): Promise<Project> {

@@ -134,15 +134,26 @@ export interface AuditRecord {
 /**
  * The metadata store. Every query is scoped by project: a row of another project is never returned.
  * An operation that finds the store busy (another process holds its lock) or unable to work (I/O
- * error, disk full, read-only) rejects with `Errors.unavailable`, a 503 with Retry-After, after a
- * short bounded retry; any other rejection is a real failure.
+ * error, disk full, read-only, a statement past its time limit) rejects with `Errors.unavailable`,
+ * a 503 with Retry-After, after a short bounded retry. A write that would duplicate a unique value
+ * (a project's name, a key's hash, an id) rejects with `Errors.conflict`, a 409 naming the
+ * constraint, never the value. Any other rejection is a real failure.
  */
 export interface MetadataStore {
+  /**
+   * A cheap query proving the store answers now (GET /readyz asks it): resolves when it does,
+   * rejects with `Errors.unavailable` (a 503) when it cannot (closed, busy past the retry
+   * window, unreachable, not answering in time). Returns no record and writes nothing.
+   */
+  ping(): Promise<void>;
+
+  /** Creates a project; a name already taken is `Errors.conflict` (a 409), on every store. */
   createProject(name: string): Promise<Project>;
   getProject(id: string): Promise<Project | undefined>;
   getProjectByName(name: string): Promise<Project | undefined>;
   listProjects(): Promise<Project[]>;
 
+  /** Records a key; an id or hash already stored is `Errors.conflict` (a 409), on every store. */
   createKey(k: Omit<ApiKeyRecord, 'created' | 'revoked' | 'lastUsed'>): Promise<ApiKeyRecord>;
   getKey(id: string): Promise<ApiKeyRecord | undefined>;
   /** The key whose secret hashes to `hash` (SHA-256 hex of the whole presented key). */

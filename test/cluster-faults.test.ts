@@ -1,0 +1,220 @@
+/**
+ * A cluster's bad conditions, on servers built in this process (`initServer`, real HTTP ports) on
+ * the local PostgreSQL and Redis: Redis lost and back during operation (through a TCP proxy that
+ * is stopped and started), PostgreSQL or Redis unreachable at start, and a worker that shuts
+ * down in the middle of a job. Skipped, with a message, where PostgreSQL or Redis does not answer.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initServer, loadConfig, type Server } from '../src/api/index.js';
+import { MedfitError } from '../src/core/index.js';
+import { fixture, medfit, tempDir } from './helpers.js';
+import { TcpProxy } from './tcp-proxy.js';
+
+const PG_URL = process.env['MEDFIT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env['MEDFIT_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+
+async function answers(url: string): Promise<boolean> {
+  const { connect } = await import('node:net');
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = connect({ host: u.hostname, port: Number(u.port) }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+const [pgUp, redisUp] = await Promise.all([answers(PG_URL), answers(REDIS_URL)]);
+if (!pgUp || !redisUp) console.warn('cluster-faults.test.ts: skipped, PostgreSQL or Redis does not answer; start them (or set MEDFIT_TEST_DATABASE_URL / MEDFIT_TEST_REDIS_URL) to run it');
+
+const run = randomBytes(4).toString('hex');
+const SCHEMA = `faults_${run}`;
+const PREFIX = `medfit-faults-${run}`;
+const ADMIN = `faults-admin-${run}-0123456789`;
+const storage = tempDir('medfit-faults-storage-');
+const auth = { authorization: `Bearer ${ADMIN}` };
+const redisTarget = new URL(REDIS_URL);
+const proxy = new TcpProxy({ host: redisTarget.hostname, port: Number(redisTarget.port || 6379) });
+const servers: Server[] = [];
+
+function env(redisUrl: string): NodeJS.ProcessEnv {
+  return {
+    MEDFIT_DATABASE_URL: PG_URL,
+    MEDFIT_DATABASE_SCHEMA: SCHEMA,
+    MEDFIT_REDIS_URL: redisUrl,
+    MEDFIT_REDIS_PREFIX: PREFIX,
+    MEDFIT_STORAGE_URL: `file://${storage}`,
+    MEDFIT_ADMIN_KEY: ADMIN,
+    MEDFIT_JOB_STALL_SECONDS: '2',
+    MEDFIT_LOG_LEVEL: 'silent',
+  };
+}
+
+async function serve(role: 'all' | 'worker', redisUrl: string): Promise<{ server: Server; base: string }> {
+  const server = await initServer(loadConfig(env(redisUrl), { dataDir: tempDir('medfit-faults-data-'), port: '0', role }));
+  servers.push(server);
+  const base = await server.app.listen({ host: '127.0.0.1', port: 0 });
+  return { server, base };
+}
+
+async function call(base: string, method: string, path: string, body?: unknown, type = 'application/json'): Promise<{ status: number; headers: Headers; json: any }> {
+  const res = await fetch(base + path, { method, headers: { ...auth, ...(body !== undefined ? { 'content-type': type } : {}) }, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  let json: any = text;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, headers: res.headers, json };
+}
+
+async function until<T>(what: () => Promise<T | undefined | false>, ms: number, label: string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await what().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const jobDone = (base: string, id: string) =>
+  until(async () => {
+    const j = await call(base, 'GET', `/v1/jobs/${id}`);
+    return ['succeeded', 'failed', 'cancelled'].includes(j.json.status) && j.json;
+  }, 120_000, `job ${id} to end`);
+
+let main: { server: Server; base: string };
+let dataset: string;
+
+describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis fails', () => {
+  beforeAll(async () => {
+    await proxy.start();
+    main = await serve('all', proxy.url(REDIS_URL));
+    const up = await call(main.base, 'POST', '/v1/datasets?name=pima.csv', readFileSync(fixture('pima_diabetes.csv'), 'utf8'), 'text/csv');
+    expect(up.status).toBe(201);
+    dataset = up.json.id;
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of servers) await s.close().catch(() => undefined);
+    await proxy.stop();
+    if (!pgUp || !redisUp) return;
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
+    await c.end();
+    const { Redis } = await import('ioredis');
+    const r = new Redis(REDIS_URL);
+    const keys = await r.keys(`${PREFIX}:*`);
+    if (keys.length) await r.del(...keys);
+    r.disconnect();
+  }, 60_000);
+
+  it('Redis lost: jobs are refused with 503 and Retry-After and recorded as failed, never left queued; /readyz says so; predictions go on; all recovers by itself', async () => {
+    const first = await call(main.base, 'POST', '/v1/jobs', { dataset, name: 'risk', target: 'diabetes', model: 'logistic' });
+    expect(first.status).toBe(202);
+    expect((await jobDone(main.base, first.json.id)).status).toBe('succeeded');
+
+    await proxy.stop();
+    const refused = await call(main.base, 'POST', '/v1/jobs', { dataset, name: 'risk', target: 'diabetes', model: 'logistic' });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refused.json.detail).toMatch(/job queue \(Redis\) is unreachable/);
+    const jobs = (await call(main.base, 'GET', '/v1/jobs')).json.jobs as Array<{ status: string }>;
+    expect(jobs.filter((j) => j.status === 'queued' || j.status === 'running')).toEqual([]);
+    const ready = await call(main.base, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json.checks.database).toBe('ok');
+    expect(ready.json.checks.redis).not.toBe('ok');
+    // Serving needs neither the queue nor the bus.
+    const p = await call(main.base, 'POST', '/v1/models/risk/predict', { records: [{ glucose: 150, mass: 33, age: 40 }] });
+    expect(p.status).toBe(200);
+
+    await proxy.start();
+    await until(async () => (await call(main.base, 'GET', '/readyz')).status === 200, 15_000, 'readiness after Redis returns');
+    const again = await call(main.base, 'POST', '/v1/jobs', { dataset, name: 'risk', target: 'diabetes', model: 'logistic' });
+    expect(again.status).toBe(202);
+    expect((await jobDone(main.base, again.json.id)).status).toBe('succeeded');
+  }, 120_000);
+
+  it('a worker that shuts down mid-job hands the job back to the queue, and another worker finishes it', async () => {
+    const job = await call(main.base, 'POST', '/v1/jobs', { dataset, name: 'slow', target: 'diabetes', model: 'gbdt', params: { gbdt: { trees: 2000, learning_rate: 0.01 } } });
+    expect(job.status).toBe(202);
+    const id = job.json.id as string;
+    await until(async () => (await call(main.base, 'GET', `/v1/jobs/${id}`)).json.status === 'running', 30_000, 'the job to run');
+    // A second process takes over: the first closes (SIGTERM's path) while the job runs.
+    await serve('worker', REDIS_URL);
+    await main.server.close();
+    servers.splice(servers.indexOf(main.server), 1);
+    // Interrupted, not finished: queued again (or already taken by the other worker).
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    const row = (await c.query(`SELECT status, stage FROM "${SCHEMA}".jobs WHERE id = $1`, [id])).rows[0] as { status: string; stage: string };
+    await c.end();
+    expect(['queued', 'running']).toContain(row.status);
+    const { Redis } = await import('ioredis');
+    const r = new Redis(REDIS_URL);
+    try {
+      const api = await serve('all', REDIS_URL);
+      const done = await jobDone(api.base, id);
+      expect(done.status).toBe('succeeded');
+      // Handed back, not stalled: no attempt was counted against it.
+      expect(Number(await r.hget(`${PREFIX}:train:${id}`, 'stc') ?? 0)).toBe(0);
+    } finally {
+      r.disconnect();
+    }
+  }, 180_000);
+
+  it('PostgreSQL or Redis unreachable at start: a clear error naming it without its password, and exit 1 from the CLI', async () => {
+    const bad = (over: NodeJS.ProcessEnv) => initServer(loadConfig({ ...env(REDIS_URL), ...over }, { dataDir: tempDir(), port: '0' })).then(
+      (s) => {
+        servers.push(s);
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    const noPg = await bad({ MEDFIT_DATABASE_URL: 'postgres://medfit:pg-s3cret@127.0.0.1:1/test' });
+    expect(noPg).toBeInstanceOf(MedfitError);
+    expect((noPg as MedfitError).code).toBe('MEDFIT_ERR_UNAVAILABLE');
+    expect((noPg as MedfitError).message).toContain('127.0.0.1:1');
+    expect((noPg as MedfitError).message).not.toContain('pg-s3cret');
+    const noRedis = await bad({ MEDFIT_REDIS_URL: 'redis://:redis-s3cret@127.0.0.1:1' });
+    expect((noRedis as MedfitError).message).toMatch(/cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+    expect((noRedis as MedfitError).message).not.toContain('redis-s3cret');
+    const cli = await medfit(['serve', '--port', '0', '--data-dir', tempDir()], { env: { ...(env('redis://:redis-s3cret@127.0.0.1:1') as Record<string, string>), MEDFIT_LOG_LEVEL: 'warn' } });
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toMatch(/medfit: cannot reach Redis/);
+    expect(cli.stderr).not.toContain('redis-s3cret');
+  }, 60_000);
+
+  it('refuses combinations that cannot work, every problem at once', () => {
+    const problems = (e: NodeJS.ProcessEnv, role?: string) => {
+      try {
+        loadConfig(e, { dataDir: join(storage, 'x'), ...(role ? { role } : {}) });
+        return '';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    expect(problems({ MEDFIT_REDIS_URL: REDIS_URL })).toMatch(/MEDFIT_REDIS_URL needs MEDFIT_DATABASE_URL.*MEDFIT_REDIS_URL needs MEDFIT_STORAGE_URL/);
+    expect(problems({}, 'api')).toMatch(/--role api needs MEDFIT_REDIS_URL/);
+    expect(problems({ MEDFIT_ROLE: 'worker' })).toMatch(/--role worker needs MEDFIT_REDIS_URL/);
+    expect(problems({ MEDFIT_ROLE: 'boss' })).toMatch(/MEDFIT_ROLE must be one of api, worker, all/);
+    expect(problems({ ...env(REDIS_URL), MEDFIT_STORAGE_URL: 'ftp://x/y' })).toMatch(/MEDFIT_STORAGE_URL must be file/);
+    expect(problems({ ...env(REDIS_URL), MEDFIT_STORAGE_URL: `file://${join(storage, 'x')}` })).toMatch(/must not be the data directory/);
+    expect(problems({ ...env(REDIS_URL), MEDFIT_DATABASE_URL: 'mysql://x' })).toMatch(/MEDFIT_DATABASE_URL must be a postgres/);
+    expect(problems({ ...env(REDIS_URL), MEDFIT_STORAGE_URL: 's3://my-bucket/models', MEDFIT_S3_ENDPOINT: 'http://minio:9000' })).toBe('');
+    expect(problems({ MEDFIT_S3_ENDPOINT: 'http://minio:9000' })).toMatch(/MEDFIT_S3_ENDPOINT needs MEDFIT_STORAGE_URL/);
+  });
+});
