@@ -207,6 +207,17 @@ describe.skipIf(!pgUp || !redisUp)('a cluster of 2 API replicas and 2 workers on
     expect(pa.json.model).toEqual({ name: 'risk', version: 1 });
   }, 120_000);
 
+  it('a job cancelled through B stops on the worker that runs it', async () => {
+    const job = await call(apiA, 'POST', '/v1/jobs', { dataset, name: 'cancelled', target: 'diabetes', model: 'gbdt', params: { gbdt: { trees: 2000, learning_rate: 0.01 } } });
+    const id = job.json.id as string;
+    await until(async () => workers.find((w) => w.out().includes(`job ${id}: started`)), 60_000, 'a worker to start the job');
+    const events = follow(apiA, id, 30_000);
+    const cancelled = await call(apiB, 'POST', `/v1/jobs/${id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect((await events).at(-1)).toMatchObject({ status: 'cancelled', error: { code: 'MEDFIT_ERR_CANCELLED' } });
+    expect((await call(apiB, 'GET', `/v1/jobs/${id}`)).json.status).toBe('cancelled');
+  }, 90_000);
+
   it('a worker killed with SIGKILL mid-job: the job completes on the other worker; nothing is left running or half-written', async () => {
     // Long enough to be caught running: gradient-boosted trees, many of them, 5-fold CV.
     const job = await call(apiA, 'POST', '/v1/jobs', { dataset, name: 'risk', target: 'diabetes', model: 'gbdt', params: { gbdt: { trees: 2000, learning_rate: 0.01 } } });

@@ -100,19 +100,55 @@ function readDockerfile(text: string): Instruction[] {
   return out;
 }
 
-/** Compose's interpolation: `${VAR:-default}` and `${VAR-default}` take the default, `$$` is `$`. */
+/**
+ * A Compose variable reference: `$$` (a literal `$`), `${NAME}`, `${NAME<op><text>}` with op one of
+ * `:-` `-` (a default) or `:?` `?` (required, with an error message), or `$NAME`.
+ */
+const COMPOSE_REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
+/** Names of variables that hold secrets (passwords, keys, tokens; not AWS_ACCESS_KEY_ID, an identifier). */
+const SECRET_NAME = /PASSWORD|SECRET|TOKEN|(^|_)KEY$/;
+
+/**
+ * What deploy/.env would give a required variable in a test: a value that is no placeholder
+ * (`REPLACE_ME…` is refused by the server), long enough for every key rule, and safe in a URL.
+ */
+const filledValue = (name: string): string => `test-${name.toLowerCase().replace(/_/g, '-')}-0123456789abcdef0123456789abcdef`;
+
+/**
+ * Compose's interpolation as `docker compose up` with a filled-in deploy/.env does it:
+ * `${VAR:-default}` and `${VAR-default}` take the default, `${VAR:?message}` and `${VAR?message}`
+ * (required: Compose stops with the message when it is unset) take `filledValue(VAR)`, `$$` is `$`.
+ * A reference with neither is a problem: Compose would put in an empty string, with a warning.
+ */
 function interpolate(value: unknown, where: string, problems: string[]): unknown {
   if (typeof value === 'string') {
-    return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (all, braced?: string, fallback?: string, bare?: string) => {
+    return value.replace(COMPOSE_REF, (all, braced?: string, op?: string, text?: string, bare?: string) => {
       if (all === '$$') return '$';
-      if (fallback !== undefined) return fallback;
-      problems.push(`${where}: \${${braced ?? bare}} has no default (write \${NAME:-placeholder}), so Compose cannot start without a .env`);
+      if (op === ':-' || op === '-') return text ?? '';
+      if (op === ':?' || op === '?') return filledValue(braced!);
+      problems.push(`${where}: \${${braced ?? bare}} has neither a default nor a required mark (write \${NAME:?message} for a secret, \${NAME:-value} for a setting)`);
       return '';
     });
   }
   if (Array.isArray(value)) return value.map((v) => interpolate(v, where, problems));
   if (isObj(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, where, problems)]));
   return value;
+}
+
+/** Calls `fn` on every string below `value`, with its path (`services.api.environment.X`). */
+function eachString(value: unknown, at: string, fn: (text: string, at: string) => void): void {
+  if (typeof value === 'string') fn(value, at);
+  else if (Array.isArray(value)) value.forEach((v, i) => eachString(v, `${at}[${i}]`, fn));
+  else if (isObj(value)) for (const [k, v] of Object.entries(value)) eachString(v, `${at}.${k}`, fn);
+}
+
+/** The host address a Compose `ports` entry binds, or undefined when it binds every interface. */
+function portHostIp(port: unknown): string | undefined {
+  if (isObj(port)) return str(port['host_ip']);
+  const s = String(port);
+  if (s.startsWith('[')) return s.slice(1, s.indexOf(']'));
+  const parts = s.split(':');
+  return parts.length === 3 ? parts[0] : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,6 +240,12 @@ if (secretExample) {
   for (const [k, v] of Object.entries(obj(secretExample.doc['stringData']))) secretValues[k] = str(v) ?? '';
   for (const [k, v] of Object.entries(obj(secretExample.doc['data']))) secretValues[k] = Buffer.from(str(v) ?? '', 'base64').toString('utf8');
 }
+/**
+ * A Secret value as a filled-in copy of the example would have it: `REPLACE_ME` (which the server
+ * refuses as a secret's start) becomes a test value of the same length, so every length rule
+ * `loadConfig` applies is still checked on the example's values.
+ */
+const filledSecret = (value: string): string => value.replace(/REPLACE_ME/g, 'test_value');
 const configMaps = new Map(ofKind('ConfigMap').map((m) => [m.name, Object.fromEntries(Object.entries(obj(m.doc['data'])).map(([k, v]) => [k, str(v) ?? '']))]));
 
 // ---------------------------------------------------------------------------------------------
@@ -252,7 +294,7 @@ function k8sContainers(problems: string[]): K8sContainer[] {
         } else if (sec !== undefined) {
           if (sec !== secretName) problems.push(`${where}: envFrom names Secret ${sec}; ${SECRET_EXAMPLE} defines ${secretName}`);
           for (const [k, v] of Object.entries(secretValues)) {
-            env[k] = v;
+            env[k] = filledSecret(v);
             names.push(k);
             secretRefs.push([sec, k]);
           }
@@ -267,7 +309,7 @@ function k8sContainers(problems: string[]): K8sContainer[] {
           const ref = from['secretKeyRef'];
           const [sn, key] = [str(ref['name']) ?? '', str(ref['key']) ?? ''];
           secretRefs.push([sn, key]);
-          env[name] = secretValues[key] ?? '';
+          env[name] = filledSecret(secretValues[key] ?? '');
         } else if (isObj(from['configMapKeyRef'])) {
           const ref = from['configMapKeyRef'];
           const v = configMaps.get(str(ref['name']) ?? '')?.[str(ref['key']) ?? ''];
@@ -490,7 +532,8 @@ describe('deploy/k8s', () => {
 
 describe('deploy/compose.yaml', () => {
   const problems: string[] = [];
-  const compose = obj(interpolate(parse(readFileSync(join(DEPLOY, 'compose.yaml'), 'utf8')) as unknown, 'compose.yaml', problems));
+  const raw = obj(parse(readFileSync(join(DEPLOY, 'compose.yaml'), 'utf8')) as unknown);
+  const compose = obj(interpolate(raw, 'compose.yaml', problems));
   const services = obj(compose['services']);
   const isMedfit = (s: Obj) => s['build'] !== undefined || (str(s['image']) ?? '').startsWith('medfit');
   const envOf = (s: Obj): Record<string, string> => {
@@ -519,6 +562,34 @@ describe('deploy/compose.yaml', () => {
     if (byRole('worker').length < 1) found.push('no worker service');
     for (const key of ['MEDFIT_ADMIN_KEY', 'MEDFIT_MANIFEST_KEY', 'MEDFIT_DEID_KEY']) {
       if (new Set(medfit.map((m) => m.env[key])).size !== 1 || medfit.some((m) => !m.env[key])) found.push(`${key} differs between medfit services (or is missing)`);
+    }
+    expect(found).toEqual([]);
+  });
+
+  it('has no default for any secret (every one ${VAR:?message}, none written in the file), and publishes on 127.0.0.1 only', () => {
+    const found: string[] = [];
+    const required = /^\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}$/;
+    // A default for a secret is a published one: Compose would start with it when deploy/.env is missing.
+    eachString(raw, 'compose.yaml', (text, at) => {
+      for (const m of text.matchAll(COMPOSE_REF)) {
+        const name = m[1] ?? m[4];
+        if (name === undefined || !SECRET_NAME.test(name) || m[2] === ':?') continue;
+        found.push(`${at}: secret ${name} is written ${m[0].slice(0, 40)}: write \${${name}:?set ${name} in deploy/.env (see deploy/README.md)} (no default; ":?" refuses empty too)`);
+      }
+    });
+    for (const [name, v] of Object.entries(obj(raw['services']))) {
+      const s = obj(v);
+      for (const [key, value] of Object.entries(envOf(s))) {
+        // A secret's whole value comes from deploy/.env; so does a password inside a URL.
+        if (SECRET_NAME.test(key) && !required.test(value)) found.push(`service ${name}: ${key} is not exactly one required \${VAR:?message}`);
+        const password = /^[a-z][a-z0-9+.-]*:\/\/[^/@:]*:([^@]*)@/i.exec(value)?.[1];
+        if (password !== undefined && !required.test(password)) found.push(`service ${name}: ${key} holds a URL whose password is not a required \${VAR:?message}`);
+      }
+      for (const p of arr(s['ports'])) {
+        const ip = portHostIp(p);
+        if (ip !== '127.0.0.1' && ip !== '::1') found.push(`service ${name}: publishes ${JSON.stringify(p)} on ${ip ?? 'every interface'}, not 127.0.0.1 (expose it deliberately, as deploy/README.md says)`);
+      }
+      if (s['network_mode'] === 'host') found.push(`service ${name}: network_mode host publishes every port it listens on`);
     }
     expect(found).toEqual([]);
   });

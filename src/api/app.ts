@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { join } from 'node:path';
 import { Errors, MedfitError, VERSION, loggableError, removeStaleTemps } from '../core/index.js';
 import { connectRedisJobs, createWorkerQueue, type RedisJobs } from '../jobs/index.js';
-import { openBlobStore, openPostgresStore, openSqliteStore, type BlobStore, type MetadataStore, type StoreLog } from '../store/index.js';
+import { blobKeyProblem, openBlobStore, openPostgresStore, openSqliteStore, type BlobStore, type MetadataStore, type StoreLog } from '../store/index.js';
 import { adminRoutes } from './admin.js';
 import { cdsHooksRoutes } from './cds-hooks.js';
 import { checkScope, createAuthenticator, installAuth, requireScope, type Principal } from './auth.js';
@@ -21,9 +21,12 @@ import { installMetrics } from './metrics.js';
 import { modelRoutes } from './models.js';
 import { streamRoutes } from './stream.js';
 import { ModelService } from './models-service.js';
-import { JobManager, type Services } from './services.js';
+import { JobManager, forgetDataset, type Services } from './services.js';
 import { createInferFastPath, v2Plugin, type V2Backend, type V2Model } from './v2/index.js';
 import { dashboardRoutes } from './dashboard.js';
+
+/** How long a `/readyz` answer is reused. */
+const READY_CHECK_MS = 1000;
 
 /** How long a resolved V2 model is reused before its name and version are resolved again. */
 const V2_MODEL_TTL_MS = 1000;
@@ -145,6 +148,8 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   redis?.onMessage((m) => {
     if (m.t === 'models') models.invalidateHere(m.projectId, m.name);
     else if (m.t === 'keys') auth.forget();
+    // Only a dataset's own key is removed: the bus is shared infrastructure, its messages checked.
+    else if (m.t === 'dataset' && m.file.startsWith('datasets/') && blobKeyProblem(m.file) === undefined) forgetDataset(config.dataDir, m.file);
   });
   const services: Services = { config, store, blobs, redis, jobs, models, metrics };
   if (!serves) {
@@ -170,8 +175,11 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
   });
 
   app.get('/healthz', { schema: { summary: 'Liveness: the process runs', tags: ['system'] } }, async () => ({ status: 'ok', version: VERSION, role: config.role }));
+  // Readiness is public and probed often: one check a second at most, shared by concurrent probes.
+  let lastCheck: { at: number; checks: Promise<Record<string, string>> } | undefined;
   app.get('/readyz', { schema: { summary: 'Readiness: the database, Redis and storage answer (503 when one does not)', tags: ['system'] } }, async (_req, reply) => {
-    const checks = await readiness(parts);
+    if (!lastCheck || Date.now() - lastCheck.at > READY_CHECK_MS) lastCheck = { at: Date.now(), checks: readiness(parts) };
+    const checks = await lastCheck.checks;
     const ready = !closing && Object.values(checks).every((c) => c === 'ok');
     if (!ready) reply.code(503).header('retry-after', '5');
     return { status: ready ? 'ready' : closing ? 'shutting down' : 'not ready', role: config.role, checks };

@@ -161,6 +161,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     else config.cdsFhirServers.push(origin);
   }
   scaleOut(env, config, problems, int);
+  // The deployment examples' placeholders are public: a secret still set to one is refused.
+  for (const name of ['MEDFIT_ADMIN_KEY', 'MEDFIT_MANIFEST_KEY', 'MEDFIT_DEID_KEY']) {
+    if (/^REPLACE_ME/i.test(env[name] ?? '')) problems.push(`${name} is still the example's placeholder: set a secret of your own`);
+  }
   if (problems.length) throw Errors.usage(`configuration: ${problems.join('; ')}`);
   return config;
 }

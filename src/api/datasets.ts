@@ -839,6 +839,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     // The row is gone first: a file left behind by an unreachable store is unreferenced, never a
     // row without its file.
     await removeDataset(s.blobs, s.config.dataDir, d.file).catch((e: unknown) => req.log.warn({ err: loggableError(e) }, `dataset ${d.id}: its files could not be removed from storage`));
+    // Every other process of a cluster drops its copy too (health records do not linger in caches).
+    await s.redis?.publish({ t: 'dataset', file: d.file }).catch((e: unknown) => req.log.warn({ err: loggableError(e) }, `dataset ${d.id}: the other processes could not be told to drop their copies (Redis unavailable)`));
     req.auditEntry = { action: 'dataset.delete', resource: `dataset:${d.id}`, rows: d.rows };
     return reply.code(204).send();
   });
@@ -850,8 +852,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
  * row cannot be written the stored files are removed again.
  */
 async function commitDataset(s: Services, d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord> {
-  await storeDataset(s.blobs, s.config.dataDir, d.file, d.sha256);
   try {
+    await storeDataset(s.blobs, s.config.dataDir, d.file, d.sha256);
     return await s.store.createDataset(d);
   } catch (e) {
     await removeDataset(s.blobs, s.config.dataDir, d.file).catch(() => undefined);

@@ -53,7 +53,12 @@ interface Active {
   datasetId: string;
   datasetSha256: string;
   dir: string;
+  /** The dataset's file, relative to the data directory ('' when the job never got that far). */
+  datasetFile: string;
 }
+
+/** How often a worker checks whether its running jobs' cancellation was requested (a message may be missed). */
+const CANCEL_POLL_MS = 2000;
 
 /** Stored progress is updated at most this often; listeners still get every event. */
 const PROGRESS_WRITE_MS = 500;
@@ -113,6 +118,7 @@ export class JobManager {
   private readonly stopping = new AbortController();
   /** Per job this process runs for the cluster queue, what resolves its run when it settles. */
   private readonly settling = new Map<string, (s: Settled) => void>();
+  private cancelPoll: NodeJS.Timeout | undefined;
 
   /**
    * `queue` runs the jobs this process trains (absent on an API replica: its jobs go to the
@@ -135,7 +141,7 @@ export class JobManager {
     }
     if (cluster) {
       cluster.redis.onMessage((m) => {
-        if (m.t === 'job') this.deliver(m.id, m.e as JobEvent);
+        if (m.t === 'job' && isJobEvent(m.e)) this.deliver(m.id, m.e);
         else if (m.t === 'cancel' && this.active.has(m.id)) this.queue?.cancel(m.id);
       });
       if (cluster.train) {
@@ -144,6 +150,9 @@ export class JobManager {
           concurrency: cluster.concurrency,
           onAbandoned: (job, reason) => void this.abandoned(job, reason),
         });
+        // The cancel message is the fast path; the request kept in Redis is the sure one.
+        this.cancelPoll = setInterval(() => void this.cancelRequested(), CANCEL_POLL_MS);
+        this.cancelPoll.unref();
       }
     }
   }
@@ -157,7 +166,7 @@ export class JobManager {
   /** Hands an event to this process's streams, and keeps it for late ones when it is part of the curve or leaderboard. */
   private deliver(id: string, e: JobEvent): void {
     if (e.epoch !== undefined || e.candidate !== undefined) this.remember(id, e);
-    this.bus.emit(id, e);
+    this.bus.emit(`job:${id}`, e);
   }
 
   /** Runs `step` after the job's earlier steps. The chain never rejects: a failing step is logged. */
@@ -226,7 +235,7 @@ export class JobManager {
     // A job interrupted after writing its model but before registering it left a directory:
     // start clean, the artifact is rebuilt.
     rmSync(dir, { recursive: true, force: true });
-    this.active.set(job.id, { projectId: job.projectId, name: job.name, datasetId: dataset.id, datasetSha256: dataset.sha256, dir });
+    this.active.set(job.id, { projectId: job.projectId, name: job.name, datasetId: dataset.id, datasetSha256: dataset.sha256, dir, datasetFile: dataset.file });
     const spec = job.spec as Omit<TrainJobSpec, 'datasetPath' | 'datasetName' | 'format' | 'outDir' | 'lineage'>;
     this.queue.submit(job.id, {
       ...spec,
@@ -281,7 +290,7 @@ export class JobManager {
     const where = await this.cluster.redis.dequeue(id);
     if (where === 'absent') return false;
     if (where === 'active') {
-      await this.cluster.redis.publish({ t: 'cancel', id });
+      await this.cluster.redis.requestCancel(id);
       return true;
     }
     const error = { code: 'MEDFIT_ERR_CANCELLED', message: 'cancelled' };
@@ -312,21 +321,44 @@ export class JobManager {
     const dataset = await this.until(q.jobId, 'its dataset', () => this.store.getDataset(job.projectId, job.datasetId));
     if (dataset === GAVE_UP) return control.returnToQueue();
     const settled = new Promise<Settled>((resolve) => this.settling.set(job.id, resolve));
-    if (!dataset) {
-      this.active.set(job.id, { projectId: job.projectId, name: job.name, datasetId: job.datasetId, datasetSha256: '', dir: '' });
-      this.record(job.id, () => this.finished(job.id, 'failed', { code: 'MEDFIT_ERR_NOT_FOUND', message: 'dataset was deleted before the job could run', details: [] }));
-    } else {
+    /** Records the job as failed without training it (its run then settles as any failed job does). */
+    const failUnrun = (code: 'MEDFIT_ERR_NOT_FOUND' | 'MEDFIT_ERR_BAD_DATA', message: string) => {
+      this.active.set(job.id, { projectId: job.projectId, name: job.name, datasetId: job.datasetId, datasetSha256: '', dir: '', datasetFile: '' });
+      this.record(job.id, () => this.finished(job.id, 'failed', { code, message, details: [] }));
+    };
+    if (!dataset) failUnrun('MEDFIT_ERR_NOT_FOUND', 'dataset was deleted before the job could run');
+    else {
+      let fetched = true;
       try {
         await localDataset(this.cluster!.blobs, this.dataDir, dataset);
       } catch (e) {
-        this.settling.delete(job.id);
-        this.report('warn', `job ${job.id}: its dataset could not be fetched from storage; it goes back to the queue`, e);
-        await sleep(1000);
-        return control.returnToQueue();
+        // Storage away: another try later (after a pause, so a queue of jobs does not spin).
+        // Anything else (the file missing, or not the bytes uploaded) will not mend by itself.
+        if (isMedfitError(e) && e.code === 'MEDFIT_ERR_UNAVAILABLE') {
+          this.settling.delete(job.id);
+          this.report('warn', `job ${job.id}: its dataset could not be fetched from storage; it goes back to the queue`, e);
+          await sleep(1000);
+          return control.returnToQueue();
+        }
+        this.report('error', `job ${job.id}: its dataset cannot be read from storage`, e);
+        fetched = false;
+        failUnrun('MEDFIT_ERR_BAD_DATA', `the stored file of dataset "${dataset.name}" is missing or damaged; upload it again`);
       }
-      this.submitLocal(job, dataset);
+      // A cancellation requested while the job was being prepared is honoured before it trains.
+      const cancelled = fetched && (await this.cluster!.redis.cancelRequested([job.id]).catch(() => [])).length > 0;
+      if (cancelled) {
+        this.active.set(job.id, { projectId: job.projectId, name: job.name, datasetId: dataset.id, datasetSha256: dataset.sha256, dir: '', datasetFile: '' });
+        this.record(job.id, () => this.finished(job.id, 'cancelled'));
+      } else if (fetched) this.submitLocal(job, dataset);
     }
     if ((await settled) === 'interrupted') return control.returnToQueue();
+  }
+
+  /** Cancels the running jobs whose cancellation was requested (a missed message is caught here). */
+  private async cancelRequested(): Promise<void> {
+    const ids = [...this.active.keys()];
+    const asked = await this.cluster!.redis.cancelRequested(ids).catch(() => []);
+    for (const id of asked) this.queue?.cancel(id);
   }
 
   /** Like `persist` for a read: the value, or GAVE_UP when the store stays unavailable until shutdown. */
@@ -368,8 +400,9 @@ export class JobManager {
    * both in `past` and delivered, and none falls between them.
    */
   subscribe(id: string, listener: (e: JobEvent) => void): { unsubscribe: () => void; past: JobEvent[] } {
-    this.bus.on(id, listener);
-    return { unsubscribe: () => this.bus.off(id, listener), past: [...(this.history.get(id) ?? [])] };
+    // Named apart from EventEmitter's own events ('error' would throw when nobody listens).
+    this.bus.on(`job:${id}`, listener);
+    return { unsubscribe: () => this.bus.off(`job:${id}`, listener), past: [...(this.history.get(id) ?? [])] };
   }
 
   private remember(id: string, e: JobEvent): void {
@@ -393,6 +426,7 @@ export class JobManager {
    */
   async close(): Promise<void> {
     // A worker stops taking jobs first; its running ones are then interrupted below and go back to the queue.
+    clearInterval(this.cancelPoll);
     const stopTaking = this.cluster?.train ? this.cluster.redis.stopWorker() : Promise.resolve();
     const unfinished = (await this.queue?.close()) ?? [];
     this.stopping.abort();
@@ -489,6 +523,13 @@ export class JobManager {
   }
 
   private done(id: string, status: JobRecord['status'], e: JobEvent): void {
+    const a = this.active.get(id);
+    // A worker keeps no copies: the model is in storage, the dataset is fetched again when needed
+    // (nor does a deleted dataset linger on a worker's disk).
+    if (a && this.cluster && !this.cluster.serve) {
+      const shared = [...this.active.values()].some((o) => o !== a && o.datasetFile === a.datasetFile);
+      for (const path of [a.dir, a.datasetFile && !shared && join(this.dataDir, a.datasetFile)]) if (path) rmSync(path, { recursive: true, force: true });
+    }
     this.active.delete(id);
     this.lastWrite.delete(id);
     this.hooks.onTerminal?.(status);
@@ -524,6 +565,12 @@ export function readFhirLineage(datasetPath: string): FhirLineage | undefined {
 
 const fhirField = (fhir: FhirLineage | undefined): { fhir?: FhirLineage } => (fhir ? { fhir } : {});
 
+/** Whether a bus message's event is a job event (the bus is shared infrastructure: its messages are checked). */
+function isJobEvent(e: object): e is JobEvent {
+  const t = (e as { type?: unknown }).type;
+  return t === 'status' || t === 'progress';
+}
+
 /**
  * The local path of a dataset's file, fetched from storage first when this process has no copy
  * (with its SHA-256 checked); with `sidecars`, only its profile and FHIR lineage are fetched.
@@ -549,10 +596,13 @@ export async function storeDataset(blobs: BlobStore, dataDir: string, rel: strin
 
 /** Removes a dataset's file and its sidecars from storage and from this process's copy. */
 export async function removeDataset(blobs: BlobStore, dataDir: string, rel: string): Promise<void> {
-  for (const key of [rel, ...datasetSidecars(rel)]) {
-    rmSync(join(dataDir, key), { force: true });
-    await blobs.remove(key);
-  }
+  forgetDataset(dataDir, rel);
+  for (const key of [rel, ...datasetSidecars(rel)]) await blobs.remove(key);
+}
+
+/** Removes this process's copy of a dataset (its file and sidecars), if it has one. */
+export function forgetDataset(dataDir: string, rel: string): void {
+  for (const key of [rel, ...datasetSidecars(rel)]) rmSync(join(dataDir, key), { force: true });
 }
 
 /** The small files kept beside a dataset's file: its profile and, for FHIR imports, its lineage. */

@@ -567,7 +567,8 @@ async function serve(argv: string[], io: Io, role?: 'worker'): Promise<number> {
     throw e;
   }
   let bridge: { close(): Promise<void> } | undefined;
-  if (config.mqtt) {
+  // A worker answers no predictions: the MQTT bridge belongs to the API replicas.
+  if (config.mqtt && config.role !== 'worker') {
     const { startServerMqtt } = await import('../api/index.js');
     try {
       bridge = await startServerMqtt(server, config.mqtt);

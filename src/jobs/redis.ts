@@ -26,12 +26,51 @@ export interface QueuedJob {
   projectId: string;
 }
 
-/** A message on the bus. `job` carries one job event (the api room's `JobEvent`). */
+/**
+ * A message on the bus. `job` carries one job event (the api room's `JobEvent`, an object);
+ * `dataset` names a deleted dataset's file, which every process removes from its cache.
+ */
 export type BusMessage =
-  | { t: 'job'; id: string; e: unknown }
+  | { t: 'job'; id: string; e: object }
   | { t: 'cancel'; id: string }
   | { t: 'models'; projectId: string; name: string }
+  | { t: 'dataset'; file: string }
   | { t: 'keys' };
+
+/** How long a cancellation request is kept for the worker that has (or will take) the job. */
+const CANCEL_TTL_SECONDS = 24 * 3600;
+
+const ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const short = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 1024;
+
+/**
+ * A bus message as sent, or undefined for anything else: Redis is shared infrastructure, so what
+ * arrives on the channel is checked before any process acts on it (and never logged).
+ */
+export function readBusMessage(text: string): BusMessage | undefined {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof m !== 'object' || m === null) return undefined;
+  const o = m as Record<string, unknown>;
+  switch (o['t']) {
+    case 'job':
+      return typeof o['id'] === 'string' && ID.test(o['id']) && typeof o['e'] === 'object' && o['e'] !== null && !Array.isArray(o['e']) ? { t: 'job', id: o['id'], e: o['e'] } : undefined;
+    case 'cancel':
+      return typeof o['id'] === 'string' && ID.test(o['id']) ? { t: 'cancel', id: o['id'] } : undefined;
+    case 'models':
+      return short(o['projectId']) && short(o['name']) ? { t: 'models', projectId: o['projectId'], name: o['name'] } : undefined;
+    case 'dataset':
+      return short(o['file']) ? { t: 'dataset', file: o['file'] } : undefined;
+    case 'keys':
+      return { t: 'keys' };
+    default:
+      return undefined;
+  }
+}
 
 /** How a worker hands a job back when it stops before finishing it. */
 export interface JobControl {
@@ -45,12 +84,11 @@ export type RedisLog = (level: 'info' | 'warn' | 'error', message: string) => vo
 /** How long a request that needs Redis waits for it before it is a 503. */
 const REQUEST_TIMEOUT_MS = 5000;
 
-/** The URL without its password, for messages. */
+/** The URL without its user, password or query (ioredis also takes `?password=`), for messages. */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
+    return `${u.protocol}//${u.username || u.password ? '***@' : ''}${u.host}${u.pathname === '/' ? '' : u.pathname}`;
   } catch {
     return 'the configured URL';
   }
@@ -135,17 +173,14 @@ export class RedisJobs {
     this.queue.on('error', onError);
     this.sub.on('message', (channel: string, text: string) => {
       if (channel !== this.channel) return;
-      let m: BusMessage;
-      try {
-        m = JSON.parse(text) as BusMessage;
-      } catch {
-        return;
-      }
+      const m = readBusMessage(text);
+      if (!m) return;
       for (const l of this.listeners) {
         try {
           l(m);
         } catch (e) {
-          log('error', `a bus listener failed: ${e instanceof Error ? e.message : String(e)}`);
+          // The error's message may quote the message: only its kind is logged.
+          log('error', `a bus listener failed (${e instanceof Error ? e.name : typeof e}) on a "${m.t}" message`);
         }
       }
     });
@@ -203,6 +238,23 @@ export class RedisJobs {
   async counts(): Promise<{ waiting: number; active: number; delayed: number }> {
     const c = await guarded('to count jobs', () => this.queue.getJobCounts('wait', 'active', 'delayed', 'prioritized'));
     return { waiting: (c['wait'] ?? 0) + (c['prioritized'] ?? 0), active: c['active'] ?? 0, delayed: c['delayed'] ?? 0 };
+  }
+
+  /**
+   * Asks for a running job to be cancelled: a request kept in Redis (a day) that the worker
+   * running the job checks, so a cancel sent while the worker is still preparing the job, or
+   * while its subscription is reconnecting, is not lost; and a `cancel` message, so it acts now.
+   */
+  async requestCancel(id: string): Promise<void> {
+    await guarded('to cancel the job', () => this.pub.set(`${this.settings.prefix}:cancel:${id}`, '1', 'EX', CANCEL_TTL_SECONDS));
+    await this.publish({ t: 'cancel', id });
+  }
+
+  /** The ids among `ids` whose cancellation was requested. */
+  async cancelRequested(ids: string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    const flags = await guarded('to read cancellations', () => this.pub.mget(ids.map((id) => `${this.settings.prefix}:cancel:${id}`)));
+    return ids.filter((_, i) => flags[i] !== null);
   }
 
   /** Sends a message to every process (this one included). Rejects with a 503 when Redis is away. */

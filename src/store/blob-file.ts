@@ -9,10 +9,19 @@
  * The embedded default (root = data directory) copies nothing: a process's local copy of a key
  * *is* the store's file, so the copy methods only check that it exists, and no hash or listing is
  * recorded (the registry and the dataset routes already write those files atomically).
+ *
+ * Symbolic links below the root are never followed (the root itself may be one: it is resolved
+ * once, when the store is opened). Whoever can write a shared store folder could otherwise make
+ * a replica copy any file it can read (`datasets/p` → `/etc`) into its cache, where a route
+ * serves it, or write and remove outside the folder. So every path is checked before use: its
+ * folders must resolve (realpath) to the same folders under the resolved root, and the last
+ * component is opened with O_NOFOLLOW and must be a regular file (`openRegular`). On Linux a
+ * file once opened is also checked where it really is (/proc/self/fd), which closes the race of a
+ * link swapped in between the check and the open. A link is `Errors.internal` naming the key.
  */
-import { constants, mkdirSync } from 'node:fs';
-import { access, lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { constants, mkdirSync, realpathSync, type Stats } from 'node:fs';
+import { access, lstat, mkdir, readlink, realpath, rename, rm, stat, open, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Errors, MedfitError, tempSibling, writeFileAtomic } from '../core/index.js';
@@ -23,6 +32,7 @@ import {
   formatListing,
   hashFile,
   listLocalDir,
+  openRegular,
   parseListing,
   pathExists,
   receiveVerified,
@@ -48,6 +58,15 @@ function sidecarOf(path: string): string {
 }
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
+const absent = (e: unknown): boolean => errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR';
+
+/**
+ * The cause of the error `openStored` throws when a file, once opened, is not where its path
+ * says: moved by a concurrent write (worth reading again) or reached through a link swapped in
+ * after the check (which fails again).
+ */
+const MOVED = new Error('the file opened was not at its path in the store (moved by a concurrent write, or reached through a symbolic link)');
+const moved = (e: unknown): boolean => e instanceof MedfitError && e.cause === MOVED;
 
 /** A local file-system failure, as an error naming the key (never the server path, which stays in `cause`). */
 function localFailure(e: unknown, what: string): MedfitError {
@@ -59,6 +78,8 @@ function localFailure(e: unknown, what: string): MedfitError {
 export class FileBlobStore implements BlobStore {
   readonly url: string;
   private readonly root: string;
+  /** `root` with every symbolic link resolved: what a path below the root must resolve under. */
+  private readonly realRoot: string;
   /** Root = data directory: directories without a listing and files without a recorded hash are complete. */
   private readonly embedded: boolean;
   private readonly log: StoreLog | undefined;
@@ -69,6 +90,7 @@ export class FileBlobStore implements BlobStore {
     this.log = opts.log;
     this.url = pathToFileURL(this.root).href;
     mkdirRoot(this.root);
+    this.realRoot = realpathSync.native(this.root);
   }
 
   private pathOf(key: string): string {
@@ -79,6 +101,7 @@ export class FileBlobStore implements BlobStore {
   async putFile(key: string, path: string, sha256: string): Promise<void> {
     const dest = this.pathOf(key);
     const sha = checkSha256(sha256);
+    await this.checkParents(dest, `blob ${key}`);
     if (resolve(path) === dest) {
       if (!(await isFile(dest))) throw Errors.notFound(`blob ${key}`);
       return;
@@ -106,23 +129,31 @@ export class FileBlobStore implements BlobStore {
 
   async getFile(key: string, path: string, sha256?: string): Promise<void> {
     const src = this.pathOf(key);
+    const what = `blob ${key}`;
     const expected = sha256 === undefined ? undefined : checkSha256(sha256);
     if (resolve(path) === src) {
-      if (!(await isFile(src))) throw Errors.notFound(`blob ${key}`);
+      // The caller reads this very file next: it must be one, not a link to one.
+      if (!(await this.lstatStored(src, what))?.isFile()) throw Errors.notFound(what);
       return;
     }
     for (let attempt = 1; ; attempt++) {
-      const recorded = (await readSidecar(src)) ?? (await this.listedHash(key));
-      if (recorded === undefined && expected === undefined && !this.embedded && (await isFile(src))) {
-        throw Errors.internal(`blob ${key} has no recorded SHA-256 (it was not stored by putFile)`);
-      }
-      let handle;
+      // A link at the key is refused here, before anything: neither taken for absent (which
+      // skipped the refusal below) nor followed.
+      const st = await this.lstatStored(src, what);
+      if (st === undefined || st.isDirectory()) throw Errors.notFound(what);
+      if (st.isSymbolicLink()) throw Errors.internal(`${what} is a symbolic link (the blob store follows no link)`);
+      if (!st.isFile()) throw Errors.internal(`${what} is not a regular file`);
+      let recorded: string | undefined;
+      let handle: FileHandle | undefined;
       try {
-        handle = await open(src, 'r');
-        if (!(await handle.stat()).isFile()) throw Errors.notFound(`blob ${key}`);
+        recorded = (await this.readSidecar(src, key)) ?? (await this.listedHash(key));
+        if (recorded === undefined && expected === undefined && !this.embedded) {
+          throw Errors.internal(`${what} has no recorded SHA-256 (it was not stored by putFile)`);
+        }
+        handle = await this.openStored(src, what);
       } catch (e) {
-        await handle?.close();
-        if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') throw Errors.notFound(`blob ${key}`);
+        if (absent(e)) throw Errors.notFound(what);
+        if (moved(e) && attempt < READ_ATTEMPTS) continue;
         throw localFailure(e, `read ${key}`);
       }
       let damaged = false;
@@ -130,9 +161,9 @@ export class FileBlobStore implements BlobStore {
         await receiveVerified(handle.createReadStream(), path, (got) => {
           if (recorded !== undefined && got !== recorded) {
             damaged = true;
-            throw Errors.internal(`blob ${key}: the stored bytes do not match their recorded SHA-256 (the stored copy is damaged or was changed)`);
+            throw Errors.internal(`${what}: the stored bytes do not match their recorded SHA-256 (the stored copy is damaged or was changed)`);
           }
-          if (expected !== undefined && got !== expected) throw Errors.internal(`blob ${key}: its SHA-256 is not the one expected`);
+          if (expected !== undefined && got !== expected) throw Errors.internal(`${what}: its SHA-256 is not the one expected`);
         });
         return;
       } catch (e) {
@@ -152,13 +183,14 @@ export class FileBlobStore implements BlobStore {
 
   async putDir(prefix: string, dir: string): Promise<BlobDirEntry[]> {
     const dest = this.pathOf(prefix);
+    await this.checkParents(dest, `directory ${prefix}`);
     if (resolve(dir) === dest) {
       if (!(await this.isCompleteDir(dest))) throw Errors.notFound(`directory ${prefix}`);
       const listing = await this.readListing(dest, prefix);
       if (listing !== undefined) return listing;
       const files = await listLocalDir(dest, `putDir ${prefix}`);
       const out: BlobDirEntry[] = [];
-      for (const f of files) out.push({ path: f.path, ...(await hashFile(f.abs)) });
+      for (const f of files) out.push({ path: f.path, ...(await hashFile(f.abs, `putDir ${prefix}: ${f.path}`)) });
       return out;
     }
     const files = await listLocalDir(dir, `putDir ${prefix}`).catch((e: unknown) => {
@@ -172,7 +204,8 @@ export class FileBlobStore implements BlobStore {
       for (const f of files) {
         const to = join(tmp, f.path);
         await mkdir(dirname(to), { recursive: true });
-        const handle = await open(f.abs, 'r');
+        // Listed as a regular file; opened so that one swapped for a link since is not followed.
+        const handle = await openRegular(f.abs, `putDir ${prefix}: ${f.path}`);
         try {
           entries.push({ path: f.path, ...(await streamHashing(handle.createReadStream(), to)) });
         } finally {
@@ -190,32 +223,37 @@ export class FileBlobStore implements BlobStore {
 
   async getDir(prefix: string, dir: string): Promise<void> {
     const src = this.pathOf(prefix);
+    const what = `directory ${prefix}`;
     if (resolve(dir) === src) {
-      if (!(await this.isCompleteDir(src))) throw Errors.notFound(`directory ${prefix}`);
+      await this.checkParents(src, what);
+      if (!(await this.isCompleteDir(src))) throw Errors.notFound(what);
       return;
     }
     if (await pathExists(dir)) throw Errors.conflict(`getDir ${prefix}: the destination already exists`);
     for (let attempt = 1; ; attempt++) {
-      let listing = await this.readListing(src, prefix);
-      if (listing === undefined) {
-        if (!this.embedded || !(await isDir(src))) throw Errors.notFound(`directory ${prefix}`);
-        // The embedded default records no listing: the directory as it is, nothing to check against.
-        listing = (await listLocalDir(src, `getDir ${prefix}`)).map((f) => ({ path: f.path, bytes: -1, sha256: '' }));
-      }
       const tmp = tempSibling(dir);
       let changed = false;
       try {
+        // Reading the listing checks that no folder on the way to it is a link (`src` included).
+        let listing = await this.readListing(src, prefix);
+        if (listing === undefined) {
+          if (!this.embedded || !(await isDir(src))) throw Errors.notFound(what);
+          // The embedded default records no listing: the directory as it is, nothing to check against.
+          listing = (await listLocalDir(src, `getDir ${prefix}`)).map((f) => ({ path: f.path, bytes: -1, sha256: '' }));
+        }
         await mkdir(tmp, { recursive: true });
         for (const entry of listing) {
           const to = join(tmp, entry.path);
           await mkdir(dirname(to), { recursive: true });
           let handle;
           try {
-            handle = await open(join(src, entry.path), 'r');
+            // The listing's paths are checked keys (no "..") but the folders they name, and the
+            // file itself, may be links put there by hand: `openStored` refuses those.
+            handle = await this.openStored(join(src, entry.path), `the stored directory ${prefix}: ${entry.path}`);
           } catch (e) {
+            if (!absent(e)) throw e;
             changed = true;
-            if (errno(e) === 'ENOENT') throw Errors.internal(`the stored directory ${prefix} lacks ${entry.path}, which its listing names`);
-            throw e;
+            throw Errors.internal(`the stored directory ${prefix} lacks ${entry.path}, which its listing names`);
           }
           try {
             const got = await streamHashing(handle.createReadStream(), to);
@@ -235,8 +273,8 @@ export class FileBlobStore implements BlobStore {
       } catch (e) {
         await rm(tmp, { recursive: true, force: true });
         // A `putDir` replacing the directory moves the old one away: a copy that started from the
-        // old listing finds files gone or different; the next attempt reads the new listing.
-        if (changed && attempt < READ_ATTEMPTS) {
+        // old listing finds files gone, different or elsewhere; the next attempt reads the new listing.
+        if ((changed || moved(e)) && attempt < READ_ATTEMPTS) {
           this.log?.('warn', `blob store: the directory ${prefix} changed while it was copied; copying it again`);
           continue;
         }
@@ -247,11 +285,15 @@ export class FileBlobStore implements BlobStore {
 
   async exists(key: string): Promise<boolean> {
     const path = this.pathOf(key);
+    await this.checkParents(path, `blob ${key}`);
     return (await isFile(path)) || (await this.isCompleteDir(path));
   }
 
   async remove(key: string): Promise<void> {
     const path = this.pathOf(key);
+    // A folder on the way that is a link would have the removal delete outside the store. A link
+    // at the key itself is removed as a link (rm never follows one).
+    await this.checkParents(path, `blob ${key}`);
     try {
       const st = await lstat(path).catch((e: unknown) => {
         if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
@@ -302,14 +344,90 @@ export class FileBlobStore implements BlobStore {
   }
 
   private async readListing(dir: string, prefix: string): Promise<BlobDirEntry[] | undefined> {
-    let text: string;
+    const text = await this.readSmall(join(dir, DIR_LISTING), `the listing of ${prefix}`);
+    return text === undefined ? undefined : parseListing(text, prefix);
+  }
+
+  /** The SHA-256 recorded beside `path` (the file of `key`), or undefined when none is. */
+  private async readSidecar(path: string, key: string): Promise<string | undefined> {
+    // Whatever is there is compared: a damaged record fails the check rather than skipping it.
+    const text = (await this.readSmall(sidecarOf(path), `the recorded SHA-256 of ${key}`))?.trim();
+    return text === '' ? undefined : text;
+  }
+
+  /** The text of one of the store's own small files (a listing, a recorded hash), or undefined when it is absent. */
+  private async readSmall(path: string, what: string): Promise<string | undefined> {
+    let handle: FileHandle;
     try {
-      text = await readFile(join(dir, DIR_LISTING), 'utf8');
+      handle = await this.openStored(path, what);
     } catch (e) {
-      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
-      throw localFailure(e, `read the listing of ${prefix}`);
+      if (absent(e)) return undefined;
+      throw localFailure(e, `read ${what}`);
     }
-    return parseListing(text, prefix);
+    try {
+      return await handle.readFile('utf8');
+    } catch (e) {
+      throw localFailure(e, `read ${what}`);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Refuses `path` (at or below the root) when a folder on its way from the root is a symbolic
+   * link, or leads anywhere but the same folder under the resolved root. An absent folder passes:
+   * what is looked for below it is then absent too. Racy by itself (a link can be swapped in
+   * after): `openStored` checks again what it opened.
+   */
+  private async checkParents(path: string, what: string): Promise<void> {
+    const parent = dirname(path);
+    let real: string;
+    try {
+      real = await realpath(parent);
+    } catch (e) {
+      if (absent(e)) return;
+      if (errno(e) === 'ELOOP') throw Errors.internal(`${what}: a folder on its path in the blob store is a symbolic link (the store follows no link)`, e);
+      throw localFailure(e, `read ${what}`);
+    }
+    if (real !== join(this.realRoot, relative(this.root, parent))) {
+      throw Errors.internal(`${what}: a folder on its path in the blob store is a symbolic link (the store follows no link)`);
+    }
+  }
+
+  /** `lstat` of `path`, after `checkParents`; undefined when it is absent. */
+  private async lstatStored(path: string, what: string): Promise<Stats | undefined> {
+    await this.checkParents(path, what);
+    try {
+      return await lstat(path);
+    } catch (e) {
+      if (absent(e)) return undefined;
+      throw localFailure(e, `read ${what}`);
+    }
+  }
+
+  /**
+   * Opens the regular file at `path` (at or below the root) for reading, following no link: its
+   * folders checked by `checkParents`, the file by `openRegular` (O_NOFOLLOW, a regular file).
+   * Then, where the system says where an open file is (Linux: /proc/self/fd), that it is where
+   * `path` says under the resolved root; otherwise `Errors.internal` with cause `MOVED`. ENOENT
+   * and ENOTDIR are thrown as they are.
+   */
+  private async openStored(path: string, what: string): Promise<FileHandle> {
+    await this.checkParents(path, what);
+    const handle = await openRegular(path, what);
+    let at: string | undefined;
+    try {
+      at = await readlink(`/proc/self/fd/${handle.fd}`);
+    } catch {
+      at = undefined; // no /proc: the checks before the open are all there is
+    }
+    const want = join(this.realRoot, relative(this.root, path));
+    // A file unlinked since it was opened (a putFile replaced it) is still the one that was there.
+    if (at !== undefined && at !== want && at !== `${want} (deleted)`) {
+      await handle.close().catch(() => undefined);
+      throw Errors.internal(`${what}: the file opened was not at its path in the blob store`, MOVED);
+    }
+    return handle;
   }
 }
 
@@ -335,18 +453,6 @@ async function isDir(path: string): Promise<boolean> {
     return (await lstat(path)).isDirectory();
   } catch {
     return false;
-  }
-}
-
-/** The SHA-256 recorded beside `path`, or undefined when none is. */
-async function readSidecar(path: string): Promise<string | undefined> {
-  try {
-    // Whatever is there is compared: a damaged record fails the check rather than skipping it.
-    const text = (await readFile(sidecarOf(path), 'utf8')).trim();
-    return text === '' ? undefined : text;
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
-    throw localFailure(e, 'read a recorded SHA-256');
   }
 }
 

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { startS3rver } from '../../test/s3rver.js';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MedfitError } from '../core/index.js';
 import { openBlobStore, type BlobStore } from './index.js';
@@ -14,7 +14,6 @@ import { describeBlobContract, refused } from './blob-contract.js';
 import type { S3StorageConfig } from './blob-s3.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const temps: string[] = [];
 function temp(name: string): string {
   const dir = mkdtempSync(join(tmpdir(), `medfit-${name}-`));
@@ -88,6 +87,142 @@ describe('the file blob store', () => {
   });
 });
 
+// Whoever can write a shared store folder must not be able to make a replica copy (and an API
+// route serve) a file of the replica's own through a symbolic link, nor write or remove outside.
+describe('the file blob store and symbolic links', () => {
+  const SECRET = 'a file of the replica: never to be copied';
+  /** A store (shared root, replica data directory), a folder outside it holding SECRET, and a local scratch folder. */
+  function setup(): { store: FileBlobStore; root: string; outside: string; local: string } {
+    const base = temp('blob-links');
+    const root = join(base, 'store');
+    const outside = join(base, 'outside');
+    const local = join(base, 'local');
+    mkdirSync(outside);
+    mkdirSync(local);
+    writeFileSync(join(outside, 'secret'), SECRET);
+    return { store: new FileBlobStore(root, { dataDir: join(base, 'data') }), root, outside, local };
+  }
+  /** The refusal of `p`: internal, naming `key`, naming no server path. */
+  async function linkRefusal(p: Promise<unknown>, key: string, base: string): Promise<void> {
+    const e = await refused(p);
+    expect(e.code).toBe('MEDFIT_ERR_INTERNAL');
+    expect(e.message).toContain(key);
+    expect(e.message).not.toContain(base);
+  }
+
+  it('refuses a stored file that is a link, with or without an expected SHA-256, and a recorded hash that is one', async () => {
+    const { store, root, outside, local } = setup();
+    mkdirSync(join(root, 'datasets/p'), { recursive: true });
+    symlinkSync(join(outside, 'secret'), join(root, 'datasets/p/d.csv.profile.json'));
+    await linkRefusal(store.getFile('datasets/p/d.csv.profile.json', join(local, 'a')), 'datasets/p/d.csv.profile.json', outside);
+    await linkRefusal(store.getFile('datasets/p/d.csv.profile.json', join(local, 'a'), sha(SECRET)), 'datasets/p/d.csv.profile.json', outside);
+    // A hash recorded for it does not make it a file either.
+    writeFileSync(join(root, 'datasets/p/.medfit-sha256.d.csv.profile.json'), `${sha(SECRET)}\n`);
+    await linkRefusal(store.getFile('datasets/p/d.csv.profile.json', join(local, 'a')), 'datasets/p/d.csv.profile.json', outside);
+    // A real file whose recorded hash is a link (to a file that holds the right hash).
+    writeFileSync(join(local, 'real'), 'real');
+    await store.putFile('datasets/p/real.csv', join(local, 'real'), sha('real'));
+    writeFileSync(join(outside, 'hash'), sha('real'));
+    unlinkSync(join(root, 'datasets/p/.medfit-sha256.real.csv'));
+    symlinkSync(join(outside, 'hash'), join(root, 'datasets/p/.medfit-sha256.real.csv'));
+    await linkRefusal(store.getFile('datasets/p/real.csv', join(local, 'b')), 'datasets/p/real.csv', outside);
+    expect(readdirSync(local)).toEqual(['real']);
+  });
+
+  it('refuses a folder on the way that is a link (datasets/p -> elsewhere), to read, write or remove', async () => {
+    const { store, root, outside, local } = setup();
+    // Elsewhere looks like a complete store folder: a file with its recorded hash, a model directory with its listing.
+    writeFileSync(join(outside, '.medfit-sha256.secret'), `${sha(SECRET)}\n`);
+    mkdirSync(join(outside, 'j'));
+    writeFileSync(join(outside, 'j/m.onnx'), SECRET);
+    writeFileSync(join(outside, 'j/.medfit-dir.json'), JSON.stringify({ files: [{ path: 'm.onnx', bytes: Buffer.byteLength(SECRET), sha256: sha(SECRET) }] }));
+    mkdirSync(join(root, 'datasets'), { recursive: true });
+    mkdirSync(join(root, 'models'), { recursive: true });
+    symlinkSync(outside, join(root, 'datasets/p'));
+    symlinkSync(outside, join(root, 'models/p'));
+    await linkRefusal(store.getFile('datasets/p/secret', join(local, 'a')), 'datasets/p/secret', outside);
+    await linkRefusal(store.getFile('datasets/p/secret', join(local, 'a'), sha(SECRET)), 'datasets/p/secret', outside);
+    await linkRefusal(store.getFile('models/p/j/m.onnx', join(local, 'a')), 'models/p/j/m.onnx', outside);
+    await linkRefusal(store.getDir('models/p/j', join(local, 'j')), 'models/p/j', outside);
+    // The directory itself a link.
+    mkdirSync(join(root, 'models/q'));
+    symlinkSync(join(outside, 'j'), join(root, 'models/q/j'));
+    await linkRefusal(store.getDir('models/q/j', join(local, 'j')), 'models/q/j', outside);
+    expect(readdirSync(local)).toEqual([]);
+    // Nothing written or removed through the link.
+    writeFileSync(join(local, 'f'), 'x');
+    await linkRefusal(store.putFile('datasets/p/new.csv', join(local, 'f'), sha('x')), 'datasets/p/new.csv', outside);
+    await linkRefusal(store.remove('datasets/p/secret'), 'datasets/p/secret', outside);
+    await linkRefusal(store.putDir('models/p/j', local), 'models/p/j', outside);
+    await linkRefusal(store.exists('datasets/p/secret'), 'datasets/p/secret', outside);
+    expect(readdirSync(outside).sort()).toEqual(['.medfit-sha256.secret', 'j', 'secret']);
+    expect(readdirSync(join(outside, 'j')).sort()).toEqual(['.medfit-dir.json', 'm.onnx']);
+  });
+
+  it('refuses a stored model directory holding a link (a file or a folder), and a local one to store', async () => {
+    const { store, root, outside, local } = setup();
+    mkdirSync(join(local, 'm/w'), { recursive: true });
+    writeFileSync(join(local, 'm/a.txt'), 'a');
+    writeFileSync(join(local, 'm/w/b.bin'), 'b');
+    await store.putDir('models/p/j', join(local, 'm'));
+    const dir = join(root, 'models/p/j');
+    // A file of it swapped for a link, the listing rewritten to match what the link reaches.
+    unlinkSync(join(dir, 'a.txt'));
+    symlinkSync(join(outside, 'secret'), join(dir, 'a.txt'));
+    writeFileSync(join(dir, '.medfit-dir.json'), JSON.stringify({ files: [
+      { path: 'a.txt', bytes: Buffer.byteLength(SECRET), sha256: sha(SECRET) },
+      { path: 'w/b.bin', bytes: 1, sha256: sha('b') },
+    ] }));
+    await linkRefusal(store.getDir('models/p/j', join(local, 'got')), 'models/p/j', outside);
+    await linkRefusal(store.getFile('models/p/j/a.txt', join(local, 'one')), 'models/p/j/a.txt', outside);
+    // A folder of it swapped for a link to an identical one: the bytes match, the link is still refused.
+    unlinkSync(join(dir, 'a.txt'));
+    writeFileSync(join(dir, 'a.txt'), SECRET);
+    mkdirSync(join(outside, 'w'));
+    writeFileSync(join(outside, 'w/b.bin'), 'b');
+    rmSync(join(dir, 'w'), { recursive: true });
+    symlinkSync(join(outside, 'w'), join(dir, 'w'));
+    await linkRefusal(store.getDir('models/p/j', join(local, 'got')), 'models/p/j', outside);
+    await linkRefusal(store.getFile('models/p/j/w/b.bin', join(local, 'one')), 'models/p/j/w/b.bin', outside);
+    expect(readdirSync(local)).toEqual(['m']);
+    // Storing a directory that holds a link: refused, not followed, not silently left out.
+    symlinkSync(join(outside, 'secret'), join(local, 'm/linked.txt'));
+    const e = await refused(store.putDir('models/p/k', join(local, 'm')));
+    expect(e.code).toBe('MEDFIT_ERR_INTERNAL');
+    expect(e.message).toContain('linked.txt');
+    expect(await store.exists('models/p/k')).toBe(false);
+  });
+
+  it('refuses links in the embedded default too (an export copies from the data directory)', async () => {
+    const { outside, local } = setup();
+    const dataDir = temp('blob-links-embedded');
+    const store = new FileBlobStore(dataDir, { dataDir });
+    mkdirSync(join(dataDir, 'models/p/3'), { recursive: true });
+    writeFileSync(join(dataDir, 'models/p/3/manifest.json'), '{}');
+    symlinkSync(join(outside, 'secret'), join(dataDir, 'models/p/3/model.onnx'));
+    await linkRefusal(store.getDir('models/p/3', join(local, 'm')), 'models/p/3', outside);
+    await linkRefusal(store.putDir('models/p/3', join(dataDir, 'models/p/3')), 'models/p/3', outside);
+    mkdirSync(join(dataDir, 'datasets'));
+    symlinkSync(outside, join(dataDir, 'datasets/p'));
+    await linkRefusal(store.getFile('datasets/p/secret', join(local, 'd')), 'datasets/p/secret', outside);
+    // Its own copy: the caller reads that path next, so a link on the way is refused there too.
+    await linkRefusal(store.getFile('datasets/p/secret', join(dataDir, 'datasets/p/secret')), 'datasets/p/secret', outside);
+    expect(readdirSync(local)).toEqual([]);
+  });
+
+  it('refuses a link swapped in after the folders were checked (where the system says where an open file is)', async (ctx) => {
+    if (!existsSync('/proc/self/fd')) ctx.skip('no /proc/self/fd here: only the checks before opening apply');
+    const { store, root, outside, local } = setup();
+    writeFileSync(join(outside, '.medfit-sha256.secret'), `${sha(SECRET)}\n`);
+    mkdirSync(join(root, 'datasets'), { recursive: true });
+    symlinkSync(outside, join(root, 'datasets/p'));
+    // The race lost: the folders' check passes (as if the link came just after it).
+    (store as unknown as { checkParents: () => Promise<void> }).checkParents = async () => undefined;
+    await linkRefusal(store.getFile('datasets/p/secret', join(local, 'a'), sha(SECRET)), 'datasets/p/secret', outside);
+    expect(readdirSync(local)).toEqual([]);
+  });
+});
+
 describeBlobContract('file', async () => {
   const root = temp('blob-file');
   return {
@@ -119,31 +254,6 @@ let paginates = false;
 let sdk: S3Sdk;
 let admin: InstanceType<S3Sdk['S3Client']>;
 const savedEnv: Record<string, string | undefined> = {};
-
-/** Starts s3rver on 127.0.0.1, port 0, silent, in a temporary folder; resolves its port and whether it can paginate. */
-function startS3rver(dir: string, legacy: boolean): Promise<{ child: ChildProcess; port: number; des: boolean }> {
-  const script = `
-    let des = true;
-    try { require('node:crypto').createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8)); } catch { des = false; }
-    process.stdin.on('end', () => process.exit(0)).resume();
-    const S3rver = require('s3rver');
-    new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: process.env.S3RVER_DIR }).run().then(
-      (a) => process.stdout.write(JSON.stringify({ port: a.port, des }) + '\\n'),
-      (e) => { console.error(e); process.exit(1); });`;
-  const child = spawn(process.execPath, [...(legacy ? ['--openssl-legacy-provider'] : []), '-e', script], {
-    cwd: REPO,
-    env: { ...process.env, S3RVER_DIR: dir },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('\n')) resolve({ child, ...(JSON.parse(out) as { port: number; des: boolean }) });
-    });
-    child.once('exit', (code) => reject(new Error(`s3rver exited with ${code}`)));
-  });
-}
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {

@@ -7,8 +7,8 @@
  * default) and S3 (`s3://bucket/prefix`: AWS, MinIO, Ceph RGW and other S3-compatible stores).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -179,9 +179,11 @@ export interface LocalDirFile {
 }
 
 /**
- * Every regular file below local directory `dir` (symbolic links and other special files are
- * skipped, never followed), sorted by path. A name the stores cannot keep is `Errors.usage`.
- * `skipListing` leaves out a listing at the top (the file store's own directories have one).
+ * Every regular file below local directory `dir`, sorted by path. A symbolic link or any other
+ * special file below it is `Errors.internal` (never followed, never silently left out: a model
+ * directory missing a file it names would only fail later, on another replica). A name the stores
+ * cannot keep is `Errors.usage`. `skipListing` leaves out a listing at the top (the file store's
+ * own directories have one).
  */
 export async function listLocalDir(dir: string, what: string, skipListing = false): Promise<LocalDirFile[]> {
   const out: LocalDirFile[] = [];
@@ -190,24 +192,63 @@ export async function listLocalDir(dir: string, what: string, skipListing = fals
     for (const entry of entries) {
       if (skipListing && rel === '' && entry.name === DIR_LISTING) continue;
       const path = rel === '' ? entry.name : `${rel}/${entry.name}`;
-      if (!entry.isFile() && !entry.isDirectory()) continue;
       const problem = blobKeyProblem(path);
       if (problem !== undefined) throw Errors.usage(`${what}: the file name ${JSON.stringify(path.slice(0, 100))} ${problem}`);
+      // Dirents come from readdir, which reports a link as a link (it does not stat the target).
+      if (entry.isSymbolicLink()) throw Errors.internal(`${what}: ${path} is a symbolic link (the blob store keeps regular files only and follows no link)`);
       if (entry.isDirectory()) await walk(join(abs, entry.name), path);
-      else out.push({ path, abs: join(abs, entry.name) });
+      else if (entry.isFile()) out.push({ path, abs: join(abs, entry.name) });
+      else throw Errors.internal(`${what}: ${path} is not a regular file or folder`);
     }
   };
   await walk(dir, '');
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** SHA-256 (hex) and size of a local file, streamed. */
-export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+/**
+ * Flags that open a file for reading without following a symbolic link in its last component
+ * (the open fails with ELOOP) and without waiting for a writer when it is a FIFO (O_NONBLOCK,
+ * which changes nothing for a regular file). Both are 0 where the platform lacks them.
+ */
+const READ_NO_FOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+/**
+ * Opens `path` for reading when it is a regular file, never through a symbolic link at its last
+ * component: a link is `Errors.internal` (`what` names it: a key, never a server path), and so
+ * is a directory, FIFO, socket or device found once opened. Other failures (ENOENT ...) are
+ * thrown as they are, for the caller to map. Folders above `path` are the caller's to check.
+ */
+export async function openRegular(path: string, what: string): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, READ_NO_FOLLOW);
+  } catch (e) {
+    // Linux and macOS say ELOOP for O_NOFOLLOW on a link; FreeBSD says EMLINK.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'EMLINK') throw Errors.internal(`${what} is a symbolic link (the blob store follows no link)`, e);
+    throw e;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) throw Errors.internal(`${what} is not a regular file`);
+    return handle;
+  } catch (e) {
+    await handle.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** SHA-256 (hex) and size of a local regular file (never through a link: see `openRegular`), streamed. */
+export async function hashFile(path: string, what = 'a local file'): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
   let bytes = 0;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    bytes += chunk.length;
+  const handle = await openRegular(path, what);
+  try {
+    for await (const chunk of handle.createReadStream({ autoClose: false }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+  } finally {
+    await handle.close().catch(() => undefined);
   }
   return { sha256: hash.digest('hex'), bytes };
 }
