@@ -34,41 +34,14 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { Redis } from 'ioredis';
+import { autocannon } from './autocannon.js';
+import { PG_URL, REDIS_URL, answers, deleteRedisKeys, dropSchema } from '../test/local-services.js';
 
-// autocannon ships no types and @types/autocannon is not installed: the part used here, typed.
-interface AutocannonOptions {
-  url: string;
-  method: 'POST' | 'GET';
-  headers: Record<string, string>;
-  body?: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  workers?: number;
-}
-interface Histogram {
-  average: number;
-  mean: number;
-  p50: number;
-  p99: number;
-}
-interface AutocannonResult {
-  requests: Histogram & { total: number };
-  latency: Histogram;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  '2xx': number;
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: AutocannonOptions) => Promise<AutocannonResult>;
 
 const { values: args } = parseArgs({
   options: {
@@ -96,8 +69,6 @@ function fail(message: string): never {
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PG_URL = process.env['MEDFIT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = process.env['MEDFIT_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 // Where they are, for messages: never the user name or password of the URL.
 const where = (url: string) => {
   const u = new URL(url);
@@ -116,20 +87,6 @@ const temp = (prefix: string) => {
   return d;
 };
 
-function answers(url: string): Promise<boolean> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = connect({ host: u.hostname, port: Number(u.port) }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-    s.setTimeout(1000, () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
-}
 
 // ---- processes -------------------------------------------------------------------------------
 interface Proc {
@@ -322,42 +279,20 @@ const proxies: Proxy[] = [];
 // ---- cleanup ---------------------------------------------------------------------------------
 let cleaning: Promise<string> | undefined;
 
-/** Drops this run's schema (the cluster's processes created it). */
-async function dropSchema(): Promise<string> {
-  try {
-    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5000 });
-    await c.connect();
-    try {
-      await c.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
-    } finally {
-      await c.end();
-    }
-    return `schema ${SCHEMA} dropped`;
-  } catch (e) {
-    return `schema ${SCHEMA} NOT dropped (${(e as Error).message}): drop it by hand`;
-  }
+/** Drops this run's schema (the cluster's processes created it); a note for the output. */
+async function dropRunSchema(): Promise<string> {
+  return dropSchema(SCHEMA).then(
+    () => `schema ${SCHEMA} dropped`,
+    (e: unknown) => `schema ${SCHEMA} NOT dropped (${(e as Error).message}): drop it by hand`,
+  );
 }
 
-/** Deletes the Redis keys under this run's prefix (the queue's), by SCAN rather than KEYS. */
-async function deleteKeys(): Promise<string> {
-  try {
-    const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    await r.connect();
-    let deleted = 0;
-    try {
-      let cursor = '0';
-      do {
-        const [nextCursor, keys] = await r.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 1000);
-        cursor = nextCursor;
-        if (keys.length) deleted += await r.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      r.disconnect();
-    }
-    return `${deleted} Redis key(s) under ${PREFIX}: deleted`;
-  } catch (e) {
-    return `Redis keys under ${PREFIX}: NOT deleted (${(e as Error).message}): delete them by hand`;
-  }
+/** Deletes the Redis keys under this run's prefix (the queue's); a note for the output. */
+async function deleteRunKeys(): Promise<string> {
+  return deleteRedisKeys(PREFIX).then(
+    (n) => `${n} Redis key(s) under ${PREFIX}: deleted`,
+    (e: unknown) => `Redis keys under ${PREFIX}: NOT deleted (${(e as Error).message}): delete them by hand`,
+  );
 }
 
 /** Ends every process, drops the schema, deletes the keys and folders; once, whatever happened. */
@@ -369,7 +304,7 @@ function cleanup(): Promise<string> {
     // The processes first: they hold the schema's connections and write the queue's keys.
     await Promise.all(procs.map(stopProc));
     notes.push(`${procs.length} process(es) ended`);
-    if (clusterStarted) notes.push(await dropSchema(), await deleteKeys());
+    if (clusterStarted) notes.push(await dropRunSchema(), await deleteRunKeys());
     for (const d of temps) rmSync(d, { recursive: true, force: true });
     notes.push(`${temps.length} temporary folder(s) removed`);
     return notes.join(', ');

@@ -28,13 +28,13 @@
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { quantileOf } from '../src/data/index.js';
 import { existsSync } from 'node:fs';
+import { autocannon, type AutocannonResult } from './autocannon.js';
 
 // The server under test is the compiled one (dist/, built by `npm ci`), as `npm start` runs it:
 // tsx's transpiled sources carry per-closure helpers that cost measurable time per request.
@@ -43,33 +43,6 @@ const dist = new URL('../dist/api/index.js', import.meta.url);
 const fromDist = existsSync(dist);
 const { initServer, loadConfig } = (await import(fromDist ? dist.href : '../src/api/index.js')) as typeof import('../src/api/index.js');
 
-// autocannon ships no types and @types/autocannon is not installed: the part used here, typed.
-interface AutocannonOptions {
-  url: string;
-  method: 'POST';
-  headers: Record<string, string>;
-  body?: string;
-  setupClient?: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  workers?: number;
-}
-interface Histogram {
-  average: number;
-  mean: number;
-  p50: number;
-  p99: number;
-}
-interface AutocannonResult {
-  requests: Histogram & { total: number };
-  latency: Histogram;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  '2xx': number;
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: AutocannonOptions) => Promise<AutocannonResult>;
 
 const { values: args } = parseArgs({
   options: {

@@ -14,26 +14,10 @@ import { initServer, loadConfig, type Server } from '../src/api/index.js';
 import { MedfitError } from '../src/core/index.js';
 import { fixture, medfit, tempDir } from './helpers.js';
 import { startS3rver } from './s3rver.js';
+import { PG_URL, REDIS_URL, answers, deleteRedisKeys, dropSchema } from './local-services.js';
 import { TcpProxy } from './tcp-proxy.js';
 
-const PG_URL = process.env['MEDFIT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = process.env['MEDFIT_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
-async function answers(url: string): Promise<boolean> {
-  const { connect } = await import('node:net');
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = connect({ host: u.hostname, port: Number(u.port) }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-    s.setTimeout(1000, () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
-}
 
 const [pgUp, redisUp] = await Promise.all([answers(PG_URL), answers(REDIS_URL)]);
 if (!pgUp || !redisUp) console.warn('cluster-faults.test.ts: skipped, PostgreSQL or Redis does not answer; start them (or set MEDFIT_TEST_DATABASE_URL / MEDFIT_TEST_REDIS_URL) to run it');
@@ -112,15 +96,8 @@ describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis f
     for (const s of servers) await s.close().catch(() => undefined);
     await proxy.stop();
     if (!pgUp || !redisUp) return;
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
-    await c.end();
-    const { Redis } = await import('ioredis');
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${PREFIX}:*`);
-    if (keys.length) await r.del(...keys);
-    r.disconnect();
+    await dropSchema(SCHEMA);
+    await deleteRedisKeys(PREFIX);
   }, 60_000);
 
   it('Redis lost: jobs are refused with 503 and Retry-After and recorded as failed, never left queued; /readyz says so; predictions go on; all recovers by itself', async () => {
@@ -218,16 +195,52 @@ describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis f
       expect(await r.lrange(`${PREFIX}-alone:train:wait`, 0, -1)).toEqual([]);
       expect((await call(base, 'POST', `/v1/jobs/${job.json.id}/cancel`)).status).toBe(409);
     } finally {
-      const keys = await r.keys(`${PREFIX}-alone:*`);
-      if (keys.length) await r.del(...keys);
       r.disconnect();
       await server.close();
       servers.splice(servers.indexOf(server), 1);
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS "${SCHEMA}_alone" CASCADE`);
-      await c.end();
+      await dropSchema(`${SCHEMA}_alone`);
+      await deleteRedisKeys(`${PREFIX}-alone`);
     }
+  }, 60_000);
+});
+
+describe.skipIf(!pgUp || !redisUp)('a job whose workers keep dying', () => {
+  const schema = `stall_${run}`;
+  const prefix = `medfit-stall-${run}`;
+  const mine: Server[] = [];
+  afterAll(async () => {
+    for (const s of mine) await s.close().catch(() => undefined);
+    await dropSchema(schema);
+    await deleteRedisKeys(prefix);
+  }, 60_000);
+
+  it('is taken back from a silent worker, and failed with the reason once it stalled more often than MEDFIT_JOB_MAX_STALLS', async () => {
+    const stallEnv = { ...env(REDIS_URL), MEDFIT_DATABASE_SCHEMA: schema, MEDFIT_REDIS_PREFIX: prefix, MEDFIT_JOB_STALL_SECONDS: '1', MEDFIT_JOB_MAX_STALLS: '0' };
+    const api = await initServer(loadConfig(stallEnv, { dataDir: tempDir('medfit-stall-api-'), port: '0', role: 'api' }));
+    mine.push(api);
+    const base = await api.app.listen({ host: '127.0.0.1', port: 0 });
+    const up = await call(base, 'POST', '/v1/datasets?name=pima.csv', readFileSync(fixture('pima_diabetes.csv'), 'utf8'), 'text/csv');
+    const job = await call(base, 'POST', '/v1/jobs', { dataset: up.json.id, name: 'risk', target: 'diabetes', model: 'logistic' });
+    expect(job.status).toBe(202);
+    // A worker that takes the job and then goes silent (as a killed one does): its lock is never renewed.
+    const { Worker } = await import('bullmq');
+    const { Redis } = await import('ioredis');
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    let taken: () => void = () => undefined;
+    const took = new Promise<void>((resolve) => (taken = resolve));
+    const silent = new Worker('train', async () => {
+      taken();
+      await new Promise(() => undefined);
+    }, { connection, prefix, lockDuration: 1000, skipLockRenewal: true, skipStalledCheck: true, autorun: true });
+    await took;
+    await silent.close(true);
+    connection.disconnect();
+    // A real worker finds it stalled, and with no stall allowed, fails it with the reason.
+    const worker = await initServer(loadConfig(stallEnv, { dataDir: tempDir('medfit-stall-worker-'), port: '0', role: 'worker' }));
+    mine.push(worker);
+    const done = await jobDone(base, job.json.id);
+    expect(done).toMatchObject({ status: 'failed', error: { code: 'MEDFIT_ERR_INTERNAL' } });
+    expect(done.error.message).toMatch(/stopped answering .* more often than MEDFIT_JOB_MAX_STALLS allows/);
   }, 60_000);
 });
 
@@ -272,15 +285,8 @@ describe.skipIf(!pgUp || !redisUp)('a cluster on S3 storage (s3rver)', () => {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await c.end();
-    const { Redis } = await import('ioredis');
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${prefix}:*`);
-    if (keys.length) await r.del(...keys);
-    r.disconnect();
+    await dropSchema(schema);
+    await deleteRedisKeys(prefix);
   }, 60_000);
 
   it('datasets and models go through the bucket: a replica with an empty data directory reads, trains on and predicts with them, fetching each once', async () => {

@@ -7,29 +7,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './helpers.js';
+import { PG_URL, REDIS_URL, answers, deleteRedisKeys, dropSchema } from './local-services.js';
 
-const PG_URL = process.env['MEDFIT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = process.env['MEDFIT_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
-function answers(url: string): Promise<boolean> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = connect({ host: u.hostname, port: Number(u.port) }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-    s.setTimeout(1000, () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
-}
 
 const [pgUp, redisUp] = await Promise.all([answers(PG_URL), answers(REDIS_URL)]);
 if (!pgUp || !redisUp) {
@@ -165,17 +149,8 @@ describe.skipIf(!pgUp || !redisUp)('a cluster of 2 API replicas and 2 workers on
           }),
       ),
     );
-    if (!pgUp) return;
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
-    await c.end();
-    // The queue's keys under this run's prefix.
-    const { Redis } = await import('ioredis');
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${PREFIX}:*`);
-    if (keys.length) await r.del(...keys);
-    r.disconnect();
+    await dropSchema(SCHEMA);
+    await deleteRedisKeys(PREFIX);
   }, 60_000);
 
   it('every process is ready; workers answer their probes only', async () => {

@@ -205,10 +205,13 @@ function scaleOut(
     };
   } else if (env['MEDFIT_REDIS_PREFIX']) problems.push('MEDFIT_REDIS_PREFIX needs MEDFIT_REDIS_URL');
   const storageUrl = env['MEDFIT_STORAGE_URL'] || undefined;
+  let storageOk = true;
   if (storageUrl !== undefined) {
     const storage = storageConfig(storageUrl, env);
-    if (typeof storage === 'string') problems.push(storage);
-    else config.storage = storage;
+    if (typeof storage === 'string') {
+      problems.push(storage);
+      storageOk = false;
+    } else config.storage = storage;
   } else if (env['MEDFIT_S3_ENDPOINT']) problems.push('MEDFIT_S3_ENDPOINT needs MEDFIT_STORAGE_URL=s3://bucket/prefix');
   if (config.role !== 'all' && !config.redis) {
     problems.push(`--role ${config.role} needs MEDFIT_REDIS_URL: ${config.role === 'api' ? 'an API replica hands its jobs to workers through the Redis queue' : 'a worker takes its jobs from the Redis queue'}`);
@@ -217,7 +220,7 @@ function scaleOut(
     // A queue shared by processes on several machines needs everything else shared as well.
     if (!config.database) problems.push('MEDFIT_REDIS_URL needs MEDFIT_DATABASE_URL: the processes that share a queue must share the metadata, and SQLite is one machine\'s file');
     if (storageUrl === undefined) problems.push('MEDFIT_REDIS_URL needs MEDFIT_STORAGE_URL: an s3:// bucket, or a file:// folder every replica and worker mounts (the data directory is this process\'s own)');
-    else if (config.storage.kind === 'file' && config.storage.dir === config.dataDir) problems.push('MEDFIT_STORAGE_URL must not be the data directory when MEDFIT_REDIS_URL is set: the data directory is each process\'s own scratch space and cache');
+    else if (storageOk && config.storage.kind === 'file' && config.storage.dir === config.dataDir) problems.push('MEDFIT_STORAGE_URL must not be the data directory when MEDFIT_REDIS_URL is set: the data directory is each process\'s own scratch space and cache');
   }
 }
 

@@ -431,19 +431,24 @@ export class JobManager {
     const unfinished = (await this.queue?.close()) ?? [];
     this.stopping.abort();
     await Promise.all([...this.chains.values()]);
-    for (const [id, resolve] of this.settling) {
-      this.settling.delete(id);
-      resolve('interrupted');
-    }
-    await stopTaking.catch((e: unknown) => this.report('warn', 'the Redis worker did not stop cleanly', e));
-    // In a cluster the queue holds the interrupted jobs already; their records say so.
+    // Recorded as queued before a cluster's job goes back to the queue: another worker may take
+    // it at once, and its start must not be overwritten.
     for (const id of unfinished) {
+      if (this.cluster) {
+        this.report('info', `job ${id}: handed back to the queue (this process is stopping); another worker starts it again`);
+        this.emitEvent(id, { type: 'status', status: 'queued', progress: 0, stage: 'interrupted by shutdown' });
+      }
       try {
         await this.store.updateJob(id, { status: 'queued', progress: 0, stage: 'interrupted by shutdown' });
       } catch (e) {
         this.report('warn', `job ${id}: could not be marked as interrupted; it is resumed at the next start all the same`, e);
       }
     }
+    for (const [id, resolve] of this.settling) {
+      this.settling.delete(id);
+      resolve('interrupted');
+    }
+    await stopTaking.catch((e: unknown) => this.report('warn', 'the Redis worker did not stop cleanly', e));
   }
 
   private async started(id: string): Promise<void> {

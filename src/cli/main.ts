@@ -126,11 +126,13 @@ MEDFIT_MANIFEST_KEY (signs and checks model manifests; train and predict honour 
 MEDFIT_UPLOAD_CHECK_SECONDS (30), MEDFIT_UPLOAD_CHECK_MB (1024), MEDFIT_DEID_KEY (de-identification;
 random per process when unset), MEDFIT_PUBLIC_URL, MEDFIT_CDS_FHIR_SERVERS.
 
-Many processes (docs/scale-out.md): MEDFIT_DATABASE_URL (postgres://; MEDFIT_DATABASE_SCHEMA,
-MEDFIT_DATABASE_POOL), MEDFIT_REDIS_URL (redis://; MEDFIT_REDIS_PREFIX, MEDFIT_JOB_STALL_SECONDS,
+Many processes (README "Many replicas and workers", deploy/README.md): MEDFIT_DATABASE_URL
+(postgres://; MEDFIT_DATABASE_SCHEMA, MEDFIT_DATABASE_POOL, MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS), MEDFIT_REDIS_URL (redis://; MEDFIT_REDIS_PREFIX, MEDFIT_JOB_STALL_SECONDS,
 MEDFIT_JOB_MAX_STALLS) and MEDFIT_STORAGE_URL (s3://bucket/prefix with MEDFIT_S3_ENDPOINT and
-AWS_*, or file:///folder every process mounts) make replicas share metadata, jobs and files.
-GET /healthz is liveness, GET /readyz readiness (database, Redis, storage).
+AWS_*, or file:///folder every process mounts) make replicas share metadata, jobs and files;
+MEDFIT_ADMIN_KEY, MEDFIT_MANIFEST_KEY and MEDFIT_DEID_KEY must then be the same in every process.
+GET /healthz is liveness, GET /readyz readiness (database, Redis, storage). Under a supervisor,
+run node bin/medfit.js rather than npx, so its signals reach the server.
 
   --role <role>           all (default): everything in one process; api: answers requests and
                           hands jobs to workers (needs MEDFIT_REDIS_URL); worker: trains jobs from
@@ -150,6 +152,9 @@ const KEYS_HELP = `medfit keys <command> [--data-dir .medfit] [--json]
                           prints the new key once (only its hash is stored)
   list [--project <name>] keys with their id, project, scopes, and whether revoked
   revoke <key-id>         the key stops working within seconds, also on a running server
+
+With MEDFIT_DATABASE_URL (and MEDFIT_DATABASE_SCHEMA) set, the keys are those of that PostgreSQL
+database, which a cluster's replicas share; otherwise of the data directory's SQLite file.
 `;
 
 /** Runs one CLI invocation and returns its exit code; never throws. */

@@ -94,7 +94,7 @@ export function redactUrl(url: string): string {
   }
 }
 
-const unavailable = (what: string) => Errors.unavailable(`the job queue (Redis) is unreachable ${what}; try again shortly`);
+const unavailable = (what: string) => Errors.unavailable(`the job queue (Redis) is unreachable${what ? ` ${what}` : ''}; try again shortly`);
 
 /** Runs a Redis request, turning a refusal, a lost connection or a slow answer into a 503. */
 async function guarded<T>(what: string, run: () => Promise<T>): Promise<T> {
@@ -160,13 +160,16 @@ export class RedisJobs {
     this.sub = this.connect(true);
     this.queue = new Queue<QueuedJob>(TRAIN_QUEUE, { connection: this.connect(false), prefix: settings.prefix });
     // ioredis reports every failed reconnection as an error event; one line per outage is enough.
+    // Before the first connection, `connect` reports a Redis that does not answer, once.
     let down = false;
+    let reached = false;
     const onError = () => {
-      if (!down && !this.closed) log('warn', `Redis at ${redactUrl(settings.url)} is unreachable; retrying`);
+      if (reached && !down && !this.closed) log('warn', `Redis at ${redactUrl(settings.url)} is unreachable; retrying`);
       down = true;
     };
     const onReady = () => {
-      if (down && !this.closed) log('info', `Redis at ${redactUrl(settings.url)} answers again`);
+      if (reached && down && !this.closed) log('info', `Redis at ${redactUrl(settings.url)} answers again`);
+      reached = true;
       down = false;
     };
     for (const c of [this.pub, this.sub]) c.on('error', onError).on('ready', onReady);

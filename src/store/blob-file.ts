@@ -436,7 +436,9 @@ function mkdirRoot(root: string): void {
   try {
     mkdirSync(root, { recursive: true });
   } catch (e) {
-    throw Errors.internal('the blob store folder cannot be created', e);
+    const code = (e as { code?: string }).code;
+    // At start-up, from the operator's own setting: the folder is named (no record value can be in it).
+    throw Errors.unavailable(`the storage folder ${root} (MEDFIT_STORAGE_URL) cannot be created or used${code === 'ENOTDIR' || code === 'EEXIST' ? ': a file is in the way' : code ? ` (${code})` : ''}`);
   }
 }
 
