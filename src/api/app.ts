@@ -22,6 +22,7 @@ import { modelRoutes } from './models.js';
 import { streamRoutes } from './stream.js';
 import { ModelService } from './models-service.js';
 import { JobManager, forgetDataset, type Services } from './services.js';
+import { LocalCache } from './local-cache.js';
 import { createInferFastPath, v2Plugin, type V2Backend, type V2Model } from './v2/index.js';
 import { dashboardRoutes } from './dashboard.js';
 
@@ -121,6 +122,9 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     runningHere: () => queue?.size() ?? 0,
     ...(redis ? { queue: () => redis.counts() } : {}),
   });
+  // Where storage is not the data directory, the data directory is a cache, held to a budget.
+  const cache = config.storage.kind === 'file' && config.storage.dir === config.dataDir ? undefined : new LocalCache(config.dataDir, config.cacheBytes);
+  cache?.adopt((rel) => forgetDataset(config.dataDir, rel));
   const trains = config.role !== 'api';
   const serves = config.role !== 'worker';
   const queue = trains ? createWorkerQueue({ concurrency: config.concurrency, manifestKey: config.manifestKey }) : undefined;
@@ -131,7 +135,7 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
     config.dataDir,
     config.modelCacheSize,
     (message, err) => (err instanceof Error ? app.log.error({ err: loggableError(err) }, message) : app.log.error(message)),
-    { key: config.manifestKey, blobs, onBatch: (requests, rows) => metrics.observeBatch(requests, rows), ...(redis ? { broadcast: (projectId: string, name: string) => announce({ t: 'models', projectId, name }) } : {}) },
+    { key: config.manifestKey, blobs, cache, onBatch: (requests, rows) => metrics.observeBatch(requests, rows), ...(redis ? { broadcast: (projectId: string, name: string) => announce({ t: 'models', projectId, name }) } : {}) },
   );
   const jobs = new JobManager(
     store,
@@ -142,16 +146,19 @@ export async function initServer(config: ServerConfig, options: { logStream?: No
       onVersion: (projectId, name) => models.invalidate(projectId, name),
       log: (level, message, err) => app.log[level]({ err: loggableError(err) }, message),
     },
-    redis ? { redis, blobs, train: trains, serve: serves, concurrency: config.concurrency } : undefined,
+    redis ? { redis, blobs, cache, train: trains, serve: serves, concurrency: config.concurrency } : undefined,
   );
   // Another process changed a model's versions or a key: this one's caches forget them now.
   redis?.onMessage((m) => {
     if (m.t === 'models') models.invalidateHere(m.projectId, m.name);
     else if (m.t === 'keys') auth.forget();
     // Only a dataset's own key is removed: the bus is shared infrastructure, its messages checked.
-    else if (m.t === 'dataset' && m.file.startsWith('datasets/') && blobKeyProblem(m.file) === undefined) forgetDataset(config.dataDir, m.file);
+    else if (m.t === 'dataset' && m.file.startsWith('datasets/') && blobKeyProblem(m.file) === undefined) {
+      cache?.forget(m.file);
+      forgetDataset(config.dataDir, m.file);
+    }
   });
-  const services: Services = { config, store, blobs, redis, jobs, models, metrics };
+  const services: Services = { config, store, blobs, redis, cache, jobs, models, metrics };
   if (!serves) {
     // A worker answers its probes and metrics only: API requests belong to the API replicas.
     app.addHook('onRequest', (req, _reply, done) => {

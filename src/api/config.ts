@@ -17,7 +17,7 @@ export const CONFIG_VARIABLES = [
   'MEDFIT_HOST', 'MEDFIT_PORT', 'MEDFIT_DATA_DIR', 'MEDFIT_ROLE', 'MEDFIT_LOG_LEVEL',
   'MEDFIT_DATABASE_URL', 'MEDFIT_DATABASE_SCHEMA', 'MEDFIT_DATABASE_POOL', 'MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS',
   'MEDFIT_REDIS_URL', 'MEDFIT_REDIS_PREFIX', 'MEDFIT_JOB_STALL_SECONDS', 'MEDFIT_JOB_MAX_STALLS',
-  'MEDFIT_STORAGE_URL', 'MEDFIT_S3_ENDPOINT', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
+  'MEDFIT_STORAGE_URL', 'MEDFIT_CACHE_MB', 'MEDFIT_S3_ENDPOINT', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
   'MEDFIT_MAX_UPLOAD_MB', 'MEDFIT_MAX_BODY_MB', 'MEDFIT_TRAIN_CONCURRENCY', 'MEDFIT_MODEL_CACHE',
   'MEDFIT_ADMIN_KEY', 'MEDFIT_MANIFEST_KEY', 'MEDFIT_DEID_KEY', 'MEDFIT_UPLOAD_CHECK_SECONDS', 'MEDFIT_UPLOAD_CHECK_MB',
   'MEDFIT_MQTT_URL', 'MEDFIT_MQTT_MODEL', 'MEDFIT_MQTT_USERNAME', 'MEDFIT_MQTT_PASSWORD',
@@ -50,6 +50,11 @@ export interface ServerConfig {
   redis?: { url: string; prefix: string; stallSeconds: number; maxStalls: number };
   /** Datasets and models (`MEDFIT_STORAGE_URL`; default `dataDir` itself). */
   storage: StorageConfig;
+  /**
+   * When storage is not the data directory, the most bytes of stored datasets and model
+   * directories this process keeps copies of (`MEDFIT_CACHE_MB`, default 4096).
+   */
+  cacheBytes: number;
   /** Largest dataset upload, in bytes (413 above it). */
   maxUploadBytes: number;
   /** Largest JSON body for other routes (predictions), in bytes. */
@@ -127,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     dataDir,
     role,
     storage: { kind: 'file', dir: dataDir },
+    cacheBytes: int('MEDFIT_CACHE_MB', env['MEDFIT_CACHE_MB'], 4096, 16, 10_000_000) * 1024 * 1024,
     maxUploadBytes: int('MEDFIT_MAX_UPLOAD_MB', env['MEDFIT_MAX_UPLOAD_MB'], 100, 1, 100_000) * 1024 * 1024,
     maxBodyBytes: int('MEDFIT_MAX_BODY_MB', env['MEDFIT_MAX_BODY_MB'], 10, 1, 1024) * 1024 * 1024,
     concurrency: int('MEDFIT_TRAIN_CONCURRENCY', env['MEDFIT_TRAIN_CONCURRENCY'], 1, 1, 64),

@@ -15,7 +15,7 @@ import type { ColumnFacts, ColumnReport } from '../privacy/index.js';
 import type { FhirLineage } from '../jobs/index.js';
 import { requireScope } from './auth.js';
 import { clientGone, limitedBody } from './drain.js';
-import { fhirLineagePath, localDataset, readFhirLineage, removeDataset, storeDataset, type Services } from './services.js';
+import { fhirLineagePath, forgetDataset, localDataset, readFhirLineage, removeDataset, storeDataset, type Services } from './services.js';
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,127}$';
 
@@ -805,7 +805,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
         const pseudonymousSubject = flagged(subject);
         const text = await seriesInWorker(
           {
-            path: await localDataset(s.blobs, s.config.dataDir, d),
+            path: await localDataset(s.blobs, s.config.dataDir, d, 'all', s.cache),
             source: d.name,
             format: d.format,
             sha256: d.sha256,
@@ -838,6 +838,7 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
     await s.store.deleteDataset(p.projectId, d.id);
     // The row is gone first: a file left behind by an unreachable store is unreferenced, never a
     // row without its file.
+    s.cache?.forget(d.file);
     await removeDataset(s.blobs, s.config.dataDir, d.file).catch((e: unknown) => req.log.warn({ err: loggableError(e) }, `dataset ${d.id}: its files could not be removed from storage`));
     // Every other process of a cluster drops its copy too (health records do not linger in caches).
     await s.redis?.publish({ t: 'dataset', file: d.file }).catch((e: unknown) => req.log.warn({ err: loggableError(e) }, `dataset ${d.id}: the other processes could not be told to drop their copies (Redis unavailable)`));
@@ -854,7 +855,10 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
 async function commitDataset(s: Services, d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord> {
   try {
     await storeDataset(s.blobs, s.config.dataDir, d.file, d.sha256);
-    return await s.store.createDataset(d);
+    const rec = await s.store.createDataset(d);
+    // The upload's own copy is this process's cache of it from now on.
+    s.cache?.use(d.file, () => forgetDataset(s.config.dataDir, d.file));
+    return rec;
   } catch (e) {
     await removeDataset(s.blobs, s.config.dataDir, d.file).catch(() => undefined);
     throw e;

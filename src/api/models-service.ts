@@ -31,6 +31,7 @@ import {
   type TensorMetadata,
 } from '../serve/index.js';
 import type { BlobStore, MetadataStore, ModelVersionRecord } from '../store/index.js';
+import type { LocalCache } from './local-cache.js';
 
 /** Most feature values one prediction request may make (80 MB of float64). */
 const MAX_PREDICT_VALUES = 10_000_000;
@@ -147,7 +148,14 @@ export class ModelService {
      * copy is kept: a replica fetches each version once). `broadcast`: tells the other processes
      * of a cluster that a model's versions changed.
      */
-    private readonly options: { key?: string | undefined; blobs?: BlobStore; broadcast?: (projectId: string, name: string) => void; onBatch?: (requests: number, rows: number) => void } = {},
+    private readonly options: {
+      key?: string | undefined;
+      blobs?: BlobStore;
+      /** This process's copies of stored model directories, under a budget. */
+      cache?: LocalCache | undefined;
+      broadcast?: (projectId: string, name: string) => void;
+      onBatch?: (requests: number, rows: number) => void;
+    } = {},
   ) {
     this.cache = new ModelCache<ServedModel>({ max: cacheSize, load: (key) => this.loadKey(key) });
   }
@@ -203,7 +211,11 @@ export class ModelService {
   async localDir(rec: ModelVersionRecord): Promise<string> {
     const dir = join(this.dataDir, rec.dir);
     const blobs = this.options.blobs;
-    if (!blobs || existsSync(dir)) return dir;
+    if (!blobs) return dir;
+    if (existsSync(dir)) {
+      this.options.cache?.use(rec.dir);
+      return dir;
+    }
     let fetching = this.fetching.get(dir);
     if (!fetching) {
       fetching = blobs.getDir(rec.dir, dir).finally(() => this.fetching.delete(dir));
@@ -219,6 +231,7 @@ export class ModelService {
       this.logError(`model ${rec.name} v${rec.version} cannot be fetched from storage: ${errorChain(e)}`, e);
       throw Errors.internal(`model "${rec.name}" version ${rec.version} cannot be read; the server log has the details`);
     }
+    this.options.cache?.use(rec.dir);
     return dir;
   }
 

@@ -7,6 +7,7 @@ import { isMedfitError, type CandidateScore, type Progress, type SerializedError
 import type { FhirLineage, JobControl, JobQueue, QueuedJob, RedisJobs, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
 import type { BlobStore, DatasetRecord, JobRecord, MetadataStore } from '../store/index.js';
 import type { ServerConfig } from './config.js';
+import type { LocalCache } from './local-cache.js';
 import type { Metrics } from './metrics.js';
 import type { ModelService } from './models-service.js';
 
@@ -18,6 +19,8 @@ export interface Services {
   blobs: BlobStore;
   /** The Redis queue and bus, when `MEDFIT_REDIS_URL` is set. */
   redis?: RedisJobs | undefined;
+  /** This process's copies of stored files, under a budget; absent when storage is the data directory itself. */
+  cache?: LocalCache | undefined;
   jobs: JobManager;
   models: ModelService;
   metrics: Metrics;
@@ -89,6 +92,8 @@ export interface JobCluster {
   serve: boolean;
   /** Jobs this process trains at once (`MEDFIT_TRAIN_CONCURRENCY`). */
   concurrency: number;
+  /** This process's copies of stored files, under a budget. */
+  cache?: LocalCache | undefined;
 }
 
 /** How a job run by this process ended, or `interrupted` when it stopped with the process. */
@@ -330,7 +335,7 @@ export class JobManager {
     else {
       let fetched = true;
       try {
-        await localDataset(this.cluster!.blobs, this.dataDir, dataset);
+        await localDataset(this.cluster!.blobs, this.dataDir, dataset, 'all', this.cluster!.cache);
       } catch (e) {
         // Storage away: another try later (after a pause, so a queue of jobs does not spin).
         // Anything else (the file missing, or not the bytes uploaded) will not mend by itself.
@@ -489,6 +494,7 @@ export class JobManager {
       this.active.delete(id);
       return this.settle(id, 'interrupted');
     }
+    if (this.cluster?.serve) this.cluster.cache?.use(join('models', a.projectId, id));
     const v = await this.persist(id, 'its new model version', () => this.store.createModelVersion({
       projectId: a.projectId,
       name: a.name,
@@ -580,9 +586,16 @@ function isJobEvent(e: object): e is JobEvent {
  * The local path of a dataset's file, fetched from storage first when this process has no copy
  * (with its SHA-256 checked); with `sidecars`, only its profile and FHIR lineage are fetched.
  */
-export async function localDataset(blobs: BlobStore, dataDir: string, d: Pick<DatasetRecord, 'file' | 'sha256'>, what: 'all' | 'sidecars' = 'all'): Promise<string> {
+export async function localDataset(
+  blobs: BlobStore,
+  dataDir: string,
+  d: Pick<DatasetRecord, 'file' | 'sha256'>,
+  what: 'all' | 'sidecars' = 'all',
+  cache?: LocalCache,
+): Promise<string> {
   const path = join(dataDir, d.file);
   if (what === 'all' && !existsSync(path)) await blobs.getFile(d.file, path, d.sha256);
+  if (what === 'all') cache?.use(d.file, () => forgetDataset(dataDir, d.file));
   for (const side of datasetSidecars(d.file)) {
     const local = join(dataDir, side);
     if (!existsSync(local) && (await blobs.exists(side))) await blobs.getFile(side, local);

@@ -129,7 +129,8 @@ random per process when unset), MEDFIT_PUBLIC_URL, MEDFIT_CDS_FHIR_SERVERS.
 Many processes (README "Many replicas and workers", deploy/README.md): MEDFIT_DATABASE_URL
 (postgres://; MEDFIT_DATABASE_SCHEMA, MEDFIT_DATABASE_POOL, MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS), MEDFIT_REDIS_URL (redis://; MEDFIT_REDIS_PREFIX, MEDFIT_JOB_STALL_SECONDS,
 MEDFIT_JOB_MAX_STALLS) and MEDFIT_STORAGE_URL (s3://bucket/prefix with MEDFIT_S3_ENDPOINT and
-AWS_*, or file:///folder every process mounts) make replicas share metadata, jobs and files;
+AWS_*, or file:///folder every process mounts; MEDFIT_CACHE_MB of copies kept in the data
+directory, 4096) make replicas share metadata, jobs and files;
 MEDFIT_ADMIN_KEY, MEDFIT_MANIFEST_KEY and MEDFIT_DEID_KEY must then be the same in every process.
 GET /healthz is liveness, GET /readyz readiness (database, Redis, storage). Under a supervisor,
 run node bin/medfit.js rather than npx, so its signals reach the server.
