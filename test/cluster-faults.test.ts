@@ -5,8 +5,8 @@
  * down in the middle of a job. Skipped, with a message, where PostgreSQL or Redis does not answer.
  */
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,6 +175,21 @@ describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis f
     expect(cli.code).toBe(1);
     expect(cli.stderr).toMatch(/medfit: cannot reach Redis/);
     expect(cli.stderr).not.toContain('redis-s3cret');
+  }, 60_000);
+
+  it('a replica refuses a dataset profile that storage changed behind the metadata\'s back', async () => {
+    // Whoever can write the shared storage rewrites a profile (and the store's own hash beside it).
+    const profileKey = readdirSync(join(storage, 'datasets'), { recursive: true }).map(String).find((f) => f.split('/').pop() === `${dataset}.csv.profile.json`)!;
+    const path = join(storage, 'datasets', profileKey);
+    const forged = JSON.stringify({ forged: true, columns: [] });
+    writeFileSync(path, forged);
+    writeFileSync(join(path, '..', `.medfit-sha256.${profileKey.split('/').pop()}`), `${createHash('sha256').update(forged).digest('hex')}\n`);
+    const fresh = await initServer(loadConfig(env(REDIS_URL), { dataDir: tempDir('medfit-faults-fresh-'), port: '0', role: 'api' }));
+    servers.push(fresh);
+    const base = await fresh.app.listen({ host: '127.0.0.1', port: 0 });
+    const got = await call(base, 'GET', `/v1/datasets/${dataset}`);
+    expect(got.status).toBe(500);
+    expect(JSON.stringify(got.json)).not.toContain('forged');
   }, 60_000);
 
   it('a job no worker has taken yet is taken out of the queue when cancelled', async () => {

@@ -854,8 +854,8 @@ export async function datasetRoutes(app: FastifyInstance, s: Services): Promise<
  */
 async function commitDataset(s: Services, d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord> {
   try {
-    await storeDataset(s.blobs, s.config.dataDir, d.file, d.sha256);
-    const rec = await s.store.createDataset(d);
+    const sidecars = await storeDataset(s.blobs, s.config.dataDir, d.file, d.sha256);
+    const rec = await s.store.createDataset({ ...d, sidecars });
     // The upload's own copy is this process's cache of it from now on.
     s.cache?.use(d.file, () => forgetDataset(s.config.dataDir, d.file));
     return rec;

@@ -218,7 +218,7 @@ export class ModelService {
     }
     let fetching = this.fetching.get(dir);
     if (!fetching) {
-      fetching = blobs.getDir(rec.dir, dir).finally(() => this.fetching.delete(dir));
+      fetching = blobs.getDir(rec.dir, dir, rec.filesSha256).finally(() => this.fetching.delete(dir));
       this.fetching.set(dir, fetching);
     }
     try {

@@ -5,7 +5,7 @@ import { Errors, type RawRecord } from '../core/index.js';
 import { ONNX_FILE, discardUpload, saveUpload, sha256, type UploadDeclaration } from '../registry/index.js';
 import { checkUploadIsolated } from '../serve/index.js';
 import type { SequencePrep } from '../sequence/index.js';
-import type { ModelVersionRecord, Stage } from '../store/index.js';
+import { listingSha256, type ModelVersionRecord, type Stage } from '../store/index.js';
 import { requireAnyScope, requireScope } from './auth.js';
 import { clientGone } from './drain.js';
 import { FHIR_BODY_TYPES, installFhirBody, isFhirBody, notAnObject, predictFhir } from './fhir-predict.js';
@@ -233,7 +233,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
       const dir = join(s.config.dataDir, rel);
       const saved = saveUpload(dir, prepared, { key: s.config.manifestKey });
       // In storage before its version exists: every replica can load a version it lists.
-      await s.blobs.putDir(rel, dir).catch((e: unknown) => {
+      const stored = await s.blobs.putDir(rel, dir).catch((e: unknown) => {
         discardUpload(dir);
         throw e;
       });
@@ -249,6 +249,7 @@ export async function modelRoutes(app: FastifyInstance, s: Services): Promise<vo
         datasetSha256: null,
         // What is served (the checked, re-encoded model) and what was sent, which may differ.
         metrics: { onnxSha256: saved.files[ONNX_FILE]!, uploadSha256: sha256(bytes) },
+        filesSha256: listingSha256(stored),
       }).catch(async (e: unknown) => {
         discardUpload(dir);
         await s.blobs.remove(rel).catch(() => undefined);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMedfitError, type CandidateScore, type Progress, type SerializedError } from '../core/index.js';
 import type { FhirLineage, JobControl, JobQueue, QueuedJob, RedisJobs, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
-import type { BlobStore, DatasetRecord, JobRecord, MetadataStore } from '../store/index.js';
+import { listingSha256, type BlobStore, type DatasetRecord, type JobRecord, type MetadataStore } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { LocalCache } from './local-cache.js';
 import type { Metrics } from './metrics.js';
@@ -490,7 +490,8 @@ export class JobManager {
     // In a cluster the model directory goes to storage before its version exists, so a version
     // is never visible without its files (a retried upload replaces a half one).
     const blobs = this.cluster?.blobs;
-    if (blobs && (await this.persist(id, 'its model files', () => blobs.putDir(join('models', a.projectId, id), a.dir))) === GAVE_UP) {
+    const stored = blobs ? await this.persist(id, 'its model files', () => blobs.putDir(join('models', a.projectId, id), a.dir)) : undefined;
+    if (stored === GAVE_UP) {
       this.active.delete(id);
       return this.settle(id, 'interrupted');
     }
@@ -506,6 +507,7 @@ export class JobManager {
       datasetId: a.datasetId,
       datasetSha256: a.datasetSha256,
       metrics: { cv: r.metrics, ...(r.nested ? { nested: r.nested } : {}), leaderboard: r.leaderboard, warnings: r.warnings },
+      ...(stored ? { filesSha256: listingSha256(stored) } : {}),
     }));
     // Not registered before shutdown: the job stays running in the store and is trained again.
     if (v === GAVE_UP) {
@@ -589,7 +591,7 @@ function isJobEvent(e: object): e is JobEvent {
 export async function localDataset(
   blobs: BlobStore,
   dataDir: string,
-  d: Pick<DatasetRecord, 'file' | 'sha256'>,
+  d: Pick<DatasetRecord, 'file' | 'sha256' | 'sidecars'>,
   what: 'all' | 'sidecars' = 'all',
   cache?: LocalCache,
 ): Promise<string> {
@@ -598,18 +600,30 @@ export async function localDataset(
   if (what === 'all') cache?.use(d.file, () => forgetDataset(dataDir, d.file));
   for (const side of datasetSidecars(d.file)) {
     const local = join(dataDir, side);
-    if (!existsSync(local) && (await blobs.exists(side))) await blobs.getFile(side, local);
+    if (existsSync(local)) continue;
+    // Checked against the row when it recorded them (storage alone cannot vouch for its files).
+    const recorded = d.sidecars?.[side.slice(d.file.length)];
+    if (recorded !== undefined) await blobs.getFile(side, local, recorded);
+    else if (!d.sidecars && (await blobs.exists(side))) await blobs.getFile(side, local);
   }
   return path;
 }
 
-/** Stores a dataset written under the data directory (its file, then its profile and FHIR lineage) before its row is committed. */
-export async function storeDataset(blobs: BlobStore, dataDir: string, rel: string, sha256: string): Promise<void> {
+/**
+ * Stores a dataset written under the data directory (its file, then its profile and FHIR
+ * lineage) before its row is committed; returns the companions' SHA-256 by suffix, for the row.
+ */
+export async function storeDataset(blobs: BlobStore, dataDir: string, rel: string, sha256: string): Promise<Record<string, string>> {
   await blobs.putFile(rel, join(dataDir, rel), sha256);
+  const sidecars: Record<string, string> = {};
   for (const side of datasetSidecars(rel)) {
     const path = join(dataDir, side);
-    if (existsSync(path)) await blobs.putFile(side, path, createHash('sha256').update(readFileSync(path)).digest('hex'));
+    if (!existsSync(path)) continue;
+    const hash = createHash('sha256').update(readFileSync(path)).digest('hex');
+    await blobs.putFile(side, path, hash);
+    sidecars[side.slice(rel.length)] = hash;
   }
+  return sidecars;
 }
 
 /** Removes a dataset's file and its sidecars from storage and from this process's copy. */

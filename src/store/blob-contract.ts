@@ -5,12 +5,12 @@
  * endpoint and pagination) stays in the test file.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MedfitError } from '../core/index.js';
-import type { BlobStore } from './blob.js';
+import { listingSha256, type BlobStore } from './blob.js';
 
 /** A fresh, empty store, and ways to change what it holds behind its back. */
 export interface BlobStoreUnderTest {
@@ -182,6 +182,21 @@ export function describeBlobContract(name: string, make: () => Promise<BlobStore
       expect(readFileSync(join(local, 'one.bin'), 'utf8')).toBe('deep');
       // No temporary sibling left beside the copy.
       expect(readdirSync(join(local, 'cache/models/p'))).toEqual(['job1']);
+    });
+
+    it('fetches a directory only when its listing is the one recorded, when given one', async () => {
+      const { store, local } = await fresh();
+      writeTree(join(local, 'src'), { 'model.onnx': 'graph', 'manifest.json': '{}' });
+      const recorded = listingSha256(await store.putDir('models/p/rec', join(local, 'src')));
+      await store.getDir('models/p/rec', join(local, 'ok'), recorded);
+      expect(readTree(join(local, 'ok'))).toEqual({ 'model.onnx': 'graph', 'manifest.json': '{}' });
+      // Another directory stored under that prefix (by whoever can write the storage) is refused.
+      writeTree(join(local, 'other'), { 'model.onnx': 'another graph', 'manifest.json': '{}' });
+      await store.putDir('models/p/rec', join(local, 'other'));
+      const e = await refused(store.getDir('models/p/rec', join(local, 'refused'), recorded));
+      expect(e.code).toBe('MEDFIT_ERR_INTERNAL');
+      expect(e.message).toMatch(/not the one its record was written for/);
+      expect(existsSync(join(local, 'refused'))).toBe(false);
     });
 
     it('replaces everything a directory held before', async () => {

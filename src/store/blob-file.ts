@@ -33,6 +33,7 @@ import {
   hashFile,
   listLocalDir,
   openRegular,
+  checkListing,
   parseListing,
   pathExists,
   receiveVerified,
@@ -221,7 +222,7 @@ export class FileBlobStore implements BlobStore {
     return entries;
   }
 
-  async getDir(prefix: string, dir: string): Promise<void> {
+  async getDir(prefix: string, dir: string, listingSha256?: string): Promise<void> {
     const src = this.pathOf(prefix);
     const what = `directory ${prefix}`;
     if (resolve(dir) === src) {
@@ -240,7 +241,7 @@ export class FileBlobStore implements BlobStore {
           if (!this.embedded || !(await isDir(src))) throw Errors.notFound(what);
           // The embedded default records no listing: the directory as it is, nothing to check against.
           listing = (await listLocalDir(src, `getDir ${prefix}`)).map((f) => ({ path: f.path, bytes: -1, sha256: '' }));
-        }
+        } else checkListing(listing, prefix, listingSha256);
         await mkdir(tmp, { recursive: true });
         for (const entry of listing) {
           const to = join(tmp, entry.path);

@@ -36,6 +36,7 @@ import {
   formatListing,
   hashFile,
   listLocalDir,
+  checkListing,
   parseListing,
   pathExists,
   receiveVerified,
@@ -197,7 +198,7 @@ export class S3BlobStore implements BlobStore {
     return entries;
   }
 
-  async getDir(prefix: string, dir: string): Promise<void> {
+  async getDir(prefix: string, dir: string, listingSha256?: string): Promise<void> {
     const base = this.objectKey(prefix);
     if (await pathExists(dir)) throw Errors.conflict(`getDir ${prefix}: the destination already exists`);
     let res;
@@ -208,6 +209,7 @@ export class S3BlobStore implements BlobStore {
       throw e;
     }
     const listing = parseListing(await this.readSmall(res.Body as Readable, prefix), prefix);
+    checkListing(listing, prefix, listingSha256);
     const tmp = tempSibling(dir);
     try {
       await mkdir(tmp, { recursive: true });

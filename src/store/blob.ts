@@ -80,9 +80,11 @@ export interface BlobStore {
    * Copies the directory stored under `prefix` to local `dir`, which must not exist: into a
    * temporary sibling, each file checked against the listing, then renamed. `Errors.notFound`
    * when there is no complete directory under `prefix`. When `dir` already is the store's own
-   * directory for `prefix`, only checks that it exists.
+   * directory for `prefix`, only checks that it exists. With `listingSha256` (what
+   * `listingSha256(putDir(...))` gave, kept in the metadata row), the listing itself must be that
+   * one: storage alone cannot vouch for what it holds.
    */
-  getDir(prefix: string, dir: string): Promise<void>;
+  getDir(prefix: string, dir: string, listingSha256?: string): Promise<void>;
   /** Whether `key` (a file) or `key/` (a complete directory) is stored. */
   exists(key: string): Promise<boolean>;
   /** Removes `key` and everything below `key/`; absent is not an error. Never touches another key that merely starts with the same characters. */
@@ -148,6 +150,21 @@ export function formatListing(files: BlobDirEntry[]): string {
  * Reads a stored listing. It comes from the store, which another process (or person) may have
  * written: every path is checked as a key, so a listing cannot send a copy outside its folder.
  */
+/**
+ * The SHA-256 of a directory's listing in a canonical form (entries by path; path, bytes and
+ * SHA-256 only): recorded in the metadata row when the directory is stored, and checked by
+ * `getDir`, so the files fetched are those the row was written for.
+ */
+export function listingSha256(entries: readonly BlobDirEntry[]): string {
+  const canonical = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((e) => [e.path, e.bytes, e.sha256]);
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** Refuses a stored directory whose listing is not the one recorded. */
+export function checkListing(entries: readonly BlobDirEntry[], prefix: string, expected: string | undefined): void {
+  if (expected !== undefined && listingSha256(entries) !== expected) throw Errors.internal(`the stored directory ${prefix} is not the one its record was written for (its listing does not match)`);
+}
+
 export function parseListing(text: string, prefix: string): BlobDirEntry[] {
   const bad = (why: string): never => {
     throw Errors.internal(`the stored directory ${prefix} has a malformed listing (${why})`);

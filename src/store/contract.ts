@@ -45,6 +45,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
       const b = await store.createProject('b');
       const d = await store.createDataset({ id: 'd1', projectId: a.id, name: 'x', file: 'f', format: 'csv', rows: 3, bytes: 10, sha256: 'h', columns: [] });
       expect(await store.getDataset(a.id, d.id)).toMatchObject({ name: 'x', rows: 3 });
+      expect((await store.getDataset(a.id, d.id))?.sidecars).toBeUndefined();
+      const sidecars = { '.profile.json': 'a'.repeat(64) };
+      await store.createDataset({ id: 'd2', projectId: a.id, name: 'y', file: 'g', format: 'csv', rows: 1, bytes: 1, sha256: 'h', columns: [], sidecars });
+      expect((await store.getDataset(a.id, 'd2'))?.sidecars).toEqual(sidecars);
       expect(await store.getDataset(b.id, d.id)).toBeUndefined();
       expect(await store.listDatasets(b.id)).toEqual([]);
       expect(await store.deleteDataset(b.id, d.id)).toBe(false);
@@ -96,6 +100,12 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
       const other = await store.createModelVersion({ ...base, name: 'other', metrics: { auc: 0.91, folds: [1, 2] } });
       expect([v1.version, v2.version, other.version]).toEqual([1, 2, 1]);
       expect(await store.getModelVersion(p.id, 'other', 1)).toEqual(other);
+      // What the version's stored directory hashed to, when recorded, comes back as written.
+      const q = await store.createProject('q');
+      const files = await store.createModelVersion({ ...base, projectId: q.id, filesSha256: 'f'.repeat(64) });
+      expect((await store.getModelVersion(q.id, 'risk', 1))?.filesSha256).toBe('f'.repeat(64));
+      expect(files.filesSha256).toBe('f'.repeat(64));
+      expect((await store.getModelVersion(p.id, 'risk', 1))?.filesSha256).toBeUndefined();
       expect((await store.listModelVersions(p.id)).map((v) => `${v.name}/${v.version}`)).toEqual(['other/1', 'risk/1', 'risk/2']);
       await store.setStage(p.id, 'risk', 1, 'production');
       expect(await store.setStage(p.id, 'risk', 2, 'production')).toMatchObject({ version: 2, stage: 'production' });

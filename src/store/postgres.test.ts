@@ -108,7 +108,8 @@ async function failure(p: Promise<unknown>): Promise<MedfitError> {
     await s.close();
     await admin(async (c) => {
       await c.query(`SET search_path = "${schema}"`);
-      await c.query('DROP INDEX api_keys_project, audit_project_action, audit_project_key, audit_project_at; ALTER TABLE api_keys DROP COLUMN last_used; DELETE FROM medfit_migrations WHERE version = 3');
+      await c.query('ALTER TABLE datasets DROP COLUMN sidecars; ALTER TABLE model_versions DROP COLUMN files_sha256');
+      await c.query('DROP INDEX api_keys_project, audit_project_action, audit_project_key, audit_project_at; ALTER TABLE api_keys DROP COLUMN last_used; DELETE FROM medfit_migrations WHERE version >= 3');
     });
     const again = await openStore(URL_, { schema });
     expect(await again.getKey('k1')).toMatchObject({ id: 'k1', lastUsed: null });

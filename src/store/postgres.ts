@@ -53,6 +53,8 @@ const MIGRATIONS = [
    CREATE INDEX audit_project_action ON audit(project_id, action, id);
    CREATE INDEX audit_project_key ON audit(project_id, key_id, id);
    CREATE INDEX audit_project_at ON audit(project_id, at);`,
+  `ALTER TABLE datasets ADD COLUMN sidecars TEXT;
+   ALTER TABLE model_versions ADD COLUMN files_sha256 TEXT;`,
 ];
 
 /** How many migrations this code knows (tests use it). */
@@ -477,7 +479,7 @@ class PostgresStore implements MetadataStore {
   createDataset(d: Omit<DatasetRecord, 'created'>): Promise<DatasetRecord> {
     return this.run(async () => {
       const rec: DatasetRecord = { ...d, created: now() };
-      await this.query('INSERT INTO datasets (id, project_id, name, file, format, rows, bytes, sha256, columns, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', [
+      await this.query('INSERT INTO datasets (id, project_id, name, file, format, rows, bytes, sha256, columns, created, sidecars) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)', [
         rec.id,
         rec.projectId,
         rec.name,
@@ -488,6 +490,7 @@ class PostgresStore implements MetadataStore {
         rec.sha256,
         JSON.stringify(rec.columns),
         rec.created,
+        rec.sidecars ? JSON.stringify(rec.sidecars) : null,
       ]);
       return rec;
     });
@@ -571,8 +574,8 @@ class PostgresStore implements MetadataStore {
         const r = (await c.query<{ v: number | null }>('SELECT MAX(version) AS v FROM model_versions WHERE project_id = $1 AND name = $2', [v.projectId, v.name])).rows[0];
         const rec: ModelVersionRecord = { ...v, version: (r?.v ?? 0) + 1, stage: 'none', created: now() };
         await c.query(
-          'INSERT INTO model_versions (project_id, name, version, stage, source, family, task, dir, job_id, dataset_id, dataset_sha256, metrics, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)',
-          [rec.projectId, rec.name, rec.version, rec.stage, rec.source, rec.family, rec.task, rec.dir, rec.jobId, rec.datasetId, rec.datasetSha256, JSON.stringify(rec.metrics), rec.created],
+          'INSERT INTO model_versions (project_id, name, version, stage, source, family, task, dir, job_id, dataset_id, dataset_sha256, metrics, created, files_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
+          [rec.projectId, rec.name, rec.version, rec.stage, rec.source, rec.family, rec.task, rec.dir, rec.jobId, rec.datasetId, rec.datasetSha256, JSON.stringify(rec.metrics), rec.created, rec.filesSha256 ?? null],
         );
         return rec;
       }),

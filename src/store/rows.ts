@@ -34,6 +34,7 @@ export function datasetFromRow(r: Row): DatasetRecord {
     bytes: Number(r['bytes']),
     sha256: r['sha256'] as string,
     columns: JSON.parse(r['columns'] as string) as DatasetRecord['columns'],
+    ...(r['sidecars'] ? { sidecars: JSON.parse(r['sidecars'] as string) as Record<string, string> } : {}),
     created: r['created'] as string,
   };
 }
@@ -72,6 +73,7 @@ export function versionFromRow(r: Row): ModelVersionRecord {
     datasetId: r['dataset_id'] as string | null,
     datasetSha256: r['dataset_sha256'] as string | null,
     metrics: JSON.parse(r['metrics'] as string) as Record<string, unknown>,
+    ...(r['files_sha256'] ? { filesSha256: r['files_sha256'] as string } : {}),
     created: r['created'] as string,
   };
 }

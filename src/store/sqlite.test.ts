@@ -83,7 +83,10 @@ describe('SQLite metadata store', () => {
     await store.close();
     // Back to schema 2 as an older medfit left it.
     const db = new Database(path);
-    db.exec('DROP INDEX api_keys_project; DROP INDEX audit_project_action; DROP INDEX audit_project_key; DROP INDEX audit_project_at; ALTER TABLE api_keys DROP COLUMN last_used;');
+    db.exec(
+      'ALTER TABLE datasets DROP COLUMN sidecars; ALTER TABLE model_versions DROP COLUMN files_sha256; ' +
+        'DROP INDEX api_keys_project; DROP INDEX audit_project_action; DROP INDEX audit_project_key; DROP INDEX audit_project_at; ALTER TABLE api_keys DROP COLUMN last_used;',
+    );
     db.pragma('user_version = 2');
     db.close();
     const again = fresh(path).store;

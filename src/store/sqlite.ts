@@ -52,6 +52,10 @@ const MIGRATIONS = [
    CREATE INDEX audit_project_action ON audit(project_id, action, id);
    CREATE INDEX audit_project_key ON audit(project_id, key_id, id);
    CREATE INDEX audit_project_at ON audit(project_id, at);`,
+  // What each dataset's companions and each version's directory hashed to when stored: a process
+  // fetching them from shared storage checks them against the row, not against storage alone.
+  `ALTER TABLE datasets ADD COLUMN sidecars TEXT;
+   ALTER TABLE model_versions ADD COLUMN files_sha256 TEXT;`,
 ];
 
 const now = () => new Date().toISOString();
@@ -379,8 +383,8 @@ class SqliteStore implements MetadataStore {
     return this.run(() => {
       const rec: DatasetRecord = { ...d, created: now() };
       this.q(
-        'INSERT INTO datasets (id, project_id, name, file, format, rows, bytes, sha256, columns, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(rec.id, rec.projectId, rec.name, rec.file, rec.format, rec.rows, rec.bytes, rec.sha256, JSON.stringify(rec.columns), rec.created);
+        'INSERT INTO datasets (id, project_id, name, file, format, rows, bytes, sha256, columns, sidecars, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(rec.id, rec.projectId, rec.name, rec.file, rec.format, rec.rows, rec.bytes, rec.sha256, JSON.stringify(rec.columns), rec.sidecars ? JSON.stringify(rec.sidecars) : null, rec.created);
       return rec;
     });
   }
@@ -463,8 +467,8 @@ class SqliteStore implements MetadataStore {
         const r = this.q('SELECT MAX(version) AS v FROM model_versions WHERE project_id = ? AND name = ?').get(v.projectId, v.name) as { v: number | null };
         const rec: ModelVersionRecord = { ...v, version: (r.v ?? 0) + 1, stage: 'none', created: now() };
         this.q(
-          'INSERT INTO model_versions (project_id, name, version, stage, source, family, task, dir, job_id, dataset_id, dataset_sha256, metrics, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        ).run(rec.projectId, rec.name, rec.version, rec.stage, rec.source, rec.family, rec.task, rec.dir, rec.jobId, rec.datasetId, rec.datasetSha256, JSON.stringify(rec.metrics), rec.created);
+          'INSERT INTO model_versions (project_id, name, version, stage, source, family, task, dir, job_id, dataset_id, dataset_sha256, metrics, files_sha256, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        ).run(rec.projectId, rec.name, rec.version, rec.stage, rec.source, rec.family, rec.task, rec.dir, rec.jobId, rec.datasetId, rec.datasetSha256, JSON.stringify(rec.metrics), rec.filesSha256 ?? null, rec.created);
         return rec;
       }).immediate(),
     );

@@ -74,6 +74,12 @@ export interface DatasetRecord {
   bytes: number;
   sha256: string;
   columns: DatasetColumn[];
+  /**
+   * SHA-256 of each small file kept beside the dataset's file in storage, by its suffix
+   * (`.profile.json`, `.fhir.json`): what a process that fetches them checks them against.
+   * Absent for datasets stored before it was recorded.
+   */
+  sidecars?: Record<string, string>;
   created: string;
 }
 
@@ -113,6 +119,11 @@ export interface ModelVersionRecord {
   datasetId: string | null;
   datasetSha256: string | null;
   metrics: Record<string, unknown>;
+  /**
+   * `listingSha256` of the version's directory as stored: a process that fetches the directory
+   * checks it against this. Absent for versions stored before it was recorded.
+   */
+  filesSha256?: string;
   created: string;
 }
 
