@@ -36,6 +36,11 @@ const jobBody = {
     },
     cv: { type: 'integer', minimum: 2, maximum: 20 },
     nested: { type: 'boolean', description: 'also estimate the whole choice by nested cross-validation (k times the work)' },
+    strict: {
+      type: 'boolean',
+      description:
+        'refuse to train (the job fails with MEDFIT_ERR_BAD_DATA naming the columns and the evidence) when the leakage check flags a feature: one that alone predicts the target almost perfectly, follows the row order of a file sorted by outcome, or is dated after the outcome; without it the findings are warnings',
+    },
     group: { type: 'string', maxLength: 256 },
     seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
     ignore: { type: 'array', items: { type: 'string' }, maxItems: 10000 },
@@ -178,6 +183,7 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
       }
       if (body.group !== undefined) problems.push({ pointer: '/group', message: 'a sequence job keeps each subject on one side of every split by itself (sequence.subject); group does not apply' });
       if (body.nested) problems.push({ pointer: '/nested', message: 'nested cross-validation is not available for sequence jobs' });
+      if (body['strict'] === true) problems.push({ pointer: '/strict', message: 'strict mode (the leakage check) is for table jobs, not sequence jobs' });
       checkSequenceJob(seq, dataset, targets, problems);
     } else if (body.model !== undefined && body.model !== 'auto' && !Object.hasOwn(FAMILIES, body.model)) {
       problems.push({ pointer: '/model', message: `"${body.model}" learns from windows of sensor streams: add "sequence" options (a long-format dataset with subject and time columns)` });

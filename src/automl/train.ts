@@ -42,6 +42,7 @@ import {
 } from '../eval/index.js';
 import { FAMILIES, getFamily, type Family, type ModelFamily, type Params, type TrainedModel } from '../models/index.js';
 import { permutationImportance, type FoldFit } from './importance.js';
+import { dominantImportance, leakageWarning, LIKELY_LEAK_DROP, rescoreWarning, screenLeakage, type LeakageFinding, type LeakageReport } from './leakage.js';
 
 /** What to train, as the CLI and the API take it. */
 export interface TrainOptions {
@@ -70,6 +71,12 @@ export interface TrainOptions {
    * around the selection, k times its cost. Only meaningful when several families compete.
    */
   nested?: boolean;
+  /**
+   * Refuse to train (MEDFIT_ERR_BAD_DATA, naming the columns and the evidence) when the leakage
+   * guard flags a feature before training (`--strict`; see leakage.ts). Without it the findings
+   * are warnings.
+   */
+  strict?: boolean;
   onProgress?: ProgressFn;
   signal?: AbortSignal;
 }
@@ -126,8 +133,13 @@ export interface TrainResult {
    * the same out-of-fold predictions): permutation importance, the reliability bins (binary) and
    * a predicted-versus-actual grid per output (regression). Saved as the version's evaluation file.
    */
-  report: (ClassificationReport | RegressionReport) & EvaluationPlots;
+  report: (ClassificationReport | RegressionReport) & EvaluationPlots & { leakage?: LeakageReport };
   rows: { total: number; used: number; duplicates: number };
+  /**
+   * What the leakage guard found (each finding is also a `leakage` warning), and, when a flagged
+   * column was a feature, the chosen family's score without it on the same folds.
+   */
+  leakage: LeakageReport;
   warnings: Warning[];
 }
 
@@ -243,6 +255,12 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const groups = opts.group !== undefined ? groupKeys(table, opts.group, rows) : undefined;
   // Several outputs are stratified by the first target's quantile bins.
   const folds = stratifiedKFold(strataFor(column(y, nOutputs, 0), task !== 'regression'), k, seed, groups);
+  // The leakage guard, on the folds the candidates will be scored on, before any of them is fitted.
+  const leakStarted = performance.now();
+  const screen = screenLeakage({ table, schema, rows, y, nOutputs, task, nClasses, targets, folds });
+  if (opts.strict === true && screen.findings.length > 0) throw strictRefusal(table.source, screen.findings);
+  for (const f of screen.findings) warnings.push(leakageWarning(f));
+  const leakage: LeakageReport = { findings: [...screen.findings], rows: screen.rows, seconds: (performance.now() - leakStarted) / 1000 };
 
   const candidates = chooseCandidates(opts.model ?? 'auto', task, rows.length, nOutputs);
   for (const name of Object.keys(opts.params ?? {})) getFamily(name);
@@ -281,6 +299,33 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   progress({ stage: `${best.family} permutation importance`, fraction: done / units });
   const importance = permutationImportance(table, best.fits!, { task, nClasses, nOutputs }, seed, opts.signal);
   for (const c of leaderboard) delete c.fits;
+  const dominant = dominantImportance(importance);
+  if (dominant) {
+    leakage.findings.push(dominant);
+    warnings.push(leakageWarning(dominant));
+  }
+  // A flagged feature: how much of the score is it? The chosen family once more without the
+  // flagged columns, on the same folds (one more CV; not after nested CV, which costs k times).
+  // The importance flag alone does not ask for it: a strong genuine predictor would be named a leak.
+  const flagged = [...new Set(screen.findings.map((f) => f.column))];
+  if (flagged.length > 0) {
+    const reduced: Schema = { columns: schema.columns.map((c) => (flagged.includes(c.name) && c.role === 'feature' ? { ...c, role: 'ignored' as const, reason: 'flagged by the leakage check' } : c)) };
+    if (nested) leakage.rescoreSkipped = 'not after nested cross-validation (k times the work)';
+    else if (!reduced.columns.some((c) => c.role === 'feature')) leakage.rescoreSkipped = 'no other feature column';
+    else {
+      const started = performance.now();
+      const stage = `${best.family} without ${flagged.join(', ')}`;
+      const quiet = (st: string) => (p: Progress) => progress({ ...p, stage: st, fraction: done / units });
+      const [again] = await crossValidate({ ...ctx, schema: reduced }, [getFamily(best.family)], rows, y, groups, folds, quiet, () => {}, `${stage}: `);
+      const w = best.metrics[selection]!.mean;
+      const wo = again!.metrics[selection]!.mean;
+      const limit = LIKELY_LEAK_DROP[selection] ?? Infinity;
+      leakage.rescore = { metric: selection, with: w, without: wo, columns: flagged, likelyLeak: Number.isFinite(wo) && w - wo > limit };
+      const lw = rescoreWarning(leakage.rescore);
+      if (lw) warnings.push(lw);
+      leakage.seconds += (performance.now() - started) / 1000;
+    }
+  }
 
   let nestedEstimate: NestedEstimate | undefined;
   if (nested) {
@@ -312,6 +357,8 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     // Not on tiny tables, where a bin or a cell would be a record or two (PLOT_MIN_ROWS).
     ...(task === 'binary' && y.length >= PLOT_MIN_ROWS ? { reliability: reliabilityBins(y, column(best.oof, 2, 1), RELIABILITY_BINS, RELIABILITY_MIN_BIN_ROWS) } : {}),
     ...(task === 'regression' && y.length / nOutputs >= PLOT_MIN_ROWS ? { regression: targets.map((t, j) => regressionPlot(t, column(y, nOutputs, j), column(best.oof, nOutputs, j))) } : {}),
+    // Kept with the version's evaluation when there is something to say: the page shows it beside the score.
+    ...(leakage.findings.length > 0 ? { leakage } : {}),
   };
   return {
     task,
@@ -328,8 +375,24 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     ...(nestedEstimate ? { nested: nestedEstimate } : {}),
     report,
     rows: { total: table.rowCount, used: rows.length, duplicates: dedup.duplicates },
+    leakage,
     warnings,
   };
+}
+
+/**
+ * The refusal of a strict training run: every flagged column with its evidence, in one line,
+ * and each finding as a detail. Column names and aggregate scores only, never a record's value.
+ */
+function strictRefusal(source: string, findings: LeakageFinding[]) {
+  const cols = [...new Set(findings.map((f) => f.column))];
+  const shown = (k: string, v: number | string) => typeof v === 'number' && !k.includes('threshold') && k !== 'folds' && k !== 'rows';
+  const what = findings.map((f) => `"${f.column}" (${f.kind}: ${Object.entries(f.evidence).filter(([key, v]) => shown(key, v)).map(([key, v]) => `${key} ${v}`).join(', ')})`);
+  return Errors.badData(
+    source,
+    `strict mode: the leakage check flags ${what.join('; ')}; leave ${cols.length === 1 ? 'it' : 'them'} out with --ignore ${cols.join(',')} (the API: "ignore"), or train without strict mode to see the scores with warnings`,
+    findings.map((f) => ({ pointer: f.column, message: f.message })),
+  );
 }
 
 /** What every fit of one `trainTable` call shares. */

@@ -60,6 +60,10 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
   --nested                also estimate the whole choice of family and hyperparameters by
                           nested cross-validation (k times the work; the leaderboard's scores
                           are on the folds that made the choice)
+  --strict                refuse to train (exit 2) when the leakage check flags a feature: one
+                          that alone predicts the target (out-of-fold AUROC ≥ 0.98 or R² ≥ 0.95),
+                          one that follows the row order of a file sorted by outcome, or a date
+                          after the target's; without it these are warnings
   --out <dir>             model directory (default models/<file name>/v<N>, next free N)
   --format <f>            csv | json | ndjson, when the file's extension does not say
   --features <spec.json>  <file> is FHIR (a Bundle, bulk-export NDJSON, gzip, or a folder of
@@ -230,6 +234,7 @@ async function train(argv: string[], io: Io): Promise<number> {
       param: { type: 'string', multiple: true, default: [] },
       'clip-outliers': { type: 'boolean', default: false },
       nested: { type: 'boolean', default: false },
+      strict: { type: 'boolean', default: false },
       out: { type: 'string' },
       format: { type: 'string' },
       features: { type: 'string' },
@@ -253,6 +258,7 @@ async function train(argv: string[], io: Io): Promise<number> {
   if (o.deidentify && (o.features !== undefined || o.sequence)) throw Errors.usage('--deidentify is for tables: FHIR input (--features) is de-identified unless --no-deidentify, and sensor streams have no personal identifiers to remove here');
   if (o.features !== undefined && (o.sequence || o.format)) throw Errors.usage('--features makes a table from FHIR resources; it does not go with --sequence or --format');
   if (o.features === undefined && isSequenceInput(file, o)) {
+    if (o.strict) throw Errors.usage('--strict (the leakage check) is for tables, not sensor streams (--sequence)');
     const { manifestKeyFromEnv, nextVersionDir } = await import('../registry/index.js');
     manifestKeyFromEnv(process.env);
     const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
@@ -314,6 +320,7 @@ async function train(argv: string[], io: Io): Promise<number> {
       params: paramFlags(o.param!, model) as Partial<Record<Family, Record<string, unknown>>>,
       clipOutliers: o['clip-outliers']!,
       nested: o.nested!,
+      strict: o.strict!,
       onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
     });
     bar.done();
@@ -330,6 +337,7 @@ async function train(argv: string[], io: Io): Promise<number> {
           leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, ...(c.outputs ? { outputs: c.outputs } : {}), seconds: c.seconds })),
           ...(result.report.importance ? { importance: result.report.importance } : {}),
           rows: result.rows,
+          leakage: result.leakage,
           warnings: result.warnings,
           artifact: out,
         }) + '\n',
@@ -385,6 +393,21 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
     const top = imp.features.slice(0, IMPORTANCE_SHOWN);
     lines.push('', `Permutation importance (drop of out-of-fold ${imp.metric} when the column is shuffled, mean ± std over folds × ${imp.repeats}; top ${top.length} of ${imp.features.length}):`);
     lines.push(table(['column', 'drop', 'std'], top.map((f) => [f.feature, num(f.drop), num(f.std)])));
+  }
+  const leak = r.leakage;
+  if (leak.findings.length > 0) {
+    // The warnings above say it in words; this is the evidence at a glance.
+    const evidence = (e: Record<string, number | string>) =>
+      Object.entries(e)
+        .filter(([k, v]) => typeof v === 'number' && !k.includes('threshold') && k !== 'folds' && k !== 'rows')
+        .map(([k, v]) => `${k} ${num(v as number)}`)
+        .join(', ');
+    lines.push('', `Leakage check (${leak.findings.length} finding${leak.findings.length === 1 ? '' : 's'}; --strict refuses those found before training):`);
+    lines.push(table(['column', 'flag', 'evidence'], leak.findings.map((f) => [f.column, f.kind, evidence(f.evidence)])));
+    const rs = leak.rescore;
+    if (rs) {
+      lines.push(`Without ${rs.columns.join(', ')}: ${rs.metric} ${num(rs.without)} on the same folds (with: ${num(rs.with)})${rs.likelyLeak ? ': the score above is likely a leak' : ''}`);
+    }
   }
   lines.push('', `Saved ${out}`, '');
   return lines.join('\n');

@@ -9,9 +9,10 @@
  * same value (and the same category; see `Column.text`); every other text is kept exactly.
  *
  * The same builder gathers, in the same pass, the evidence schema inference decides types from
- * (how many cells read as numbers, integers, booleans, dates; distinct values; text shape; row
- * order of integers) and the statistics a profile reports, so a file profiled from disk and the
- * same file read into memory get the same types.
+ * (how many cells read as numbers, integers, booleans, dates; distinct values; text shape; the
+ * file order of integers: a row counter, strictly increasing or decreasing keys) and the
+ * statistics a profile reports, so a file profiled from disk and the same file read into memory
+ * get the same types.
  */
 import { Rng, type Cell } from '../core/index.js';
 import { grown } from './arrays.js';
@@ -35,6 +36,13 @@ export interface ColumnEvidence {
   readonly max: number;
   /** Integer values increase by exactly 1 from row to row (a row counter). */
   readonly consecutive: boolean;
+  /**
+   * Integer values strictly increase (or strictly decrease) from one present cell to the next,
+   * in file order: a key assigned as rows were written. Two flags of the same pass, so the
+   * streaming profile and a table in memory agree.
+   */
+  readonly increasing: boolean;
+  readonly decreasing: boolean;
   readonly boolCount: number;
   readonly trueCount: number;
   readonly dateCount: number;
@@ -125,6 +133,8 @@ export class ColumnBuilder implements ColumnEvidence {
   min = Infinity;
   max = -Infinity;
   consecutive = true;
+  increasing = true;
+  decreasing = true;
   private last = NaN;
   boolCount = 0;
   trueCount = 0;
@@ -229,9 +239,13 @@ export class ColumnBuilder implements ColumnEvidence {
     this.numCount++;
     if (isInt) {
       this.intCount++;
-      if (this.consecutive && this.intCount > 1 && v !== this.last + 1) this.consecutive = false;
+      if (this.intCount > 1) {
+        if (v !== this.last + 1) this.consecutive = false;
+        if (v <= this.last) this.increasing = false;
+        if (v >= this.last) this.decreasing = false;
+      }
       this.last = v;
-    } else this.consecutive = false;
+    } else this.consecutive = this.increasing = this.decreasing = false;
     // Welford's update: stable for long columns where sum-of-squares would lose digits.
     const d = v - this.mean;
     this.mean += d / this.numCount;

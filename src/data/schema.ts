@@ -11,18 +11,28 @@
  * - otherwise text cells: `identifier`, free `text`, or `categorical` (below).
  *
  * Identifiers (role `ignored`) are recognised conservatively, because dropping a real measurement
- * silently costs accuracy:
+ * silently costs accuracy, and because keeping one is worse: a patient number in a file sorted by
+ * outcome predicts the outcome perfectly in cross-validation and not at all for a new patient.
  * - a name whose words include `id`, `uuid`, `guid`, `mrn` or `ssn` (`patient_id`, `PatientID`,
  *   `mrn`) on an integer or text column, unique or not (a repeated patient id is a group key, not
  *   a feature);
+ * - a name that is a common export's patient or record number (`pid`, `patid`, `ptid`, `subjid`,
+ *   `seqn` in NHANES, `eid` in UK Biobank, `caseid`, `recordid`, `patientid`...; see
+ *   `ID_CODE_WORDS`) on an integer or text column with at least 10 different values: `pid` may
+ *   also be a 0/1 diagnosis (pelvic inflammatory disease), which stays a feature;
  * - an integer column whose values are all distinct AND which is either named like a row key
- *   (`index`, `record`, `row_no`, `subject_number`...) or counts up by exactly 1 from row to row
- *   (a row number);
+ *   (`index`, `record`, `case`, `seq`, `row_no`, `subject_number`...; `case` only so, since a
+ *   0/1 `case` is a case/control label) or counts up by exactly 1 from row to row (a row number);
+ * - by shape, an integer column of at least 20 values, all distinct, that is dense over its range
+ *   (distinct ≥ 0.9 × (max − min + 1): numbers handed out one by one, with a few gaps) or that
+ *   strictly increases or decreases in file order and is fairly dense (≥ 0.7), whatever its name
+ *   (`n`, `V1`);
  * - a text column whose values are all distinct (at least 10 of them) and short single words
  *   (codes such as `P-00017`), or all distinct with a row-key name.
- * A float column is never an identifier, however distinct its values (mean_radius), and an
- * integer measurement with mostly distinct values (insulin) is not either.
- *
+ * A float column is never an identifier, however distinct its values (mean_radius); an integer
+ * measurement with mostly or even all distinct values (insulin) is not either, unless it is dense
+ * as above; nor is a strictly increasing measurement that leaves most of its range empty
+ * (cumulative steps, epoch seconds). `--type <col>=integer` keeps a column so found as a feature.
  * Free text (role `ignored`): text cells with at least half of them distinct (and more than 20
  * distinct values) that are long (mean length ≥ 25) or mostly several words.
  * All-missing columns and constant columns (one distinct value) are ignored with a warning.
@@ -62,7 +72,17 @@ const STRONG_ID_WORDS = new Set(['id', 'uuid', 'guid', 'mrn', 'ssn']);
  */
 const GROUP_ID_NAMES = new Set(['subject', 'participant', 'patient', 'person', 'individual', 'session', 'recording', 'user', 'device']);
 const MIN_GROUP_IDS = 10;
-const ROW_KEY_NAMES = new Set(['index', 'idx', 'key', 'record', 'row', 'rownum', 'rowid']);
+/**
+ * Single-word names of patient or record numbers in common exports and cohorts (`pid`, NHANES's
+ * `seqn`, UK Biobank's `eid`...). Some are also clinical abbreviations (`pid`: pelvic
+ * inflammatory disease), so, as group-id names, they need `MIN_GROUP_IDS` different values.
+ */
+const ID_CODE_WORDS = new Set([
+  'pid', 'patid', 'ptid', 'ptno', 'patno', 'subjid', 'subid', 'sid', 'seqn', 'eid', 'caseid', 'casenum', 'caseno', 'recid', 'recordid', 'recno',
+  'studyid', 'patientid', 'subjectid', 'personid', 'participantid', 'uid', 'userid', 'encounterid', 'visitid', 'sampleid', 'specimenid',
+]);
+/** Names of a row key: an identifier only when its values are distinct integers (a 0/1 `case` is a label). */
+const ROW_KEY_NAMES = new Set(['index', 'idx', 'key', 'record', 'row', 'rownum', 'rowid', 'case', 'obs', 'seq', 'serial', 'no', 'nr']);
 const ROW_KEY_HEADS = new Set([
   'record', 'row', 'patient', 'subject', 'case', 'sample', 'visit', 'encounter', 'admission', 'episode', 'specimen',
 ]);
@@ -119,6 +139,33 @@ function strongIdName(words: string[]): boolean {
   return words.some((w) => STRONG_ID_WORDS.has(w));
 }
 
+/** A patient or record number's name (`pid`, `SEQN`, `pat_no`... see `ID_CODE_WORDS`). */
+function idCodeName(words: string[]): boolean {
+  return words.some((w) => ID_CODE_WORDS.has(w));
+}
+
+/** Fewest values for an identifier found by shape alone: a handful of distinct integers is too easily chance. */
+export const KEY_SHAPE_MIN_ROWS = 20;
+/** Share of the integers in [min, max] a column must hold to be dense (numbers handed out one by one). */
+export const KEY_DENSITY = 0.9;
+/** The same for a column that strictly increases or decreases in file order. */
+export const KEY_DENSITY_MONOTONIC = 0.7;
+
+/**
+ * Why distinct integers look like a key by their shape, or undefined: dense over their range, or
+ * strictly monotonic in file order and fairly dense. `ev` must be an integer column whose values
+ * are all distinct.
+ */
+function keyShape(ev: ColumnEvidence): string | undefined {
+  if (ev.nonMissing < KEY_SHAPE_MIN_ROWS) return undefined;
+  const density = ev.distinct / (ev.max - ev.min + 1);
+  if (density >= KEY_DENSITY) return `${ev.distinct} distinct integers filling ${Math.round(density * 100)} % of their range`;
+  if ((ev.increasing || ev.decreasing) && density >= KEY_DENSITY_MONOTONIC) {
+    return `${ev.distinct} distinct integers, ${ev.increasing ? 'increasing' : 'decreasing'} in file order`;
+  }
+  return undefined;
+}
+
 function rowKeyName(words: string[]): boolean {
   if (words.length === 1) return ROW_KEY_NAMES.has(words[0]!);
   return ROW_KEY_HEADS.has(words[0]!) && ROW_KEY_TAILS.has(words[words.length - 1]!);
@@ -129,6 +176,26 @@ interface Decision {
   type: ColumnType;
   ignoredReason?: string;
   warnings: Warning[];
+}
+
+/** Why an integer column is an identifier, or undefined (see the module comment). */
+function integerIdentifier(words: string[], ev: ColumnEvidence): string | undefined {
+  const nm = ev.nonMissing;
+  if (strongIdName(words)) return 'by its name';
+  if ((groupIdName(words) || idCodeName(words)) && ev.distinct >= MIN_GROUP_IDS) return 'by its name';
+  if (nm < 2) return undefined;
+  const byName = rowKeyName(words) || (ev.consecutive && nm >= 10);
+  // Distinct integers need a range of at least their count, and a dense key at most a little more:
+  // only such a column pays for `distinct` (in memory it costs a sort of the column).
+  const range = ev.max - ev.min + 1;
+  const shaped =
+    nm >= KEY_SHAPE_MIN_ROWS && range >= nm && (range * KEY_DENSITY <= nm || ((ev.increasing || ev.decreasing) && range * KEY_DENSITY_MONOTONIC <= nm));
+  if (!byName && !shaped) return undefined;
+  if (!(ev.distinctExact && ev.distinct === nm)) return undefined;
+  if (rowKeyName(words)) return 'by its name, and its values are all distinct';
+  if (ev.consecutive && nm >= 10) return 'a row number';
+  const shape = keyShape(ev);
+  return shape === undefined ? undefined : `by its shape: ${shape}`;
 }
 
 /**
@@ -146,6 +213,8 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
   const words = nameWords(name);
   let type: ColumnType;
   let ignoredReason: string | undefined;
+  // Said in the warning when the evidence is not the name alone, so a user can judge it.
+  let idWhy: string | undefined;
   if (ev.numCount > 0 && ev.numCount >= TYPE_THRESHOLD * nm) {
     type = ev.intCount === ev.numCount ? 'integer' : 'numeric';
     const bad = nm - ev.numCount;
@@ -157,15 +226,8 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
       });
     }
     if (type === 'integer' && !isTarget) {
-      // `distinct` is asked only where a rule needs it: in memory it costs a sort of the column.
-      const unique = () => ev.distinctExact && ev.distinct === nm;
-      if (
-        strongIdName(words) ||
-        (groupIdName(words) && ev.distinct >= MIN_GROUP_IDS) ||
-        (nm >= 2 && (rowKeyName(words) || (ev.consecutive && nm >= 10)) && unique())
-      ) {
-        type = 'identifier';
-      }
+      idWhy = integerIdentifier(words, ev);
+      if (idWhy !== undefined) type = 'identifier';
     }
   } else if (ev.boolCount === nm) {
     type = 'boolean';
@@ -186,7 +248,7 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
       const unique = ev.distinctExact && distinct === nm;
       const strs = Math.max(ev.strCount, 1);
       const textLike = ev.strLenSum / strs >= 25 || ev.multiWord / strs >= 0.5;
-      if ((strongIdName(words) || (groupIdName(words) && distinct >= MIN_GROUP_IDS)) && !textLike) type = 'identifier';
+      if ((strongIdName(words) || ((groupIdName(words) || idCodeName(words)) && distinct >= MIN_GROUP_IDS)) && !textLike) type = 'identifier';
       else if (personalIdentifierName(name) !== undefined) type = 'identifier';
       else if (unique && !textLike && (nm >= 10 || rowKeyName(words))) type = 'identifier';
       else if (textLike && distinct > 20 && distinct >= 0.5 * nm) type = 'text';
@@ -203,7 +265,11 @@ export function decideColumn(name: string, ev: ColumnEvidence, isTarget: boolean
     ignoredReason = 'identifier';
     // Repeated ids are whose rows these are: the split must keep each one's rows together.
     const repeated = !ev.distinctExact || ev.distinct < nm;
-    const hint = repeated ? ` (its values repeat: --group ${name} keeps each one's rows on one side of every split)` : '';
+    const hint = repeated
+      ? ` (its values repeat: --group ${name} keeps each one's rows on one side of every split)`
+      : idWhy !== undefined && idWhy.startsWith('by its shape')
+        ? ` (${idWhy}; --type ${name}=integer keeps it as a feature)`
+        : '';
     warnings.push({ code: 'identifier', column: name, message: `${col}: looks like an identifier; ignored${hint}` });
   } else if (type === 'text') {
     ignoredReason = 'free text';

@@ -37,6 +37,7 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
     ...(roles ? { types: roles.types } : {}),
     ...(spec.cv !== undefined ? { cv: spec.cv } : {}),
     ...(spec.nested ? { nested: true } : {}),
+    ...(spec.strict ? { strict: true } : {}),
     seed,
     // Family names are checked by trainTable (an unknown one is a MEDFIT_ERR_BAD_PARAM).
     params: (spec.params ?? {}) as Partial<Record<Family, Record<string, unknown>>>,

@@ -23,6 +23,8 @@ export interface TrainJobSpec {
   cv?: number;
   /** Also estimate the whole choice by nested cross-validation. */
   nested?: boolean;
+  /** Refuse to train when the leakage check flags a feature (`medfit train --strict`); otherwise its findings are warnings. */
+  strict?: boolean;
   group?: string;
   seed?: number;
   ignore?: string[];
