@@ -40,6 +40,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { autocannon } from './autocannon.js';
+import { caller } from '../test/http.js';
 import { PG_URL, REDIS_URL, answers, deleteRedisKeys, dropSchema } from '../test/local-services.js';
 
 
@@ -202,17 +203,7 @@ function cpuSeconds(pid: number | undefined): number {
 }
 
 // ---- HTTP ------------------------------------------------------------------------------------
-async function call(base: string, method: string, path: string, body?: string | Buffer, type = 'application/json'): Promise<{ status: number; json: any }> {
-  const res = await fetch(base + path, { method, headers: { ...auth, ...(body !== undefined ? { 'content-type': type } : {}) }, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(60_000) });
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, json };
-}
+const call = caller(ADMIN);
 const brief = (j: unknown) => JSON.stringify(j).slice(0, 400);
 
 /** Uploads the table, trains "risk" (logistic, target diabetes) and waits, following the job's events through `follow`. */

@@ -14,6 +14,7 @@ import { initServer, loadConfig, type Server } from '../src/api/index.js';
 import { MedfitError } from '../src/core/index.js';
 import { fixture, medfit, tempDir } from './helpers.js';
 import { startS3rver } from './s3rver.js';
+import { caller, until } from './http.js';
 import { PG_URL, REDIS_URL, answers, deleteRedisKeys, dropSchema } from './local-services.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -27,7 +28,6 @@ const SCHEMA = `faults_${run}`;
 const PREFIX = `medfit-faults-${run}`;
 const ADMIN = `faults-admin-${run}-0123456789`;
 const storage = tempDir('medfit-faults-storage-');
-const auth = { authorization: `Bearer ${ADMIN}` };
 const redisTarget = new URL(REDIS_URL);
 const proxy = new TcpProxy({ host: redisTarget.hostname, port: Number(redisTarget.port || 6379) });
 const servers: Server[] = [];
@@ -52,27 +52,7 @@ async function serve(role: 'all' | 'worker', redisUrl: string): Promise<{ server
   return { server, base };
 }
 
-async function call(base: string, method: string, path: string, body?: unknown, type = 'application/json'): Promise<{ status: number; headers: Headers; json: any }> {
-  const res = await fetch(base + path, { method, headers: { ...auth, ...(body !== undefined ? { 'content-type': type } : {}) }, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  let json: any = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, headers: res.headers, json };
-}
-
-async function until<T>(what: () => Promise<T | undefined | false>, ms: number, label: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await what().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const call = caller(ADMIN);
 
 const jobDone = (base: string, id: string) =>
   until(async () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './helpers.js';
+import { caller, until } from './http.js';
 import { PG_URL, REDIS_URL, answers, deleteRedisKeys, dropSchema } from './local-services.js';
 
 
@@ -81,32 +82,7 @@ function start(name: string, args: string[]): Proc {
 
 const auth = { authorization: `Bearer ${ADMIN}` };
 
-async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-  const init: RequestInit = { method, headers: { ...auth, ...headers } };
-  if (body !== undefined) {
-    init.body = typeof body === 'string' || body instanceof Buffer ? body : JSON.stringify(body);
-    if (!headers['content-type']) (init.headers as Record<string, string>)['content-type'] = 'application/json';
-  }
-  const res = await fetch(base + path, init);
-  const text = await res.text();
-  let json: any = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, json };
-}
-
-async function until<T>(what: () => Promise<T | undefined | false>, ms: number, label: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await what().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const call = caller(ADMIN);
 
 /** Follows a job's Server-Sent Events until its terminal status; returns every event. */
 async function follow(base: string, id: string, ms = 120_000): Promise<Array<Record<string, unknown>>> {
@@ -164,7 +140,7 @@ describe.skipIf(!pgUp || !redisUp)('a cluster of 2 API replicas and 2 workers on
   });
 
   it('a dataset uploaded through A, a job submitted through B, its events followed through A, the model predicted through both', async () => {
-    const up = await call(apiA, 'POST', '/v1/datasets?name=pima.csv', pima, { 'content-type': 'text/csv' });
+    const up = await call(apiA, 'POST', '/v1/datasets?name=pima.csv', pima, 'text/csv');
     expect(up.status).toBe(201);
     dataset = up.json.id;
     // B sees it (shared metadata) and its profile (shared storage, fetched on demand).
@@ -244,7 +220,7 @@ describe.skipIf(!pgUp || !redisUp)('a cluster of 2 API replicas and 2 workers on
     const loadA = (async () => {
       let i = 0;
       while (!stop) {
-        const r = i++ % 2 ? await predict(apiA, 'risk') : await call(apiA, 'POST', `/v1/datasets?name=a${i}.csv`, small, { 'content-type': 'text/csv' });
+        const r = i++ % 2 ? await predict(apiA, 'risk') : await call(apiA, 'POST', `/v1/datasets?name=a${i}.csv`, small, 'text/csv');
         if (r.status !== 200 && r.status !== 201) failuresOnA.push(r.status);
         else if (r.status === 201) acknowledged.push(r.json.id);
       }
@@ -253,7 +229,7 @@ describe.skipIf(!pgUp || !redisUp)('a cluster of 2 API replicas and 2 workers on
       let i = 0;
       while (!stop) {
         try {
-          const r = await call(apiB, 'POST', `/v1/datasets?name=b${i++}.csv`, small, { 'content-type': 'text/csv' });
+          const r = await call(apiB, 'POST', `/v1/datasets?name=b${i++}.csv`, small, 'text/csv');
           if (r.status === 201) {
             acknowledged.push(r.json.id);
             acknowledgedByB++;
