@@ -218,7 +218,7 @@ export class RedisJobs {
 
   /**
    * Takes a job out of the queue if no worker has it yet (`removed`); `active` when a worker is
-   * running it (the caller then publishes a `cancel`); `absent` when the queue does not hold it.
+   * running it (the caller then asks for it with `requestCancel`); `absent` when the queue does not hold it.
    */
   async dequeue(id: string): Promise<'removed' | 'active' | 'absent'> {
     return guarded('to cancel the job', async () => {
