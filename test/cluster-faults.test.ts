@@ -45,11 +45,18 @@ function env(redisUrl: string): NodeJS.ProcessEnv {
   };
 }
 
-async function serve(role: 'all' | 'worker', redisUrl: string): Promise<{ server: Server; base: string }> {
-  const server = await initServer(loadConfig(env(redisUrl), { dataDir: tempDir('medfit-faults-data-'), port: '0', role }));
-  servers.push(server);
+/** A server of `role` on `e`, listening on a free port; kept in `list` so its describe closes it. */
+async function serve(role: 'all' | 'api' | 'worker', e: NodeJS.ProcessEnv, list: Server[] = servers, dataDir = tempDir('medfit-faults-data-')): Promise<{ server: Server; base: string }> {
+  const server = await initServer(loadConfig(e, { dataDir, port: '0', role }));
+  list.push(server);
   const base = await server.app.listen({ host: '127.0.0.1', port: 0 });
   return { server, base };
+}
+
+/** The Pima table uploaded through `base`, and a logistic job on it submitted; the job's answer. */
+async function pimaJob(base: string) {
+  const up = await call(base, 'POST', '/v1/datasets?name=pima.csv', readFileSync(fixture('pima_diabetes.csv'), 'utf8'), 'text/csv');
+  return call(base, 'POST', '/v1/jobs', { dataset: up.json.id, name: 'risk', target: 'diabetes', model: 'logistic' });
 }
 
 const call = caller(ADMIN);
@@ -66,7 +73,7 @@ let dataset: string;
 describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis fails', () => {
   beforeAll(async () => {
     await proxy.start();
-    main = await serve('all', proxy.url(REDIS_URL));
+    main = await serve('all', env(proxy.url(REDIS_URL)));
     const up = await call(main.base, 'POST', '/v1/datasets?name=pima.csv', readFileSync(fixture('pima_diabetes.csv'), 'utf8'), 'text/csv');
     expect(up.status).toBe(201);
     dataset = up.json.id;
@@ -113,7 +120,7 @@ describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis f
     const id = job.json.id as string;
     await until(async () => (await call(main.base, 'GET', `/v1/jobs/${id}`)).json.status === 'running', 30_000, 'the job to run');
     // A second process takes over: the first closes (SIGTERM's path) while the job runs.
-    await serve('worker', REDIS_URL);
+    await serve('worker', env(REDIS_URL));
     await main.server.close();
     servers.splice(servers.indexOf(main.server), 1);
     // Interrupted, not finished: queued again (or already taken by the other worker).
@@ -125,7 +132,7 @@ describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis f
     const { Redis } = await import('ioredis');
     const r = new Redis(REDIS_URL);
     try {
-      const api = await serve('all', REDIS_URL);
+      const api = await serve('all', env(REDIS_URL));
       const done = await jobDone(api.base, id);
       expect(done.status).toBe('succeeded');
       // Handed back, not stalled: no attempt was counted against it.
@@ -164,9 +171,7 @@ describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis f
     const forged = JSON.stringify({ forged: true, columns: [] });
     writeFileSync(path, forged);
     writeFileSync(join(path, '..', `.medfit-sha256.${profileKey.split('/').pop()}`), `${createHash('sha256').update(forged).digest('hex')}\n`);
-    const fresh = await initServer(loadConfig(env(REDIS_URL), { dataDir: tempDir('medfit-faults-fresh-'), port: '0', role: 'api' }));
-    servers.push(fresh);
-    const base = await fresh.app.listen({ host: '127.0.0.1', port: 0 });
+    const { base } = await serve('api', env(REDIS_URL));
     const got = await call(base, 'GET', `/v1/datasets/${dataset}`);
     expect(got.status).toBe(500);
     expect(JSON.stringify(got.json)).not.toContain('forged');
@@ -175,11 +180,8 @@ describe.skipIf(!pgUp || !redisUp)('a cluster process when PostgreSQL or Redis f
   it('a job no worker has taken yet is taken out of the queue when cancelled', async () => {
     // An API replica alone, on a schema and queue of its own: nothing takes its jobs.
     const alone = { ...env(REDIS_URL), MEDFIT_DATABASE_SCHEMA: `${SCHEMA}_alone`, MEDFIT_REDIS_PREFIX: `${PREFIX}-alone` };
-    const server = await initServer(loadConfig(alone, { dataDir: tempDir('medfit-faults-alone-'), port: '0', role: 'api' }));
-    servers.push(server);
-    const base = await server.app.listen({ host: '127.0.0.1', port: 0 });
-    const up = await call(base, 'POST', '/v1/datasets?name=pima.csv', readFileSync(fixture('pima_diabetes.csv'), 'utf8'), 'text/csv');
-    const job = await call(base, 'POST', '/v1/jobs', { dataset: up.json.id, name: 'risk', target: 'diabetes', model: 'logistic' });
+    const { server, base } = await serve('api', alone);
+    const job = await pimaJob(base);
     expect(job.status).toBe(202);
     const { Redis } = await import('ioredis');
     const r = new Redis(REDIS_URL);
@@ -211,11 +213,8 @@ describe.skipIf(!pgUp || !redisUp)('a job whose workers keep dying', () => {
 
   it('is taken back from a silent worker, and failed with the reason once it stalled more often than MEDFIT_JOB_MAX_STALLS', async () => {
     const stallEnv = { ...env(REDIS_URL), MEDFIT_DATABASE_SCHEMA: schema, MEDFIT_REDIS_PREFIX: prefix, MEDFIT_JOB_STALL_SECONDS: '1', MEDFIT_JOB_MAX_STALLS: '0' };
-    const api = await initServer(loadConfig(stallEnv, { dataDir: tempDir('medfit-stall-api-'), port: '0', role: 'api' }));
-    mine.push(api);
-    const base = await api.app.listen({ host: '127.0.0.1', port: 0 });
-    const up = await call(base, 'POST', '/v1/datasets?name=pima.csv', readFileSync(fixture('pima_diabetes.csv'), 'utf8'), 'text/csv');
-    const job = await call(base, 'POST', '/v1/jobs', { dataset: up.json.id, name: 'risk', target: 'diabetes', model: 'logistic' });
+    const { base } = await serve('api', stallEnv, mine);
+    const job = await pimaJob(base);
     expect(job.status).toBe(202);
     // A worker that takes the job and then goes silent (as a killed one does): its lock is never renewed.
     const { Worker } = await import('bullmq');
@@ -231,8 +230,7 @@ describe.skipIf(!pgUp || !redisUp)('a job whose workers keep dying', () => {
     await silent.close(true);
     connection.disconnect();
     // A real worker finds it stalled, and with no stall allowed, fails it with the reason.
-    const worker = await initServer(loadConfig(stallEnv, { dataDir: tempDir('medfit-stall-worker-'), port: '0', role: 'worker' }));
-    mine.push(worker);
+    await serve('worker', stallEnv, mine);
     const done = await jobDone(base, job.json.id);
     expect(done).toMatchObject({ status: 'failed', error: { code: 'MEDFIT_ERR_INTERNAL' } });
     expect(done.error.message).toMatch(/stopped answering .* more often than MEDFIT_JOB_MAX_STALLS allows/);
@@ -253,11 +251,7 @@ describe.skipIf(!pgUp || !redisUp)('a cluster on S3 storage (s3rver)', () => {
     MEDFIT_STORAGE_URL: `s3://medfit-e2e/run-${run}`,
     MEDFIT_S3_ENDPOINT: endpoint,
   });
-  const start = async (role: 'all' | 'api', dataDir: string) => {
-    const server = await initServer(loadConfig(s3Env(), { dataDir, port: '0', role }));
-    s3Servers.push(server);
-    return { server, base: await server.app.listen({ host: '127.0.0.1', port: 0 }) };
-  };
+  const start = (role: 'all' | 'api', dataDir: string) => serve(role, s3Env(), s3Servers, dataDir);
 
   beforeAll(async () => {
     // The SDK takes credentials from its usual chain, as in production.

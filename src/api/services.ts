@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMedfitError, type CandidateScore, type Progress, type SerializedError } from '../core/index.js';
 import type { FhirLineage, JobControl, JobQueue, QueuedJob, RedisJobs, TrainJobResult, TrainJobSpec } from '../jobs/index.js';
-import { listingSha256, type BlobStore, type DatasetRecord, type JobRecord, type MetadataStore } from '../store/index.js';
+import { listingSha256, type BlobStore, type DatasetRecord, type JobRecord, type MetadataStore, type ModelVersionRecord } from '../store/index.js';
 import type { ServerConfig } from './config.js';
 import type { LocalCache } from './local-cache.js';
 import type { Metrics } from './metrics.js';
@@ -269,11 +269,7 @@ export class JobManager {
       return jobs.length;
     }
     for (const job of jobs) {
-      const registered = (await this.store.listModelVersions(job.projectId, job.name)).find((v) => v.jobId === job.id);
-      if (registered) {
-        await this.store.updateJob(job.id, { status: 'succeeded', progress: 1, stage: 'done', modelVersion: registered.version, finished: new Date().toISOString() });
-        continue;
-      }
+      if (await this.recordRegistered(job, await this.store.listModelVersions(job.projectId, job.name))) continue;
       const dataset = await this.store.getDataset(job.projectId, job.datasetId);
       if (!dataset) {
         await this.store.updateJob(job.id, { status: 'failed', error: { code: 'MEDFIT_ERR_NOT_FOUND', message: 'dataset was deleted before the job could run' }, finished: new Date().toISOString() });
@@ -317,12 +313,7 @@ export class JobManager {
     if (!job || job.status === 'succeeded' || job.status === 'failed' || job.status === 'cancelled') return;
     const registered = await this.until(q.jobId, 'its versions', () => this.store.listModelVersions(job.projectId, job.name));
     if (registered === GAVE_UP) return control.returnToQueue();
-    const mine = registered.find((v) => v.jobId === job.id);
-    if (mine) {
-      await this.store.updateJob(job.id, { status: 'succeeded', progress: 1, stage: 'done', modelVersion: mine.version, finished: new Date().toISOString() });
-      this.emitEvent(job.id, { type: 'status', status: 'succeeded', progress: 1, model: { name: job.name, version: mine.version } });
-      return;
-    }
+    if (await this.recordRegistered(job, registered)) return;
     const dataset = await this.until(q.jobId, 'its dataset', () => this.store.getDataset(job.projectId, job.datasetId));
     if (dataset === GAVE_UP) return control.returnToQueue();
     const settled = new Promise<Settled>((resolve) => this.settling.set(job.id, resolve));
@@ -364,6 +355,18 @@ export class JobManager {
     const ids = [...this.active.keys()];
     const asked = await this.cluster!.redis.cancelRequested(ids).catch(() => []);
     for (const id of asked) this.queue?.cancel(id);
+  }
+
+  /**
+   * Records as succeeded a job whose model version is among `versions` (registered by a run that
+   * stopped before it could say so), and tells its streams; false when none is its own.
+   */
+  private async recordRegistered(job: JobRecord, versions: ModelVersionRecord[]): Promise<boolean> {
+    const mine = versions.find((v) => v.jobId === job.id);
+    if (!mine) return false;
+    await this.store.updateJob(job.id, { status: 'succeeded', progress: 1, stage: 'done', modelVersion: mine.version, finished: new Date().toISOString() });
+    this.emitEvent(job.id, { type: 'status', status: 'succeeded', progress: 1, model: { name: job.name, version: mine.version } });
+    return true;
   }
 
   /** Like `persist` for a read: the value, or GAVE_UP when the store stays unavailable until shutdown. */
