@@ -97,16 +97,21 @@ const PARAMS = { logistic: { C: 1 }, linear: { alpha: 1 }, gbdt: { trees: 40 }, 
 
 interface Case {
   name: string;
-  family: 'logistic' | 'linear' | 'gbdt' | 'mlp';
+  family: 'logistic' | 'linear' | 'gbdt' | 'mlp' | 'ensemble';
   task: 'binary' | 'multiclass' | 'regression';
   data: 'pima' | 'ages' | 'progression';
   target: string;
+  /** `auto`: trained calibrated (the default); absent: `none`. */
+  calibrate?: 'auto';
 }
 
 const CASES: Case[] = [
   ...(['logistic', 'gbdt', 'mlp'] as const).map((family) => ({ name: `${family}-binary`, family, task: 'binary' as const, data: 'pima' as const, target: 'diabetes' })),
   ...(['logistic', 'gbdt', 'mlp'] as const).map((family) => ({ name: `${family}-multiclass`, family, task: 'multiclass' as const, data: 'ages' as const, target: 'age_group' })),
   ...(['linear', 'gbdt', 'mlp'] as const).map((family) => ({ name: `${family}-regression`, family, task: 'regression' as const, data: 'progression' as const, target: 'progression' })),
+  // Calibrated (the default for classifiers) and an ensemble: explained on their own output.
+  { name: 'gbdt-calibrated', family: 'gbdt', task: 'binary', data: 'pima', target: 'diabetes', calibrate: 'auto' },
+  { name: 'ensemble-binary', family: 'ensemble', task: 'binary', data: 'pima', target: 'diabetes', calibrate: 'auto' },
 ];
 const TABLES = { pima, ages, progression };
 /** The job that trained each model, by model name. */
@@ -147,10 +152,11 @@ beforeAll(async () => {
   const ids = { pima: await dataset('pima', toCsv(pima)), ages: await dataset('ages', toCsv(ages)), progression: await dataset('progression', toCsv(progression)) };
   const fitness = await dataset('fitness', Buffer.concat([...synthFitnessCsv({ subjects: 4, seconds: 8, rate: 25 })]).toString('latin1'));
   const specs: Array<Record<string, unknown>> = [
-    ...CASES.map((c) => ({ dataset: ids[c.data], target: c.target, name: c.name, task: c.task, model: c.family, cv: 2, params: PARAMS })),
+    // Uncalibrated unless the case says so: each family's own exact explainer is what is checked.
+    ...CASES.map((c) => ({ dataset: ids[c.data], target: c.target, name: c.name, task: c.task, model: c.family, cv: 2, params: PARAMS, calibrate: c.calibrate ?? 'none' })),
     // Trained as today, then rewritten as older medfit saved them.
-    { dataset: ids.pima, target: 'diabetes', name: 'legacy-logistic', model: 'logistic', cv: 2, params: PARAMS },
-    { dataset: ids.pima, target: 'diabetes', name: 'legacy-gbdt', model: 'gbdt', cv: 2, params: { gbdt: { trees: 10 } } },
+    { dataset: ids.pima, target: 'diabetes', name: 'legacy-logistic', model: 'logistic', cv: 2, params: PARAMS, calibrate: 'none' },
+    { dataset: ids.pima, target: 'diabetes', name: 'legacy-gbdt', model: 'gbdt', cv: 2, params: { gbdt: { trees: 10 } }, calibrate: 'none' },
     { dataset: fitness, target: 'activity', name: 'activity', model: 'window-gbdt', cv: 2, params: { 'window-gbdt': { trees: 10 } }, sequence: { channels: ['ax', 'ay', 'az', 'hr'], window: '2s', stride: '1s' } },
   ];
   for (const spec of specs) {
@@ -170,13 +176,15 @@ afterAll(async () => server?.close());
 
 type Explained = { label?: string; probabilities?: Record<string, number>; value?: number; explanation: { base: any; contributions: any; space: string; method: string } };
 
-const METHOD = { logistic: 'linear', linear: 'linear', gbdt: 'tree-shap', mlp: 'sampling-shapley' } as const;
+const METHOD = { logistic: 'linear', linear: 'linear', gbdt: 'tree-shap', mlp: 'sampling-shapley', ensemble: 'sampling-shapley' } as const;
+/** A calibrated model is explained by sampling whatever its family (an exact explainer would miss the calibrator). */
+const methodOf = (c: Case) => (c.calibrate === 'auto' ? 'sampling-shapley' : METHOD[c.family]);
 const SPACE = { binary: 'log-odds', multiclass: 'logit', regression: 'value' } as const;
 const sum = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
 
 describe('POST /v1/models/{name}/predict with "explain": true', () => {
   for (const c of CASES) {
-    it(`${c.family}, ${c.task}: contributions per input column that add up to the raw output`, async () => {
+    it(`${c.family}${c.calibrate ? ' (calibrated)' : ''}, ${c.task}: contributions per input column that add up to the raw output`, async () => {
       const table = TABLES[c.data];
       const recs = records(table, c.target);
       const columns = Object.keys(table[0]!).filter((k) => k !== c.target);
@@ -184,14 +192,14 @@ describe('POST /v1/models/{name}/predict with "explain": true', () => {
       expect(r.status, r.text).toBe(200);
       const preds = r.body['predictions'] as Explained[];
       expect(preds).toHaveLength(recs.length);
-      const tol = c.family === 'mlp' ? 1e-5 : 1e-6;
+      const tol = methodOf(c) === 'sampling-shapley' ? 1e-5 : 1e-6;
       let checked = 0;
       let nonzero = 0;
       for (const p of preds) {
         const e = p.explanation;
         expect(Object.keys(e)).toEqual(['base', 'contributions', 'space', 'method']);
         expect(e.space).toBe(SPACE[c.task]);
-        expect(e.method).toBe(METHOD[c.family]);
+        expect(e.method).toBe(methodOf(c));
         if (c.task === 'multiclass') {
           const classes = Object.keys(p.probabilities!);
           expect(Object.keys(e.base)).toEqual(classes);

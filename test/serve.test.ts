@@ -298,6 +298,9 @@ describe('medfit serve, end to end', () => {
     const job = await call('/v1/jobs', { json: { dataset: datasetId, target: 'outcome', name: 'x' } });
     expect(job.status).toBe(422);
     expect(job.body['errors'][0]).toMatchObject({ pointer: '/target' });
+    const budget = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', budget: 'soon' } });
+    expect(budget.status).toBe(422);
+    expect(JSON.stringify(budget.body)).toContain('/budget');
     const schema = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', cv: 'five' } });
     expect(schema.status).toBe(400);
     expect(schema.body['errors'][0]).toMatchObject({ pointer: '/cv' });
@@ -348,5 +351,23 @@ describe('medfit serve, end to end', () => {
     expect((await call(`/v1/jobs/${slow.body['id']}/cancel`, { method: 'POST' })).status).toBe(200);
     const evs = await events(r.body['id']);
     expect(evs.at(-1)).toMatchObject({ status: 'succeeded', model: { name: 'later', version: 1 } });
+  }, 120_000);
+
+  it('trains an ensemble within a budget, calibrated, and serves it through V2 as one ONNX graph equal to the engine', async () => {
+    const r = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'bc-ens', model: 'ensemble', budget: '2s', cv: 3 } });
+    expect(r.status).toBe(202);
+    expect((await events(r.body['id'])).at(-1)).toMatchObject({ status: 'succeeded', model: { name: 'bc-ens', version: 1 } });
+    const v = await call('/v1/models/bc-ens/versions/1');
+    expect(v.body).toMatchObject({ family: 'ensemble', task: 'binary' });
+    expect(v.body['evaluation']['calibration']['method']).toMatch(/^(platt|isotonic)$/);
+    const artifact = loadArtifact(join(dataDir, 'models', readdirSync(join(dataDir, 'models'))[0]!, r.body['id']));
+    const { transformRecords } = await import('../src/data/index.js');
+    const x = transformRecords(artifact.manifest.pipeline!, records).x;
+    const engine = artifact.model.predict({ rows: x.rows, cols: x.cols, data: Float64Array.from(new Float32Array(x.data)) });
+    const json = await call('/v2/models/bc-ens/versions/1/infer', { json: { inputs: [{ name: 'input', datatype: 'FP32', shape: [x.rows, x.cols], data: Array.from(new Float32Array(x.data)) }] } });
+    expect(json.status).toBe(200);
+    const out = json.body['outputs'][0];
+    expect(out).toMatchObject({ name: 'probabilities', shape: [x.rows, 2] });
+    for (let i = 0; i < out.data.length; i++) expect(Math.abs(out.data[i] - engine[i]!)).toBeLessThan(1e-5);
   }, 120_000);
 });

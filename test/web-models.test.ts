@@ -1,7 +1,7 @@
 /**
  * The model pages in a real browser: the models list, one model's versions with stage changes,
  * a version's evidence (ROC curve with its AUROC interval, the confusion matrix at a threshold the
- * reader moves, calibration, importance, lineage), regression plots, an uploaded ONNX model's
+ * reader moves, calibration before and after, importance, lineage), a search's long leaderboard, regression plots, an uploaded ONNX model's
  * signature, two versions side by side, deep links, a read-only key, and 390 px phones. The
  * threshold arithmetic and the intervals are also checked on their own, against known values.
  */
@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../src/api/index.js';
-import { metricMeaning, verdict, wilson } from '../web/src/pages/models/meanings.js';
+import { fx, metricMeaning, verdict, wilson } from '../web/src/pages/models/meanings.js';
 import { operatingPoint, youdenThreshold } from '../web/src/pages/models/threshold.js';
 import * as onnx from './onnx-builders.js';
 import { ROOT } from './helpers.js';
@@ -120,7 +120,8 @@ describe.skipIf(SKIP_REASON !== null)('the model pages in Chromium', () => {
     await page.getByRole('link', { name: 'Version 2' }).click();
     await page.waitForURL('**/models/cancer/versions/2');
 
-    const v2 = await call<{ evaluation: { confusion: number[][]; aurocCi: { lower: number; upper: number }; metrics: { auroc: number } } }>(versionPath('cancer', 2));
+    type Summary = Record<'calibration_slope' | 'calibration_intercept' | 'brier' | 'log_loss', number>;
+    const v2 = await call<{ evaluation: { confusion: number[][]; aurocCi: { lower: number; upper: number }; metrics: { auroc: number }; calibration: { method: string; before: Summary; after: Summary } } }>(versionPath('cancer', 2));
     const rocTitle = page.getByRole('heading', { name: /^ROC curve · AUROC/ });
     await rocTitle.waitFor();
     expect(await rocTitle.textContent()).toBe(`ROC curve · AUROC ${v2.evaluation.metrics.auroc.toFixed(3)} (95% CI ${v2.evaluation.aurocCi.lower.toFixed(3)}–${v2.evaluation.aurocCi.upper.toFixed(3)})`);
@@ -153,6 +154,15 @@ describe.skipIf(SKIP_REASON !== null)('the model pages in Chromium', () => {
     await page.getByRole('button', { name: /^Back to 0\.500/ }).click();
     await expect.poll(() => cell(page, 'cm-tp')).toBe(tp);
     await expect(page.getByRole('heading', { name: 'Calibration (reliability)' }).count()).resolves.toBe(1);
+    // Calibration (auto keeps a calibrator): the method and why, before and after, both curves on the plot.
+    const cal = v2.evaluation.calibration;
+    const short = cal.method === 'platt' ? 'Platt' : 'isotonic';
+    await expect(page.getByTestId('calibration-method').textContent()).resolves.toMatch(new RegExp(`^Probabilities recalibrated by ${cal.method === 'platt' ? 'Platt scaling' : 'isotonic regression'} .*, chosen by cross-fitted log loss`));
+    for (const k of ['calibration_slope', 'brier'] as const) {
+      await expect(page.locator(`tr[data-calibration="${k}"] td`).allTextContents()).resolves.toEqual([fx(cal.before[k]), fx(cal.after[k])]);
+    }
+    const reliability = page.getByRole('img', { name: new RegExp(`^Reliability plot of version 2: .* after ${cal.method === 'platt' ? 'Platt scaling' : 'isotonic regression'} in \\d+ bins .* and before calibration in \\d+ bins`) });
+    await expect(reliability.locator('.u-legend .u-series .u-label').allTextContents()).resolves.toEqual(['Predicted', 'Perfect calibration', 'Before calibration', `After (${short})`]);
     await expect(page.getByRole('heading', { name: /Feature importance/ }).count()).resolves.toBe(1);
     await expect(page.getByRole('link', { name: 'Predict with this version' }).getAttribute('href')).resolves.toBe('/models/cancer/versions/2/predict');
     await expect(page.getByRole('link', { name: 'Compare with another version' }).getAttribute('href')).resolves.toBe('/models/cancer/compare?a=1&b=2');
@@ -246,14 +256,42 @@ describe.skipIf(SKIP_REASON !== null)('the model pages in Chromium', () => {
     await context.close();
   }, 240_000);
 
-  it('offers a read-only key no stage change and no prediction', async () => {
+  it('offers a read-only key no stage change and no prediction; folds a search\'s long leaderboard away', async () => {
     const { key } = await createKey(web.server.services.store, 'default', ['read'], 'models-reader');
     const { page, errors, context } = await openPage(browser, web.base);
+    // A budgeted search takes too long for this file: the shape of its record, put on version 2's answer.
+    await page.route('**/v1/models/cancer/versions/2', async (route) => {
+      const res = await route.fetch();
+      const v = (await res.json()) as { metrics: { leaderboard: Record<string, unknown>[] }; evaluation: Record<string, unknown> };
+      const row = v.metrics.leaderboard.find((e) => e['family'] === 'gbdt')!;
+      v.metrics.leaderboard = [
+        { ...row, family: 'ensemble', params: { members: 'gbdt#3,logistic#0', weights: [0.75, 0.25] }, seconds: 1.5 },
+        row,
+        ...Array.from({ length: 9 }, (_, i) => ({ ...row, params: { trees: 50 + i }, searched: true, seconds: 0.4 })),
+        { ...row, params: { trees: 400 }, searched: true, folds: 2, seconds: 0.3 },
+        { ...row, params: { trees: 500 }, searched: true, folds: 1, seconds: 0.2 },
+      ];
+      v.evaluation['search'] = { budget: 30, seconds: 29.46, trials: { logistic: { started: 1, complete: 1 }, gbdt: { started: 12, complete: 10 } }, repeats: 1 };
+      await route.fulfill({ response: res, json: v });
+    });
     await signIn(page, key);
     await page.goto('/models/cancer/versions/2');
     await page.getByRole('heading', { name: /^ROC curve · AUROC/ }).waitFor();
     await expect(page.getByRole('button', { name: 'Set stage' }).count()).resolves.toBe(0);
     await expect(page.getByRole('link', { name: 'Predict with this version' }).count()).resolves.toBe(0);
+
+    // The search: one line of what it tried, the top 10 rows, searched and stopped rows tagged, the ensemble's members.
+    await expect(page.getByRole('heading', { name: 'Candidates tried (13)' }).count()).resolves.toBe(1);
+    await expect(page.getByTestId('search-summary').textContent()).resolves.toBe('Searched for 29.5 s of a 30 s budget: logistic 1 tried (1 on every fold), gbdt 12 tried (10 on every fold).');
+    const rows = page.locator('table.leaderboard tbody tr');
+    await expect(rows.count()).resolves.toBe(10);
+    await expect(rows.nth(0).locator('td.params').textContent()).resolves.toBe('gbdt #3 × 0.75logistic #0 × 0.25');
+    await expect(rows.nth(1).locator('.badge').allTextContents()).resolves.toEqual(['chosen']);
+    await page.getByRole('button', { name: 'Show all 13 rows' }).click();
+    await expect(rows.count()).resolves.toBe(13);
+    await expect(rows.nth(11).locator('.badge').allTextContents()).resolves.toEqual(['searched', '2/3 folds']);
+    await expect(rows.locator('.badge', { hasText: 'chosen' }).count()).resolves.toBe(1);
+    await expect(rows.locator('.badge', { hasText: 'searched' }).count()).resolves.toBe(11);
     await page.goto('/models/cancer');
     await page.getByTestId('version-row-1').waitFor();
     await expect(page.getByRole('columnheader', { name: 'Change stage' }).count()).resolves.toBe(0);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Errors, MedfitError } from '../core/index.js';
+import { parseBudget } from '../automl/index.js';
 import { FAMILIES, SEQUENCE_FAMILIES, type ModelFamily } from '../models/index.js';
 import { SEQUENCE_LIMITS, defaultColumn, lengthSteps, noDefaultColumn, readFilter, readLength } from '../sequence/index.js';
 import type { TrainJobSpec } from '../jobs/index.js';
@@ -28,7 +29,18 @@ const jobBody = {
     },
     name: { type: 'string', pattern: MODEL_NAME, description: 'model name; each succeeded job adds a version' },
     task: { type: 'string', enum: ['auto', 'binary', 'multiclass', 'regression'] },
-    model: { type: 'string', enum: ['auto', 'logistic', 'linear', 'gbdt', 'mlp', 'lstm', 'gru', 'cnn', 'cnn-lstm', 'window-gbdt'], description: 'table families for table jobs, sequence families (window-gbdt, lstm, gru, cnn, cnn-lstm) for sequence jobs' },
+    model: {
+      type: 'string',
+      enum: ['auto', 'logistic', 'linear', 'gbdt', 'mlp', 'ensemble', 'lstm', 'gru', 'cnn', 'cnn-lstm', 'window-gbdt'],
+      description: 'table families (or ensemble: a weighted blend of them) for table jobs, sequence families (window-gbdt, lstm, gru, cnn, cnn-lstm) for sequence jobs',
+    },
+    budget: {
+      type: ['number', 'string'],
+      maxLength: 32,
+      description:
+        'table jobs: seconds (or a duration such as "60s", "5m") for a hyperparameter search by successive halving on the folds, and an ensemble of the best when it scores better; absent: each family with its defaults',
+    },
+    calibrate: { type: 'string', enum: ['auto', 'none', 'platt', 'isotonic'], description: 'table classification jobs: post-hoc calibration fitted on out-of-fold predictions (default auto: chosen by cross-fitted log loss)' },
     params: {
       type: 'object',
       description: 'hyperparameters by family, e.g. {"gbdt": {"trees": 300}}',
@@ -184,9 +196,14 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
       if (body.group !== undefined) problems.push({ pointer: '/group', message: 'a sequence job keeps each subject on one side of every split by itself (sequence.subject); group does not apply' });
       if (body.nested) problems.push({ pointer: '/nested', message: 'nested cross-validation is not available for sequence jobs' });
       if (body['strict'] === true) problems.push({ pointer: '/strict', message: 'strict mode (the leakage check) is for table jobs, not sequence jobs' });
+      for (const key of ['budget', 'calibrate'] as const) if (body[key] !== undefined) problems.push({ pointer: `/${key}`, message: `${key} is for table jobs, not sequence jobs` });
       checkSequenceJob(seq, dataset, targets, problems);
-    } else if (body.model !== undefined && body.model !== 'auto' && !Object.hasOwn(FAMILIES, body.model)) {
+    } else if (body.model !== undefined && body.model !== 'auto' && body.model !== 'ensemble' && !Object.hasOwn(FAMILIES, body.model)) {
       problems.push({ pointer: '/model', message: `"${body.model}" learns from windows of sensor streams: add "sequence" options (a long-format dataset with subject and time columns)` });
+    }
+    if (body['budget'] !== undefined) {
+      const b = parseBudget(body['budget']);
+      if (typeof b === 'string') problems.push({ pointer: '/budget', message: `expected ${b}` });
     }
     if (body.group !== undefined && !columns.has(body.group)) problems.push({ pointer: '/group', message: `dataset "${dataset.name}" has no column "${body.group}"` });
     for (const [i, c] of (body.ignore ?? []).entries()) if (!columns.has(c)) problems.push({ pointer: `/ignore/${i}`, message: `dataset "${dataset.name}" has no column "${c}"` });

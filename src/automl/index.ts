@@ -1,3 +1,10 @@
-export { trainTable, MLP_MIN_ROWS, type TrainOptions, type TrainResult, type CandidateResult, type MetricSummary, type NestedEstimate } from './train.js';
+export { trainTable, MLP_MIN_ROWS, SMALL_REPEATS, REPEAT_MIN_BUDGET, type TrainOptions, type TrainResult, type NestedEstimate } from './train.js';
+export type { CandidateResult, MetricSummary } from './cv.js';
+export { CALIBRATE_OPTIONS, type CalibrateOption, type CalibrationReport } from './calibrate.js';
+export { parseBudget } from './search.js';
+export type { SearchSummary } from './search-run.js';
 export { trainSequence, chooseSequenceCandidates, sensorGroups, SENSOR_DROPOUT, AUTO_SEQUENCE, AUTO_NETWORK_VALUES, type SequenceTrainOptions, type SequenceTrainResult, type OutputMetrics } from './sequence.js';
 export { LEAK_AUROC, LEAK_R2, ROW_ORDER_FEATURE, ROW_ORDER_TARGET, LIKELY_LEAK_DROP, type LeakageFinding, type LeakageKind, type LeakageReport, type LeakageRescore, type LeakageWarning } from './leakage.js';
+export { EnsembleModel, ensembleSelect, loadEnsemble, DEFAULT_ENSEMBLE_ROUNDS, ENSEMBLE_FORMAT, ENSEMBLE_WEIGHT_TOLERANCE, MAX_ENSEMBLE_MEMBERS, type EnsembleSelection, type EnsembleWeights, type SelectionStep } from './ensemble.js';
+export { CalibratedModel } from './calibrated.js';
+export { loadModel, modelToOnnx, modelSignature } from './model-io.js';

@@ -36,7 +36,8 @@ import {
   type WindowLabel,
   type Windows,
 } from '../sequence/index.js';
-import { groupIds, pickBest, score, scoreFold, summarize, worseThanMean, type CandidateResult, type MetricSummary } from './train.js';
+import { groupIds, pickBest, score, scoreFold, summarize, type CandidateResult, type MetricSummary } from './cv.js';
+import { worseThanMean } from './train.js';
 
 /** What to train on a sequence dataset, as the CLI and the API take it. */
 export interface SequenceTrainOptions {

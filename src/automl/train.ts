@@ -1,18 +1,4 @@
-import {
-  Errors,
-  higherIsBetter,
-  take,
-  CLASSIFICATION_METRICS,
-  REGRESSION_METRICS,
-  type ColumnSchema,
-  type ColumnType,
-  type MetricName,
-  type Progress,
-  type ProgressFn,
-  type Schema,
-  type Task,
-  type Warning,
-} from '../core/index.js';
+import { Errors, type ColumnSchema, type ColumnType, type MetricName, type Progress, type ProgressFn, type Schema, type Task, type Warning } from '../core/index.js';
 import {
   columnIndex,
   dropDuplicateRows,
@@ -23,8 +9,6 @@ import {
   strataFor,
   transformTable,
   type FittedPipeline,
-  type Fold,
-  type PipelineOptions,
   type Table,
   type TargetEncoding,
 } from '../data/index.js';
@@ -40,9 +24,32 @@ import {
   type EvaluationPlots,
   type RegressionReport,
 } from '../eval/index.js';
-import { FAMILIES, getFamily, type Family, type ModelFamily, type Params, type TrainedModel } from '../models/index.js';
+import { FAMILIES, getFamily, SMALL_TABLE_ROWS, type Family, type ModelFamily, type Params, type TrainedModel } from '../models/index.js';
+import { chooseCalibration, type CalibrateOption, type CalibrationReport } from './calibrate.js';
+import { CalibratedModel } from './calibrated.js';
+import {
+  column,
+  crossValidate,
+  fitOn,
+  groupKeys,
+  score,
+  scoreOutputs,
+  summarize,
+  take64,
+  takeTargets,
+  trainFamily,
+  TUNING_GRIDS,
+  type CandidateResult,
+  type Context,
+  type MetricSummary,
+  type PerOutputMetrics,
+} from './cv.js';
+import { EnsembleModel } from './ensemble.js';
 import { permutationImportance, type FoldFit } from './importance.js';
 import { dominantImportance, leakageWarning, LIKELY_LEAK_DROP, rescoreWarning, screenLeakage, type LeakageFinding, type LeakageReport } from './leakage.js';
+import { choose, TrialRunner, type Choice, type CvPlan, type SearchSummary } from './search-run.js';
+
+export type { CandidateResult, MetricSummary, PerOutputMetrics } from './cv.js';
 
 /** What to train, as the CLI and the API take it. */
 export interface TrainOptions {
@@ -52,8 +59,19 @@ export interface TrainOptions {
    */
   target: string | string[];
   task?: Task | 'auto';
-  /** A family, or `auto` to choose by cross-validated score. */
-  model?: Family | 'auto';
+  /**
+   * A family, `auto` to choose by cross-validated score, or `ensemble` for a weighted blend of the
+   * candidates (Caruana's selection on out-of-fold predictions) whether or not it beats the best alone.
+   */
+  model?: Family | 'auto' | 'ensemble';
+  /**
+   * Seconds for a hyperparameter search (`--budget 60s`): each family's defaults first, then points
+   * of its `searchSpace` by successive halving on the folds, and an ensemble of the best when it
+   * scores better. Absent: the defaults only. The final fit on all rows comes after the budget.
+   */
+  budget?: number;
+  /** Post-hoc calibration of a classifier (default `auto`: chosen by cross-fitted log loss; see calibrate.ts). */
+  calibrate?: CalibrateOption;
   /** Column whose rows must stay together on one side of every split (a patient id). */
   group?: string;
   /** Columns left out of the features. */
@@ -81,26 +99,6 @@ export interface TrainOptions {
   signal?: AbortSignal;
 }
 
-/** Cross-validated score of one metric. */
-export interface MetricSummary {
-  mean: number;
-  std: number;
-}
-
-/** Cross-validated metrics of each output of a multi-output model, by target column. */
-export type PerOutputMetrics = Record<string, Record<string, MetricSummary>>;
-
-/** One family's cross-validation, a row of the leaderboard. */
-export interface CandidateResult {
-  family: Family;
-  params: Params;
-  /** With several outputs, the mean over the outputs (each fold's mean, then mean ± std over folds). */
-  metrics: Record<string, MetricSummary>;
-  /** With several outputs, each one's metrics by target column. */
-  outputs?: PerOutputMetrics;
-  /** Seconds spent on this family's folds. */
-  seconds: number;
-}
 
 /** Everything a training run produced: the model to save and the evidence for it. */
 export interface TrainResult {
@@ -124,7 +122,7 @@ export interface TrainResult {
    * for `auto` a little optimistic (see `nested`). With several outputs, `metrics` is their mean
    * and `outputs` each one's, by target column.
    */
-  cv: { folds: number; metrics: Record<string, MetricSummary>; outputs?: PerOutputMetrics };
+  cv: { folds: number; repeats?: number; metrics: Record<string, MetricSummary>; outputs?: PerOutputMetrics };
   /** The nested estimate of the whole choice, when asked for (`TrainOptions.nested`). */
   nested?: NestedEstimate;
   /**
@@ -133,13 +131,17 @@ export interface TrainResult {
    * the same out-of-fold predictions): permutation importance, the reliability bins (binary) and
    * a predicted-versus-actual grid per output (regression). Saved as the version's evaluation file.
    */
-  report: (ClassificationReport | RegressionReport) & EvaluationPlots & { leakage?: LeakageReport };
+  report: (ClassificationReport | RegressionReport) & EvaluationPlots & { leakage?: LeakageReport; calibration?: CalibrationReport; search?: SearchSummary };
   rows: { total: number; used: number; duplicates: number };
   /**
    * What the leakage guard found (each finding is also a `leakage` warning), and, when a flagged
    * column was a feature, the chosen family's score without it on the same folds.
    */
   leakage: LeakageReport;
+  /** A classifier's calibration: the method kept, how it was chosen, before and after. */
+  calibration?: CalibrationReport;
+  /** With a budget: what the search tried. */
+  search?: SearchSummary;
   warnings: Warning[];
 }
 
@@ -151,18 +153,13 @@ export interface NestedEstimate {
   chosen: Family[];
 }
 
-/**
- * Hyperparameters that `trainTable` tunes by an inner cross-validation on each training fold when
- * the user did not set them. Only cheap families are tuned: a linear model fits in milliseconds,
- * and its regularisation strength is what matters most on small clinical tables.
- */
-export const TUNING_GRIDS: Partial<Record<Family, Record<string, number[]>>> = {
-  logistic: { C: [0.01, 0.03, 0.1, 0.3, 1, 3, 10] },
-  linear: { alpha: [0.1, 0.3, 1, 3, 10, 30, 100] },
-};
 
-/** Folds of the inner cross-validation that tunes hyperparameters. */
-const INNER_FOLDS = 3;
+/** Repetitions of the k-fold cross-validation on a small table (`SMALL_TABLE_ROWS`) with a budget of at least REPEAT_MIN_BUDGET seconds. */
+export const SMALL_REPEATS = 3;
+export const REPEAT_MIN_BUDGET = 20;
+
+/** Rows of the leaderboard kept in the result (a long search tries hundreds of points). */
+export const LEADERBOARD_MAX = 100;
 
 /**
  * Below this many rows `auto` leaves the MLP out: on small clinical tables it loses to linear
@@ -262,7 +259,8 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   for (const f of screen.findings) warnings.push(leakageWarning(f));
   const leakage: LeakageReport = { findings: [...screen.findings], rows: screen.rows, seconds: (performance.now() - leakStarted) / 1000 };
 
-  const candidates = chooseCandidates(opts.model ?? 'auto', task, rows.length, nOutputs);
+  const model = opts.model ?? 'auto';
+  const candidates = chooseCandidates(model === 'ensemble' ? 'auto' : model, task, rows.length, nOutputs);
   for (const name of Object.keys(opts.params ?? {})) getFamily(name);
   const ctx: Context = {
     table,
@@ -281,103 +279,203 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
   const selection: MetricName = task === 'regression' ? 'r2' : 'auroc';
-  const nested = opts.nested === true && candidates.length > 1;
-  const units = candidates.length * (folds.length + 1) + (nested ? folds.length * candidates.length * folds.length : 0);
-  let done = 0;
-  const step = (stage: string) => (p: Progress) => progress({ ...p, stage, fraction: (done + (p.fraction ?? 0)) / units });
-  const tick = (stage: string) => {
-    done++;
-    progress({ stage, fraction: done / units });
+  const budget = opts.budget;
+  const small = rows.length < SMALL_TABLE_ROWS;
+  const calibrate = opts.calibrate ?? (task === 'regression' ? 'none' : 'auto');
+  if (task === 'regression' && calibrate !== 'none') throw Errors.usage(`--calibrate ${calibrate}: calibration is for classifiers' probabilities, and "${target}" is a regression target`);
+  // Repeated cross-validation on a small table when a budget allows it: one partition's luck
+  // decides too much there, and the search would overfit it (see README, "auto by table size").
+  const reps = budget !== undefined && small && budget >= REPEAT_MIN_BUDGET ? SMALL_REPEATS : 1;
+  const strata = strataFor(column(y, nOutputs, 0), task !== 'regression');
+  const plan: CvPlan = { folds: [...folds], k: folds.length, reps };
+  for (let r = 1; r < reps; r++) plan.folds.push(...stratifiedKFold(strata, k, seed + 7 * r, groups));
+  const nested = opts.nested === true && (candidates.length > 1 || budget !== undefined);
+  const started = performance.now();
+  // Progress: the choice, then nested CV when asked for, then the final fit.
+  const mainEnd = nested ? 0.45 : 0.9;
+  const within = (from: number, to: number) => (p: Progress) => progress({ ...p, fraction: from + (to - from) * Math.min(1, p.fraction ?? 0) });
+  const fixed = new Map(candidates.map((f) => [f.name, new Set(Object.keys(opts.params?.[f.name] ?? {}))]));
+  const chooseOptions = {
+    candidates,
+    ...(budget !== undefined ? { budget } : {}),
+    forceEnsemble: model === 'ensemble',
+    ensemble: budget !== undefined || model === 'ensemble',
+    fixed,
+    small,
+    selection,
   };
-
-  const leaderboard = await crossValidate(ctx, candidates, rows, y, groups, folds, step, tick, '', true);
-  const best = pickBest(leaderboard, selection);
-  const worse = worseThanMean(best);
+  const runner = new TrialRunner(ctx, rows, y, groups, plan);
+  const chosen = await choose(runner, {
+    ...chooseOptions,
+    // The live leaderboard: a job page shows each candidate as its last fold is scored.
+    onTrial: (c) => progress({ stage: '', candidate: { family: c.family, metrics: c.metrics, seconds: c.seconds } }),
+    progress: within(0, mainEnd),
+    prefix: '',
+    started,
+  });
+  runner.release();
+  const top = chosen.choice.trial;
+  const best = chosen.bestSingle;
+  const chosenResult: CandidateResult =
+    chosen.choice.kind === 'ensemble' ? ensembleResult(runner, chosen.choice) : runner.result(top);
+  const worse = worseThanMean(chosenResult);
   if (worse) warnings.push(worse);
-  // Importance of the chosen family only, from its folds' own fits on their validation rows;
-  // the other candidates' fits are let go before the nested and final fits.
-  progress({ stage: `${best.family} permutation importance`, fraction: done / units });
-  const importance = permutationImportance(table, best.fits!, { task, nClasses, nOutputs }, seed, opts.signal);
-  for (const c of leaderboard) delete c.fits;
+  // Importance of the chosen model, from its folds' own fits on their validation rows (an
+  // ensemble's: its members' fold fits with the final weights).
+  progress({ stage: `${chosenResult.family} permutation importance`, fraction: mainEnd });
+  const importance = permutationImportance(table, foldFits(chosen.choice), { task, nClasses, nOutputs }, seed, opts.signal);
   const dominant = dominantImportance(importance);
   if (dominant) {
     leakage.findings.push(dominant);
     warnings.push(leakageWarning(dominant));
   }
-  // A flagged feature: how much of the score is it? The chosen family once more without the
-  // flagged columns, on the same folds (one more CV; not after nested CV, which costs k times).
-  // The importance flag alone does not ask for it: a strong genuine predictor would be named a leak.
+  // A flagged feature: how much of the score is it? The best single family once more with its
+  // defaults without the flagged columns, on the same folds (one more CV; not after nested CV,
+  // which costs k times). The importance flag alone does not ask for it: a strong genuine
+  // predictor would be named a leak.
   const flagged = [...new Set(screen.findings.map((f) => f.column))];
   if (flagged.length > 0) {
     const reduced: Schema = { columns: schema.columns.map((c) => (flagged.includes(c.name) && c.role === 'feature' ? { ...c, role: 'ignored' as const, reason: 'flagged by the leakage check' } : c)) };
     if (nested) leakage.rescoreSkipped = 'not after nested cross-validation (k times the work)';
     else if (!reduced.columns.some((c) => c.role === 'feature')) leakage.rescoreSkipped = 'no other feature column';
     else {
-      const started = performance.now();
-      const stage = `${best.family} without ${flagged.join(', ')}`;
-      const quiet = (st: string) => (p: Progress) => progress({ ...p, stage: st, fraction: done / units });
-      const [again] = await crossValidate({ ...ctx, schema: reduced }, [getFamily(best.family)], rows, y, groups, folds, quiet, () => {}, `${stage}: `);
-      const w = best.metrics[selection]!.mean;
+      const rescoreStarted = performance.now();
+      const stage = `${best.fam.name} without ${flagged.join(', ')}`;
+      const quiet = (st: string) => (p: Progress) => progress({ ...p, stage: st, fraction: mainEnd });
+      const [again] = await crossValidate({ ...ctx, schema: reduced }, [best.fam], rows, y, groups, folds, quiet, () => {}, `${stage}: `);
+      const w = runner.result(best).metrics[selection]!.mean;
       const wo = again!.metrics[selection]!.mean;
       const limit = LIKELY_LEAK_DROP[selection] ?? Infinity;
       leakage.rescore = { metric: selection, with: w, without: wo, columns: flagged, likelyLeak: Number.isFinite(wo) && w - wo > limit };
       const lw = rescoreWarning(leakage.rescore);
       if (lw) warnings.push(lw);
-      leakage.seconds += (performance.now() - started) / 1000;
+      leakage.seconds += (performance.now() - rescoreStarted) / 1000;
     }
   }
 
   let nestedEstimate: NestedEstimate | undefined;
   if (nested) {
-    // The whole choice again inside each outer fold: its score is on rows the choice never saw.
-    // The winner's fit on the outer fold is the one the leaderboard already scored (same rows,
-    // seed and tuning), so its score is taken from there rather than fitted again.
+    // The whole choice again inside each outer fold (the search and the ensemble included, each
+    // with the whole budget): its score is on rows the choice never saw. When the inner choice is
+    // a family's defaults, its fit on the outer fold is the one the leaderboard already scored
+    // (same rows, seed and tuning), so its score is taken from there rather than fitted again.
     const perFold: Record<string, number>[] = [];
-    const chosen: Family[] = [];
+    const chosenNames: Family[] = [];
     for (const [f, outer] of folds.entries()) {
       const yTrain = takeTargets(y, outer.train, nOutputs);
       const gTrain = groups && Array.from(outer.train, (i) => groups[i]!);
+      const outerRows = take64(rows, outer.train);
       const inner = stratifiedKFold(strataFor(column(yTrain, nOutputs, 0), task !== 'regression'), k, seed + 7919 * (f + 1), gTrain);
-      const board = await crossValidate(ctx, candidates, take64(rows, outer.train), yTrain, gTrain, inner, step, tick, `nested ${f + 1}/${folds.length}: `);
-      const winner = pickBest(board, selection);
-      chosen.push(winner.family);
-      perFold.push(leaderboard.find((c) => c.family === winner.family)!.perFold[f]!);
+      const innerRunner = new TrialRunner(ctx, outerRows, yTrain, gTrain, { folds: inner, k, reps: 1 });
+      const span = (0.9 - mainEnd) / folds.length;
+      const c = await choose(innerRunner, { ...chooseOptions, progress: within(mainEnd + f * span, mainEnd + (f + 1) * span), prefix: `nested ${f + 1}/${folds.length}: `, started: performance.now() });
+      innerRunner.release();
+      chosenNames.push(c.choice.kind === 'ensemble' ? 'ensemble' : c.choice.trial.fam.name);
+      const same = c.choice.kind === 'single' && c.choice.trial.source === 'default' ? chosen.trials.find((t) => t.source === 'default' && t.fam === c.choice.trial.fam) : undefined;
+      if (same) {
+        perFold.push(same.perFold[f]!);
+        continue;
+      }
+      const { pipeline, model: m } = await fitChoice(ctx, c.choice, outerRows, yTrain, gTrain, seed + f, () => {});
+      perFold.push(scoreOutputs(ctx, takeTargets(y, outer.test, nOutputs), m.predict(transformTable(pipeline, table, take64(rows, outer.test)).x)).metrics);
     }
-    nestedEstimate = { folds: folds.length, metrics: summarize(perFold, task), chosen };
+    nestedEstimate = { folds: folds.length, metrics: summarize(perFold, task), chosen: chosenNames };
   }
 
-  const finalStage = `${best.family} on all rows`;
-  progress({ stage: finalStage, fraction: done / units });
-  const { pipeline, params: finalParams, model } = await fitOn(ctx, getFamily(best.family), rows, y, groups, seed, step(finalStage));
+  // Calibration of a classifier, chosen and judged on out-of-fold predictions (calibrate.ts).
+  const partitions = Array.from({ length: plan.reps }, (_, r) => plan.folds.slice(r * plan.k, (r + 1) * plan.k));
+  const calibration = task === 'regression' ? undefined : chooseCalibration(top.oofs, y, nClasses, partitions, calibrate);
+  // The delivered model's cross-validated scores: the calibrated out-of-fold predictions' when a
+  // calibrator was chosen (each fold's calibrator fitted on the other folds only).
+  let cvResult: CandidateResult = chosenResult;
+  if (calibration?.calibrator) {
+    const perFold = plan.folds.map((fold, i) => scoreOutputs(ctx, takeTargets(y, fold.test, nOutputs), takeTargets(calibration.calibrated[Math.floor(i / plan.k)]!, fold.test, nClasses)).metrics);
+    cvResult = { ...chosenResult, metrics: summarize(perFold, task) };
+  }
+
+  const finalStage = `${chosenResult.family} on all rows`;
+  progress({ stage: finalStage, fraction: 0.9 });
+  const fitted = await fitChoice(ctx, chosen.choice, rows, y, groups, seed, within(0.9, 0.99));
+  const finalModel: TrainedModel = calibration?.calibrator ? new CalibratedModel(fitted.model, calibration.calibrator) : fitted.model;
+  const { pipeline } = fitted;
   const explainReference = featureMeans(transformTable(pipeline, table, rows).x);
   progress({ stage: 'done', fraction: 1 });
+  const oof = calibration ? calibration.calibrated[0]! : top.oofs[0]!;
   const report: TrainResult['report'] = {
-    ...(task === 'regression' ? regressionReport(column(y, nOutputs, 0), column(best.oof, nOutputs, 0)) : classificationReport(y, best.oof, nClasses)),
+    ...(task === 'regression' ? regressionReport(column(y, nOutputs, 0), column(oof, nOutputs, 0)) : classificationReport(y, oof, nClasses)),
     importance,
     // Not on tiny tables, where a bin or a cell would be a record or two (PLOT_MIN_ROWS).
-    ...(task === 'binary' && y.length >= PLOT_MIN_ROWS ? { reliability: reliabilityBins(y, column(best.oof, 2, 1), RELIABILITY_BINS, RELIABILITY_MIN_BIN_ROWS) } : {}),
-    ...(task === 'regression' && y.length / nOutputs >= PLOT_MIN_ROWS ? { regression: targets.map((t, j) => regressionPlot(t, column(y, nOutputs, j), column(best.oof, nOutputs, j))) } : {}),
+    ...(task === 'binary' && y.length >= PLOT_MIN_ROWS ? { reliability: reliabilityBins(y, column(oof, 2, 1), RELIABILITY_BINS, RELIABILITY_MIN_BIN_ROWS) } : {}),
+    ...(task === 'regression' && y.length / nOutputs >= PLOT_MIN_ROWS ? { regression: targets.map((t, j) => regressionPlot(t, column(y, nOutputs, j), column(oof, nOutputs, j))) } : {}),
     // Kept with the version's evaluation when there is something to say: the page shows it beside the score.
     ...(leakage.findings.length > 0 ? { leakage } : {}),
+    ...(calibration ? { calibration: calibration.report } : {}),
+    ...(chosen.search ? { search: chosen.search } : {}),
   };
+  // Every trial scored on every fold first, best first; then those the budget cut short.
+  const rowsOfBoard = chosen.trials.map((t) => (t === top && chosen.choice.kind === 'single' ? { ...runner.result(t), params: fitted.params } : runner.result(t)));
+  if (chosen.choice.kind === 'ensemble') rowsOfBoard.push(chosenResult);
+  const full = (c: CandidateResult) => c.folds === undefined;
+  const leaderboard = rowsOfBoard
+    .sort((a, b) => Number(full(b)) - Number(full(a)) || score(b, selection) - score(a, selection))
+    .slice(0, LEADERBOARD_MAX);
   return {
     task,
     target: nOutputs > 1 ? { column: targets.join(','), task } : enc.encoding,
     schema,
     pipeline,
-    model,
+    model: finalModel,
     explainReference,
     selection,
-    leaderboard: leaderboard
-      .map(({ oof: _oof, perFold: _perFold, fits: _fits, ...rest }) => (rest.family === best.family ? { ...rest, params: finalParams } : rest))
-      .sort((a, b) => score(b, selection) - score(a, selection)),
-    cv: { folds: folds.length, metrics: best.metrics, ...(best.outputs ? { outputs: best.outputs } : {}) },
+    leaderboard,
+    cv: { folds: plan.folds.length, ...(plan.reps > 1 ? { repeats: plan.reps } : {}), metrics: cvResult.metrics, ...(cvResult.outputs ? { outputs: cvResult.outputs } : {}) },
     ...(nestedEstimate ? { nested: nestedEstimate } : {}),
     report,
     rows: { total: table.rowCount, used: rows.length, duplicates: dedup.duplicates },
     leakage,
+    ...(calibration ? { calibration: calibration.report } : {}),
+    ...(chosen.search ? { search: chosen.search } : {}),
     warnings,
   };
+}
+
+/** The leaderboard row of a chosen ensemble: its members and weights, its cross-fitted scores. */
+function ensembleResult(runner: TrialRunner, choice: Extract<Choice, { kind: 'ensemble' }>): CandidateResult {
+  // The blend is no trial of its own: its row names its members' trials.
+  const r = runner.result(choice.trial);
+  const { trial: _trial, ...rest } = r;
+  return {
+    ...rest,
+    family: 'ensemble',
+    params: { members: choice.members.map((m) => `${m.fam.name}#${m.id}`).join(','), weights: choice.weights.map((w) => Math.round(w * 1e4) / 1e4) },
+    seconds: choice.members.reduce((a, m) => a + m.seconds, 0),
+  };
+}
+
+/** The fold fits importance is measured on: the chosen trial's, or the ensemble's members' blended. */
+function foldFits(choice: Choice): FoldFit[] {
+  if (choice.kind === 'single') return choice.trial.fits;
+  const first = choice.members[0]!.fits;
+  return first.map((fit, f) => ({ ...fit, model: new EnsembleModel(choice.members.map((m) => m.fits[f]!.model), choice.weights) }));
+}
+
+/** The choice fitted on `rows`: one family, or every ensemble member on one shared pipeline. */
+async function fitChoice(
+  ctx: Context,
+  choice: Choice,
+  rows: Int32Array,
+  y: Float64Array,
+  groups: string[] | undefined,
+  seed: number,
+  onProgress: ProgressFn,
+): Promise<{ pipeline: FittedPipeline; params: Params; model: TrainedModel }> {
+  if (choice.kind === 'single') return fitOn(ctx, choice.trial.fam, rows, y, groups, seed, onProgress, choice.trial.config);
+  const pipeline = fitPipeline(ctx.table, ctx.schema, rows, ctx.pipeline);
+  const x = transformTable(pipeline, ctx.table, rows).x;
+  const models: TrainedModel[] = [];
+  for (const m of choice.members) models.push((await trainFamily(ctx, m.fam, x, rows, y, groups, seed, onProgress, m.config)).model);
+  const model = new EnsembleModel(models, choice.weights);
+  return { pipeline, params: model.params, model };
 }
 
 /**
@@ -395,194 +493,6 @@ function strictRefusal(source: string, findings: LeakageFinding[]) {
   );
 }
 
-/** What every fit of one `trainTable` call shares. */
-interface Context {
-  table: Table;
-  schema: Schema;
-  task: Task;
-  nClasses: number;
-  /** Regression outputs (the targets' count); targets are rows × nOutputs. */
-  nOutputs: number;
-  /** The target columns, in output order. */
-  targets: string[];
-  seed: number;
-  pipeline: PipelineOptions;
-  /** Each candidate's validated hyperparameters. */
-  params: Map<Family, Params>;
-  /** Each candidate's grid of hyperparameters to tune (those the user did not set). */
-  grids: Map<Family, Array<[string, number[]]>>;
-  signal?: AbortSignal;
-}
-
-/**
- * A leaderboard entry with its out-of-fold predictions and each fold's scores, and, when asked
- * for, each fold's fitted pipeline and model with its validation rows (for permutation importance).
- */
-type Scored = CandidateResult & { oof: Float64Array; perFold: Record<string, number>[]; fits?: FoldFit[] };
-
-/**
- * Cross-validates every candidate on `folds` (indices into `rows`, the table rows, with targets
- * `y` and groups aligned to them) and returns the leaderboard with out-of-fold predictions; with
- * `keepFits`, each fold's fitted pipeline and model too.
- */
-async function crossValidate(
-  ctx: Context,
-  candidates: ModelFamily[],
-  rows: Int32Array,
-  y: Float64Array,
-  groups: string[] | undefined,
-  folds: Fold[],
-  step: (stage: string) => ProgressFn,
-  tick: (stage: string) => void,
-  prefix: string,
-  keepFits = false,
-): Promise<Scored[]> {
-  const width = ctx.task === 'regression' ? ctx.nOutputs : ctx.nClasses;
-  const board: Scored[] = [];
-  for (const fam of candidates) {
-    const started = performance.now();
-    const perFold: Record<string, number>[] = [];
-    const perOutput: Record<string, number>[][] = ctx.targets.map(() => []);
-    const oof = new Float64Array(rows.length * width);
-    const fits: FoldFit[] = [];
-    for (const [f, fold] of folds.entries()) {
-      const stage = `${prefix}${fam.name} fold ${f + 1}/${folds.length}`;
-      const gTrain = groups && Array.from(fold.train, (i) => groups[i]!);
-      const testRows = take64(rows, fold.test);
-      const { pred, pipeline, model } = await fitAndPredict(ctx, fam, take64(rows, fold.train), takeTargets(y, fold.train, ctx.nOutputs), gTrain, testRows, ctx.seed + f, step(stage));
-      if (keepFits) fits.push({ pipeline, model, rows: testRows, y: takeTargets(y, fold.test, ctx.nOutputs) });
-      for (let i = 0; i < fold.test.length; i++) oof.set(pred.subarray(i * width, (i + 1) * width), fold.test[i]! * width);
-      const scored = scoreOutputs(ctx, takeTargets(y, fold.test, ctx.nOutputs), pred);
-      perFold.push(scored.metrics);
-      for (const [j, m] of scored.outputs.entries()) perOutput[j]!.push(m);
-      tick(stage);
-    }
-    board.push({
-      family: fam.name,
-      params: ctx.params.get(fam.name)!,
-      metrics: summarize(perFold, ctx.task),
-      ...(ctx.nOutputs > 1 ? { outputs: Object.fromEntries(ctx.targets.map((t, j) => [t, summarize(perOutput[j]!, ctx.task)])) } : {}),
-      seconds: (performance.now() - started) / 1000,
-      oof,
-      perFold,
-      ...(keepFits ? { fits } : {}),
-    });
-    // The live leaderboard (a job page shows each family as it finishes); not for the inner
-    // searches of nested CV, whose scores are not the leaderboard's.
-    if (prefix === '') {
-      const c = board[board.length - 1]!;
-      step(`${fam.name} scored`)({ stage: '', candidate: { family: c.family, metrics: c.metrics, seconds: c.seconds } });
-    }
-  }
-  return board;
-}
-
-/**
- * One fold's fit: the pipeline and any tuning on the training rows only, the model trained on
- * them, predictions for the test rows (with the fitted pipeline and model, for importance).
- */
-async function fitAndPredict(
-  ctx: Context,
-  fam: ModelFamily,
-  trainRows: Int32Array,
-  yTrain: Float64Array,
-  groups: string[] | undefined,
-  testRows: Int32Array,
-  seed: number,
-  onProgress: ProgressFn,
-): Promise<{ pred: Float64Array; pipeline: FittedPipeline; model: TrainedModel }> {
-  const { pipeline, model } = await fitOn(ctx, fam, trainRows, yTrain, groups, seed, onProgress);
-  return { pred: model.predict(transformTable(pipeline, ctx.table, testRows).x), pipeline, model };
-}
-
-/** The pipeline fitted on `rows`, hyperparameters tuned on them, and the model trained on them. */
-async function fitOn(
-  ctx: Context,
-  fam: ModelFamily,
-  rows: Int32Array,
-  y: Float64Array,
-  groups: string[] | undefined,
-  seed: number,
-  onProgress: ProgressFn,
-): Promise<{ pipeline: FittedPipeline; params: Params; model: TrainedModel }> {
-  const pipeline = fitPipeline(ctx.table, ctx.schema, rows, ctx.pipeline);
-  const x = transformTable(pipeline, ctx.table, rows).x;
-  const params = await tune(ctx, fam, ctx.params.get(fam.name)!, ctx.grids.get(fam.name)!, rows, y, groups, seed);
-  const outputs = ctx.nOutputs > 1 ? { nOutputs: ctx.nOutputs } : {};
-  const model = await fam.train({ x, y, task: ctx.task, nClasses: ctx.nClasses, ...outputs, ...(groups ? { groups: groupIds(groups) } : {}) }, params, {
-    seed,
-    ...(ctx.signal ? { signal: ctx.signal } : {}),
-    onProgress,
-  });
-  return { pipeline, params, model };
-}
-
-/** The best candidate by the selection metric (NaN scores rank last). */
-export function pickBest<T extends CandidateResult>(board: T[], selection: MetricName): T {
-  return board.reduce((a, b) => (score(b, selection) > score(a, selection) ? b : a));
-}
-
-export function score(c: CandidateResult, selection: MetricName): number {
-  const m = c.metrics[selection]!.mean;
-  return Number.isFinite(m) ? (higherIsBetter(selection) ? m : -m) : -Infinity;
-}
-
-/**
- * Picks the grid point with the best mean inner-CV score on the training rows given (one outer
- * fold's, or all rows for the final model). Each inner split refits the pipeline on its own
- * training rows, so no statistic of an inner test row reaches its features, and the outer score
- * stays an honest estimate (nested cross-validation). Returns `base` unchanged when there is
- * nothing to tune.
- */
-async function tune(
-  ctx: Context,
-  fam: ModelFamily,
-  base: Params,
-  grid: Array<[string, number[]]>,
-  rows: Int32Array,
-  y: Float64Array,
-  groups: string[] | undefined,
-  seed: number,
-): Promise<Params> {
-  if (grid.length === 0) return base;
-  const { task, nClasses, nOutputs } = ctx;
-  let inner: Fold[];
-  try {
-    inner = stratifiedKFold(strataFor(column(y, nOutputs, 0), task !== 'regression'), INNER_FOLDS, seed + 1000, groups);
-  } catch {
-    return base; // too few rows or groups to tune: keep the defaults
-  }
-  const metric: MetricName = task === 'regression' ? 'r2' : 'auroc';
-  const sign = higherIsBetter(metric) ? 1 : -1;
-  const points = grid.reduce<Params[]>((acc, [key, values]) => acc.flatMap((p) => values.map((v) => ({ ...p, [key]: v }))), [base]);
-  const sums = new Float64Array(points.length);
-  // Fold by fold, so only one inner split's features are in memory at a time.
-  for (const fold of inner) {
-    const trainRows = take64(rows, fold.train);
-    const testRows = take64(rows, fold.test);
-    const pipeline = fitPipeline(ctx.table, ctx.schema, trainRows, ctx.pipeline);
-    const x = transformTable(pipeline, ctx.table, trainRows).x;
-    const xt = transformTable(pipeline, ctx.table, testRows).x;
-    const yTrain = takeTargets(y, fold.train, nOutputs);
-    const yTest = takeTargets(y, fold.test, nOutputs);
-    for (const [i, p] of points.entries()) {
-      const m = await fam.train({ x, y: yTrain, task, nClasses, ...(nOutputs > 1 ? { nOutputs } : {}) }, p, { seed, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-      // Several outputs: the mean of their scores.
-      sums[i]! += scoreOutputs(ctx, yTest, m.predict(xt)).metrics[metric]!;
-    }
-  }
-  let best = base;
-  let bestScore = -Infinity;
-  for (const [i, p] of points.entries()) {
-    const score = (sign * sums[i]!) / inner.length;
-    // Strictly better only: ties keep the earlier (more regularised) grid point.
-    if (score > bestScore + 1e-12) {
-      bestScore = score;
-      best = p;
-    }
-  }
-  return best;
-}
 
 function chooseCandidates(model: Family | 'auto', task: Task, rows: number, nOutputs: number): ModelFamily[] {
   const several = (f: ModelFamily) => nOutputs === 1 || f.multiOutput === true;
@@ -622,84 +532,6 @@ function checkTargets(targets: string[], opts: TrainOptions): void {
   }
 }
 
-/**
- * A fold's scores: for one output, its metrics; for several, the mean of each metric over the
- * outputs (`metrics`) and each output's (`outputs`, in target order).
- */
-function scoreOutputs(ctx: Pick<Context, 'task' | 'nClasses' | 'nOutputs'>, yTrue: Float64Array, pred: Float64Array): { metrics: Record<string, number>; outputs: Record<string, number>[] } {
-  const m = ctx.nOutputs;
-  if (m === 1) {
-    const metrics = scoreFold(ctx.task, yTrue, pred, ctx.nClasses);
-    return { metrics, outputs: [metrics] };
-  }
-  const outputs = Array.from({ length: m }, (_, j) => scoreFold(ctx.task, column(yTrue, m, j), column(pred, m, j), ctx.nClasses));
-  const metrics: Record<string, number> = {};
-  for (const name of Object.keys(outputs[0]!)) metrics[name] = outputs.reduce((a, o) => a + o[name]!, 0) / m;
-  return { metrics, outputs };
-}
-
-/** Column `j` of a row-major `rows × width` array (the array itself when it has one column). */
-function column(a: Float64Array, width: number, j: number): Float64Array {
-  if (width === 1) return a;
-  const n = a.length / width;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = a[i * width + j]!;
-  return out;
-}
-
-/** Rows `idx` of targets held `width` per row. */
-function takeTargets(y: Float64Array, idx: Int32Array, width: number): Float64Array {
-  if (width === 1) return take(y, idx);
-  const out = new Float64Array(idx.length * width);
-  for (let k = 0; k < idx.length; k++) out.set(y.subarray(idx[k]! * width, (idx[k]! + 1) * width), k * width);
-  return out;
-}
-
-export function scoreFold(task: Task, yTrue: Float64Array, pred: Float64Array, nClasses: number): Record<string, number> {
-  return task === 'regression' ? regressionReport(yTrue, pred).metrics : classificationReport(yTrue, pred, nClasses).metrics;
-}
-
-export function summarize(perFold: Record<string, number>[], task: Task): Record<string, MetricSummary> {
-  const names: readonly string[] = task === 'regression' ? REGRESSION_METRICS : CLASSIFICATION_METRICS;
-  const out: Record<string, MetricSummary> = {};
-  for (const name of names) {
-    // A fold can leave a metric undefined (one class in it, or a slope that cannot be fitted when
-    // the model separates the fold): summarise the folds where it is defined.
-    const v = perFold.map((m) => m[name]!).filter((x) => !Number.isNaN(x));
-    const mean = v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
-    // Sample standard deviation across folds (ddof = 1), the usual spread of a CV estimate.
-    const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
-    out[name] = { mean, std };
-  }
-  return out;
-}
-
-function groupKeys(table: Table, column: string, rows: Int32Array): string[] {
-  const data = table.data[columnIndex(table, column)]!;
-  // A row without a group id is its own group: it cannot leak into anyone else's.
-  return Array.from(rows, (r, i) => data.text(r) ?? `\u0000row${i}`);
-}
-
-/** Dense integer ids of group keys (what a family's early-stopping holdout keeps whole). */
-export function groupIds(groups: string[]): Int32Array {
-  const ids = new Map<string, number>();
-  const out = new Int32Array(groups.length);
-  for (let i = 0; i < groups.length; i++) {
-    let id = ids.get(groups[i]!);
-    if (id === undefined) {
-      id = ids.size;
-      ids.set(groups[i]!, id);
-    }
-    out[i] = id;
-  }
-  return out;
-}
-
-function take64(rows: Int32Array, idx: Int32Array): Int32Array {
-  const out = new Int32Array(idx.length);
-  for (let i = 0; i < idx.length; i++) out[i] = rows[idx[i]!]!;
-  return out;
-}
 
 /**
  * A warning when the chosen regression model predicts held-out rows worse than their mean would

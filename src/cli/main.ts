@@ -47,8 +47,16 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
   --target <col[,col…]>   column to predict (required); several numeric columns: one model
                           with an output each (multi-output regression)
   --task <t>              auto | binary | multiclass | regression (default auto)
-  --model <m>             auto | logistic | linear | gbdt | mlp; with --sequence auto |
-                          window-gbdt | lstm | gru | cnn | cnn-lstm (default auto: best by CV)
+  --model <m>             auto | logistic | linear | gbdt | mlp | ensemble; with --sequence
+                          auto | window-gbdt | lstm | gru | cnn | cnn-lstm (default auto: best
+                          by CV; ensemble: a weighted blend of the candidates)
+  --budget <duration>     search hyperparameters for this long (e.g. 60s, 5m): each family's
+                          defaults, then points of its search space by successive halving on
+                          the folds, and an ensemble of the best when it scores better; without
+                          it, the defaults only. The final fit on all rows comes after
+  --calibrate <c>         auto | none | platt | isotonic: post-hoc calibration of a classifier's
+                          probabilities, fitted on out-of-fold predictions (default auto: the
+                          method with the lowest cross-fitted log loss, none included)
   --group <col>           keep each group (e.g. patient id) on one side of every split
   --ignore <a,b>          columns to leave out
   --type <col=type>       override an inferred type (numeric, integer, boolean, categorical,
@@ -235,6 +243,8 @@ async function train(argv: string[], io: Io): Promise<number> {
       'clip-outliers': { type: 'boolean', default: false },
       nested: { type: 'boolean', default: false },
       strict: { type: 'boolean', default: false },
+      budget: { type: 'string' },
+      calibrate: { type: 'string' },
       out: { type: 'string' },
       format: { type: 'string' },
       features: { type: 'string' },
@@ -259,6 +269,7 @@ async function train(argv: string[], io: Io): Promise<number> {
   if (o.features !== undefined && (o.sequence || o.format)) throw Errors.usage('--features makes a table from FHIR resources; it does not go with --sequence or --format');
   if (o.features === undefined && isSequenceInput(file, o)) {
     if (o.strict) throw Errors.usage('--strict (the leakage check) is for tables, not sensor streams (--sequence)');
+    if (o.budget !== undefined || o.calibrate !== undefined) throw Errors.usage(`--${o.budget !== undefined ? 'budget' : 'calibrate'} is for tables, not sensor streams (--sequence)`);
     const { manifestKeyFromEnv, nextVersionDir } = await import('../registry/index.js');
     manifestKeyFromEnv(process.env);
     const out = o.out ?? nextVersionDir('models', basename(file, extname(file)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'model');
@@ -276,7 +287,11 @@ async function train(argv: string[], io: Io): Promise<number> {
       ...(o.format ? { format: formatFlag(o.format) } : {}),
     }, io);
   }
-  const model = oneOf(o.model!, ['auto', 'logistic', 'linear', 'gbdt', 'mlp'] as const, 'model');
+  const model = oneOf(o.model!, ['auto', 'logistic', 'linear', 'gbdt', 'mlp', 'ensemble'] as const, 'model');
+  const { parseBudget, CALIBRATE_OPTIONS } = await import('../automl/index.js');
+  const budget = o.budget !== undefined ? parseBudget(o.budget) : undefined;
+  if (typeof budget === 'string') throw Errors.usage(`--budget "${o.budget}": expected ${budget}`);
+  const calibrate = o.calibrate !== undefined ? oneOf(o.calibrate, CALIBRATE_OPTIONS, 'calibrate') : undefined;
   const types: Record<string, ColumnType> = {};
   for (const t of o.type!) {
     const eq = t.lastIndexOf('=');
@@ -321,6 +336,8 @@ async function train(argv: string[], io: Io): Promise<number> {
       clipOutliers: o['clip-outliers']!,
       nested: o.nested!,
       strict: o.strict!,
+      ...(budget !== undefined ? { budget } : {}),
+      ...(calibrate !== undefined ? { calibrate } : {}),
       onProgress: (p) => bar.update(p.fraction ?? 0, p.stage + (p.epoch !== undefined ? ` epoch ${p.epoch}` : '')),
     });
     bar.done();
@@ -334,7 +351,18 @@ async function train(argv: string[], io: Io): Promise<number> {
           model: { family: result.model.family, params: result.model.params },
           cv: result.cv,
           ...(result.nested ? { nested: result.nested } : {}),
-          leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, ...(c.outputs ? { outputs: c.outputs } : {}), seconds: c.seconds })),
+          leaderboard: result.leaderboard.map((c) => ({
+            family: c.family,
+            params: c.params,
+            metrics: c.metrics,
+            ...(c.outputs ? { outputs: c.outputs } : {}),
+            seconds: c.seconds,
+            ...(c.trial !== undefined ? { trial: c.trial } : {}),
+            ...(c.folds !== undefined ? { folds: c.folds } : {}),
+            ...(c.searched ? { searched: true } : {}),
+          })),
+          ...(result.search ? { search: result.search } : {}),
+          ...(result.calibration ? { calibration: result.calibration } : {}),
           ...(result.report.importance ? { importance: result.report.importance } : {}),
           rows: result.rows,
           leakage: result.leakage,
@@ -359,12 +387,25 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   const outputs = r.cv.outputs ? Object.keys(r.cv.outputs) : [];
   const several = outputs.length > 1 ? ` with ${outputs.length} outputs` : '';
   lines.push(`${tbl.source}: ${r.rows.used} rows, ${r.schema.columns.filter((c) => c.role === 'feature').length} feature columns, target${outputs.length > 1 ? 's' : ''} "${r.target.column}": ${r.task}${several}${classes}`);
-  lines.push('', `Leaderboard (${r.cv.folds}-fold cross-validation, ranked by ${r.selection}${outputs.length > 1 ? `; metrics are the mean over the ${outputs.length} outputs` : ''}):`);
+  const cvName = r.cv.repeats ? `${r.cv.repeats} × ${r.cv.folds / r.cv.repeats}-fold repeated` : `${r.cv.folds}-fold`;
+  if (r.search) {
+    const tried = Object.entries(r.search.trials).map(([f, t]) => `${f} ${t.started} (${t.complete} on every fold)`);
+    lines.push('', `Search: ${r.search.seconds.toFixed(0)} s of a ${r.search.budget} s budget; configurations tried: ${tried.join(', ')}`);
+  }
+  const shown = r.leaderboard.slice(0, LEADERBOARD_SHOWN);
+  lines.push('', `Leaderboard (${cvName} cross-validation, ranked by ${r.selection}${outputs.length > 1 ? `; metrics are the mean over the ${outputs.length} outputs` : ''}${shown.length < r.leaderboard.length ? `; top ${shown.length} of ${r.leaderboard.length}, all in --json` : ''}):`);
   const cols = r.task === 'regression' ? ['r2', 'rmse', 'mae'] : ['auroc', 'accuracy', 'log_loss'];
+  // With a search, each row's parameters say which point it was; `*` marks a point scored on
+  // fewer folds than all (the budget or successive halving stopped it).
   lines.push(
     table(
-      ['family', ...cols, 'seconds'],
-      r.leaderboard.map((c) => [c.family, ...cols.map((m) => `${num(c.metrics[m]!.mean)} ± ${num(c.metrics[m]!.std)}`), c.seconds.toFixed(1)]),
+      ['family', ...cols, 'seconds', ...(r.search ? ['params'] : [])],
+      shown.map((c) => [
+        `${c.family}${r.search && c.trial !== undefined ? `#${c.trial}` : ''}${c.folds !== undefined ? '*' : ''}`,
+        ...cols.map((m) => `${num(c.metrics[m]!.mean)} ± ${num(c.metrics[m]!.std)}`),
+        c.seconds.toFixed(1),
+        ...(r.search ? [paramsShown(c, r.leaderboard)] : []),
+      ]),
     ),
   );
   lines.push('', `Chosen: ${r.model.family} ${JSON.stringify(r.model.params)}`, '');
@@ -372,6 +413,17 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   if (r.cv.outputs && outputs.length > 1) {
     lines.push('', 'Per output (mean ± std over folds):');
     lines.push(table(['output', ...cols], Object.entries(r.cv.outputs).map(([name, ms]) => [name, ...cols.map((m) => `${num(ms[m]!.mean)} ± ${num(ms[m]!.std)}`)])));
+  }
+  const cal = r.calibration;
+  if (cal) {
+    const tried = cal.candidates.map((c) => `${c.method} ${c.log_loss !== undefined ? num(c.log_loss) : 'could not be fitted'}`).join(', ');
+    lines.push('', `Calibration: ${cal.method}${cal.asked === 'auto' ? ` (chosen by cross-fitted log loss: ${tried})` : ''}`);
+    lines.push(
+      table(
+        ['', 'slope', 'intercept', 'brier', 'log_loss'],
+        (['before', 'after'] as const).map((k) => [k, num(cal[k].calibration_slope), num(cal[k].calibration_intercept), num(cal[k].brier), num(cal[k].log_loss)]),
+      ),
+    );
   }
   if (r.nested) {
     const m = r.nested.metrics[r.selection]!;
@@ -411,6 +463,24 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   }
   lines.push('', `Saved ${out}`, '');
   return lines.join('\n');
+}
+
+/** Leaderboard rows `medfit train` prints (a search's full list is in --json and the job record). */
+const LEADERBOARD_SHOWN = 15;
+
+/**
+ * A leaderboard row's parameters in one short line: a searched point's values that differ from
+ * its family's defaults (numbers to 3 significant digits), `defaults` for the defaults' row.
+ */
+function paramsShown(c: TrainResult['leaderboard'][number], board: TrainResult['leaderboard']): string {
+  if (c.family !== 'ensemble' && !c.searched) return 'defaults';
+  const base = board.find((d) => d.family === c.family && !d.searched)?.params ?? {};
+  const show = (v: unknown): string =>
+    typeof v === 'number' ? String(Number(v.toPrecision(3))) : Array.isArray(v) ? v.map(show).join(',') : String(v);
+  return Object.entries(c.params)
+    .filter(([k, v]) => show(v) !== show(base[k]))
+    .map(([k, v]) => `${k}=${show(v)}`)
+    .join(' ');
 }
 
 /** Columns of permutation importance that `medfit train` prints. */

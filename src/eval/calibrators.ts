@@ -152,6 +152,17 @@ function sigmoid(eta: number): number {
 }
 
 const PLATT_MAX_ITER = 200;
+/** Beyond this slope or intercept a 0/1-target fit is chasing separable scores to infinity. */
+const PLATT_MAX_COEF = 1e3;
+
+/**
+ * What Platt scaling fits to: Platt's smoothed targets (scikit-learn's, the default), or the 0/1
+ * labels themselves (logistic recalibration, Cox 1958: on logits, the fit whose slope and
+ * intercept are the calibration slope and intercept, so the calibrated out-of-fold predictions
+ * have slope 1). The smoothing caps how far a calibrator can stretch a near-separating model's
+ * logits (±log(N + 1)); the labels do not, and fall back to the smoothing when the scores separate.
+ */
+export type PlattTargets = 'smoothed' | 'labels';
 const PLATT_MAX_HALVINGS = 60;
 
 /** Platt scaling: `p = sigmoid(a·s + b)`. */
@@ -168,15 +179,27 @@ export class PlattCalibrator implements ScoreCalibrator {
    * @throws MedfitError MEDFIT_ERR_BAD_DATA on empty, mismatched or non-finite input, labels other
    *   than 0/1, or one class only.
    */
-  static fit(scores: Float64Array, labels: Float64Array): PlattCalibrator {
+  static fit(scores: Float64Array, labels: Float64Array, targets: PlattTargets = 'smoothed'): PlattCalibrator {
     const fn = 'platt calibration';
     checkBinaryFold(fn, scores, labels);
     const n = scores.length;
     let n1 = 0;
     for (let i = 0; i < n; i++) n1 += labels[i]!;
     const n0 = n - n1;
-    const hi = (n1 + 1) / (n1 + 2);
-    const lo = 1 / (n0 + 2);
+    if (targets === 'labels') {
+      // Separable scores have no finite maximum-likelihood fit: Platt's smoothed targets then.
+      const fitted = PlattCalibrator.fitTo(scores, labels, 1, 0, n1, n0);
+      return fitted ?? PlattCalibrator.fit(scores, labels, 'smoothed');
+    }
+    return PlattCalibrator.fitTo(scores, labels, (n1 + 1) / (n1 + 2), 1 / (n0 + 2), n1, n0)!;
+  }
+
+  /**
+   * Newton's method on the log loss against targets `hi` (positives) and `lo` (negatives);
+   * undefined when 0/1 targets diverge (|a| or |b| past PLATT_MAX_COEF: separable scores).
+   */
+  private static fitTo(scores: Float64Array, labels: Float64Array, hi: number, lo: number, n1: number, n0: number): PlattCalibrator | undefined {
+    const n = scores.length;
     const t = new Float64Array(n);
     let min = Infinity;
     let max = -Infinity;
@@ -232,6 +255,7 @@ export class PlattCalibrator implements ScoreCalibrator {
       a += step * da;
       b += step * db;
       loss = next;
+      if (hi === 1 && (Math.abs(a) > PLATT_MAX_COEF || Math.abs(b) > PLATT_MAX_COEF)) return undefined;
     }
     return new PlattCalibrator(a, b);
   }
@@ -496,6 +520,8 @@ export interface CalibratorOptions {
   input?: CalibratorInput;
   /** Isotonic only: bounds on the fitted values. */
   isotonic?: IsotonicOptions;
+  /** Platt only: what it fits to (default `smoothed`, as scikit-learn). */
+  plattTargets?: PlattTargets;
 }
 
 /** The score a calibrator reads from a probability. */
@@ -555,7 +581,7 @@ export class ProbabilityCalibrator {
             'calibration needs both outcomes for every class (use more rows or folds stratified by class)',
         );
       }
-      calibrators.push(method === 'platt' ? PlattCalibrator.fit(s, y) : IsotonicCalibrator.fit(s, y, options.isotonic));
+      calibrators.push(method === 'platt' ? PlattCalibrator.fit(s, y, options.plattTargets) : IsotonicCalibrator.fit(s, y, options.isotonic));
     }
     return new ProbabilityCalibrator(method, input, nClasses, calibrators);
   }

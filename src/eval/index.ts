@@ -35,6 +35,7 @@ export type {
   IsotonicParams,
   OnnxGraphParts,
   PlattParams,
+  PlattTargets,
   ScoreCalibrator,
 } from './calibrators.js';
 export {

@@ -65,7 +65,15 @@ export function toJobResult(result: TrainResult, artifactDir: string): TrainJobR
     task: result.task,
     metrics: result.cv.metrics,
     ...(result.nested ? { nested: result.nested } : {}),
-    leaderboard: result.leaderboard.map((c) => ({ family: c.family, params: c.params, metrics: c.metrics, seconds: c.seconds })),
+    leaderboard: result.leaderboard.map((c) => ({
+      family: c.family,
+      params: c.params,
+      metrics: c.metrics,
+      seconds: c.seconds,
+      ...(c.trial !== undefined ? { trial: c.trial } : {}),
+      ...(c.folds !== undefined ? { folds: c.folds } : {}),
+      ...(c.searched ? { searched: true } : {}),
+    })),
     warnings: result.warnings.map((w) => w.message),
   };
 }

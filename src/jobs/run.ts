@@ -1,4 +1,4 @@
-import { trainSequence, trainTable } from '../automl/index.js';
+import { parseBudget, trainSequence, trainTable } from '../automl/index.js';
 import { Errors, type ProgressFn } from '../core/index.js';
 import { formatFromPath, readTable, type Table } from '../data/index.js';
 import type { Family, SequenceFamily } from '../models/index.js';
@@ -38,6 +38,8 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
     ...(spec.cv !== undefined ? { cv: spec.cv } : {}),
     ...(spec.nested ? { nested: true } : {}),
     ...(spec.strict ? { strict: true } : {}),
+    ...(spec.budget !== undefined ? { budget: budgetSeconds(spec.budget) } : {}),
+    ...(spec.calibrate !== undefined ? { calibrate: spec.calibrate } : {}),
     seed,
     // Family names are checked by trainTable (an unknown one is a MEDFIT_ERR_BAD_PARAM).
     params: (spec.params ?? {}) as Partial<Record<Family, Record<string, unknown>>>,
@@ -46,6 +48,13 @@ export async function runTrainJob(spec: TrainJobSpec, opts: { onProgress?: Progr
   });
   saveArtifact(spec.outDir, buildManifest(result, { source: spec.datasetName, sha256: table.sha256, seed, fhir: spec.fhir }), result.model, result.report, { key: opts.manifestKey });
   return toJobResult(result, spec.outDir);
+}
+
+/** A job's budget in seconds (the API checked it; a spec from elsewhere is checked again). */
+function budgetSeconds(value: number | string): number {
+  const b = parseBudget(value);
+  if (typeof b === 'string') throw Errors.badParam('budget', `expected ${b}`);
+  return b;
 }
 
 /** A sequence option's problem as a parameter error naming `sequence.<option>`. */

@@ -18,7 +18,11 @@ export interface TrainJobSpec {
   /** The target column; several (numeric) targets only for a sequence job (one multi-output regression). */
   target: string | string[];
   task?: Task | 'auto';
-  model?: 'auto' | 'logistic' | 'linear' | 'gbdt' | 'mlp' | 'lstm' | 'gru' | 'cnn' | 'cnn-lstm' | 'window-gbdt';
+  model?: 'auto' | 'logistic' | 'linear' | 'gbdt' | 'mlp' | 'ensemble' | 'lstm' | 'gru' | 'cnn' | 'cnn-lstm' | 'window-gbdt';
+  /** Seconds, or a duration text (`60s`, `5m`), for a hyperparameter search (`medfit train --budget`). */
+  budget?: number | string;
+  /** Post-hoc calibration of a classifier (`medfit train --calibrate`). */
+  calibrate?: 'auto' | 'none' | 'platt' | 'isotonic';
   params?: Record<string, Record<string, unknown>>;
   cv?: number;
   /** Also estimate the whole choice by nested cross-validation. */
@@ -80,7 +84,18 @@ export interface TrainJobResult {
   /** The nested estimate of the whole choice, when asked for. */
   nested?: { folds: number; metrics: Record<string, { mean: number; std: number }>; chosen: string[] };
   /** Every family tried, with the hyperparameters it was scored with. */
-  leaderboard: Array<{ family: string; params?: Record<string, unknown>; metrics: Record<string, { mean: number; std: number }>; seconds: number }>;
+  leaderboard: Array<{
+    family: string;
+    params?: Record<string, unknown>;
+    metrics: Record<string, { mean: number; std: number }>;
+    seconds: number;
+    /** A table training's trial number (what an ensemble's `members` name: `gbdt#3`). */
+    trial?: number;
+    /** Folds scored, when a search stopped the row before all. */
+    folds?: number;
+    /** A point of the family's search space rather than its defaults. */
+    searched?: boolean;
+  }>;
   warnings: string[];
 }
 

@@ -46,6 +46,15 @@
  *   features switch together (a one-hot column moves from the reference to x as one player, so
  *   no point has a mixture of categories no record could have, and the cost grows with the
  *   columns, not the features).
+ * - ensembles and calibrated models (src/automl's `EnsembleModel`, family `ensemble`, and
+ *   `CalibratedModel`, which keeps its base's family and exposes `calibrator`): the same sampling
+ *   estimate, on the model's own output: an exact method of a member's or the base's family
+ *   would explain that model's margin, not the average of the members' probabilities or the
+ *   calibrated probability the model returns. The raw output is read from `predict`: binary,
+ *   log(p) − log(1 − p) of the positive class, each probability clipped to [`PROBABILITY_EPS`,
+ *   1] first (isotonic calibration gives exact 0s and 1s), so sigmoid(raw) is the probability
+ *   (clipped); multiclass, log(p_k) clipped likewise, whose softmax is the probabilities;
+ *   regression, the value. Needs the reference (or background) and finite features, as the mlp.
  * - sequence families: `Errors.usage`.
  *
  * `explain` runs synchronously; `explainAsync` does the same work in slices of at most about
@@ -62,6 +71,12 @@ export type ExplanationSpace = 'log-odds' | 'logit' | 'value';
 
 /** How the contributions were computed. */
 export type ExplanationMethod = 'tree-shap' | 'linear' | 'sampling-shapley';
+
+/**
+ * Smallest probability an ensemble's or a calibrated model's raw output is read from (see the
+ * module comment): log(1e-15) ≈ −34.5 bounds the log-odds, as src/eval clips for calibration.
+ */
+export const PROBABILITY_EPS = 1e-15;
 
 /** Most permutations one call may ask for (a bound on the work a caller can request). */
 export const MAX_PERMUTATIONS = 10_000;
@@ -117,7 +132,7 @@ export interface Explanation {
   contributions: Float64Array;
   /** `log-odds` (binary), `logit` (multiclass margins before softmax), `value` (regression). */
   space: ExplanationSpace;
-  /** `tree-shap` (exact path-dependent TreeSHAP), `linear` (coef × (x − reference)), `sampling-shapley` (mlp). */
+  /** `tree-shap` (exact path-dependent TreeSHAP), `linear` (coef × (x − reference)), `sampling-shapley` (mlp, ensembles, calibrated models). */
   method: ExplanationMethod;
   /**
    * What the base is measured from: `stored-cover` (covers kept in the trees), `background`
@@ -193,6 +208,10 @@ export async function explainAsync(model: TrainedModel, x: Matrix, options: Expl
  */
 export function explainCost(model: TrainedModel, rows: number, options: Pick<ExplainOptions, 'groups' | 'permutations'> = {}): number {
   const d = model.nFeatures;
+  if (isComposite(model)) {
+    const players = options.groups !== undefined ? groupCount(options.groups) : d;
+    return (rows * (permutationsOf(options.permutations, players) * Math.max(0, players - 1) + 1) + 1) * predictCost(model);
+  }
   switch (model.family) {
     case 'mlp': {
       const players = options.groups !== undefined ? groupCount(options.groups) : d;
@@ -223,6 +242,18 @@ function* explainSteps(model: TrainedModel, x: Matrix, options: ExplainOptions):
   }
   const groups = options.groups !== undefined ? checkGroups(options.groups, model.nFeatures) : undefined;
   const space: ExplanationSpace = model.task === 'binary' ? 'log-odds' : model.task === 'multiclass' ? 'logit' : 'value';
+  if (isComposite(model) || model.family === 'mlp') {
+    const ref = referenceOf(options, x.cols);
+    if (ref === undefined)
+      throw Errors.usage(`${model.family} explanations need a reference row (the training means) or background rows to measure contributions from`);
+    for (let i = 0; i < x.data.length; i++)
+      if (!Number.isFinite(x.data[i]!)) throw Errors.badData('', `row ${Math.floor(i / x.cols)}: ${model.family} features must be finite (impute them first)`);
+    const players = groups ?? identityGroups(x.cols);
+    const permutations = permutationsOf(options.permutations, players.count);
+    const f = isComposite(model) ? outputRaw(model) : mlpRaw(model);
+    const core = yield* explainSampling(f, x, ref, players, permutations, options.seed ?? 0);
+    return { ...core, space, method: 'sampling-shapley', permutations };
+  }
   switch (model.family) {
     case 'gbdt': {
       const core = yield* explainGbdt(weightsOf<GbdtWeights>(model), x, bg);
@@ -233,20 +264,72 @@ function* explainSteps(model: TrainedModel, x: Matrix, options: ExplainOptions):
       const core = explainLinear(weightsOf<LinearWeights>(model), x, referenceOf(options, x.cols));
       return { ...(groups ? sumGroups(core, groups) : core), space, method: 'linear' };
     }
-    case 'mlp': {
-      const ref = referenceOf(options, x.cols);
-      if (ref === undefined)
-        throw Errors.usage('mlp explanations need a reference row (the training means) or background rows to measure contributions from');
-      for (let i = 0; i < x.data.length; i++)
-        if (!Number.isFinite(x.data[i]!)) throw Errors.badData('', `row ${Math.floor(i / x.cols)}: mlp features must be finite (impute them first)`);
-      const players = groups ?? identityGroups(x.cols);
-      const permutations = permutationsOf(options.permutations, players.count);
-      const core = yield* explainSampling(mlpRaw(model), x, ref, players, permutations, options.seed ?? 0);
-      return { ...core, space, method: 'sampling-shapley', permutations };
-    }
     default:
       throw Errors.usage(`explanations are not available for family ${model.family} yet`);
   }
+}
+
+/**
+ * What explain reads of the composite models src/automl builds (models cannot import automl):
+ * an ensemble's `members`, a calibrated model's `base` and `calibrator`.
+ */
+interface Composite {
+  members?: readonly TrainedModel[];
+  base?: TrainedModel;
+  calibrator?: unknown;
+}
+
+/** Whether `model`'s output is not its family's own: an ensemble, or a calibrated model. */
+function isComposite(model: TrainedModel): boolean {
+  return model.family === 'ensemble' || (model as Composite).calibrator !== undefined;
+}
+
+/**
+ * About the multiply-adds (or node visits) of predicting one row: what bounds a batch of
+ * coalition points of a composite model (the mlp's own `macs` is exact).
+ */
+function predictCost(model: TrainedModel): number {
+  const c = model as Composite;
+  if (c.members !== undefined) return c.members.reduce((s, m) => s + predictCost(m), 0);
+  // A calibrator costs a few operations per class (a binary search of an isotonic's thresholds).
+  if (c.base !== undefined) return predictCost(c.base) + 32 * model.nClasses;
+  switch (model.family) {
+    case 'mlp':
+      return weightsOf<MlpWeights>(model).layers.reduce((s, l) => s + l.inDim * l.outDim, 0);
+    case 'gbdt':
+      return Math.max(1, weightsOf<GbdtWeights>(model).trees.reduce((s, t) => s + treeDepth(t) + 1, 0));
+    default:
+      return Math.max(1, model.nFeatures * Math.max(model.nClasses, model.nOutputs ?? 1));
+  }
+}
+
+/** An ensemble's or a calibrated model's raw output from its `predict` (see the module comment). */
+function outputRaw(model: TrainedModel): RawFn {
+  const macs = predictCost(model);
+  const clip = (p: number) => Math.log(p < PROBABILITY_EPS ? PROBABILITY_EPS : p > 1 ? 1 : p);
+  if (model.task === 'regression') return { outputs: model.nOutputs ?? 1, macs, run: (z) => model.predict(z) };
+  if (model.task === 'multiclass') {
+    return {
+      outputs: model.nClasses,
+      macs,
+      run: (z) => {
+        const p = model.predict(z);
+        for (let i = 0; i < p.length; i++) p[i] = clip(p[i]!);
+        return p;
+      },
+    };
+  }
+  return {
+    outputs: 1,
+    macs,
+    run: (z) => {
+      const p = model.predict(z);
+      const out = new Float64Array(z.rows);
+      // From both columns: 1 − p rounds away what p0 keeps when p is near 1.
+      for (let r = 0; r < z.rows; r++) out[r] = clip(p[r * 2 + 1]!) - clip(p[r * 2]!);
+      return out;
+    },
+  };
 }
 
 function weightsOf<W>(model: TrainedModel): W {

@@ -8,7 +8,7 @@ import type { Family, ModelFamily, SequenceFamily, TableFamily } from './types.j
 
 export type { Family, ModelFamily, ModelState, Params, SequenceFamily, SequenceShape, TableFamily, TrainContext, TrainData, TrainedModel } from './types.js';
 export type { LinearWeights } from './linear/index.js';
-export { parseParams, type ParamSpec } from './params.js';
+export { parseParams, SMALL_TABLE_ROWS, type ParamSpec, type SearchDim, type SearchSpace } from './params.js';
 
 /** Every family that learns from table rows, by name. */
 export const FAMILIES: Readonly<Record<TableFamily, ModelFamily>> = Object.freeze({ logistic, linear, gbdt, mlp });
@@ -36,6 +36,7 @@ export function familiesFor(task: Task): ModelFamily[] {
   return Object.values(FAMILIES).filter((f) => f.tasks.includes(task));
 }
 export { toOnnx, onnxSignature, decodeOnnx, type OnnxSignature } from './onnx/index.js';
+export { onnxParts, prefixOnnxParts, encodeOnnxGraph, ONNX_INPUT, ONNX_PROBABILITIES, ONNX_VALUE, type OnnxParts, type OnnxPartsOptions, type OnnxShape, type OnnxGraphInfo } from './onnx/index.js';
 export { parseUntrustedOnnx, encodeOnnxModel, onnxName, type OnnxLimits, type OnnxModel } from './onnx/index.js';
 export { featuresFor as windowFeaturesFor } from './window/index.js';
 export {

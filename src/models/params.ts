@@ -10,6 +10,27 @@ export type ParamSpec =
   | { type: 'intList'; min: number; max: number; maxLength: number; help: string };
 
 /**
+ * One searched dimension of a family's hyperparameters: a float or integer range (sampled on a log
+ * scale when `log`, for parameters whose effect is multiplicative, as a learning rate or a penalty)
+ * or a choice among values (a hidden-layer list is one value). The AutoML search (src/automl)
+ * samples these; every sampled value lies within the parameter's `ParamSpec`.
+ */
+export type SearchDim =
+  | { type: 'float'; low: number; high: number; log?: boolean }
+  | { type: 'int'; low: number; high: number; log?: boolean }
+  | { type: 'choice'; values: readonly (number | string | boolean | readonly number[])[] };
+
+/**
+ * Below this many training rows a table is small: searches draw from narrower, more regularised
+ * ranges (`ModelFamily.searchSpace`) and the AutoML search tries fewer candidates, so it does not
+ * overfit its own cross-validation.
+ */
+export const SMALL_TABLE_ROWS = 300;
+
+/** The hyperparameters a search varies, by name; the rest keep the family's defaults. */
+export type SearchSpace = Readonly<Record<string, SearchDim>>;
+
+/**
  * Validates `raw` (strings from the CLI or JSON values from the API) against `spec`, over
  * `defaults`. Every problem is reported at once, naming `family.key`, the accepted range and
  * what was given, so a user fixes the whole call in one go.

@@ -1,6 +1,6 @@
 /**
- * One training run in a `worker_threads` Worker, for the families that train in one (the MLP on
- * TensorFlow.js, the sequence networks on their WebAssembly trainer): the caller's event loop (CLI
+ * One training run in a `worker_threads` Worker, for the families that train in one (the MLP on its
+ * fused trainer, the sequence networks on their WebAssembly trainer): the caller's event loop (CLI
  * progress, HTTP server) stays responsive, and cancelling is a `terminate()` that works even in
  * the middle of a WebAssembly kernel.
  */

@@ -1,5 +1,5 @@
 import type { Matrix, ProgressFn, Task } from '../core/index.js';
-import type { ParamSpec } from './params.js';
+import type { ParamSpec, SearchSpace } from './params.js';
 
 /** The families that learn from a table's feature rows. */
 export type TableFamily = 'logistic' | 'linear' | 'gbdt' | 'mlp';
@@ -7,8 +7,12 @@ export type TableFamily = 'logistic' | 'linear' | 'gbdt' | 'mlp';
 /** The families that learn from windows of sensor streams (`TrainData.sequence` is set). */
 export type SequenceFamily = 'lstm' | 'gru' | 'cnn' | 'cnn-lstm' | 'window-gbdt';
 
-/** The model families medfit trains. */
-export type Family = TableFamily | SequenceFamily;
+/**
+ * The model families medfit trains. `ensemble` is a weighted average of table-family models
+ * (src/automl's `EnsembleModel`): it has no `ModelFamily` entry, since it is built from trained
+ * members rather than trained itself, and src/automl's `loadModel` loads it.
+ */
+export type Family = TableFamily | SequenceFamily | 'ensemble';
 
 /**
  * The shape of a sequence model's input. Each row of `x` is one window flattened step-major:
@@ -78,6 +82,13 @@ export interface ModelState {
   sequence?: SequenceShape;
   /** Regression outputs (absent means 1). */
   nOutputs?: number;
+  /**
+   * A post-hoc calibrator's state (src/eval's `ProbabilityCalibrator.toJSON()`), applied to the
+   * probabilities of the model the rest of this state describes by src/automl's
+   * `CalibratedModel`; absent for an uncalibrated model. A family's own `load` ignores it: load
+   * states through src/automl's `loadModel`.
+   */
+  calibration?: unknown;
 }
 
 /**
@@ -112,6 +123,12 @@ export interface ModelFamily {
   readonly paramSpec: Readonly<Record<string, ParamSpec>>;
   /** Default hyperparameters (what `--model <family>` uses without `--param`). */
   defaults(task: Task, rows: number): Params;
+  /**
+   * What a budgeted search (`medfit train --budget`) varies, for a table of `rows` training rows:
+   * ranges within `paramSpec`, narrower and more regularised on small tables. Absent: the family
+   * is only tried with its defaults.
+   */
+  searchSpace?(task: Task, rows: number): SearchSpace;
   /**
    * Validates user-given hyperparameters (strings from `--param family.key=value`, or JSON values)
    * merged over the defaults; throws `Errors.badParam` naming the parameter.

@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Errors, writeDirAtomic, type Schema, type Task } from '../core/index.js';
+import { Errors, MedfitError, writeDirAtomic, type Schema, type Task } from '../core/index.js';
 import { validatePipeline, type FittedPipeline, type TargetEncoding } from '../data/index.js';
-import { getFamily, onnxSignature, toOnnx, type Family, type ModelState, type OnnxSignature, type Params, type TrainedModel } from '../models/index.js';
-import type { MetricSummary, NestedEstimate, OutputMetrics } from '../automl/index.js';
+import type { Family, ModelState, OnnxSignature, Params, TrainedModel } from '../models/index.js';
+import { loadModel, modelSignature, modelToOnnx, type MetricSummary, type NestedEstimate, type OutputMetrics } from '../automl/index.js';
 import { validateSequencePrep, type SequencePrep } from '../sequence/index.js';
 import type { FeatureSpec } from '../fhir/index.js';
 import { seal, sha256, verifySeal, type IntegrityAlgorithm, type IntegrityOptions } from './integrity.js';
@@ -85,10 +85,10 @@ export function saveArtifact(dir: string, manifest: ManifestInput, model: Traine
   if (existsSync(dir) && readdirSync(dir).length > 0) throw Errors.usage(`${dir} already exists and is not empty; choose another --out`);
   const files: Record<string, string | Uint8Array> = {
     [WEIGHTS_FILE]: JSON.stringify(model.toState()),
-    [ONNX_FILE]: toOnnx(model),
+    [ONNX_FILE]: modelToOnnx(model),
     ...(evaluation !== undefined ? { [EVALUATION_FILE]: JSON.stringify(evaluation) } : {}),
   };
-  const signature = onnxSignature(model);
+  const signature = modelSignature(model);
   const hashes = Object.fromEntries(Object.entries(files).map(([f, data]) => [f, sha256(data)]));
   const full: Manifest = seal({ formatVersion: FORMAT_VERSION, ...manifest, signature, files: hashes }, options);
   writeDirAtomic(dir, { ...files, [MANIFEST_FILE]: JSON.stringify(full, null, 2) + '\n' });
@@ -175,7 +175,15 @@ export function loadArtifact(dir: string, options: IntegrityOptions = {}): Artif
   if (state.family !== m.family || state.nFeatures !== m.nFeatures) {
     throw Errors.manifest(dir, `${WEIGHTS_FILE} (${state.family}, ${state.nFeatures} features) does not match the manifest (${m.family}, ${m.nFeatures} features)`);
   }
-  const model = getFamily(m.family).load(state);
+  // The state is untrusted: loadModel checks it (an ensemble's members, a calibrator) and says
+  // what is wrong, named with this directory.
+  let model: TrainedModel;
+  try {
+    model = loadModel(state);
+  } catch (e) {
+    if (e instanceof MedfitError && e.code === 'MEDFIT_ERR_MANIFEST') throw Errors.manifest(dir, e.message, e);
+    throw e;
+  }
   return { dir, manifest, model };
 }
 

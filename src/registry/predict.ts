@@ -2,6 +2,7 @@ import { Errors, type Matrix, type RawRecord, type Warning } from '../core/index
 import { transformRecords, transformTable, type FeatureStep, type FittedPipeline, type Table } from '../data/index.js';
 import { explainAsync, explainCost, type ExplanationMethod, type ExplanationSpace, type GbdtWeights, type TrainedModel } from '../models/index.js';
 import { readSessionsFor, segmentsOf, windowize, windowWarnings, type SequenceData, type SequencePrep } from '../sequence/index.js';
+import { CalibratedModel, EnsembleModel } from '../automl/index.js';
 import type { Artifact, Manifest } from './artifact.js';
 
 /** One prediction: a label with class probabilities, a value, or one value per output. */
@@ -122,6 +123,9 @@ export type ExplainedPrediction = Prediction & { explanation: RecordExplanation 
  */
 export function explainProblem(m: Manifest, model: TrainedModel): string | undefined {
   if (m.pipeline === undefined) return `it is a sequence model (${m.model.family}); explanations are available for table models`;
+  // An ensemble or a calibrated model is explained by sampling Shapley values of its own output,
+  // measured from the training means (tree SHAP or the linear method would explain a member's margin).
+  if (model instanceof EnsembleModel || model instanceof CalibratedModel) return hasReference(m, model) ? undefined : 'its manifest has no reference to measure contributions from (the training means of its features)';
   switch (model.family) {
     case 'gbdt': {
       const w = ((model as { weights?: unknown }).weights ?? model.toState().weights) as GbdtWeights;
@@ -129,14 +133,17 @@ export function explainProblem(m: Manifest, model: TrainedModel): string | undef
     }
     case 'logistic':
     case 'linear':
-    case 'mlp': {
-      const ref = m.explain?.reference;
-      const ok = Array.isArray(ref) && ref.length === model.nFeatures && ref.every((v) => typeof v === 'number' && Number.isFinite(v));
-      return ok ? undefined : 'its manifest has no reference to measure contributions from (the training means of its features; it was trained before explanations existed)';
-    }
+    case 'mlp':
+      return hasReference(m, model) ? undefined : 'its manifest has no reference to measure contributions from (the training means of its features; it was trained before explanations existed)';
     default:
       return `explanations are not available for family ${model.family}`;
   }
+}
+
+/** Whether the manifest holds the training means of every model feature (the explanations' baseline). */
+function hasReference(m: Manifest, model: TrainedModel): boolean {
+  const ref = m.explain?.reference;
+  return Array.isArray(ref) && ref.length === model.nFeatures && ref.every((v) => typeof v === 'number' && Number.isFinite(v));
 }
 
 /**

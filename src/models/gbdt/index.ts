@@ -9,7 +9,7 @@
  * routes every float32 input identically. See `GbdtWeights` for the state layout.
  */
 import type { Task } from '../../core/index.js';
-import { parseParams, type ParamSpec } from '../params.js';
+import { parseParams, SMALL_TABLE_ROWS, type ParamSpec, type SearchSpace } from '../params.js';
 import type { ModelFamily, Params } from '../types.js';
 import { loadState } from './model.js';
 import { trainGbdt } from './train.js';
@@ -60,6 +60,25 @@ function defaults(_task: Task, rows: number): Params {
   };
 }
 
+/**
+ * What a budgeted search varies (the rest keep the defaults). Without validation rows there is no
+ * early stopping, so the number of trees is searched with the learning rate. Small tables get
+ * shallow trees, larger leaves and a stronger leaf penalty: with a few hundred rows a deep tree
+ * fits noise that cross-validation rewards by chance.
+ */
+function searchSpace(_task: Task, rows: number): SearchSpace {
+  const small = rows < SMALL_TABLE_ROWS;
+  return {
+    trees: { type: 'int', low: 50, high: small ? 400 : 1000, log: true },
+    learning_rate: { type: 'float', low: 0.01, high: small ? 0.1 : 0.3, log: true },
+    max_depth: { type: 'int', low: small ? 1 : 2, high: small ? 4 : 8 },
+    min_samples_leaf: { type: 'int', low: small ? 3 : 1, high: small ? 30 : 50, log: true },
+    l2: { type: 'float', low: small ? 1 : 0.01, high: 30, log: true },
+    subsample: { type: 'float', low: 0.5, high: 1 },
+    colsample: { type: 'float', low: 0.3, high: 1 },
+  };
+}
+
 /** The gbdt model family. */
 export const gbdt: ModelFamily = {
   name: 'gbdt',
@@ -68,6 +87,7 @@ export const gbdt: ModelFamily = {
   multiOutput: true,
   paramSpec: GBDT_PARAMS,
   defaults,
+  searchSpace,
   parseParams: (raw, task, rows) => parseParams('gbdt', GBDT_PARAMS, defaults(task, rows), raw),
   // Missing keys fall back to the defaults, so a hand-built params object cannot yield NaN limits.
   train: (data, params, ctx) => trainGbdt(data, { ...defaults(data.task, data.x.rows), ...params }, ctx),

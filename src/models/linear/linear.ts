@@ -1,5 +1,5 @@
 import { Errors, type Matrix, type Task } from '../../core/index.js';
-import { parseParams, type ParamSpec } from '../params.js';
+import { parseParams, SMALL_TABLE_ROWS, type ParamSpec } from '../params.js';
 import type { ModelFamily, ModelState, Params, TrainData, TrainedModel } from '../types.js';
 import { lbfgs } from './lbfgs.js';
 
@@ -31,6 +31,11 @@ export const logistic: ModelFamily = {
   tasks: ['binary', 'multiclass'],
   paramSpec: LOGISTIC_SPEC,
   defaults: () => ({ C: 1, max_iter: 1000, class_weight: 'none' }),
+  // Inverse regularisation on a log scale; small tables stay on the regularised side.
+  searchSpace: (_task, rows) => ({
+    C: { type: 'float', low: 1e-3, high: rows < SMALL_TABLE_ROWS ? 10 : 100, log: true },
+    class_weight: { type: 'choice', values: ['none', 'balanced'] },
+  }),
   parseParams(raw, task, rows) {
     return parseParams('logistic', LOGISTIC_SPEC, this.defaults(task, rows), raw);
   },
@@ -56,6 +61,7 @@ export const linear: ModelFamily = {
   multiOutput: true,
   paramSpec: RIDGE_SPEC,
   defaults: () => ({ alpha: 1 }),
+  searchSpace: (_task, rows) => ({ alpha: { type: 'float', low: rows < SMALL_TABLE_ROWS ? 0.1 : 1e-2, high: 1e3, log: true } }),
   parseParams(raw, task, rows) {
     return parseParams('linear', RIDGE_SPEC, this.defaults(task, rows), raw);
   },

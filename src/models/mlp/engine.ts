@@ -1,46 +1,25 @@
 /**
- * MLP training with TensorFlow.js layers on the WASM backend. This module loads tfjs, so only the
- * training worker (and tests) import it; the main thread predicts with `forward.ts`.
- *
- * Why a custom training loop (`optimizer.minimize` over the layers model's own variables) instead
- * of `model.fit`/`trainOnBatch`:
- * - per-row weights (class weights × `TrainData.weights`): tfjs-layers has no `sampleWeight`, and
- *   its target-shape check rejects a weight column riding along in `yTrue`;
- * - a seeded shuffle (`fit`'s shuffle uses an unseeded RNG);
- * - speed: `trainOnBatch` measured 13.6 ms a step, this loop 3.2 ms (batch 32, 30→64→32→2);
- * - one WASM→JS sync per epoch rather than per batch.
+ * One MLP training run (in the training worker; tests call it directly): the early-stopping
+ * holdout, row and class weights, target standardization, the epoch loop (a seeded shuffle each
+ * epoch, batches of `batch_size` with a small last one folded into the one before, the best
+ * epoch's weights restored) and the export of the weights for `forward.ts`. The arithmetic of a
+ * step is `trainer.ts`'s; this module loads no TensorFlow.js.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
-import '@tensorflow/tfjs-backend-wasm';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import { Errors, Rng } from '../../core/index.js';
 import { balancedWeights, groupHoldout, normalizeMean, rowHoldout, takeRowsF32, takeRowsF64 } from '../holdout.js';
 import { forward } from './forward.js';
 import type { MlpLayer, MlpWeights } from './forward.js';
+import { initialWeights } from './init.js';
 import type { F32Matrix, MlpJob, MlpTrainInfo } from './protocol.js';
-
-let backendReady: Promise<void> | undefined;
+import { MlpTrainer } from './trainer.js';
 
 /**
- * Selects the WASM backend once per thread. In Node the backend's Emscripten loader finds its
- * `.wasm` beside its own CommonJS bundle (`__dirname`), which breaks as soon as anything bundles
- * or relocates that file; pointing `setWasmPaths` at the installed package's `dist/` folder makes
- * the location explicit. Threads are switched off: training already runs in its own worker, and
- * the threaded build would spawn further workers from Blob URLs, which Node cannot load.
+ * Selects TensorFlow.js's WASM backend (loaded on first call): for the tests and benches that
+ * compare with tfjs. Training does not use it.
  */
-export function ensureBackend(): Promise<void> {
-  backendReady ??= (async () => {
-    const require = createRequire(import.meta.url);
-    setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + '/');
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-    const ok = await tf.setBackend('wasm');
-    if (!ok) throw Errors.internal('the TensorFlow.js WASM backend failed to initialise');
-    await tf.ready();
-  })();
-  return backendReady;
+export async function ensureBackend(): Promise<void> {
+  const { ensureBackend: ensure } = await import('./tfref.js');
+  await ensure();
 }
 
 /** Progress from one epoch. */
@@ -61,11 +40,10 @@ const EPS = 1e-7; // Keras's epsilon for clipping probabilities in cross-entropy
 
 /**
  * Trains the network described by `job` and returns its best weights as plain arrays.
- * Deterministic for a given seed on the single-threaded WASM backend, provided the unseeded
- * RNG tfjs uses for dropout masks is itself seeded (the worker replaces `Math.random`).
+ * Deterministic for a given seed: the shuffles, the holdout and the dropout masks come from
+ * seeded generators, and every sum runs in a fixed order.
  */
 export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void): Promise<MlpTrainResult> {
-  await ensureBackend();
   const started = performance.now();
   const { task, nClasses, config, seed } = job;
   const rng = new Rng(seed);
@@ -90,11 +68,15 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
   if (!job.valid && job.x.rows >= 30) {
     // For regression the holdout only counts rows: one entry per row is all it reads.
     const split = job.groups ? groupHoldout(job.groups, 0.1, rng) : rowHoldout(job.x.rows, nOut === 1 ? job.y : new Float64Array(job.x.rows), classify ? nClasses : 0, 0.1, rng);
-    trainIdx = split.train;
-    validX = takeRowsF32(job.x, split.valid);
-    validY = takeRowsF64(job.y, split.valid, nOut);
-    if (job.weights) validW = takeRowsF64(job.weights, split.valid);
-    validation = 'holdout';
+    // A single group cannot be held out (nothing would be left to train on): monitor the
+    // training loss instead, rather than an empty validation set's undefined loss.
+    if (split.valid.length > 0 && split.train.length > 0) {
+      trainIdx = split.train;
+      validX = takeRowsF32(job.x, split.valid);
+      validY = takeRowsF64(job.y, split.valid, nOut);
+      if (job.weights) validW = takeRowsF64(job.weights, split.valid);
+      validation = 'holdout';
+    }
   }
   const n = trainIdx.length;
   const trX = takeRowsF32(job.x, trainIdx);
@@ -125,137 +107,92 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
       yStd[c] = Math.sqrt(col.reduce((a, b) => a + (b - mean) ** 2, 0) / n) || 1;
     }
   }
-  const targetWidth = outDim + 1; // targets then the row weight, one row per example
-  const trT = new Float32Array(n * targetWidth);
-  for (let i = 0; i < n; i++) encodeTarget(trT, i, trY, rowW[i]!);
-  const validTensor = validX ? tf.tensor2d(validX.data, [validX.rows, cols]) : undefined;
-
-  function encodeTarget(dst: Float32Array, i: number, y: Float64Array, w: number): void {
-    const o = i * targetWidth;
-    if (classify) dst[o + y[i]!] = 1;
-    else for (let c = 0; c < nOut; c++) dst[o + c] = (y[i * nOut + c]! - yMean[c]!) / yStd[c]!;
-    dst[o + outDim] = w;
-  }
-
-  const model = buildModel(cols, outDim, classify, config, seed);
-  // The layers model owns the architecture and the seeded initial weights; the training step below
-  // runs on its Dense variables with core ops (fused matMul+bias+relu), which measured 3× faster
-  // per step than `model.apply` inside `optimizer.minimize` (3.2 vs 9.3 ms for a batch of 32,
-  // 30→64→32→2, on 2 cores), because tfjs-layers' symbolic call path costs more than the math.
-  const dense = model.layers.filter((l) => l.getClassName() === 'Dense');
-  const kernels = dense.map((l) => l.trainableWeights[0]!.read() as tf.Variable);
-  const biases = dense.map((l) => l.trainableWeights[1]!.read() as tf.Variable);
-  const vars = [...kernels, ...biases];
-  const optimizer = tf.train.adam(config.learningRate);
-
-  /** Logits (classification) or the standardized prediction (regression); dropout when training. */
-  const net = (x: tf.Tensor2D, training: boolean): tf.Tensor2D => {
-    let h = x;
-    for (let i = 0; i < kernels.length; i++) {
-      const last = i === kernels.length - 1;
-      h = tf.fused.matMul({ a: h, b: kernels[i]! as tf.Tensor as tf.Tensor2D, bias: biases[i]!, activation: last ? 'linear' : 'relu' }) as tf.Tensor2D;
-      // Inverted dropout, as Keras Dropout; masks come from tfjs's RNG (seeded by the worker).
-      if (!last && training && config.dropout > 0) h = tf.dropout(h, config.dropout) as tf.Tensor2D;
-    }
-    return h;
-  };
-
-  const lossOf = (t: tf.Tensor2D, out: tf.Tensor2D): tf.Scalar => {
-    const [target, w] = tf.split(t, [outDim, 1], 1) as [tf.Tensor, tf.Tensor];
-    // Cross-entropy from logits through logSoftmax: the same loss as Keras's softmax head +
-    // categorical cross-entropy, without clipping or log(0).
-    // Regression: the squared error averaged over the outputs (one output: the squared error).
-    const per = classify
-      ? tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(out)), 1))
-      : nOut === 1
-        ? tf.sum(tf.squaredDifference(target, out), 1)
-        : tf.mean(tf.squaredDifference(target, out), 1);
-    let loss: tf.Tensor = tf.mean(tf.mul(per, tf.reshape(w, [-1])));
-    // Keras l2 semantics: l2 · Σ w² over every kernel (biases are not penalised).
-    if (config.l2 > 0) for (const k of kernels) loss = tf.add(loss, tf.mul(config.l2, tf.sum(tf.square(k))));
-    return loss as tf.Scalar;
-  };
+  // What the trainer reads per training row: the class index or the standardized targets.
+  const trT = classify ? trY : new Float64Array(n * nOut);
+  if (!classify) for (let i = 0; i < n; i++) for (let c = 0; c < nOut; c++) trT[i * nOut + c] = (trY[i * nOut + c]! - yMean[c]!) / yStd[c]!;
 
   const bs = Math.min(config.batchSize, n);
-  const xb = new Float32Array(n * cols);
-  const tb = new Float32Array(n * targetWidth);
-  const order = range(n);
+  // A last batch much smaller than the rest is folded into the previous one (below), so a batch
+  // holds at most bs + bs/2 rows.
+  const maxBatch = Math.min(n, bs + Math.ceil(bs / 2));
+  // Dropout masks from their own stream, so the shuffles (and the holdout) stay those of `rng`.
+  // It is the stream the tfjs engine's worker put in place of `Math.random`, less the two values
+  // that loading tfjs took from it (seedrandom pools one at load, and tfjs loaded it twice): so a
+  // seed draws the masks, and trains the network, it did with tfjs (checked when this trainer
+  // replaced it: the same epochs, best epoch and, within 1e-7, predictions on breast cancer).
+  const dropRng = new Rng((seed ^ 0x5bd1e995) >>> 0);
+  dropRng.next();
+  dropRng.next();
+  const net = new MlpTrainer({
+    inDim: cols,
+    units: config.units,
+    outDim,
+    loss: classify ? 'cce' : 'mse',
+    maxBatch,
+    dropout: config.dropout,
+    l2: config.l2,
+    learningRate: config.learningRate,
+    random: () => dropRng.next(),
+  });
+  const init = initialWeights(cols, config.units, outDim, seed);
+  net.setWeights(init.kernels, init.biases);
+
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const validOut = validX ? new Float32Array(validX.rows * outDim) : undefined;
   let best = Infinity;
   let bestEpoch = 0;
-  let bestSnapshot: Float32Array[] = vars.map((v) => v.dataSync().slice() as Float32Array);
+  const bestSnapshot = net.snapshot();
   let sinceBest = 0;
   let epoch = 0;
-  try {
-    for (epoch = 1; epoch <= config.epochs; epoch++) {
-      rng.shuffle(order);
-      for (let k = 0; k < n; k++) {
-        const i = order[k]!;
-        xb.set(trX.data.subarray(i * cols, (i + 1) * cols), k * cols);
-        tb.set(trT.subarray(i * targetWidth, (i + 1) * targetWidth), k * targetWidth);
-      }
-      const costs: tf.Scalar[] = [];
-      for (let s = 0; s < n; s += bs) {
-        const e = Math.min(n, s + bs);
-        // A last batch much smaller than the rest gives a noisy step; fold it into the previous one.
-        const end = n - e < bs / 2 ? n : e;
-        const cost = tf.tidy(() => {
-          const x = tf.tensor2d(xb.subarray(s * cols, end * cols), [end - s, cols]);
-          const t = tf.tensor2d(tb.subarray(s * targetWidth, end * targetWidth), [end - s, targetWidth]);
-          const c = optimizer.minimize(() => lossOf(t, net(x, true)), true, vars)!;
-          return tf.mul(c, end - s) as tf.Scalar;
-        });
-        costs.push(cost);
-        if (end === n) break;
-      }
-      let sum = 0;
-      for (const c of costs) {
-        sum += c.dataSync()[0]!;
-        c.dispose();
-      }
-      const loss = sum / n;
-      if (!Number.isFinite(loss))
-        throw Errors.badData('', `MLP training diverged at epoch ${epoch} (loss is not finite); lower mlp.learning_rate`);
-      const valLoss = validTensor ? evalLoss(validTensor, validY!, validW!) : undefined;
-      const monitored = valLoss ?? loss;
-      if (monitored < best - 1e-7) {
-        best = monitored;
-        bestEpoch = epoch;
-        bestSnapshot = vars.map((v) => v.dataSync().slice() as Float32Array);
-        sinceBest = 0;
-      } else sinceBest++;
-      onEpoch?.({ epoch, loss, ...(valLoss !== undefined ? { valLoss } : {}), fraction: epoch / config.epochs });
-      if (sinceBest >= config.patience) break;
+  for (epoch = 1; epoch <= config.epochs; epoch++) {
+    rng.shuffle(order);
+    let sum = 0;
+    for (let s = 0; s < n; s += bs) {
+      const e = Math.min(n, s + bs);
+      // A last batch much smaller than the rest gives a noisy step; fold it into the previous one.
+      const end = n - e < bs / 2 ? n : e;
+      sum += net.trainBatch(trX.data, trT, rowW, order, s, end - s) * (end - s);
+      if (end === n) break;
     }
-    const epochsRun = Math.min(epoch, config.epochs);
-
-    // Restore the best epoch's weights, export them, and check the plain forward pass against
-    // tfjs on a sample of rows: a wrong layout or activation must fail here, not in serving.
-    tf.tidy(() => vars.forEach((v, i) => v.assign(tf.tensor(bestSnapshot[i]!, v.shape))));
-    const weights = exportWeights(model, classify, yMean, yStd);
-    const sampleRows = Math.min(64, job.x.rows);
-    const sample: F32Matrix = { rows: sampleRows, cols, data: job.x.data.subarray(0, sampleRows * cols) };
-    const forwardMaxDiff = compareForward(model, weights, sample, yMean, yStd);
-    return {
-      weights,
-      info: {
-        epochsRun,
-        bestEpoch,
-        bestLoss: best,
-        validation,
-        forwardMaxDiff,
-        seconds: (performance.now() - started) / 1000,
-      },
-    };
-  } finally {
-    validTensor?.dispose();
-    optimizer.dispose();
-    model.dispose();
+    const loss = sum / n;
+    if (!Number.isFinite(loss))
+      throw Errors.badData('', `MLP training diverged at epoch ${epoch} (loss is not finite); lower mlp.learning_rate`);
+    const valLoss = validX ? evalLoss(net.predict(validX.data, validX.rows, undefined, validOut), validY!, validW!) : undefined;
+    const monitored = valLoss ?? loss;
+    if (monitored < best - 1e-7) {
+      best = monitored;
+      bestEpoch = epoch;
+      net.snapshot(bestSnapshot);
+      sinceBest = 0;
+    } else sinceBest++;
+    onEpoch?.({ epoch, loss, ...(valLoss !== undefined ? { valLoss } : {}), fraction: epoch / config.epochs });
+    if (sinceBest >= config.patience) break;
   }
+  const epochsRun = Math.min(epoch, config.epochs);
 
-  function evalLoss(x: tf.Tensor2D, y: Float64Array, w: Float64Array): number {
-    const out = tf.tidy(() => (classify ? tf.softmax(net(x, false)) : net(x, false)));
-    const p = out.dataSync();
-    out.dispose();
+  // Restore the best epoch's weights, export them, and check the plain forward pass against the
+  // trainer's own on a sample of rows: a wrong layout or activation must fail here, not in serving.
+  net.restore(bestSnapshot);
+  const trained = net.weights();
+  const weights = exportWeights(trained.kernels, trained.biases, classify, yMean, yStd);
+  const sampleRows = Math.min(64, job.x.rows);
+  const viaTrainer = net.predict(job.x.data, sampleRows);
+  const forwardMaxDiff = compareForward(viaTrainer, weights, { rows: sampleRows, cols, data: job.x.data.subarray(0, sampleRows * cols) }, yMean, yStd);
+  return {
+    weights,
+    info: {
+      epochsRun,
+      bestEpoch,
+      bestLoss: best,
+      validation,
+      forwardMaxDiff,
+      seconds: (performance.now() - started) / 1000,
+    },
+  };
+
+  /** Weighted mean loss of the validation rows from the network's outputs `p` (probabilities or standardized values). */
+  function evalLoss(p: Float32Array, y: Float64Array, w: Float64Array): number {
     let s = 0;
     let sw = 0;
     for (let i = 0; i < w.length; i++) {
@@ -275,49 +212,16 @@ export async function trainMlp(job: MlpJob, onEpoch?: (r: EpochReport) => void):
 }
 
 /**
- * Builds the Keras-style network: Dense(units[i], relu) [+ Dropout] per hidden layer, then a
- * softmax head over the classes (binary included, as the reference network does) or one linear
- * unit for regression. Kernels start glorot-uniform from seeds derived from `seed`; biases at zero.
+ * Kernels and biases into the plain state format; for regression, output `c` of the last layer is
+ * scaled back by `yStd[c]` and shifted by `yMean[c]` (a number applies to every output).
  */
-export function buildModel(inDim: number, outDim: number, classify: boolean, config: MlpJob['config'], seed: number): tfl.Sequential {
-  const model = tfl.sequential();
-  let li = 0;
-  const init = () => tfl.initializers.glorotUniform({ seed: (seed >>> 0) + 7919 * ++li });
-  config.units.forEach((u, i) => {
-    model.add(
-      tfl.layers.dense({
-        units: u,
-        activation: 'relu',
-        kernelInitializer: init(),
-        ...(i === 0 ? { inputShape: [inDim] } : {}),
-      }),
-    );
-    if (config.dropout > 0) model.add(tfl.layers.dropout({ rate: config.dropout }));
-  });
-  model.add(
-    tfl.layers.dense({
-      units: outDim,
-      activation: classify ? 'softmax' : 'linear',
-      kernelInitializer: init(),
-      ...(config.units.length === 0 ? { inputShape: [inDim] } : {}),
-    }),
-  );
-  return model;
-}
-
-/**
- * Reads the Dense layers' kernels and biases into the plain state format; for regression, output
- * `c` of the last layer is scaled back by `yStd[c]` and shifted by `yMean[c]` (a number applies to
- * every output).
- */
-export function exportWeights(model: tfl.LayersModel, classify: boolean, yMean: number | number[] = 0, yStd: number | number[] = 1): MlpWeights {
-  const dense = model.layers.filter((l) => l.getClassName() === 'Dense');
-  const layers: MlpLayer[] = dense.map((l, i) => {
-    const [k, b] = l.getWeights();
-    const [inDim, outDim] = k!.shape as [number, number];
-    const last = i === dense.length - 1;
-    let kernel = Array.from(k!.dataSync());
-    let bias = Array.from(b!.dataSync());
+export function exportWeights(kernels: Float32Array[], biases: Float32Array[], classify: boolean, yMean: number | number[] = 0, yStd: number | number[] = 1): MlpWeights {
+  const layers: MlpLayer[] = kernels.map((k, i) => {
+    const outDim = biases[i]!.length;
+    const inDim = k.length / outDim;
+    const last = i === kernels.length - 1;
+    let kernel = Array.from(k);
+    let bias = Array.from(biases[i]!);
     if (last && !classify) {
       // Kernel is row-major inDim × outDim: entry i's output column is i % outDim.
       kernel = kernel.map((v, i) => v * at(yStd, i % outDim));
@@ -328,16 +232,16 @@ export function exportWeights(model: tfl.LayersModel, classify: boolean, yMean: 
   return { layers };
 }
 
-/** Largest |tfjs `predict` − plain `forward`| / max(1, |forward|) over the rows of `x`. */
-export function compareForward(model: tfl.LayersModel, weights: MlpWeights, x: F32Matrix, yMean: number | number[] = 0, yStd: number | number[] = 1): number {
-  const out = tf.tidy(() => model.predict(tf.tensor2d(x.data, [x.rows, x.cols])) as tf.Tensor);
-  const viaTf = out.dataSync();
-  out.dispose();
+/**
+ * Largest |trainer output − plain `forward`| / max(1, |forward|) over the rows of `x`, where
+ * `viaTrainer` holds the trainer's float32 outputs (standardized for regression) for those rows.
+ */
+export function compareForward(viaTrainer: Float32Array, weights: MlpWeights, x: F32Matrix, yMean: number | number[] = 0, yStd: number | number[] = 1): number {
   const viaTs = forward(weights, { rows: x.rows, cols: x.cols, data: Float64Array.from(x.data) });
   const width = viaTs.length / x.rows;
   let m = 0;
   for (let i = 0; i < viaTs.length; i++)
-    m = Math.max(m, Math.abs(viaTf[i]! * at(yStd, i % width) + at(yMean, i % width) - viaTs[i]!) / Math.max(1, Math.abs(viaTs[i]!)));
+    m = Math.max(m, Math.abs(viaTrainer[i]! * at(yStd, i % width) + at(yMean, i % width) - viaTs[i]!) / Math.max(1, Math.abs(viaTs[i]!)));
   return m;
 }
 
@@ -349,9 +253,3 @@ function at(v: number | number[], c: number): number {
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
-
-
-
-
-
-

@@ -1,7 +1,7 @@
 /**
  * Runs one MLP training in a `worker_threads` Worker so the caller's event loop (CLI progress bar,
- * HTTP server) stays responsive while tfjs computes, and so cancelling is a `terminate()` that
- * works even in the middle of a WASM kernel.
+ * HTTP server) stays responsive while the trainer computes, and so cancelling is a `terminate()`
+ * that works even in the middle of a WebAssembly kernel.
  */
 import { Errors, siblingModule } from '../../core/index.js';
 import type { Matrix } from '../../core/index.js';
@@ -15,7 +15,7 @@ export const liveWorkers = liveTrainingWorkers;
 
 function toF32(m: Matrix): F32Matrix {
   // A Float32 copy, not the caller's Float64Array: transferring that would detach the caller's
-  // features, which they still need (evaluation, other folds); tfjs computes in float32 anyway.
+  // features, which they still need (evaluation, other folds); the trainer computes in float32 anyway.
   return { rows: m.rows, cols: m.cols, data: Float32Array.from(m.data) };
 }
 
@@ -51,8 +51,8 @@ export function runTraining(
   return runTrainingWorker<MlpWeights, MlpTrainInfo>(siblingModule(import.meta.url, 'worker'), job, transfer, ctx, {
     name: 'MLP',
     stage: 'mlp',
-    // float32 (tfjs) against float64 (forward) differ around 1e-7 relative.
+    // float32 (the trainer) against float64 (forward) differ around 1e-7 relative.
     maxForwardDiff: 1e-4,
-    trainer: 'tfjs',
+    trainer: 'its trainer',
   });
 }

@@ -1,14 +1,15 @@
 /**
  * The MLP family: a Keras-style feed-forward network (Dense + ReLU [+ Dropout] per hidden layer,
- * softmax or linear head) trained with TensorFlow.js on the WASM backend in a worker thread, and
- * predicted on the main thread by a plain-TypeScript forward pass over the exported weights. A
+ * softmax or linear head) trained by its own trainer in a worker thread (`trainer.ts`: the
+ * WebAssembly SIMD products of seqnet/gemm.ts, TensorFlow.js's initialiser, dropout and Adam
+ * reproduced and tested step for step against it), and predicted on the main thread by a plain-TypeScript forward pass over the exported weights. A
  * multi-output regression has one linear unit per output (each output standardized on its own),
  * trained on the squared error averaged over the outputs.
  */
 import { Errors } from '../../core/index.js';
 import type { Matrix, Task } from '../../core/index.js';
-import { parseParams } from '../params.js';
-import type { ParamSpec } from '../params.js';
+import { parseParams, SMALL_TABLE_ROWS } from '../params.js';
+import type { ParamSpec, SearchSpace } from '../params.js';
 import type { ModelFamily, ModelState, Params, TrainedModel, TrainData, TrainContext } from '../types.js';
 import { forward, validateWeights } from './forward.js';
 import type { MlpActivation, MlpWeights } from './forward.js';
@@ -35,8 +36,8 @@ export const MLP_PARAMS: Record<string, ParamSpec> = {
 
 /**
  * Default batch size: 32 (the Keras default the reference network used) up to a few thousand
- * rows; beyond that, larger batches keep the steps per epoch near 100, because tfjs-wasm pays a
- * fixed cost per step that dominates small batches.
+ * rows; beyond that, larger batches keep the steps per epoch near 100 (chosen when each step had a
+ * fixed cost under TensorFlow.js; kept since, as changing it would change every trained model).
  */
 function defaultBatchSize(rows: number): number {
   if (rows <= 4000) return 32;
@@ -113,6 +114,22 @@ function headFor(task: Task): MlpActivation {
   return task === 'regression' ? 'linear' : 'softmax';
 }
 
+/**
+ * What a budgeted search varies: the shape of the network, its regularisation and its step size.
+ * Small tables get narrower nets and more dropout and L2 (`auto` tries the MLP only from
+ * MLP_MIN_ROWS rows; this is for `--model mlp`).
+ */
+function searchSpace(_task: Task, rows: number): SearchSpace {
+  const small = rows < SMALL_TABLE_ROWS;
+  return {
+    units: { type: 'choice', values: small ? [[16], [32], [32, 16], [64, 32]] : [[32], [64], [64, 32], [128, 64], [256, 128], [128, 64, 32]] },
+    dropout: { type: 'float', low: small ? 0.1 : 0, high: 0.5 },
+    learning_rate: { type: 'float', low: 1e-4, high: 1e-2, log: true },
+    l2: { type: 'float', low: small ? 1e-4 : 1e-6, high: small ? 1e-1 : 1e-2, log: true },
+    batch_size: { type: 'choice', values: small ? [16, 32] : [32, 64, 128, 256] },
+  };
+}
+
 /** The MLP model family. */
 export const mlp: ModelFamily = {
   name: 'mlp',
@@ -120,6 +137,7 @@ export const mlp: ModelFamily = {
   multiOutput: true,
   paramSpec: MLP_PARAMS,
   defaults,
+  searchSpace,
   parseParams: (raw, task, rows) => parseParams('mlp', MLP_PARAMS, defaults(task, rows), raw),
   async train(data: TrainData, params: Params, ctx: TrainContext): Promise<MlpModel> {
     if (!TASKS.includes(data.task)) throw Errors.badParam('task', `mlp cannot learn ${data.task}`);

@@ -56,7 +56,7 @@ function r2(p: Float64Array, y: Float64Array): number {
 const FAST = { epochs: 60, batch_size: 64, learning_rate: 0.005 };
 
 describe('mlp family', () => {
-  it('learns a binary problem, reports progress, matches tfjs, and round-trips its state', async () => {
+  it('learns a binary problem, reports progress, matches its trainer, and round-trips its state', async () => {
     const { train, test } = split(synth('binary', 700, 8, 1), 500);
     const progress: number[] = [];
     const params = mlp.parseParams(FAST, 'binary', 500);
@@ -68,7 +68,7 @@ describe('mlp family', () => {
     expect(progress.length).toBe(m.info!.epochsRun);
     expect(progress.every((f, i) => i === 0 || f > progress[i - 1]!)).toBe(true);
     expect(m.info!.validation).toBe('holdout');
-    // The plain-TypeScript forward pass against tfjs's model.predict, inside the worker.
+    // The plain-TypeScript forward pass against the trainer's own outputs, inside the worker.
     expect(m.info!.forwardMaxDiff).toBeLessThan(1e-5);
     const state = JSON.parse(JSON.stringify(m.toState())) as ModelState;
     const again = mlp.load(state);
@@ -198,7 +198,7 @@ describe('mlp family', () => {
     clearInterval(timer);
     expect(e.code).toBe('MEDFIT_ERR_CANCELLED');
     expect(liveWorkers()).toBe(0);
-    // Three epochs of 2000 rows take well over 100 ms; a blocked event loop would not tick.
+    // Starting the worker and three epochs take well over 50 ms; a blocked event loop would not tick.
     expect(ticks).toBeGreaterThan(10);
     const pre = new AbortController();
     pre.abort();

@@ -17,7 +17,7 @@ export interface MlpConfig {
   classWeight: 'none' | 'balanced';
 }
 
-/** A feature matrix as Float32 (what tfjs computes in), so the worker gets it by transfer. */
+/** A feature matrix as Float32 (what the trainer computes in), so the worker gets it by transfer. */
 export interface F32Matrix {
   rows: number;
   cols: number;
@@ -51,7 +51,7 @@ export interface MlpTrainInfo {
   /** Where the early-stopping rows came from. */
   validation: 'given' | 'holdout' | 'none';
   /**
-   * Largest |tfjs predict − plain forward| / max(1, |forward|) over a sample of training rows: a
+   * Largest |trainer's output − plain forward| / max(1, |forward|) over a sample of training rows: a
    * self-check of the exported weights (absolute for probabilities, relative for large targets).
    */
   forwardMaxDiff: number;

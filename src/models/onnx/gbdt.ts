@@ -16,8 +16,11 @@ import type { GbdtWeights } from '../gbdt/index.js';
 import { appendHead, headFor, INPUT } from './heads.js';
 import { attr, DataType, doubleTensor, ML_DOMAIN, node, type GraphParts } from './proto.js';
 
-/** Graph parts of a gbdt model reading `input` [N, nFeatures]. */
-export function gbdtGraph(task: Task, w: GbdtWeights): GraphParts {
+/**
+ * Graph parts of a gbdt model reading `input` [N, nFeatures]; with `double`, the (FP32) margins
+ * are cast to FP64 and the head and output are FP64 (what a composite graph computes in).
+ */
+export function gbdtGraph(task: Task, w: GbdtWeights, double = false): GraphParts {
   const k = w.baseScore.length;
   const n = { treeIds: [] as number[], nodeIds: [] as number[], features: [] as number[], modes: [] as string[] };
   const values: number[] = [];
@@ -83,6 +86,10 @@ export function gbdtGraph(task: Task, w: GbdtWeights): GraphParts {
     initializers: [],
     usesMl: true,
   };
-  appendHead(parts, task, headFor(task), 'margin');
+  if (double) {
+    // TreeEnsembleRegressor writes FP32 whatever its input: the margins are rounded once there.
+    parts.nodes.push(node('Cast', ['margin'], ['margin_f64'], [attr.int('to', DataType.DOUBLE)]));
+    appendHead(parts, task, headFor(task), 'margin_f64', true);
+  } else appendHead(parts, task, headFor(task), 'margin');
   return parts;
 }

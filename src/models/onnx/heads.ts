@@ -3,7 +3,7 @@
  * and turns them into medfit's outputs the same way its `predict` does.
  */
 import type { Task } from '../../core/index.js';
-import { attr, floatTensor, node, type GraphParts } from './proto.js';
+import { attr, doubleTensor, floatTensor, node, type GraphParts } from './proto.js';
 
 /** Name of the graph input: the feature tensor after the fitted pipeline. */
 export const INPUT = 'input';
@@ -34,8 +34,11 @@ export function headFor(task: Task): Head {
   return task === 'regression' ? 'identity' : task === 'multiclass' ? 'softmax' : 'sigmoidPair';
 }
 
-/** Appends `head` mapping `scores` (FP32, [N, outputs]) to the task's output tensor. */
-export function appendHead(parts: GraphParts, task: Task, head: Head, scores: string): void {
+/**
+ * Appends `head` mapping `scores` ([N, outputs]) to the task's output tensor, of the scores' type:
+ * FP32, or FP64 with `double` (the constant of the sigmoid pair is then a double).
+ */
+export function appendHead(parts: GraphParts, task: Task, head: Head, scores: string, double = false): void {
   const out = outputName(task);
   if (head === 'identity') {
     parts.nodes.push(node('Identity', [scores], [out]));
@@ -46,7 +49,7 @@ export function appendHead(parts: GraphParts, task: Task, head: Head, scores: st
     const p = `${scores}_sigmoid`;
     const q = `${scores}_complement`;
     const one = `${scores}_one`;
-    parts.initializers.push(floatTensor(one, [], [1]));
+    parts.initializers.push(double ? doubleTensor(one, [], [1]) : floatTensor(one, [], [1]));
     parts.nodes.push(node('Sigmoid', [scores], [p]));
     parts.nodes.push(node('Sub', [one, p], [q]));
     parts.nodes.push(node('Concat', [q, p], [out], [attr.int('axis', 1)]));

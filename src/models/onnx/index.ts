@@ -11,7 +11,7 @@ import type { GbdtWeights } from '../gbdt/index.js';
 import type { LinearWeights } from '../linear/index.js';
 import type { MlpWeights } from '../mlp/index.js';
 import type { SeqNetWeights } from '../seqnet/weights.js';
-import type { ModelState, TrainedModel } from '../types.js';
+import type { Family, ModelState, TrainedModel } from '../types.js';
 import { gbdtGraph } from './gbdt.js';
 import { INPUT, outputName, outputWidth } from './heads.js';
 import { linearGraph } from './linear.js';
@@ -20,7 +20,7 @@ import { seqnetGraph } from './seqnet.js';
 import { DataType, encodeModel, type GraphParts, valueInfo } from './proto.js';
 
 export { INPUT as ONNX_INPUT, PROBABILITIES as ONNX_PROBABILITIES, VALUE as ONNX_VALUE } from './heads.js';
-export { decodeModel as decodeOnnx } from './proto.js';
+export { decodeModel as decodeOnnx, type GraphParts as OnnxParts } from './proto.js';
 export { parseUntrustedOnnx, encodeOnnxModel, validateOnnxModel, onnxName, ONNX_DOMAINS, ONNX_LIMITS, type OnnxLimits, type OnnxModel } from './validate.js';
 
 /** Version written as the ONNX model's producer_version. */
@@ -96,47 +96,117 @@ export function onnxSignature(model: TrainedModel | OnnxShape): OnnxSignature {
   };
 }
 
+/** How `onnxParts` computes. */
+export interface OnnxPartsOptions {
+  /**
+   * `float` (default): exactly what `toOnnx` encodes, FP32 from input to output. `double`: the
+   * table families (logistic, linear, gbdt, mlp) compute in FP64 after casting the FP32 input
+   * (gbdt: from its FP32 margins on) and write their output as FP64, for a composite graph that
+   * goes on computing (weighting members, calibrating): a float32 rounding of the probabilities
+   * would be magnified by a steep isotonic calibrator. Other families refuse it.
+   */
+  precision?: 'float' | 'double';
+}
+
 /**
- * Serializes a trained model of any family to ONNX model bytes (IR 8, opset 17, `ai.onnx.ml` 3
- * for trees). Deterministic: the same model gives the same bytes, so its SHA-256 can be recorded.
+ * The graph parts of a model of one family (not an ensemble, not calibrated): the nodes and
+ * initializers that read `input` and write `probabilities` or `value`, by default exactly what
+ * `toOnnx` encodes. A composite graph (src/automl's ensembles and calibrated models) puts several
+ * of these into one graph, each renamed by `prefixOnnxParts`, and encodes it with
+ * `encodeOnnxGraph`.
  */
-export function toOnnx(model: TrainedModel): Uint8Array {
-  const state = model.toState();
-  const shape = shapeOf(state);
-  let parts: GraphParts;
-  switch (model.family) {
+export function onnxParts(model: TrainedModel, options: OnnxPartsOptions = {}): GraphParts {
+  return partsOf(model.family, model.task, model.nFeatures, model.toState(), options.precision === 'double');
+}
+
+function partsOf(family: Family, task: Task, nFeatures: number, state: ModelState, double = false): GraphParts {
+  if (double && !['logistic', 'linear', 'gbdt', 'mlp'].includes(family)) throw Errors.internal(`no double-precision ONNX graph for model family ${family}`);
+  // A family's graph knows nothing of a calibrator: exporting the state's base alone would serve
+  // uncalibrated probabilities under a calibrated model's name.
+  if (state.calibration !== undefined) throw Errors.internal(`cannot export a calibrated ${family} model with toOnnx: use src/automl's modelToOnnx`);
+  switch (family) {
     case 'logistic':
     case 'linear':
-      parts = linearGraph(model.task, model.nFeatures, state.weights as LinearWeights);
-      break;
+      return linearGraph(task, nFeatures, state.weights as LinearWeights, double);
     case 'gbdt':
-      parts = gbdtGraph(model.task, state.weights as GbdtWeights);
-      break;
+      return gbdtGraph(task, state.weights as GbdtWeights, double);
     case 'mlp':
-      parts = mlpGraph(model.task, state.weights as MlpWeights);
-      break;
+      return mlpGraph(task, state.weights as MlpWeights, double);
     case 'lstm':
     case 'gru':
     case 'cnn':
     case 'cnn-lstm':
-      parts = seqnetGraph(model.task, state.weights as SeqNetWeights);
-      break;
+      return seqnetGraph(task, state.weights as SeqNetWeights);
     case 'window-gbdt':
       // The window features are computed in TypeScript before ONNX Runtime; the graph is the
       // GBDT over them.
-      parts = gbdtGraph(model.task, (state.weights as WindowGbdtWeights).gbdt);
-      break;
+      return gbdtGraph(task, (state.weights as WindowGbdtWeights).gbdt);
     default:
-      throw Errors.internal(`no ONNX export for model family ${model.family as string}`);
+      throw Errors.internal(`no ONNX export for model family ${family as string}${family === 'ensemble' ? " here: use src/automl's modelToOnnx" : ''}`);
   }
+}
+
+/**
+ * The same graph parts with every name prefixed (`m0_` → `m0_coef`, `m0_probabilities`): each
+ * node's inputs, outputs and name, and each initializer's name, except the graph input `input`
+ * (which every part reads) and empty names (an omitted optional input). Several models' parts can
+ * then share one graph without a name colliding. The parts are copied, not changed. Attributes
+ * are kept as they are: our exporters write no subgraph attributes, and one here is refused
+ * rather than left with names that no longer resolve.
+ */
+export function prefixOnnxParts(parts: GraphParts, prefix: string): GraphParts {
+  const rename = (name: string) => (name === INPUT || name === '' ? name : `${prefix}${name}`);
+  const nodes = parts.nodes.map((n) => {
+    if ((n.attribute ?? []).some((a) => a.g != null || (a.graphs?.length ?? 0) > 0)) {
+      throw Errors.internal(`cannot prefix ONNX node ${n.name ?? n.opType ?? ''}: it holds a subgraph`);
+    }
+    return {
+      ...n,
+      input: (n.input ?? []).map(rename),
+      output: (n.output ?? []).map(rename),
+      ...(n.name ? { name: `${prefix}${n.name}` } : {}),
+    };
+  });
+  const initializers = parts.initializers.map((t) => ({ ...t, name: rename(t.name ?? '') }));
+  return { nodes, initializers, ...(parts.usesMl ? { usesMl: true } : {}) };
+}
+
+/** What `encodeOnnxGraph` writes beside the graph: the names a reader of the file sees. */
+export interface OnnxGraphInfo {
+  /** The `family` metadata entry, and the graph's name `medfit_<family>`. */
+  family: string;
+  /** The model's doc string (default `medfit <family> model (<task>)`). */
+  docString?: string;
+  /** Further metadata entries after `family` and `task` (e.g. a calibration method). */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Serializes graph parts that read `input` and write the task's output (`probabilities` or
+ * `value`) of `shape` to ONNX model bytes (IR 8, opset 17, with `ai.onnx.ml` 3 when a part uses
+ * it). Deterministic: the same parts give the same bytes.
+ */
+export function encodeOnnxGraph(parts: GraphParts, shape: OnnxShape, info: OnnxGraphInfo): Uint8Array {
   const inDims = shape.sequence ? ['N', shape.sequence.steps, shape.sequence.channels] : ['N', shape.nFeatures];
   return encodeModel({
-    name: `medfit_${model.family}`,
+    name: `medfit_${info.family}`,
     parts,
     inputs: [valueInfo(INPUT, DataType.FLOAT, inDims)],
-    outputs: [valueInfo(outputName(model.task), DataType.FLOAT, ['N', outputWidth(model.task, model.nClasses, shape.nOutputs)])],
+    outputs: [valueInfo(outputName(shape.task), DataType.FLOAT, ['N', outputWidth(shape.task, shape.nClasses, shape.nOutputs)])],
     producerVersion: PRODUCER_VERSION,
-    docString: `medfit ${model.family} model (${model.task})`,
-    metadata: { family: model.family, task: model.task },
+    docString: info.docString ?? `medfit ${info.family} model (${shape.task})`,
+    metadata: { family: info.family, task: shape.task, ...info.metadata },
   });
+}
+
+/**
+ * Serializes a trained model of one family to ONNX model bytes (IR 8, opset 17, `ai.onnx.ml` 3
+ * for trees): `encodeOnnxGraph(onnxParts(model))`. Deterministic: the same model gives the same
+ * bytes, so its SHA-256 can be recorded. Ensembles and calibrated models are exported by
+ * src/automl's `modelToOnnx` (this refuses them).
+ */
+export function toOnnx(model: TrainedModel): Uint8Array {
+  const state = model.toState();
+  const parts = partsOf(model.family, model.task, model.nFeatures, state);
+  return encodeOnnxGraph(parts, shapeOf(state), { family: model.family });
 }

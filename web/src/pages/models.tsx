@@ -15,7 +15,7 @@ import { HeatTable, ThresholdPanel } from './models/confusion';
 import { decimalsFor, fx, fxPair, goalText, metricGoal, metricLabel, metricMeaning, metricOrder, num, verdict, wilson, type MetricContext } from './models/meanings';
 import { HeatGrid, ImportanceBars, PrChart, prIndex, ReliabilityChart, ResidualChart, RocChart, type RocSeries } from './models/plots';
 import { operatingPoint } from './models/threshold';
-import { STAGES, type MetricSummary, type ModelDetail, type ModelList, type Stage, type TrainedVersion, type UploadedVersion, type VersionDetail, type VersionSummary } from './models/types';
+import { STAGES, type Calibration, type CalibrationMethod, type MetricSummary, type ModelDetail, type ModelList, type SearchSummary, type Stage, type TrainedVersion, type UploadedVersion, type VersionDetail, type VersionSummary } from './models/types';
 import './models.css';
 
 const modelHref = (name: string) => `/models/${encodeURIComponent(name)}`;
@@ -589,50 +589,144 @@ function BinaryEvidence({ v }: { v: TrainedVersion }) {
             <ThresholdPanel roc={ev.roc} confusion={ev.confusion} reportThreshold={reportThreshold} positive={positive} negative={negative} t={t} onChange={setT} />
           </Card>
         ) : null}
-        {ev.reliability?.length ? <CalibrationCard v={v} /> : null}
+        {ev.reliability?.length || ev.calibration ? <CalibrationCard v={v} /> : null}
       </div>
     </>
   );
 }
 
+const METHOD_NAME: Record<CalibrationMethod, string> = { none: 'no calibrator', platt: 'Platt scaling', isotonic: 'isotonic regression' };
+const METHOD_SHORT: Record<CalibrationMethod, string> = { none: 'uncalibrated', platt: 'Platt', isotonic: 'isotonic' };
+const METHOD_HOW: Record<CalibrationMethod, string> = { none: '', platt: ' (a sigmoid refitted to the model\'s log-odds)', isotonic: ' (a monotone step function of the probability)' };
+const CALIBRATION_ROWS = ['calibration_slope', 'calibration_intercept', 'brier', 'log_loss'] as const;
+
+/**
+ * Calibration: how the probabilities were recalibrated (and, under `auto`, why that method), the
+ * pooled measures before and after, and the reliability plot with the bins of the model as served.
+ * A version trained before calibration existed has only its reliability bins: shown as they were.
+ */
 function CalibrationCard({ v }: { v: TrainedVersion }) {
-  const bins = v.evaluation!.reliability!;
-  const slope = v.evaluation!.metrics['calibration_slope'];
-  const intercept = v.evaluation!.metrics['calibration_intercept'];
+  const ev = v.evaluation!;
+  const cal = ev.calibration;
+  const bins = ev.reliability ?? [];
+  const slope = ev.metrics['calibration_slope'];
+  const intercept = ev.metrics['calibration_intercept'];
+  const calibrated = cal !== undefined && cal.method !== 'none';
+  const before = calibrated ? cal.reliability?.before : undefined;
+  const method = cal ? METHOD_NAME[cal.method] : '';
+  const label = before
+    ? `Reliability plot of version ${v.version}: observed share against mean predicted probability, after ${method} in ${bins.length} bins (calibration slope ${fx(slope)}, intercept ${fx(intercept)}) and before calibration in ${before.length} bins (slope ${fx(cal!.before.calibration_slope)}, intercept ${fx(cal!.before.calibration_intercept)}).`
+    : `Reliability plot of version ${v.version}: observed share against mean predicted probability in ${bins.length} bins; calibration slope ${fx(slope)}, intercept ${fx(intercept)}.`;
   return (
-    <Card title="Calibration (reliability)">
-      <ReliabilityChart bins={bins} label={`Reliability plot of version ${v.version}: observed share against mean predicted probability in ${bins.length} bins; calibration slope ${fx(slope)}, intercept ${fx(intercept)}.`} />
-      <p class="hint">
-        Rows grouped into tenths of the predicted probability: a well-calibrated model's points lie on the dashed diagonal. Points above it: the outcome is more common than predicted; below: rarer. Pooled calibration slope {fx(slope)}, intercept {fx(intercept)}.
-      </p>
-      <details class="more" open>
-        <summary>The bins as a table</summary>
-        <TableWrap label="Reliability bins">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Predicted in</th>
-                <th scope="col" class="num">Rows</th>
-                <th scope="col" class="num">Mean predicted</th>
-                <th scope="col" class="num">Observed</th>
-              </tr>
-            </thead>
-            <tbody>
-              {bins.map((b) => (
-                <tr key={b.lower}>
-                  <td>
-                    {fmt(b.lower, 1)}–{fmt(b.upper, 1)}
-                  </td>
-                  <td class="num">{b.count}</td>
-                  <td class="num">{fx(b.meanPredicted)}</td>
-                  <td class="num">{fx(b.observed)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
-      </details>
+    <Card title={bins.length ? 'Calibration (reliability)' : 'Calibration'}>
+      {cal ? <CalibrationSummaryView v={v} cal={cal} /> : null}
+      {bins.length ? (
+        <>
+          <ReliabilityChart bins={bins} {...(before ? { before, afterLabel: `After (${METHOD_SHORT[cal!.method]})` } : {})} label={label} />
+          <p class="hint">
+            Rows grouped into tenths of the predicted probability: a well-calibrated model's points lie on the dashed diagonal. Points above it: the outcome is more common than predicted; below: rarer.
+            {before ? ` The grey curve is the model before calibration, the blue one after ${method}, as it serves.` : ''} Pooled calibration slope {fx(slope)}, intercept {fx(intercept)}.
+          </p>
+          <details class="more" open>
+            <summary>{calibrated ? `The bins after ${method} as a table` : 'The bins as a table'}</summary>
+            <TableWrap label="Reliability bins">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Predicted in</th>
+                    <th scope="col" class="num">Rows</th>
+                    <th scope="col" class="num">Mean predicted</th>
+                    <th scope="col" class="num">Observed</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {bins.map((b) => (
+                    <tr key={b.lower}>
+                      <td>
+                        {fmt(b.lower, 1)}–{fmt(b.upper, 1)}
+                      </td>
+                      <td class="num">{b.count}</td>
+                      <td class="num">{fx(b.meanPredicted)}</td>
+                      <td class="num">{fx(b.observed)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableWrap>
+          </details>
+        </>
+      ) : null}
     </Card>
+  );
+}
+
+/** The method and why, then slope, intercept, Brier score and log loss before and after. */
+function CalibrationSummaryView({ v, cal }: { v: TrainedVersion; cal: Calibration }) {
+  const ctx = useMemo(() => contextOf(v), [v]);
+  const calibrated = cal.method !== 'none';
+  const others = cal.candidates.filter((c) => c.method !== 'none');
+  const none = cal.candidates.find((c) => c.method === 'none');
+  const failed = others.filter((c) => c.error !== undefined);
+  const lossText = (c: Calibration['candidates'][number]) => (c.log_loss !== undefined ? fx(c.log_loss) : 'could not be fitted');
+  const cost = calibrated && cal.before.log_loss !== null && cal.after.log_loss !== null && cal.after.log_loss > cal.before.log_loss;
+  const multi = v.task === 'multiclass' ? ' Slope and intercept: the mean over the classes, each against the rest.' : '';
+  return (
+    <>
+      <p class="calibration-method" data-testid="calibration-method">
+        {calibrated ? (
+          <>
+            Probabilities recalibrated by <strong>{METHOD_NAME[cal.method]}</strong>
+            {METHOD_HOW[cal.method]}
+            {cal.asked === 'auto' ? (
+              <>
+                , chosen by cross-fitted log loss (lower is better): {others.map((c, i) => `${i ? ', ' : ''}${METHOD_SHORT[c.method]} ${lossText(c)}`).join('')}
+                {none?.log_loss !== undefined ? `; uncalibrated ${fx(none.log_loss)}, scored for comparison (auto always keeps a calibrator that can be fitted)` : ''}.
+              </>
+            ) : (
+              <>, as asked.</>
+            )}
+          </>
+        ) : cal.asked === 'none' ? (
+          <>Probabilities as the model gives them: calibration was turned off for this version.</>
+        ) : (
+          <>
+            Probabilities as the model gives them: no calibrator could be fitted
+            {failed.length ? <> ({failed.map((c) => `${METHOD_SHORT[c.method]}: ${c.error}`).join('; ')})</> : null}.
+          </>
+        )}
+      </p>
+      <TableWrap label="Calibration before and after">
+        <table class="calibration-table">
+          <thead>
+            <tr>
+              <th scope="col">Out-of-fold</th>
+              <th scope="col" class="num">{calibrated ? 'Before (uncalibrated)' : 'Uncalibrated'}</th>
+              {calibrated ? (
+                <th scope="col" class="num">
+                  After ({METHOD_SHORT[cal.method]})
+                </th>
+              ) : null}
+            </tr>
+          </thead>
+          <tbody>
+            {CALIBRATION_ROWS.map((k) => (
+              <tr key={k} data-calibration={k}>
+                <th scope="row">
+                  {metricLabel(k, ctx)} <span class="goal">{goalText(metricGoal(k))}</span>
+                </th>
+                <td class="num">{fx(cal.before[k])}</td>
+                {calibrated ? <td class="num">{fx(cal.after[k])}</td> : null}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableWrap>
+      <p class="hint">
+        Pooled over the out-of-fold predictions.{calibrated ? ' After: cross-fitted, each fold calibrated by a calibrator fitted on the other folds, so no row is scored by a calibrator that saw it; the model serves one fitted on all of them.' : ''}
+        {multi}
+        {cost && cal.asked === 'auto' ? ` Here calibrating raised the log loss (${fx(cal.before.log_loss)} → ${fx(cal.after.log_loss)}): training with calibration "none" keeps the model's own probabilities.` : ''}
+      </p>
+    </>
   );
 }
 
@@ -661,6 +755,7 @@ function MulticlassEvidence({ v }: { v: TrainedVersion }) {
           </Card>
         ) : null}
       </div>
+      {ev.calibration ? <CalibrationCard v={v} /> : null}
     </>
   );
 }
@@ -695,12 +790,28 @@ function RegressionEvidence({ v }: { v: TrainedVersion }) {
   );
 }
 
+/** Rows shown before the disclosure: a search keeps up to 100. */
+const BOARD_TOP = 10;
+
+/**
+ * Every candidate cross-validated, best first: each family's defaults, a search's points (tagged
+ * "searched"), those successive halving or the budget stopped early (with the folds they were
+ * scored on) and an ensemble of the best (its members and weights). The top 10, the rest on request.
+ */
 function Leaderboard({ v, ctx }: { v: TrainedVersion; ctx: MetricContext }) {
   const board = v.metrics?.leaderboard ?? [];
+  const [all, setAll] = useState(false);
   if (!board.length) return null;
   const cols = v.task === 'regression' ? ['r2', 'rmse', 'mae'] : ['auroc', 'auprc', 'brier', 'log_loss'];
+  const search = v.evaluation?.search;
+  const total = v.metrics?.folds;
+  // Rows come best first: the chosen model is the first of its family (an ensemble's is its own row).
+  const chosenAt = board.findIndex((e) => e.family === v.family);
+  const shown = all ? board : board.slice(0, BOARD_TOP);
+  const partial = board.some((e) => e.folds !== undefined);
   return (
-    <Card title="Families tried">
+    <Card title={search || board.length > BOARD_TOP ? `Candidates tried (${board.length})` : 'Families tried'}>
+      {search ? <p data-testid="search-summary">{searchText(search)}</p> : null}
       <TableWrap label="Leaderboard of families">
         <table class="leaderboard">
           <thead>
@@ -716,13 +827,14 @@ function Leaderboard({ v, ctx }: { v: TrainedVersion; ctx: MetricContext }) {
             </tr>
           </thead>
           <tbody>
-            {board.map((e) => {
-              const chosen = e.family === v.family;
+            {shown.map((e, i) => {
+              const chosen = i === chosenAt;
               const params = e.params ?? (chosen ? v.hyperparameters : undefined);
               return (
-                <tr key={e.family}>
+                <tr key={i} data-family={e.family}>
                   <th scope="row">
-                    {e.family} {chosen ? <Badge kind="ok">chosen</Badge> : null}
+                    {e.family} {chosen ? <Badge kind="ok">chosen</Badge> : null} {e.searched ? <Badge kind="none">searched</Badge> : null}{' '}
+                    {e.folds !== undefined ? <Badge kind="none">{total ? `${e.folds}/${total} folds` : `${e.folds} fold${e.folds === 1 ? '' : 's'}`}</Badge> : null}
                   </th>
                   {cols.map((c) => (
                     <td class="num" key={c}>
@@ -730,15 +842,49 @@ function Leaderboard({ v, ctx }: { v: TrainedVersion; ctx: MetricContext }) {
                     </td>
                   ))}
                   <td class="num">{e.seconds < 1 ? `${Math.round(e.seconds * 1000)} ms` : `${e.seconds.toFixed(1)} s`}</td>
-                  <td class="params">{params ? <ParamsInline params={params} /> : <span class="muted">defaults (not recorded)</span>}</td>
+                  <td class="params">{e.family === 'ensemble' && params ? <EnsembleMembers params={params} /> : params ? <ParamsInline params={params} /> : <span class="muted">defaults (not recorded)</span>}</td>
                 </tr>
               );
             })}
           </tbody>
         </table>
       </TableWrap>
-      <p class="hint">Cross-validated on the same folds; the family with the best {metricLabel(mainMetric(v.task), ctx)} was chosen and refitted on every row.</p>
+      {board.length > BOARD_TOP ? (
+        <Button onClick={() => setAll(!all)} aria-expanded={all}>
+          {all ? `Show the top ${BOARD_TOP}` : `Show all ${board.length} rows`}
+        </Button>
+      ) : null}
+      <p class="hint">
+        Cross-validated on the same folds; the {board.some((e) => e.family === 'ensemble') ? 'candidate' : 'family'} with the best {metricLabel(mainMetric(v.task), ctx)} was chosen and refitted on every row.
+        {partial ? ' Rows with a fold count were stopped early (successive halving or the budget): their scores come from those folds only, so they are listed after the rows scored on every fold.' : ''}
+        {board.some((e) => e.family === 'ensemble') ? ' An ensemble averages its members\' predictions, each times its weight; members are named by family and trial number.' : ''}
+      </p>
     </Card>
+  );
+}
+
+/** "Searched for 14.6 s of a 15 s budget: gbdt 91 tried (10 on every fold), …". */
+function searchText(s: SearchSummary): string {
+  const families = Object.entries(s.trials)
+    .map(([f, t]) => `${f} ${t.started} tried (${t.complete} on every fold)`)
+    .join(', ');
+  const repeats = s.repeats > 1 ? ` Each complete trial was scored on ${s.repeats} repetitions of the cross-validation.` : '';
+  return `Searched for ${fx(s.seconds, 1)} s of a ${fmt(s.budget)} s budget: ${families}.${repeats}`;
+}
+
+/** An ensemble's members (`gbdt#3`) with their weights; its raw params when they do not pair up. */
+function EnsembleMembers({ params }: { params: Record<string, unknown> }) {
+  const members = typeof params['members'] === 'string' ? params['members'].split(',') : [];
+  const weights = Array.isArray(params['weights']) ? (params['weights'] as unknown[]) : [];
+  if (!members.length || members.length !== weights.length) return <ParamsInline params={params} />;
+  return (
+    <span class="params-inline">
+      {members.map((m, i) => (
+        <code key={i}>
+          {m.replace('#', ' #')} × {typeof weights[i] === 'number' ? fx(weights[i] as number, 2) : paramText(weights[i])}
+        </code>
+      ))}
+    </span>
   );
 }
 

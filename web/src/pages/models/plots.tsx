@@ -1,6 +1,6 @@
 /**
  * A version's figures: ROC and precision-recall curves (uPlot, values on hover in the legend), the
- * reliability plot, permutation importance bars, and for regression the predicted-versus-actual
+ * reliability plot (before and after calibration), permutation importance bars, and for regression the predicted-versus-actual
  * heat grid and residuals by decile. Every figure comes from out-of-fold predictions stored with
  * the version; each has a text alternative and, where the numbers matter, a table beside it.
  */
@@ -130,37 +130,44 @@ export function prIndex(pr: PrCurve, t: number): number | null {
   return pr.recall.length - 1;
 }
 
-/** Observed share of positives against the mean predicted probability per bin, with the diagonal. */
-export function ReliabilityChart(props: { bins: ReliabilityBin[]; label: string }) {
-  const { bins } = props;
-  const options = useMemo<ChartOptions>(
-    () => ({
+/**
+ * Observed share of positives against the mean predicted probability per bin, with the diagonal.
+ * With `before` (the uncalibrated model's bins) both curves are drawn: before in grey, dashed with
+ * hollow points, after in the main colour, labelled `afterLabel`.
+ */
+export function ReliabilityChart(props: { bins: ReliabilityBin[]; before?: ReliabilityBin[]; afterLabel?: string; label: string }) {
+  const { bins, before, afterLabel } = props;
+  // The two curves' bins have their own mean predictions: one sorted x axis holding both, each
+  // curve null at the other's points (drawn across the gaps), the diagonal from corner to corner.
+  const merged = useMemo(() => {
+    const curves = (before ? [bins, before] : [bins]).map((bs) => ({ x: bs.map((b) => b.meanPredicted), y: bs.map((b) => b.observed) }));
+    const m = mergeCurves(curves);
+    return { xs: [0, ...m.xs, 1], ys: m.ys.map((y) => [null, ...y, null]), src: m.src.map((s) => [-1, ...s, -1]) };
+  }, [bins, before]);
+  const options = useMemo<ChartOptions>(() => {
+    const value = (c: number, of: ReliabilityBin[]) => (_u: uPlot, v: number | null, _s: number, k: number | null) => {
+      if (v === null || v === undefined || k === null) return '–';
+      const b = of[merged.src[c]![k] ?? -1];
+      return b ? `${pct(v)} of ${b.count} rows (bin ${fmt(b.lower, 1)}–${fmt(b.upper, 1)})` : pct(v);
+    };
+    return {
       scales: { x: unit, y: { range: [0, 1] } },
       axes: [axis('Mean predicted probability'), axis('Observed share')],
       cursor: { points: { size: 8 } },
       series: [
         { label: 'Predicted', value: (_u, v) => rate(v) },
         { label: 'Perfect calibration', stroke: GREY, width: 1, dash: [5, 5], points: { show: false }, value: (_u: uPlot, v: number | null) => rate(v) },
-        {
-          label: 'Observed',
-          stroke: COLORS[0]!,
-          width: 2,
-          spanGaps: true,
-          points: { show: true, size: 8, fill: COLORS[0]! },
-          value: (_u: uPlot, v: number | null, _s: number, k: number | null) => {
-            if (v === null || v === undefined || k === null) return '–';
-            const b = bins[k - 1];
-            return b ? `${pct(v)} of ${b.count} rows (bin ${fmt(b.lower, 1)}–${fmt(b.upper, 1)})` : pct(v);
-          },
-        },
+        ...(before
+          ? [{ label: 'Before calibration', stroke: GREY, width: 1.5, dash: [2, 3], spanGaps: true, points: { show: true, size: 7, fill: '#ffffff', stroke: GREY, width: 1.5 }, value: value(1, before) }]
+          : []),
+        { label: before ? (afterLabel ?? 'After calibration') : 'Observed', stroke: COLORS[0]!, width: 2, spanGaps: true, points: { show: true, size: 8, fill: COLORS[0]! }, value: value(0, bins) },
       ],
-    }),
-    [bins],
+    };
+  }, [bins, before, afterLabel, merged]);
+  const data = useMemo<uPlot.AlignedData>(
+    () => [merged.xs, merged.xs, ...(merged.ys.length > 1 ? [merged.ys[1]!] : []), merged.ys[0]!] as uPlot.AlignedData,
+    [merged],
   );
-  const data = useMemo<uPlot.AlignedData>(() => {
-    const xs = [0, ...bins.map((b) => b.meanPredicted), 1];
-    return [xs, xs, [null, ...bins.map((b) => b.observed), null]] as uPlot.AlignedData;
-  }, [bins]);
   return <Chart options={options} data={data} label={props.label} height={300} />;
 }
 

@@ -73,6 +73,42 @@ export interface PerClass {
   auroc: number | null;
 }
 
+export type CalibrationMethod = 'none' | 'platt' | 'isotonic';
+
+/** Pooled calibration of out-of-fold probabilities (multiclass: slope and intercept macro-averaged over one-vs-rest). */
+export interface CalibrationSummary {
+  log_loss: number | null;
+  brier: number | null;
+  calibration_slope: number | null;
+  calibration_intercept: number | null;
+}
+
+/** A classifier's post-hoc calibration: the method kept, how it was chosen, before and after (src/automl/calibrate.ts). */
+export interface Calibration {
+  asked: 'auto' | CalibrationMethod;
+  method: CalibrationMethod;
+  /** Each method tried with its cross-fitted log loss; `error` when it could not be fitted. */
+  candidates: { method: CalibrationMethod; log_loss?: number | null; error?: string }[];
+  /** The uncalibrated out-of-fold probabilities. */
+  before: CalibrationSummary;
+  /** The calibrated ones, cross-fitted (each fold's calibrator fitted on the other folds); equal to `before` for `none`. */
+  after: CalibrationSummary;
+  /** Binary, on enough rows: the reliability bins before and after. */
+  reliability?: { before: ReliabilityBin[]; after: ReliabilityBin[] };
+}
+
+/** What a budgeted hyperparameter search tried (src/automl/search-run.ts). */
+export interface SearchSummary {
+  /** Seconds asked for. */
+  budget: number;
+  /** Seconds the choice took (defaults, search and ensemble; not the final fit). */
+  seconds: number;
+  /** Trials started, and those scored on every fold, by family. */
+  trials: Record<string, { started: number; complete: number }>;
+  /** Repetitions of the k-fold cross-validation each complete trial was scored on. */
+  repeats: number;
+}
+
 /** The evaluation report on the chosen family's pooled out-of-fold predictions. */
 export interface Evaluation {
   metrics: Record<string, number | null>;
@@ -84,15 +120,28 @@ export interface Evaluation {
   perClass?: PerClass[];
   averages?: Record<string, Record<string, number | null>>;
   importance?: Importance;
+  /** The reliability bins of the model as served (calibrated when `calibration.method` is not `none`). */
   reliability?: ReliabilityBin[];
   regression?: RegressionPlot[];
+  /** Classifiers trained since calibration was added; absent on older versions. */
+  calibration?: Calibration;
+  /** When the model came from a budgeted search. */
+  search?: SearchSummary;
 }
 
+/**
+ * A row of the leaderboard. `family` may be `ensemble`, whose params are `members` (`gbdt#3,logistic#0`:
+ * family and trial number) and `weights` (one per member, in the same order).
+ */
 export interface LeaderboardEntry {
   family: string;
   metrics: Record<string, MetricSummary>;
   seconds: number;
   params?: Record<string, unknown>;
+  /** A point of the family's search space rather than its defaults. */
+  searched?: boolean;
+  /** Folds scored when successive halving or the budget stopped it before all (absent: every fold). */
+  folds?: number;
 }
 
 export interface Lineage {
@@ -121,6 +170,8 @@ export interface TrainedVersion extends VersionSummary {
   hyperparameters: Record<string, unknown>;
   metrics: {
     cv: Record<string, MetricSummary>;
+    /** Folds of the cross-validation (all repetitions). */
+    folds?: number;
     nested?: { folds: number; metrics: Record<string, MetricSummary>; chosen: string[] };
     test?: { rows: number; metrics: Record<string, number | null> };
     leaderboard?: LeaderboardEntry[];
