@@ -298,9 +298,14 @@ describe('medfit serve, end to end', () => {
     const job = await call('/v1/jobs', { json: { dataset: datasetId, target: 'outcome', name: 'x' } });
     expect(job.status).toBe(422);
     expect(job.body['errors'][0]).toMatchObject({ pointer: '/target' });
-    const budget = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', budget: 'soon' } });
+    const budget = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', budget: 'soon', calibrate: 'magic' } });
     expect(budget.status).toBe(422);
     expect(JSON.stringify(budget.body)).toContain('/budget');
+    expect(JSON.stringify(budget.body)).toContain('must be one of auto, none, platt, isotonic');
+    // More search than the server allows (nested: the budget once and again in each outer fold).
+    const long = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', budget: '20m', nested: true, cv: 3 } });
+    expect(long.status).toBe(422);
+    expect(JSON.stringify(long.body)).toContain('MEDFIT_MAX_BUDGET_SECONDS');
     const schema = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', cv: 'five' } });
     expect(schema.status).toBe(400);
     expect(schema.body['errors'][0]).toMatchObject({ pointer: '/cv' });

@@ -18,7 +18,7 @@ export const CONFIG_VARIABLES = [
   'MEDFIT_DATABASE_URL', 'MEDFIT_DATABASE_SCHEMA', 'MEDFIT_DATABASE_POOL', 'MEDFIT_DATABASE_STATEMENT_TIMEOUT_MS',
   'MEDFIT_REDIS_URL', 'MEDFIT_REDIS_PREFIX', 'MEDFIT_JOB_STALL_SECONDS', 'MEDFIT_JOB_MAX_STALLS',
   'MEDFIT_STORAGE_URL', 'MEDFIT_CACHE_MB', 'MEDFIT_S3_ENDPOINT', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
-  'MEDFIT_MAX_UPLOAD_MB', 'MEDFIT_MAX_BODY_MB', 'MEDFIT_TRAIN_CONCURRENCY', 'MEDFIT_MODEL_CACHE',
+  'MEDFIT_MAX_UPLOAD_MB', 'MEDFIT_MAX_BODY_MB', 'MEDFIT_TRAIN_CONCURRENCY', 'MEDFIT_MAX_BUDGET_SECONDS', 'MEDFIT_MODEL_CACHE',
   'MEDFIT_ADMIN_KEY', 'MEDFIT_MANIFEST_KEY', 'MEDFIT_DEID_KEY', 'MEDFIT_UPLOAD_CHECK_SECONDS', 'MEDFIT_UPLOAD_CHECK_MB',
   'MEDFIT_MQTT_URL', 'MEDFIT_MQTT_MODEL', 'MEDFIT_MQTT_USERNAME', 'MEDFIT_MQTT_PASSWORD',
   'MEDFIT_PUBLIC_URL', 'MEDFIT_CDS_FHIR_SERVERS', 'MEDFIT_DEBUG',
@@ -61,6 +61,12 @@ export interface ServerConfig {
   maxBodyBytes: number;
   /** Training jobs run at once. */
   concurrency: number;
+  /**
+   * The most seconds of search a job may ask for (`MEDFIT_MAX_BUDGET_SECONDS`, default 3600),
+   * counted as nested cross-validation spends it (k + 1 times `budget`): one key cannot hold a
+   * shared server's workers for a day.
+   */
+  maxBudgetSeconds: number;
   /** ONNX Runtime sessions kept loaded. */
   modelCacheSize: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
@@ -136,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
     maxUploadBytes: int('MEDFIT_MAX_UPLOAD_MB', env['MEDFIT_MAX_UPLOAD_MB'], 100, 1, 100_000) * 1024 * 1024,
     maxBodyBytes: int('MEDFIT_MAX_BODY_MB', env['MEDFIT_MAX_BODY_MB'], 10, 1, 1024) * 1024 * 1024,
     concurrency: int('MEDFIT_TRAIN_CONCURRENCY', env['MEDFIT_TRAIN_CONCURRENCY'], 1, 1, 64),
+    maxBudgetSeconds: int('MEDFIT_MAX_BUDGET_SECONDS', env['MEDFIT_MAX_BUDGET_SECONDS'], 3600, 1, 86_400 * 21),
     modelCacheSize: int('MEDFIT_MODEL_CACHE', env['MEDFIT_MODEL_CACHE'], 16, 1, 10_000),
     logLevel: level as ServerConfig['logLevel'],
     deidKey: deid.key,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Errors, MedfitError } from '../core/index.js';
-import { parseBudget } from '../automl/index.js';
+import { CALIBRATE_OPTIONS, parseBudget } from '../automl/index.js';
 import { FAMILIES, SEQUENCE_FAMILIES, type ModelFamily } from '../models/index.js';
 import { SEQUENCE_LIMITS, defaultColumn, lengthSteps, noDefaultColumn, readFilter, readLength } from '../sequence/index.js';
 import type { TrainJobSpec } from '../jobs/index.js';
@@ -40,7 +40,7 @@ const jobBody = {
       description:
         'table jobs: seconds (or a duration such as "60s", "5m") for a hyperparameter search by successive halving on the folds, and an ensemble of the best when it scores better; absent: each family with its defaults',
     },
-    calibrate: { type: 'string', enum: ['auto', 'none', 'platt', 'isotonic'], description: 'table classification jobs: post-hoc calibration fitted on out-of-fold predictions (default auto: chosen by cross-fitted log loss)' },
+    calibrate: { type: 'string', maxLength: 32, description: 'table classification jobs: post-hoc calibration fitted on out-of-fold predictions (default auto: chosen by cross-fitted log loss)' },
     params: {
       type: 'object',
       description: 'hyperparameters by family, e.g. {"gbdt": {"trees": 300}}',
@@ -203,7 +203,21 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     }
     if (body['budget'] !== undefined) {
       const b = parseBudget(body['budget']);
+      // Nested cross-validation searches once more inside each outer fold: k + 1 budgets in all.
+      const spent = typeof b === 'number' ? b * (body.nested ? ((body['cv'] as number | undefined) ?? 5) + 1 : 1) : 0;
       if (typeof b === 'string') problems.push({ pointer: '/budget', message: `expected ${b}` });
+      else if (spent > s.config.maxBudgetSeconds) {
+        problems.push({
+          pointer: '/budget',
+          message: `${spent} seconds of search${body.nested ? ' (the budget once, then once in each outer fold of nested cross-validation)' : ''} is more than this server allows (${s.config.maxBudgetSeconds}, MEDFIT_MAX_BUDGET_SECONDS)`,
+        });
+      }
+    }
+    // Checked here rather than by the schema's enum, so the message lists what is accepted.
+    if (body['calibrate'] !== undefined && !(CALIBRATE_OPTIONS as readonly unknown[]).includes(body['calibrate'])) {
+      problems.push({ pointer: '/calibrate', message: `must be one of ${CALIBRATE_OPTIONS.join(', ')}` });
+    } else if (body['calibrate'] !== undefined && body['calibrate'] !== 'none' && body['calibrate'] !== 'auto' && body['task'] === 'regression') {
+      problems.push({ pointer: '/calibrate', message: 'calibration is for classifiers\' probabilities, and the task is regression' });
     }
     if (body.group !== undefined && !columns.has(body.group)) problems.push({ pointer: '/group', message: `dataset "${dataset.name}" has no column "${body.group}"` });
     for (const [i, c] of (body.ignore ?? []).entries()) if (!columns.has(c)) problems.push({ pointer: `/ignore/${i}`, message: `dataset "${dataset.name}" has no column "${c}"` });

@@ -115,6 +115,6 @@ describe('calibration', () => {
     expect(r.calibration!.method).toBe('none');
     expect(r.calibration!.after).toEqual(r.calibration!.before);
     expect(r.model.toState().calibration).toBeUndefined();
-    await expect(trainTable(t, { target: 'a', model: 'linear', calibrate: 'platt', cv: 3 })).rejects.toThrow(/calibration is for classifiers/);
+    await expect(trainTable(t, { target: 'a', model: 'linear', calibrate: 'platt', cv: 3 })).rejects.toThrow(/calibration \(platt\) is for classifiers/);
   });
 });

@@ -29,6 +29,7 @@ import {
   type CalibratorOptions,
   type ReliabilityBin,
 } from '../eval/index.js';
+import { concatArrays, takeTargets } from './cv.js';
 
 /** What `--calibrate` takes. */
 export const CALIBRATE_OPTIONS = ['auto', 'none', 'platt', 'isotonic'] as const;
@@ -66,8 +67,9 @@ export interface CalibrationChoice {
 
 /**
  * Cross-fits each method on `oofs` (one `rows × nClasses` out-of-fold array per CV repetition,
- * each from the partition `partitions[r]`) and keeps the one `option` asks for (`auto`: lowest
- * log loss, `none` included).
+ * each from the partition `partitions[r]`) and keeps the one `option` asks for (`auto`: the
+ * method with the lower log loss; `none` is scored for comparison, and kept only when neither
+ * method can be fitted).
  * @throws MedfitError MEDFIT_ERR_BAD_DATA when an explicitly asked method cannot be fitted (a class
  *   absent from the rows a fold's calibrator is fitted on).
  */
@@ -96,8 +98,8 @@ export function chooseCalibration(oofs: Float64Array[], y: Float64Array, nClasse
   // No method could be fitted (a class too rare for some fold's calibrator): uncalibrated, said so.
   best ??= tried.find((t) => t.method === 'none');
   if (best?.calibrated === undefined) throw Errors.badData('calibration', tried.find((t) => t.error)?.error ?? 'no method could be fitted');
-  const all = concat(oofs);
-  const labels = concat(oofs.map(() => y));
+  const all = concatArrays(oofs);
+  const labels = concatArrays(oofs.map(() => y));
   const calibrator = best.method === 'none' ? undefined : ProbabilityCalibrator.fit(all, labels, nClasses, options(best.method));
   const before = summary(y, oofs[0]!, nClasses);
   const after = best.method === 'none' ? before : summary(y, best.calibrated[0]!, nClasses);
@@ -123,17 +125,10 @@ function options(method: CalibrationMethod): CalibratorOptions {
 function crossFit(oof: Float64Array, y: Float64Array, nClasses: number, folds: Fold[], method: CalibrationMethod): Float64Array {
   const out = new Float64Array(oof.length);
   for (const fold of folds) {
-    const fitted = ProbabilityCalibrator.fit(rowsOf(oof, fold.train, nClasses), rowsOf(y, fold.train, 1), nClasses, options(method));
-    const applied = fitted.apply(rowsOf(oof, fold.test, nClasses));
+    const fitted = ProbabilityCalibrator.fit(takeTargets(oof, fold.train, nClasses), takeTargets(y, fold.train, 1), nClasses, options(method));
+    const applied = fitted.apply(takeTargets(oof, fold.test, nClasses));
     for (let i = 0; i < fold.test.length; i++) out.set(applied.subarray(i * nClasses, (i + 1) * nClasses), fold.test[i]! * nClasses);
   }
-  return out;
-}
-
-/** Rows `idx` of a row-major array `width` wide. */
-function rowsOf(a: Float64Array, idx: Int32Array, width: number): Float64Array {
-  const out = new Float64Array(idx.length * width);
-  for (let k = 0; k < idx.length; k++) out.set(a.subarray(idx[k]! * width, (idx[k]! + 1) * width), k * width);
   return out;
 }
 
@@ -158,17 +153,6 @@ function bins(y: Float64Array, p: Float64Array): ReliabilityBin[] {
   const pos = new Float64Array(y.length);
   for (let i = 0; i < y.length; i++) pos[i] = p[i * 2 + 1]!;
   return reliabilityBins(y, pos, RELIABILITY_BINS, RELIABILITY_MIN_BIN_ROWS);
-}
-
-function concat(parts: Float64Array[]): Float64Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function mean(v: number[]): number {

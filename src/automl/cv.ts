@@ -294,7 +294,19 @@ export function column(a: Float64Array, width: number, j: number): Float64Array 
   return out;
 }
 
-/** Rows `idx` of targets held `width` per row. */
+/** The arrays one after the other (the array itself when there is one). */
+export function concatArrays(parts: Float64Array[]): Float64Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Rows `idx` of targets (or predictions) held `width` per row. */
 export function takeTargets(y: Float64Array, idx: Int32Array, width: number): Float64Array {
   if (width === 1) return take(y, idx);
   const out = new Float64Array(idx.length * width);

@@ -318,7 +318,7 @@ describe('loadModel refuses tampered states', () => {
     const cal = calibrate(models['b:gbdt']!, binary, 'platt').calibrator.toJSON();
     manifestError(() => loadModel({ ...models['r:linear']!.toState(), calibration: cal }), /calibration: a regression model cannot be calibrated/);
     manifestError(() => loadModel({ ...models['m:logistic']!.toState(), calibration: cal }), /calibrator is for 2 classes, the model has 3/);
-    manifestError(() => loadModel({ ...models['b:gbdt']!.toState(), calibration: { ...cal, method: 'magic' } }), /unknown calibration method/);
+    manifestError(() => loadModel({ ...models['b:gbdt']!.toState(), calibration: { ...cal, method: 'magic' } }), /method is not one of/);
     manifestError(() => loadModel({ ...models['b:gbdt']!.toState(), family: 'xgboost' as never }), /unknown model family/);
   });
 });
@@ -363,6 +363,34 @@ describe('explanations of ensembles and calibrated models', () => {
     sums(ee).forEach((s, r) => expect(s).toBeCloseTo(clip(pe[r * 2 + 1]!) - clip(pe[r * 2]!), 9));
     expect(explainCost(e, 4)).toBeGreaterThan(0);
     expect(() => explain(e, x)).toThrow(/reference row/);
+  });
+
+  it('Platt scaling on the logit of a binary gbdt or logistic model keeps its exact method, scaled', () => {
+    const x = slice(binary.x, 0, 6);
+    const half = Math.floor(binary.rows / 2);
+    for (const name of ['b:gbdt', 'b:logistic'] as const) {
+      const base = models[name]!;
+      const cal = ProbabilityCalibrator.fit(base.predict(slice(binary.x, half, binary.rows)), binary.y.slice(half), 2, { method: 'platt', input: 'logit', plattTargets: 'labels' });
+      const c = new CalibratedModel(base, cal);
+      const options = { reference: mean(binary) };
+      const ec = explain(c, x, options);
+      const eb = explain(base, x, options);
+      expect(ec.method).toBe(eb.method);
+      expect(ec.method).not.toBe('sampling-shapley');
+      const { a } = cal.toJSON().calibrators[0] as { a: number };
+      ec.contributions.forEach((v, i) => expect(v).toBeCloseTo(a * eb.contributions[i]!, 12));
+      // Exact: base plus contributions are the calibrated probability's log-odds (where a
+      // probability is not so near 0 or 1 that it cannot carry them).
+      const p = c.predict(x);
+      let checked = 0;
+      sums(ec).forEach((s, r) => {
+        if (Math.min(p[r * 2]!, p[r * 2 + 1]!) < 1e-6) return;
+        expect(s).toBeCloseTo(clip(p[r * 2 + 1]!) - clip(p[r * 2]!), 8);
+        checked++;
+      });
+      expect(checked).toBeGreaterThan(0);
+      expect(explainCost(c, 6)).toBe(explainCost(base, 6));
+    }
   });
 
   it('multiclass (log-probabilities) and regression (values), with grouped players', () => {

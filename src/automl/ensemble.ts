@@ -190,7 +190,7 @@ export function loadEnsemble(state: ModelState): EnsembleModel {
   if (state.calibration !== undefined) throw bad('an ensemble state carries no calibration itself (load it through loadModel)');
   const w = state.weights as Partial<EnsembleWeights> | null;
   if (w === null || typeof w !== 'object') throw bad('weights must be an object');
-  if (w.format !== ENSEMBLE_FORMAT) throw bad(`weights format ${String(w.format)} is not supported (expected ${ENSEMBLE_FORMAT})`);
+  if (w.format !== ENSEMBLE_FORMAT) throw bad(`its weights' format is not supported (expected ${ENSEMBLE_FORMAT})`);
   if (!Array.isArray(w.members) || !Array.isArray(w.weights)) throw bad('weights must hold the arrays members and weights');
   if (w.members.length < 1) throw bad('an ensemble needs at least one member');
   if (w.members.length > MAX_ENSEMBLE_MEMBERS) throw bad(`an ensemble has at most ${MAX_ENSEMBLE_MEMBERS} members, this one ${w.members.length}`);

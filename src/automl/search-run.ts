@@ -13,7 +13,7 @@ import { Errors, higherIsBetter, type Matrix, type MetricName, type ProgressFn }
 import { LOG_LOSS_EPS } from '../eval/index.js';
 import { fitPipeline, transformTable, type FittedPipeline, type Fold } from '../data/index.js';
 import type { Family, ModelFamily, TrainedModel } from '../models/index.js';
-import { scoreOutputs, summarize, take64, takeTargets, trainFamily, type CandidateResult, type Config, type Context, type PerOutputMetrics } from './cv.js';
+import { concatArrays, scoreOutputs, summarize, take64, takeTargets, trainFamily, type CandidateResult, type Config, type Context, type PerOutputMetrics } from './cv.js';
 import { ensembleSelect } from './ensemble.js';
 import type { FoldFit } from './importance.js';
 import { BRACKET_SIZE, maxBrackets, rungFolds, sampleConfigs, SMALL_BRACKET_SIZE, survivors } from './search.js';
@@ -21,8 +21,11 @@ import { BRACKET_SIZE, maxBrackets, rungFolds, sampleConfigs, SMALL_BRACKET_SIZE
 /** Complete trials per family whose out-of-fold predictions (and fold fits) are kept as ensemble members. */
 export const KEEP_PER_FAMILY = 3;
 
-/** Rounds of Caruana's greedy selection: enough for weights in steps of 1/25, few enough not to fit the folds' noise. */
-export const ENSEMBLE_ROUNDS = 25;
+/** Trials listed for the leaderboard at most (the result keeps the best 100; a long search tries thousands). */
+export const TRIALS_LISTED = 200;
+
+/** Below this share of the budget for a whole bracket on every fold, a family skips halving. */
+export const CHEAP_BRACKET_SHARE = 0.02;
 
 /**
  * The folds every trial is scored on: `reps` repetitions of a `k`-fold partition, repetition r
@@ -65,6 +68,8 @@ export interface SearchSummary {
   trials: Record<string, { started: number; complete: number }>;
   /** Repetitions of the k-fold cross-validation every complete trial was scored on. */
   repeats: number;
+  /** Why it ended: the budget was spent, or every family had run all the brackets it may (small tables, linear models). */
+  ended: 'budget' | 'space';
 }
 
 /** How a choice is made. */
@@ -80,8 +85,11 @@ export interface ChooseOptions {
   fixed: Map<Family, Set<string>>;
   small: boolean;
   selection: MetricName;
-  /** Reports a trial scored on every fold (the live leaderboard); not for nested inner choices. */
-  onTrial?: (c: CandidateResult) => void;
+  /**
+   * Reports a trial scored on every fold that is its family's best so far (the live leaderboard
+   * keeps one row per family), with the run's progress then; not for nested inner choices.
+   */
+  onTrial?: (c: CandidateResult, fraction: number) => void;
   progress: ProgressFn;
   /** Stage prefix (nested CV's outer fold). */
   prefix: string;
@@ -95,6 +103,8 @@ export interface Chosen {
   trials: Trial[];
   /** The best single trial (the ensemble's best member, or the choice itself). */
   bestSingle: Trial;
+  /** The ensemble that was built, chosen or not (it competes on the leaderboard either way). */
+  ensemble?: Extract<Choice, { kind: 'ensemble' }>;
   search?: SearchSummary;
 }
 
@@ -211,9 +221,19 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
   const started = performance.now();
   const budgetMs = o.budget !== undefined ? o.budget * 1000 : undefined;
   const elapsed = () => performance.now() - started;
+  // The last fraction reported, for the live leaderboard's events (which must not move it back).
+  let lastFraction = 0;
+  const progress: ProgressFn = (p) => {
+    if (p.fraction !== undefined) lastFraction = p.fraction;
+    o.progress(p);
+  };
   const fraction = (done: number, all: number) => (budgetMs !== undefined ? Math.min(0.95, elapsed() / budgetMs) : done / all);
   const trials: Trial[] = [];
-  const complete: Trial[] = [];
+  // Bounded however long the budget: the best KEEP_PER_FAMILY complete trials of each family (their
+  // predictions and fits), a count of the rest, and the TRIALS_LISTED best rows for the leaderboard.
+  const kept = new Map<Family, Trial[]>();
+  const completed = new Map<Family, number>();
+  let best: Trial | undefined;
   // The defaults, on every fold, whatever the budget: the search can only add to them.
   const defaults = o.candidates.map((fam) => runner.newTrial(fam, { params: runner.ctx.params.get(fam.name)!, tune: true }, 'default'));
   let done = 0;
@@ -221,15 +241,16 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
     trials.push(trial);
     for (let f = 0; f < total; f++) {
       const stage = `${o.prefix}${trial.fam.name} fold ${f + 1}/${total}`;
-      await runner.step(trial, (p) => o.progress({ ...p, stage, fraction: fraction(done + (p.fraction ?? 0), defaults.length * total) }));
+      await runner.step(trial, (p) => progress({ ...p, stage, fraction: fraction(done + (p.fraction ?? 0), defaults.length * total) }));
       done++;
-      o.progress({ stage, fraction: fraction(done, defaults.length * total) });
+      progress({ stage, fraction: fraction(done, defaults.length * total) });
     }
     finish(trial);
   }
 
   /** Searched trials started, by family. */
   const counts: Record<string, number> = {};
+  let ended: SearchSummary['ended'] = 'budget';
   if (budgetMs !== undefined) {
     // The search, until the budget is spent: the family that has had the least time runs its next
     // bracket, so a slow family cannot starve a fast one nor the other way round.
@@ -254,7 +275,10 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
     try {
       for (;;) {
         const open = searchable.filter((f) => (brackets.get(f.name) ?? 0) < maxBrackets(f, o.small));
-        if (open.length === 0) break;
+        if (open.length === 0) {
+          ended = 'space';
+          break;
+        }
         const fam = open.reduce((a, b) => (spent.get(b.name)! < spent.get(a.name)! ? b : a));
         // A fold of this family would end after the deadline: nothing more fits.
         if (performance.now() + perFold.get(fam.name)! * 1000 > deadline) break;
@@ -274,7 +298,10 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
         let alive = configsRun;
         counts[fam.name] = (counts[fam.name] ?? 0) + configsRun.length;
         let stopped = false;
-        for (const [r, upto] of rungs.entries()) {
+        // A family whose whole bracket on every fold costs under 2% of the budget (a linear model)
+        // is scored on every fold at once: halving would only add the noise of one fold's score.
+        const schedule = perFold.get(fam.name)! * size * total < CHEAP_BRACKET_SHARE * o.budget! ? [total] : rungs;
+        for (const [r, upto] of schedule.entries()) {
           for (const t of alive) {
             while (t.perFold.length < upto) {
               if (performance.now() + perFold.get(fam.name)! * 1000 > deadline) {
@@ -282,17 +309,17 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
                 break;
               }
               const stage = `${o.prefix}search: ${fam.name} #${t.id} fold ${t.perFold.length + 1}/${total}`;
-              const ok = await runner.step(t, (p) => o.progress({ ...p, stage, fraction: fraction(0, 1) }), searchSignal);
+              const ok = await runner.step(t, (p) => progress({ ...p, stage, fraction: fraction(0, 1) }), searchSignal);
               if (!ok) {
                 stopped = true;
                 break;
               }
-              o.progress({ stage, fraction: fraction(0, 1) });
+              progress({ stage, fraction: fraction(0, 1) });
             }
             if (stopped) break;
           }
           if (stopped) break;
-          if (r === rungs.length - 1) {
+          if (r === schedule.length - 1) {
             for (const t of alive) finish(t);
             break;
           }
@@ -304,12 +331,16 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
         }
         const secs = (performance.now() - before) / 1000;
         spent.set(fam.name, spent.get(fam.name)! + secs);
+        // The defaults' folds seeded the estimate; their tuning grid makes them slower than any
+        // searched point, so from the first bracket on only searched points count.
+        if (b === 0) fitted.set(fam.name, { seconds: 0, folds: 0 });
         const f = fitted.get(fam.name)!;
         for (const t of configsRun) {
           f.seconds += t.seconds;
           f.folds += t.perFold.length;
         }
-        perFold.set(fam.name, f.seconds / f.folds);
+        if (f.folds > 0) perFold.set(fam.name, f.seconds / f.folds);
+        prune();
         if (stopped) {
           for (const t of alive) if (t.perFold.length < total) drop(t);
           break;
@@ -320,16 +351,17 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
     }
   }
 
-  const bestSingle = complete.reduce((a, b) => (runner.score(b, o.selection) > runner.score(a, o.selection) ? b : a));
+  const bestSingle = best!;
   let choice: Choice = { kind: 'single', trial: bestSingle };
-  const pool = complete.filter((t) => t.oofs.length === plan.reps);
+  const pool = [...kept.values()].flat().filter((t) => t.oofs.length === plan.reps);
+  let ensemble: Extract<Choice, { kind: 'ensemble' }> | undefined;
   if (o.ensemble && pool.length >= 2) {
-    const ens = crossFitEnsemble(runner, pool, o.selection);
-    if (o.forceEnsemble || runner.score(ens.trial, o.selection) > runner.score(bestSingle, o.selection)) choice = ens;
+    ensemble = crossFitEnsemble(runner, pool, o.selection);
+    if (o.forceEnsemble || runner.score(ensemble.trial, o.selection) > runner.score(bestSingle, o.selection)) choice = ensemble;
   } else if (o.forceEnsemble) {
-    throw Errors.usage('--model ensemble needs at least two candidate models: leave --model at auto with --budget, or use a task more than one family can learn');
+    throw Errors.usage('an ensemble needs at least two candidate models, and only one could be scored on every fold');
   }
-  o.progress({ stage: `${o.prefix}chosen`, fraction: budgetMs !== undefined ? 0.95 : 1 });
+  progress({ stage: `${o.prefix}chosen`, fraction: budgetMs !== undefined ? 0.95 : 1 });
   const search: SearchSummary | undefined =
     o.budget !== undefined
       ? {
@@ -340,24 +372,44 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
               f.name,
               {
                 started: (counts[f.name] ?? 0) + 1,
-                complete: complete.filter((t) => t.fam.name === f.name).length,
+                complete: completed.get(f.name) ?? 0,
               },
             ]),
           ),
           repeats: plan.reps,
+          ended,
         }
       : undefined;
-  return { choice, trials, bestSingle, ...(search ? { search } : {}) };
+  return { choice, trials, bestSingle, ...(ensemble ? { ensemble } : {}), ...(search ? { search } : {}) };
 
   /** A trial scored on every fold: reported, and kept if among its family's best. */
   function finish(trial: Trial): void {
-    complete.push(trial);
-    o.onTrial?.(runner.result(trial));
-    const mine = complete.filter((t) => t.fam.name === trial.fam.name && t.oofs.length > 0);
+    const name = trial.fam.name;
+    completed.set(name, (completed.get(name) ?? 0) + 1);
+    if (!best || runner.score(trial, o.selection) > runner.score(best, o.selection)) best = trial;
+    const mine = kept.get(name) ?? [];
+    if (mine.every((t) => runner.score(trial, o.selection) > runner.score(t, o.selection))) o.onTrial?.(runner.result(trial), lastFraction);
+    mine.push(trial);
     if (mine.length > KEEP_PER_FAMILY) {
       const worst = mine.reduce((a, b) => (runner.score(b, o.selection) < runner.score(a, o.selection) ? b : a));
       drop(worst);
+      mine.splice(mine.indexOf(worst), 1);
     }
+    kept.set(name, mine);
+  }
+
+  /**
+   * Forgets all but the TRIALS_LISTED best trials (every fold first, then by score), the defaults
+   * and the kept ones: what the leaderboard would show is unchanged, and memory stays bounded.
+   */
+  function prune(): void {
+    if (trials.length <= 2 * TRIALS_LISTED) return;
+    const keep = new Set([...defaults, ...[...kept.values()].flat()]);
+    const ranked = trials
+      .filter((t) => !keep.has(t))
+      .sort((a, b) => Number(b.perFold.length === total) - Number(a.perFold.length === total) || runner.score(b, o.selection) - runner.score(a, o.selection));
+    const listed = new Set([...keep, ...ranked.slice(0, TRIALS_LISTED)]);
+    trials.splice(0, trials.length, ...trials.filter((t) => listed.has(t)));
   }
 }
 
@@ -383,11 +435,11 @@ export function crossFitEnsemble(runner: TrialRunner, pool: Trial[], _selection:
     for (let k = 0; k < plan.k; k++) {
       const fold = plan.folds[r * plan.k + k]!;
       const { weights } = ensembleSelect(
-        pool.map((t) => rowsOf(t.oofs[r]!, fold.train, width)),
+        pool.map((t) => takeTargets(t.oofs[r]!, fold.train, width)),
         objective(takeTargets(y, fold.train, ctx.nOutputs)),
-        { rounds: ENSEMBLE_ROUNDS, width },
+        { width },
       );
-      const pred = blend(pool.map((t) => rowsOf(t.oofs[r]!, fold.test, width)), weights);
+      const pred = blend(pool.map((t) => takeTargets(t.oofs[r]!, fold.test, width)), weights);
       for (let i = 0; i < fold.test.length; i++) oof.set(pred.subarray(i * width, (i + 1) * width), fold.test[i]! * width);
       const scored = scoreOutputs(ctx, takeTargets(y, fold.test, ctx.nOutputs), pred);
       trial.perFold[r * plan.k + k] = scored.metrics;
@@ -396,8 +448,8 @@ export function crossFitEnsemble(runner: TrialRunner, pool: Trial[], _selection:
     trial.oofs.push(oof);
   }
   // The final weights, on every out-of-fold row of every repetition.
-  const all = (t: Trial) => concat(t.oofs);
-  const { weights } = ensembleSelect(pool.map(all), objective(concat(trial.oofs.map(() => y))), { rounds: ENSEMBLE_ROUNDS, width });
+  const all = (t: Trial) => concatArrays(t.oofs);
+  const { weights } = ensembleSelect(pool.map(all), objective(concatArrays(trial.oofs.map(() => y))), { width });
   trial.seconds = pool.reduce((a, t) => a + t.seconds, 0);
   // Fold fits of the ensemble (for importance): each fold's members with that fold's weights would
   // need the per-fold weights; the final weights on each fold's members are close enough for a
@@ -431,19 +483,3 @@ export function blend(preds: Float64Array[], weights: number[]): Float64Array {
   }
   return out;
 }
-
-function rowsOf(a: Float64Array, idx: Int32Array, width: number): Float64Array {
-  return takeTargets(a, idx, width);
-}
-
-function concat(parts: Float64Array[]): Float64Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-

@@ -84,8 +84,13 @@ describe('successive halving and budgets', () => {
     expect(parseBudget('1m30s')).toBe(90);
     expect(parseBudget('1h')).toBe(3600);
     expect(parseBudget('1.5m')).toBe(90);
-    for (const bad of ['', 'soon', '-5s', '0s', '0.5', '25h', '30s1m', '1m 2', '1e3', 'Infinity', NaN, -1, 86401, true, null, {}]) {
+    expect(parseBudget(' 1h 30m 10s ')).toBe(5410);
+    for (const bad of ['', 'soon', '-5s', '0s', '0.5', '25h', '30s1m', '5s5s', '1m 2', '1e3', 'Infinity', '٣٠s', NaN, -1, 86401, true, null, {}]) {
       expect(typeof parseBudget(bad), String(bad)).toBe('string');
     }
+    // No input makes the reading slow (an ambiguous pattern took seconds on 30 digits).
+    const started = performance.now();
+    for (const n of [31, 63, 1000]) expect(typeof parseBudget('1'.repeat(n) + 'x')).toBe('string');
+    expect(performance.now() - started).toBeLessThan(50);
   });
 });

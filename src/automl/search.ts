@@ -107,13 +107,28 @@ export function parseBudget(value: unknown): number | string {
   const expected = 'a duration such as 60s, 5m or 1h (at least 1 second, at most 24 hours)';
   let seconds: number;
   if (typeof value === 'number') seconds = value;
-  else if (typeof value === 'string' && /^\s*(\d+(\.\d+)?\s*(h|m|s)?\s*)+$/i.test(value)) {
-    const parts = [...value.matchAll(/(\d+(?:\.\d+)?)\s*(h|m|s)?/gi)];
-    // A bare number is seconds; units may repeat only in h, m, s order.
-    const units = parts.map((m) => (m[2] ?? 's').toLowerCase());
-    const order = units.map((u) => 'hms'.indexOf(u));
-    if (parts.length > 1 && (parts.some((m) => m[2] === undefined) || order.some((o, i) => i > 0 && o <= order[i - 1]!))) return expected;
-    seconds = parts.reduce((a, m, i) => a + Number(m[1]) * { h: 3600, m: 60, s: 1 }[units[i] as 'h' | 'm' | 's'], 0);
+  else if (typeof value === 'string' && value.length <= 64) {
+    const text = value.trim();
+    // A bare number is seconds; otherwise number-unit pairs in h, m, s order, read one token at a
+    // time (a sticky pattern: no backtracking, so no input can make it slow).
+    if (/^\d+(\.\d+)?$/.test(text)) seconds = Number(text);
+    else {
+      const token = /\s*(\d+(?:\.\d+)?)\s*([hms])/iy;
+      seconds = 0;
+      let last = -1;
+      let at = 0;
+      while (at < text.length) {
+        token.lastIndex = at;
+        const m = token.exec(text);
+        if (!m) return expected;
+        const order = 'hms'.indexOf(m[2]!.toLowerCase());
+        if (order <= last) return expected;
+        last = order;
+        seconds += Number(m[1]) * [3600, 60, 1][order]!;
+        at = token.lastIndex;
+      }
+      if (last < 0) return expected;
+    }
   } else return expected;
   if (!Number.isFinite(seconds) || seconds < 1 || seconds > 86400) return expected;
   return seconds;

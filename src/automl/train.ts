@@ -158,6 +158,9 @@ export interface NestedEstimate {
 export const SMALL_REPEATS = 3;
 export const REPEAT_MIN_BUDGET = 20;
 
+/** A calibration that raises the cross-fitted log loss by more than this factor is warned about. */
+export const CALIBRATION_WORSE = 1.1;
+
 /** Rows of the leaderboard kept in the result (a long search tries hundreds of points). */
 export const LEADERBOARD_MAX = 100;
 
@@ -282,7 +285,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const budget = opts.budget;
   const small = rows.length < SMALL_TABLE_ROWS;
   const calibrate = opts.calibrate ?? (task === 'regression' ? 'none' : 'auto');
-  if (task === 'regression' && calibrate !== 'none') throw Errors.usage(`--calibrate ${calibrate}: calibration is for classifiers' probabilities, and "${target}" is a regression target`);
+  if (task === 'regression' && calibrate !== 'none') throw Errors.usage(`calibration (${calibrate}) is for classifiers' probabilities, and "${target}" is a regression target: leave calibration at auto or none`);
   // Repeated cross-validation on a small table when a budget allows it: one partition's luck
   // decides too much there, and the search would overfit it (see README, "auto by table size").
   const reps = budget !== undefined && small && budget >= REPEAT_MIN_BUDGET ? SMALL_REPEATS : 1;
@@ -308,7 +311,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const chosen = await choose(runner, {
     ...chooseOptions,
     // The live leaderboard: a job page shows each candidate as its last fold is scored.
-    onTrial: (c) => progress({ stage: '', candidate: { family: c.family, metrics: c.metrics, seconds: c.seconds } }),
+    onTrial: (c, fraction) => within(0, mainEnd)({ stage: '', fraction, candidate: { family: c.family, metrics: c.metrics, seconds: c.seconds } }),
     progress: within(0, mainEnd),
     prefix: '',
     started,
@@ -385,6 +388,17 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   // Calibration of a classifier, chosen and judged on out-of-fold predictions (calibrate.ts).
   const partitions = Array.from({ length: plan.reps }, (_, r) => plan.folds.slice(r * plan.k, (r + 1) * plan.k));
   const calibration = task === 'regression' ? undefined : chooseCalibration(top.oofs, y, nClasses, partitions, calibrate);
+  if (calibration && calibration.report.method !== 'none' && calibration.report.after.log_loss > calibration.report.before.log_loss * CALIBRATION_WORSE) {
+    const { before, after } = calibration.report;
+    warnings.push({
+      code: 'calibration_worse',
+      message: `${calibration.report.method} calibration raised the cross-fitted log loss from ${before.log_loss.toFixed(4)} to ${after.log_loss.toFixed(4)}; calibrate none keeps the model's own probabilities`,
+    });
+  }
+  if (calibration && calibration.report.asked === 'auto' && calibration.report.method === 'none') {
+    const why = calibration.report.candidates.find((c) => c.error !== undefined)?.error ?? 'no method could be fitted';
+    warnings.push({ code: 'not_calibrated', message: `the probabilities are not calibrated: no calibrator could be fitted on the out-of-fold predictions (${why})` });
+  }
   // The delivered model's cross-validated scores: the calibrated out-of-fold predictions' when a
   // calibrator was chosen (each fold's calibrator fitted on the other folds only).
   let cvResult: CandidateResult = chosenResult;
@@ -414,7 +428,8 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   };
   // Every trial scored on every fold first, best first; then those the budget cut short.
   const rowsOfBoard = chosen.trials.map((t) => (t === top && chosen.choice.kind === 'single' ? { ...runner.result(t), params: fitted.params } : runner.result(t)));
-  if (chosen.choice.kind === 'ensemble') rowsOfBoard.push(chosenResult);
+  // The ensemble's row whether or not it won: a user sees what blending would have given.
+  if (chosen.ensemble) rowsOfBoard.push(chosen.choice.kind === 'ensemble' ? chosenResult : ensembleResult(runner, chosen.ensemble));
   const full = (c: CandidateResult) => c.folds === undefined;
   const leaderboard = rowsOfBoard
     .sort((a, b) => Number(full(b)) - Number(full(a)) || score(b, selection) - score(a, selection))
@@ -443,7 +458,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
 function ensembleResult(runner: TrialRunner, choice: Extract<Choice, { kind: 'ensemble' }>): CandidateResult {
   // The blend is no trial of its own: its row names its members' trials.
   const r = runner.result(choice.trial);
-  const { trial: _trial, ...rest } = r;
+  const { trial: _trial, searched: _searched, ...rest } = r;
   return {
     ...rest,
     family: 'ensemble',

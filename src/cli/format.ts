@@ -1,8 +1,8 @@
 /** Plain-text tables for the terminal. */
-export function table(header: string[], rows: string[][]): string {
+export function table(header: string[], rows: string[][], leftColumns: readonly number[] = [0]): string {
   const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => (r[j] ?? '').length)));
   const line = (cells: string[]) =>
-    cells.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join('  ').trimEnd();
+    cells.map((c, j) => (leftColumns.includes(j) ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 

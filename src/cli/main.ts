@@ -56,7 +56,8 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
                           it, the defaults only. The final fit on all rows comes after
   --calibrate <c>         auto | none | platt | isotonic: post-hoc calibration of a classifier's
                           probabilities, fitted on out-of-fold predictions (default auto: the
-                          method with the lowest cross-fitted log loss, none included)
+                          method with the lower cross-fitted log loss; the uncalibrated log loss
+                          is shown for comparison)
   --group <col>           keep each group (e.g. patient id) on one side of every split
   --ignore <a,b>          columns to leave out
   --type <col=type>       override an inferred type (numeric, integer, boolean, categorical,
@@ -66,8 +67,8 @@ const trainHelp = async () => `medfit train <file> --target <col> [options]
   --param <f.key=value>   a hyperparameter, e.g. gbdt.trees=300, mlp.units=64,32; repeatable
   --clip-outliers         clip numeric features to Q1-3IQR..Q3+3IQR of the training rows
   --nested                also estimate the whole choice of family and hyperparameters by
-                          nested cross-validation (k times the work; the leaderboard's scores
-                          are on the folds that made the choice)
+                          nested cross-validation (k times the work, and with --budget k + 1
+                          budgets; the leaderboard's scores are on the folds that made the choice)
   --strict                refuse to train (exit 2) when the leakage check flags a feature: one
                           that alone predicts the target (out-of-fold AUROC ≥ 0.98 or R² ≥ 0.95),
                           one that follows the row order of a file sorted by outcome, or a date
@@ -388,27 +389,35 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   const several = outputs.length > 1 ? ` with ${outputs.length} outputs` : '';
   lines.push(`${tbl.source}: ${r.rows.used} rows, ${r.schema.columns.filter((c) => c.role === 'feature').length} feature columns, target${outputs.length > 1 ? 's' : ''} "${r.target.column}": ${r.task}${several}${classes}`);
   const cvName = r.cv.repeats ? `${r.cv.repeats} × ${r.cv.folds / r.cv.repeats}-fold repeated` : `${r.cv.folds}-fold`;
+  const tried = r.search ? Object.values(r.search.trials).reduce((a, t) => a + t.started, 0) : r.leaderboard.length;
   if (r.search) {
-    const tried = Object.entries(r.search.trials).map(([f, t]) => `${f} ${t.started} (${t.complete} on every fold)`);
-    lines.push('', `Search: ${r.search.seconds.toFixed(0)} s of a ${r.search.budget} s budget; configurations tried: ${tried.join(', ')}`);
+    const each = Object.entries(r.search.trials).map(([f, t]) => `${f} ${t.started} (${t.complete} on every fold)`);
+    const why = r.search.ended === 'space' ? ': every family ran all the points it may (see "What auto does at which size" in the README)' : '';
+    lines.push('', `Search: ${r.search.seconds.toFixed(0)} s of a ${r.search.budget} s budget${why}; points tried: ${each.join(', ')}${r.nested ? '; nested cross-validation searched again in each outer fold' : ''}`);
   }
   const shown = r.leaderboard.slice(0, LEADERBOARD_SHOWN);
-  lines.push('', `Leaderboard (${cvName} cross-validation, ranked by ${r.selection}${outputs.length > 1 ? `; metrics are the mean over the ${outputs.length} outputs` : ''}${shown.length < r.leaderboard.length ? `; top ${shown.length} of ${r.leaderboard.length}, all in --json` : ''}):`);
+  const calibrated = r.calibration !== undefined && r.calibration.method !== 'none';
+  lines.push(
+    '',
+    `Leaderboard (${cvName} cross-validation, ranked by ${r.selection}${outputs.length > 1 ? `; metrics are the mean over the ${outputs.length} outputs` : ''}${calibrated ? '; before calibration' : ''}${shown.length < tried ? `; the best ${shown.length} of ${tried}, ${r.leaderboard.length} in --json` : ''}):`,
+  );
   const cols = r.task === 'regression' ? ['r2', 'rmse', 'mae'] : ['auroc', 'accuracy', 'log_loss'];
-  // With a search, each row's parameters say which point it was; `*` marks a point scored on
-  // fewer folds than all (the budget or successive halving stopped it).
+  const partial = shown.some((c) => c.folds !== undefined);
   lines.push(
     table(
-      ['family', ...cols, 'seconds', ...(r.search ? ['params'] : [])],
+      ['family', ...cols, 'seconds', ...(r.search ? ['params (where not the defaults)'] : [])],
       shown.map((c) => [
         `${c.family}${r.search && c.trial !== undefined ? `#${c.trial}` : ''}${c.folds !== undefined ? '*' : ''}`,
-        ...cols.map((m) => `${num(c.metrics[m]!.mean)} ± ${num(c.metrics[m]!.std)}`),
+        // A point stopped early has no spread worth the name: its fold count instead.
+        ...cols.map((m) => (c.folds !== undefined ? `${num(c.metrics[m]!.mean)} (${c.folds} fold${c.folds === 1 ? '' : 's'})` : `${num(c.metrics[m]!.mean)} ± ${num(c.metrics[m]!.std)}`)),
         c.seconds.toFixed(1),
         ...(r.search ? [paramsShown(c, r.leaderboard)] : []),
       ]),
+      r.search ? [0, cols.length + 2] : [0],
     ),
   );
-  lines.push('', `Chosen: ${r.model.family} ${JSON.stringify(r.model.params)}`, '');
+  if (partial) lines.push('* scored on fewer folds than all: successive halving or the budget stopped it, so it was not a candidate');
+  lines.push('', `Chosen: ${chosenLine(r)}`, '');
   lines.push(table(['metric', 'mean', 'std'], Object.entries(r.cv.metrics).map(([m, s]) => [m, num(s.mean), num(s.std)])));
   if (r.cv.outputs && outputs.length > 1) {
     lines.push('', 'Per output (mean ± std over folds):');
@@ -416,8 +425,11 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   }
   const cal = r.calibration;
   if (cal) {
-    const tried = cal.candidates.map((c) => `${c.method} ${c.log_loss !== undefined ? num(c.log_loss) : 'could not be fitted'}`).join(', ');
-    lines.push('', `Calibration: ${cal.method}${cal.asked === 'auto' ? ` (chosen by cross-fitted log loss: ${tried})` : ''}`);
+    const loss = (c: (typeof cal.candidates)[number]) => (c.log_loss !== undefined ? num(c.log_loss) : 'could not be fitted');
+    const methods = cal.candidates.filter((c) => c.method !== 'none').map((c) => `${c.method} ${loss(c)}`).join(', ');
+    const raw = cal.candidates.find((c) => c.method === 'none');
+    const worse = cal.method !== 'none' && cal.after.log_loss > cal.before.log_loss ? ': calibrating raised the log loss a little (--calibrate none keeps the raw probabilities)' : '';
+    lines.push('', `Calibration: ${cal.method}${cal.asked === 'auto' ? ` (the lower cross-fitted log loss: ${methods}; uncalibrated ${raw ? loss(raw) : '–'}, for comparison${worse})` : ''}`);
     lines.push(
       table(
         ['', 'slope', 'intercept', 'brier', 'log_loss'],
@@ -463,6 +475,20 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
   }
   lines.push('', `Saved ${out}`, '');
   return lines.join('\n');
+}
+
+/** The chosen model in one line: a family's point (its trial number with a search) or an ensemble's members and weights. */
+function chosenLine(r: TrainResult): string {
+  const round = (v: unknown): unknown => (typeof v === 'number' ? Number(v.toPrecision(3)) : Array.isArray(v) ? v.map(round) : v);
+  if (r.model.family === 'ensemble') {
+    const row = r.leaderboard.find((c) => c.family === 'ensemble');
+    const members = String(row?.params['members'] ?? r.model.params['members']).split(',');
+    const weights = (row?.params['weights'] ?? r.model.params['weights']) as number[];
+    return `ensemble of ${members.map((m, i) => `${m} × ${(weights[i] ?? 0).toFixed(2)}`).join(' + ')}`;
+  }
+  const row = r.leaderboard.find((c) => c.family === r.model.family && c.folds === undefined);
+  const id = r.search && row?.trial !== undefined ? `#${row.trial}` : '';
+  return `${r.model.family}${id} ${JSON.stringify(Object.fromEntries(Object.entries(r.model.params).map(([k, v]) => [k, round(v)])))}`;
 }
 
 /** Leaderboard rows `medfit train` prints (a search's full list is in --json and the job record). */

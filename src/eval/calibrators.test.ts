@@ -187,8 +187,12 @@ describe('calibrators: input checks and saved state', () => {
 
   it('refuses bad saved state with a manifest error', () => {
     const good = ProbabilityCalibrator.fit(f64([0.8, 0.2, 0.3, 0.7, 0.6, 0.4]), f64([0, 1, 1]), 2, { method: 'isotonic' }).toJSON();
-    expect(() => ProbabilityCalibrator.fromJSON({ ...good, format: 2 })).toThrow(/format 2/);
-    expect(() => ProbabilityCalibrator.fromJSON({ ...good, method: 'beta' })).toThrow(/unknown calibration method/);
+    expect(() => ProbabilityCalibrator.fromJSON({ ...good, format: 2 })).toThrow(/format is not 1/);
+    expect(() => ProbabilityCalibrator.fromJSON({ ...good, method: 'beta' })).toThrow(/method is not one of platt, isotonic/);
+    // The file's values are not echoed; sizes are checked before anything is allocated by them.
+    expect(() => ProbabilityCalibrator.fromJSON({ ...good, format: 'secret-123' })).toThrow(/^(?!.*secret-123)/);
+    expect(() => ProbabilityCalibrator.fromJSON({ ...good, nClasses: 1e9 })).toThrow(/nClasses must be an integer in \[2, 10000\]/);
+    expect(() => ProbabilityCalibrator.fromJSON({ ...good, calibrators: [{ x: Array.from({ length: 100_001 }, (_, i) => i), y: new Array(100_001).fill(0.5) }] })).toThrow(/more than 100000 points/);
     expect(() => ProbabilityCalibrator.fromJSON({ ...good, nClasses: 3 })).toThrow(/needs 3 calibrator/);
     expect(() => ProbabilityCalibrator.fromJSON({ ...good, calibrators: [{ x: [0.2, 0.1], y: [0, 1] }] })).toThrow(/strictly increasing/);
     expect(() => ProbabilityCalibrator.fromJSON({ ...good, calibrators: [{ x: [0.1, 0.2], y: [1, 0] }] })).toThrow(/non-decreasing/);

@@ -151,6 +151,11 @@ function sigmoid(eta: number): number {
   return eta >= 0 ? 1 / (1 + e) : e / (1 + e);
 }
 
+/** Most classes a calibrator state may have (a bound on what loading allocates). */
+export const MAX_CALIBRATED_CLASSES = 10_000;
+/** Most points of an isotonic calibrator: each is a comparison per prediction in its ONNX graph. */
+export const MAX_ISOTONIC_POINTS = 100_000;
+
 const PLATT_MAX_ITER = 200;
 /** Beyond this slope or intercept a 0/1-target fit is chasing separable scores to infinity. */
 const PLATT_MAX_COEF = 1e3;
@@ -414,6 +419,8 @@ export class IsotonicCalibrator implements ScoreCalibrator {
         keepY.push(y[i]!);
       }
     }
+    // Every point is a comparison per prediction in the ONNX graph: bounded, as loading bounds it.
+    if (keepX.length > MAX_ISOTONIC_POINTS) throw Errors.badData(fn, `the fit has more than ${MAX_ISOTONIC_POINTS} steps; use Platt scaling`);
     return new IsotonicCalibrator(Float64Array.from(keepX), Float64Array.from(keepY));
   }
 
@@ -424,6 +431,7 @@ export class IsotonicCalibrator implements ScoreCalibrator {
     if (typeof o !== 'object' || o === null || !Array.isArray(o.x) || !Array.isArray(o.y)) throw bad('needs arrays x and y');
     const { x, y } = o;
     if (x.length < 1 || x.length !== y.length) throw bad('needs x and y of the same length, at least 1');
+    if (x.length > MAX_ISOTONIC_POINTS) throw bad(`has more than ${MAX_ISOTONIC_POINTS} points`);
     for (let i = 0; i < x.length; i++) {
       if (!isFiniteNumber(x[i]) || !isFiniteNumber(y[i])) throw bad('holds a value that is not a finite number');
       if (!(y[i]! >= 0 && y[i]! <= 1)) throw bad('holds a y outside [0, 1]');
@@ -594,10 +602,14 @@ export class ProbabilityCalibrator {
     const o = json as Partial<CalibratorState> | null;
     const bad = (msg: string) => Errors.manifest(where, msg);
     if (typeof o !== 'object' || o === null) throw bad('the calibrator state is not an object');
-    if (o.format !== CALIBRATOR_FORMAT) throw bad(`calibrator format ${String(o.format)} is not ${CALIBRATOR_FORMAT}; retrain the model with this medfit`);
-    if (!(CALIBRATION_METHODS as readonly unknown[]).includes(o.method)) throw bad(`unknown calibration method ${String(o.method)}`);
-    if (o.input !== 'probability' && o.input !== 'logit') throw bad(`unknown calibrator input ${String(o.input)}`);
-    if (!Number.isInteger(o.nClasses) || (o.nClasses as number) < 2) throw bad('nClasses must be an integer ≥ 2');
+    // The file's own values are not quoted back: a state is data, and errors travel to logs.
+    if (o.format !== CALIBRATOR_FORMAT) throw bad(`the calibrator's format is not ${CALIBRATOR_FORMAT}; retrain the model with this medfit`);
+    if (!(CALIBRATION_METHODS as readonly unknown[]).includes(o.method)) throw bad(`the calibration method is not one of ${CALIBRATION_METHODS.join(', ')}`);
+    if (o.input !== 'probability' && o.input !== 'logit') throw bad("the calibrator's input is not probability or logit");
+    // Checked before anything is sized by it.
+    if (!Number.isInteger(o.nClasses) || (o.nClasses as number) < 2 || (o.nClasses as number) > MAX_CALIBRATED_CLASSES) {
+      throw bad(`nClasses must be an integer in [2, ${MAX_CALIBRATED_CLASSES}]`);
+    }
     const nClasses = o.nClasses as number;
     const want = calibratedColumns(nClasses).length;
     if (!Array.isArray(o.calibrators) || o.calibrators.length !== want) throw bad(`a ${nClasses}-class calibrator needs ${want} calibrator(s)`);
