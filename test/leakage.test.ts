@@ -101,7 +101,7 @@ describe('strict on POST /v1/jobs', () => {
     return (await (await fetch(`${base}/v1/jobs/${id}/events`, { headers: auth })).text()).split('\n\n').filter((b) => b.includes('data: ')).at(-1)!;
   }
 
-  it("fails a strict job with MEDFIT_ERR_BAD_DATA naming the column; without strict its model version's record carries the warning", async () => {
+  it("fails a strict job with MEDFIT_ERR_BAD_DATA naming the column; without strict the job's and its model version's records carry the warning", async () => {
     const up = await fetch(`${base}/v1/datasets?name=leaky`, { method: 'POST', headers: { ...auth, 'content-type': 'text/csv' }, body: readFileSync(leakyPima()) });
     expect(up.status).toBe(201);
     const dataset = ((await up.json()) as { id: string }).id;
@@ -119,8 +119,9 @@ describe('strict on POST /v1/jobs', () => {
     const plain = await post({ strict: false });
     expect(plain.status).toBe(202);
     expect(await finished(plain.body.id)).toContain('succeeded');
-    // The job's record points at its model version, whose record keeps the training's warnings.
-    const job = (await (await fetch(`${base}/v1/jobs/${plain.body.id}`, { headers: auth })).json()) as { model: { name: string; version: number } };
+    // The job's record shows the training's warnings, and points at its model version, whose record keeps them.
+    const job = (await (await fetch(`${base}/v1/jobs/${plain.body.id}`, { headers: auth })).json()) as { model: { name: string; version: number }; warnings: string[] };
+    expect(job.warnings.some((m) => /column "leak" alone predicts "diabetes" almost perfectly/.test(m))).toBe(true);
     const record = await (await fetch(`${base}/v1/models/${job.model.name}/versions/${job.model.version}`, { headers: auth })).text();
     expect(record).toMatch(/column \\"leak\\" alone predicts \\"diabetes\\" almost perfectly \(univariate out-of-fold AUROC/);
   }, 60_000);

@@ -260,7 +260,11 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     const p = requireScope(req, 'read');
     const job = await s.store.getJob(p.projectId, (req.params as { id: string }).id);
     if (!job) throw Errors.notFound('job');
-    return view(job);
+    // A succeeded job's warnings (the leakage check's among them) are kept with the version it
+    // registered: shown here too, so a client that follows the job sees them without another call.
+    const version = job.modelVersion !== null ? await s.store.getModelVersion(p.projectId, job.name, job.modelVersion) : undefined;
+    const warnings = (version?.metrics as { warnings?: unknown } | undefined)?.warnings;
+    return { ...view(job), ...(Array.isArray(warnings) ? { warnings } : {}) };
   });
 
   app.post('/v1/jobs/:id/cancel', { schema: { summary: 'Cancel a queued or running job', tags: ['jobs'], params: idParams } }, async (req) => {
