@@ -100,7 +100,9 @@ describe('medfit train, profile and predict on a clinical table', () => {
   it('prints a leaderboard and metrics without --json', async () => {
     const run = await medfit(['train', csv, '--target', 'outcome', '--cv', '3', '--model', 'logistic', '--out', join(dir, 'text-model')]);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/Leaderboard \(3-fold cross-validation, ranked by auroc\)/);
+    // Scores before calibration (the default calibrates; the metrics below are the calibrated model's).
+    expect(run.stdout).toMatch(/Leaderboard \(3-fold cross-validation, ranked by auroc(; before calibration)?\)/);
+    expect(run.stdout).toMatch(/Calibration: (platt|isotonic) \(the lower cross-fitted log loss/);
     expect(run.stdout).toMatch(/Chosen: logistic/);
     expect(run.stdout).toMatch(/Confusion matrix/);
     expect(run.stderr).toMatch(/warning: .*patient_id/);
