@@ -1,5 +1,5 @@
 /**
- * Training speed: medfit's MLP (TensorFlow.js on WASM, in a worker) seconds per epoch and GBDT
+ * Training speed: medfit's MLP (its own WebAssembly trainer, in a worker) seconds per epoch and GBDT
  * training time on the breast-cancer table, and, where Debian's python3-torch / python3-xgboost
  * are installed, the same network in PyTorch and the same boosting in XGBoost on the same
  * features, with the ratios. Medians over repeats; both sides run from this one script.
@@ -10,9 +10,18 @@
  * `nn.LSTM(10, 100, batch_first=True) → Dropout(0.2) → Linear(100, 1)` on the same windows, both
  * as seconds per epoch (median over the epochs after the first). PyTorch runs with 2 threads and
  * with 1 (on 2 busy cores its OpenMP threads can stall), and the ratio is taken against its faster
- * run. `--with-tfjs` also times tfjs-layers' LSTM on the WASM backend (what medfit's MLP uses).
+ * run. `--with-tfjs` also times tfjs-layers' LSTM on the WASM backend (what medfit's MLP used before its own trainer).
  *
- *   npx tsx bench/train.ts [--epochs 30] [--repeats 5] [--case all|table|lstm] [--seq-epochs 5] [--with-tfjs]
+ * The `gbdt100k` case is the GBDT at XGBoost's scale: a seeded synthetic binary table of 120,000
+ * rows × 30 features (10 informative with nonlinear effects and interactions, 2 of them discrete,
+ * 20 noise; about balanced), the first 100,000 rows to train, the last 20,000 as the holdout; 200
+ * trees of depth 6, learning rate 0.1, every row and feature, min_child_weight 1, L2 1, 255 bins
+ * (XGBoost's max_bin 256 counts its missing-value bin), no early stopping. medfit (its default
+ * threads, `MEDFIT_TRAIN_THREADS`, and 1 thread) and XGBoost's `hist` with 2 threads (Debian's
+ * python3-xgboost, bench/gbdt_ref.py) train in turn on the same rows, each repeat; reported:
+ * median seconds, medfit/xgboost, and both holdout AUROCs.
+ *
+ *   npx tsx bench/train.ts [--epochs 30] [--repeats 5] [--case all|table|lstm|gbdt100k] [--seq-epochs 5] [--with-tfjs]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +30,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fitPipeline, inferSchema, encodeTarget, quantileOf, readTable, transformTable } from '../src/data/index.js';
 import { Rng, take, takeRows } from '../src/core/index.js';
+import { rocAuc } from '../src/eval/index.js';
 import { FAMILIES } from '../src/models/index.js';
+import { trainThreads } from '../src/models/gbdt/parallel.js';
 import { lstm as lstmFamily } from '../src/models/seqnet/index.js';
 import type { SeqNetModel } from '../src/models/seqnet/index.js';
 
@@ -34,7 +45,7 @@ const { values } = parseArgs({
     'with-tfjs': { type: 'boolean', default: false },
   },
 });
-if (!['all', 'table', 'lstm'].includes(values.case!)) throw new Error(`--case must be all, table or lstm, not ${values.case}`);
+if (!['all', 'table', 'lstm', 'gbdt100k'].includes(values.case!)) throw new Error(`--case must be all, table, lstm or gbdt100k, not ${values.case}`);
 const epochs = Number(values.epochs);
 const repeats = Number(values.repeats);
 const units = [64, 32];
@@ -44,7 +55,7 @@ const gbdtParams = { trees: 200, max_depth: 3, learning_rate: 0.05, colsample: 1
 
 const median = (v: number[]) => quantileOf(Float64Array.from(v), 0.5);
 
-if (values.case !== 'lstm') {
+if (values.case === 'all' || values.case === 'table') {
   const table = await readTable(new URL('../test/fixtures/breast_cancer_wdbc.csv', import.meta.url).pathname);
   const { schema } = inferSchema(table, { target: 'diagnosis' });
   const target = encodeTarget(table, 'diagnosis', 'categorical', 'binary');
@@ -158,7 +169,7 @@ for threads in cfg["threads"]:
 print(json.dumps(res))
 `;
 
-if (values.case !== 'table') {
+if (values.case === 'all' || values.case === 'lstm') {
   const seqEpochs = Math.max(2, Number(values['seq-epochs']));
   const rows = 10000;
   const steps = 10;
@@ -268,4 +279,96 @@ if (values.case !== 'table') {
     });
     console.log(`tfjs-layers ${tf.version_core} (WASM) same LSTM, model.fit: ${tfTimes[tfTimes.length - 1]!.toFixed(2)} s/epoch (all: ${tfTimes.map((t) => t.toFixed(2)).join(', ')}) → ${(tfTimes[tfTimes.length - 1]! / oursEpoch).toFixed(1)}× medfit lstm`);
   }
+}
+
+// GBDT at XGBoost's scale (see the header): medfit and XGBoost train in turn on the same rows.
+if (values.case === 'all' || values.case === 'gbdt100k') {
+  const rows = 120_000;
+  const trainRows = 100_000;
+  const cols = 30;
+  const rng = new Rng(7);
+  const xs = new Float64Array(rows * cols);
+  const ys = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let j = 0; j < cols; j++) xs[o + j] = rng.normal();
+    // Two discrete features, with the ties real tables have.
+    xs[o + 8] = Math.round(xs[o + 8]! * 2);
+    xs[o + 9] = rng.int(5);
+    const v = (j: number) => xs[o + j]!;
+    const z = 1.2 * v(0) - v(1) + 0.9 * v(2) * v(3) + 1.5 * Math.sin(1.5 * v(4)) + (v(5) > 0.5 ? 1.2 : -0.4) + 0.6 * v(6) * v(6) - 0.6 + 0.7 * Math.abs(v(7)) * v(8) + 0.3 * (v(9) - 2);
+    ys[r] = rng.next() < 1 / (1 + Math.exp(-3 * z)) ? 1 : 0;
+  }
+  let positives = 0;
+  for (let r = 0; r < trainRows; r++) positives += ys[r]!;
+  const train = { x: { rows: trainRows, cols, data: xs.subarray(0, trainRows * cols) }, y: ys.subarray(0, trainRows), task: 'binary' as const, nClasses: 2 };
+  const holdout = { rows: rows - trainRows, cols, data: xs.subarray(trainRows * cols) };
+  const holdoutY = ys.subarray(trainRows);
+  const params = { trees: 200, max_depth: 6, learning_rate: 0.1, colsample: 1, subsample: 1, min_samples_leaf: 1, min_child_weight: 1, l2: 1, min_split_gain: 0, max_bins: 255, max_leaves: 0, early_stopping_rounds: 0 };
+  const gp = FAMILIES.gbdt.parseParams(params, 'binary', trainRows);
+  const threads = trainThreads();
+  console.log(`\ngbdt100k data: ${trainRows} training rows × ${cols} features (positive rate ${(positives / trainRows).toFixed(3)}), ${rows - trainRows} holdout rows; ${JSON.stringify(params)}`);
+
+  // One medfit training; `threads` 1 runs it as MEDFIT_TRAIN_THREADS=1 would.
+  const medfit = async (one: boolean): Promise<{ seconds: number; auroc: number }> => {
+    const saved = process.env['MEDFIT_TRAIN_THREADS'];
+    if (one) process.env['MEDFIT_TRAIN_THREADS'] = '1';
+    try {
+      const t0 = performance.now();
+      const model = await FAMILIES.gbdt.train(train, gp, { seed: 0 });
+      const seconds = (performance.now() - t0) / 1000;
+      const p = model.predict(holdout);
+      const score = new Float64Array(holdout.rows);
+      for (let i = 0; i < holdout.rows; i++) score[i] = p[i * 2 + 1]!;
+      return { seconds, auroc: rocAuc(holdoutY, score) };
+    } finally {
+      if (saved === undefined) delete process.env['MEDFIT_TRAIN_THREADS'];
+      else process.env['MEDFIT_TRAIN_THREADS'] = saved;
+    }
+  };
+
+  const python = '/usr/bin/python3';
+  const base = join(tmpdir(), `medfit-bench-gbdt-${process.pid}`);
+  writeFileSync(`${base}.x`, Float32Array.from(xs));
+  writeFileSync(`${base}.y`, Float32Array.from(ys));
+  writeFileSync(
+    `${base}.json`,
+    JSON.stringify({ x: `${base}.x`, y: `${base}.y`, rows, cols, train_rows: trainRows, trees: 200, depth: 6, lr: 0.1, max_bin: 256, min_child_weight: 1, reg_lambda: 1, threads: 2, repeats: 1 }),
+  );
+  // Turns: medfit, medfit on 1 thread, XGBoost, so that a busy spell on the shared cores falls on all of them.
+  const ours: { seconds: number; auroc: number }[] = [];
+  const ours1: { seconds: number; auroc: number }[] = [];
+  const xgb: { seconds: number; auroc: number }[] = [];
+  let xgbVersion = '';
+  let xgbNote = existsSync(python) ? '' : 'no /usr/bin/python3: XGBoost comparison skipped';
+  try {
+    for (let r = 0; r < repeats; r++) {
+      ours.push(await medfit(false));
+      if (threads > 1) ours1.push(await medfit(true));
+      if (xgbNote) continue;
+      const run = spawnSync(python, [new URL('./gbdt_ref.py', import.meta.url).pathname, `${base}.json`], { encoding: 'utf8' });
+      const ref = run.status === 0 ? (JSON.parse(run.stdout) as { version: string; seconds: number[]; auroc: number } | null) : undefined;
+      if (ref === undefined) xgbNote = `XGBoost reference failed: ${run.stderr.trim().split('\n').pop()}`;
+      else if (ref === null) xgbNote = 'python3-xgboost (or python3-sklearn) not installed: XGBoost comparison skipped';
+      else {
+        xgbVersion = ref.version;
+        xgb.push({ seconds: ref.seconds[0]!, auroc: ref.auroc });
+      }
+    }
+  } finally {
+    for (const ext of ['x', 'y', 'json']) rmSync(`${base}.${ext}`, { force: true });
+  }
+  const line = (name: string, runs: { seconds: number; auroc: number }[]) => {
+    const s = median(runs.map((x) => x.seconds));
+    console.log(`${name}: ${s.toFixed(3)} s (median of ${runs.length}; all: ${runs.map((x) => x.seconds.toFixed(2)).join(', ')}), holdout AUROC ${runs[0]!.auroc.toFixed(4)}`);
+    return s;
+  };
+  const oursTime = line(`medfit gbdt, ${threads} thread(s)`, ours);
+  if (ours1.length > 0) line('medfit gbdt, 1 thread', ours1);
+  if (xgb.length > 0) {
+    const xgbTime = line(`xgboost ${xgbVersion} hist, 2 threads`, xgb);
+    console.log(`medfit/xgboost = ${(oursTime / xgbTime).toFixed(2)}× (time), holdout AUROC ${ours[0]!.auroc.toFixed(4)} vs ${xgb[0]!.auroc.toFixed(4)} (Δ ${(ours[0]!.auroc - xgb[0]!.auroc).toFixed(4)})`);
+  } else console.log(xgbNote);
+  const load = loadavg()[0]!;
+  if (load > cpus().length) console.log(`note: load average ${load.toFixed(1)} on ${cpus().length} cores: wall times are inflated`);
 }

@@ -1,6 +1,9 @@
 import { Errors, type Matrix, type Task } from '../../core/index.js';
 import type { ModelState, Params, TrainedModel } from '../types.js';
+import { sigmoid, softmaxInto } from './objective.js';
 import { predictRaw, type Tree } from './tree.js';
+
+export { sigmoid, softmaxInto };
 
 /** How raw scores become predictions; names the ONNX post_transform the exporter should use. */
 export type Objective = 'logistic' | 'softmax' | 'squared_error';
@@ -97,26 +100,6 @@ export function transform(task: Task, nClasses: number, margin: Float64Array, ro
   const out = new Float64Array(rows * nClasses);
   for (let r = 0; r < rows; r++) softmaxInto(margin, r * nClasses, nClasses, out);
   return out;
-}
-
-/** Logistic function, written to avoid overflow in exp for large |z|. */
-export function sigmoid(z: number): number {
-  if (z >= 0) return 1 / (1 + Math.exp(-z));
-  const e = Math.exp(z);
-  return e / (1 + e);
-}
-
-/** Softmax of `src[off..off+k)` into `dst` at the same offset, max-shifted for stability. */
-export function softmaxInto(src: Float64Array, off: number, k: number, dst: Float64Array): void {
-  let max = -Infinity;
-  for (let j = 0; j < k; j++) if (src[off + j]! > max) max = src[off + j]!;
-  let sum = 0;
-  for (let j = 0; j < k; j++) {
-    const e = Math.exp(src[off + j]! - max);
-    dst[off + j] = e;
-    sum += e;
-  }
-  for (let j = 0; j < k; j++) dst[off + j] = dst[off + j]! / sum;
 }
 
 const TASKS: readonly Task[] = ['binary', 'multiclass', 'regression'];

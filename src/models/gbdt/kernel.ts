@@ -1,0 +1,597 @@
+/**
+ * The GBDT trainer's hot loops as one WebAssembly module, written out byte by byte here (no
+ * toolchain, nothing downloaded), over one shared `WebAssembly.Memory` that holds the binned
+ * rows, the gradients, the row partition and the histograms (`work.ts` `Layout`). The same
+ * compiled module runs in the training thread and in the histogram workers (`parallel.ts`), which
+ * split each step's nodes and features between them (`chunk`).
+ *
+ * Every sum is taken in the order the plain-TypeScript trainer took it (a bin's gradients in row
+ * order, the split scan bin by bin, the same expression for the gain), and WebAssembly's f64
+ * arithmetic is IEEE double like JavaScript's (no fused multiply-add): the trees are the same bit
+ * for bit, whatever the number of threads. What it buys is the histogram update without bounds
+ * checks, with (gradient, hessian) added as one f64x2: about 1 ns a row and feature here, where
+ * the JavaScript loop took 3.
+ *
+ * Histogram layout: feature f at `hist + f * hs` bytes, then per bin (gradient, hessian, count)
+ * as three f64 (24 bytes). The count costs a quarter of the update; it stays (`min_samples_leaf`,
+ * and an empty bin is told from a bin whose hessians cancel only by it), but the root of a tree
+ * grown on every row takes its counts from one histogram made once (flag 4).
+ */
+
+/** The part of the `WebAssembly` global used here (this project's TypeScript libs do not declare it). */
+export interface SharedMemory {
+  readonly buffer: SharedArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Memory: new (descriptor: { initial: number; maximum: number; shared: true }) => SharedMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasm: WasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** WebAssembly page size in bytes. */
+export const PAGE = 65536;
+/** Most pages a 32-bit WebAssembly memory can have (4 GiB). */
+export const MAX_PAGES = 65536;
+/** Bytes of one histogram cell: gradient, hessian, count (f64 each). */
+export const CELL = 24;
+/** Most feature chunks a job is cut into. */
+export const MAX_CHUNKS = 64;
+/** Bytes of one split result: gain, gl, hl, cl (f64), feature, bin (i32), padding. */
+export const RESULT = 48;
+
+/** Most jobs (nodes) in one step; a level with more is split into several steps. */
+export const MAX_JOBS = 256;
+
+/**
+ * Byte offsets in the step header `chunk(desc, c)` reads (fixed for a tree or a training). A step
+ * is `jobs` jobs (one per node, see `J`) × `fchunks` feature chunks: chunk c is feature chunk
+ * `c % fchunks` of job `c / fchunks`.
+ */
+export const D = {
+  gh: 0, // (gradient, hessian) f64 pairs of the tree's output, by row
+  chunk: 4, // features per chunk
+  nsel: 8, // features in the list
+  fchunks: 12, // feature chunks per job
+  jobs: 16, // the job array
+  out: 20, // results: job j, node s, feature chunk fc at out + ((j * 2 + s) * fchunks + fc) * RESULT
+  idx: 24,
+  bins: 28,
+  nf: 32,
+  feats: 36, // i32 feature ids (ascending)
+  hs: 40, // bytes per feature in a histogram
+  nbp: 44, // i32 bins per feature
+  up: 48, // f64 upper edges, feature f at up + f * ub
+  ub: 52,
+  lambda: 56,
+  minLeaf: 64,
+  minHess: 72,
+  sums: 80, // (g, h) f64 written by `sums`
+  counts: 96, // a histogram whose counts jobs with flag 4 take (the root's over all rows)
+  partition: 100, // 1: a job's searched nodes with a split are partitioned when found (`work.ts`)
+} as const;
+/** Bytes of the step header. */
+export const DESC_BYTES = 104;
+
+/** Byte offsets in one job of a step: a node whose child's histogram is built, and up to two nodes whose best split is searched. */
+export const J = {
+  flags: 0, // 1: build the small child's histogram; 2: subtract it from the parent's; 4: with D.counts' counts
+  start: 4, // rows idx[start, end) of the node whose histogram is built
+  end: 8,
+  small: 12, // histogram built
+  parent: 16, // histogram the small one is subtracted from (becomes the large child's)
+  nSplits: 20, // nodes whose best split is searched (0, 1 or 2)
+  hist0: 24,
+  hist1: 28,
+  g0: 32,
+  h0: 40,
+  c0: 48,
+  ps0: 56,
+  floor0: 64,
+  g1: 72,
+  h1: 80,
+  c1: 88,
+  ps1: 96,
+  floor1: 104,
+  // Written by the JavaScript side (`work.ts`), not read by `chunk`: the searched nodes' rows,
+  // the chunks done, then each searched node's best split and, once partitioned, its first right row.
+  start0: 112,
+  end0: 116,
+  start1: 120,
+  end1: 124,
+  done: 128,
+  feature0: 132,
+  bin0: 136,
+  mid0: 140,
+  feature1: 144,
+  bin1: 148,
+  mid1: 152,
+  gain0: 160,
+  gl0: 168,
+  hl0: 176,
+  cl0: 184,
+  gain1: 192,
+  gl1: 200,
+  hl1: 208,
+  cl1: 216,
+} as const;
+/** Bytes of one job. */
+export const JOB_BYTES = 224;
+
+/** The module's exports. Pointers are byte offsets into the memory. */
+export interface Kernel {
+  /** Zeroes features feats[k0, k1) of `hist`, then adds rows idx[start, end) into them. */
+  build(idx: number, start: number, end: number, bins: number, nf: number, gh: number, hist: number, feats: number, k0: number, k1: number, hs: number): void;
+  /** `build` for the consecutive features f0..f1-1, without the list: what `chunk` calls when it can. */
+  buildRange(idx: number, start: number, end: number, bins: number, nf: number, gh: number, hist: number, f0: number, f1: number, hs: number): void;
+  /** parent -= child over features feats[k0, k1) (their nbp[f] bins). */
+  sub(parent: number, child: number, feats: number, k0: number, k1: number, hs: number, nbp: number): void;
+  /** Best split among features feats[k0, k1) of a node: written at `out` (see `RESULT`). */
+  split(
+    hist: number, feats: number, k0: number, k1: number, hs: number, nbp: number, up: number, ub: number, out: number,
+    g: number, h: number, c: number, lambda: number, minLeaf: number, minHess: number, floor: number, parentScore: number,
+  ): void;
+  /** Stable partition of idx[start, end) by col[r] <= b (`col`: a feature's bins by row; tmp as scratch); returns the first right index. */
+  partition(idx: number, tmp: number, start: number, end: number, col: number, b: number): number;
+  /** Chunk `c` of the step described at `desc` (see `D` and `J`). */
+  chunk(desc: number, c: number): void;
+  /** The (gradient, hessian) sums of rows idx[0, m), in that order, as two f64 at `out`. */
+  sums(idx: number, gh: number, m: number, out: number): void;
+  /** idx[i] = i for i < m. */
+  iota(idx: number, m: number): void;
+  /** raw[idx[i] * k + c] += v for i in [start, end): a leaf's value added to its rows' raw scores. */
+  addLeaf(idx: number, raw: number, start: number, end: number, k: number, c: number, v: number): void;
+}
+
+// ---- a minimal WebAssembly encoder ---------------------------------------------------------
+
+const I32 = 0x7f;
+const F64 = 0x7c;
+const V128 = 0x7b;
+
+function uleb(v: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) b |= 0x80;
+    out.push(b);
+  } while (v !== 0);
+  return out;
+}
+
+function sleb(v: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+type Code = number[];
+const str = (s: string): Code => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
+const vec = (items: Code[]): Code => [...uleb(items.length), ...items.flat()];
+const section = (id: number, body: Code): Code => [id, ...uleb(body.length), ...body];
+
+const get = (l: number): Code => [0x20, ...uleb(l)];
+const set = (l: number): Code => [0x21, ...uleb(l)];
+const i32 = (v: number): Code => [0x41, ...sleb(v)];
+const f64 = (v: number): Code => [0x44, ...new Uint8Array(Float64Array.of(v).buffer)];
+const call = (f: number): Code => [0x10, ...uleb(f)];
+const mem = (align: number, offset: number): Code => [...uleb(align), ...uleb(offset)];
+const i32Load = (off = 0): Code => [0x28, ...mem(2, off)];
+const i32Store = (off = 0): Code => [0x36, ...mem(2, off)];
+const u8Load = (off = 0): Code => [0x2d, ...mem(0, off)];
+const f64Load = (off = 0): Code => [0x2b, ...mem(3, off)];
+const f64Store = (off = 0): Code => [0x39, ...mem(3, off)];
+const v128Load = (off = 0): Code => [0xfd, 0x00, ...mem(3, off)];
+const v128Store = (off = 0): Code => [0xfd, 0x0b, ...mem(3, off)];
+const op = {
+  add: [0x6a],
+  sub: [0x6b],
+  mul: [0x6c],
+  divU: [0x6e],
+  and: [0x71],
+  shl: [0x74],
+  shrU: [0x76],
+  eqz: [0x45],
+  eq: [0x46],
+  ltS: [0x48],
+  gtS: [0x4a],
+  leU: [0x4d],
+  geS: [0x4e],
+  geU: [0x4f],
+  select: [0x1b],
+  fEq: [0x61],
+  fLt: [0x63],
+  fGt: [0x64],
+  fAdd: [0xa0],
+  fSub: [0xa1],
+  fMul: [0xa2],
+  fDiv: [0xa3],
+  f2Add: [0xfd, ...uleb(0xf0)],
+  f2Sub: [0xfd, ...uleb(0xf1)],
+  memFill: [0xfc, ...uleb(11), 0x00],
+  memCopy: [0xfc, ...uleb(10), 0x00, 0x00],
+};
+/** `block { loop { if (exit) break; body; continue } }`: `br 1` inside `body` breaks, `br 0` continues. */
+const whileNot = (exit: Code, body: Code): Code => [0x02, 0x40, 0x03, 0x40, ...exit, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b];
+/** `block { body }`: `br 0` inside `body` jumps past it. */
+const block = (body: Code): Code => [0x02, 0x40, ...body, 0x0b];
+const ifThen = (cond: Code, body: Code): Code => [...cond, 0x04, 0x40, ...body, 0x0b];
+const ifElse = (cond: Code, a: Code, b: Code): Code => [...cond, 0x04, 0x40, ...a, 0x05, ...b, 0x0b];
+const brIf = (depth: number): Code => [0x0d, ...uleb(depth)];
+
+/** A function body: locals declared by type in order after the parameters. */
+function body(locals: [number, number][], code: Code): Code {
+  const b = [...vec(locals.map(([count, type]) => [...uleb(count), type])), ...code, 0x0b];
+  return [...uleb(b.length), ...b];
+}
+
+// build(idx 0, start 1, end 2, bins 3, nf 4, gh 5, hist 6, feats 7, k0 8, k1 9, hs 10)
+function buildFn(count = true): Code {
+  const [idx, start, end, bins, nf, gh, hist, feats, k0, k1, hs] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [i, row, pk, a, fb, fe, f, v] = [11, 12, 13, 14, 15, 16, 17, 18];
+  const code: Code = [
+    ...get(feats), ...get(k0), ...i32(2), ...op.shl, ...op.add, ...set(fb),
+    ...get(feats), ...get(k1), ...i32(2), ...op.shl, ...op.add, ...set(fe),
+    // Zero this chunk's features.
+    ...get(fb), ...set(pk),
+    ...whileNot([...get(pk), ...get(fe), ...op.geU], [
+      ...get(hist), ...get(pk), ...i32Load(), ...get(hs), ...op.mul, ...op.add, ...i32(0), ...get(hs), ...op.memFill,
+      ...get(pk), ...i32(4), ...op.add, ...set(pk),
+    ]),
+    ...get(start), ...set(i),
+    ...whileNot([...get(i), ...get(end), ...op.geU], [
+      // row r = idx[i]; v = (grad, hess) of r; row = its bins
+      ...get(idx), ...get(i), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...set(row),
+      ...get(gh), ...get(row), ...i32(4), ...op.shl, ...op.add, ...v128Load(), ...set(v),
+      ...get(bins), ...get(row), ...get(nf), ...op.mul, ...op.add, ...set(row),
+      ...get(fb), ...set(pk),
+      ...whileNot([...get(pk), ...get(fe), ...op.geU], [
+        ...get(pk), ...i32Load(), ...set(f),
+        // a = hist + f * hs + bins[row + f] * CELL
+        ...get(hist), ...get(f), ...get(hs), ...op.mul, ...op.add,
+        ...get(row), ...get(f), ...op.add, ...u8Load(), ...i32(CELL), ...op.mul, ...op.add, ...set(a),
+        ...get(a), ...get(a), ...v128Load(), ...get(v), ...op.f2Add, ...v128Store(),
+        ...(count ? [...get(a), ...get(a), ...f64Load(16), ...f64(1), ...op.fAdd, ...f64Store(16)] : []),
+        ...get(pk), ...i32(4), ...op.add, ...set(pk),
+      ]),
+      ...get(i), ...i32(1), ...op.add, ...set(i),
+    ]),
+  ];
+  return body([[7, I32], [1, V128]], code);
+}
+
+// buildRange(idx 0, start 1, end 2, bins 3, nf 4, gh 5, hist 6, f0 7, f1 8, hs 9): `build` for the
+// features f0..f1-1, one after another: the row's bins and the histograms are walked by pointer,
+// without the feature list (a quarter faster).
+function buildRangeFn(count = true): Code {
+  const [idx, start, end, bins, nf, gh, hist, f0, f1, hs] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [i, row, p, pe, h, a, v] = [10, 11, 12, 13, 14, 15, 16];
+  const code: Code = [
+    // Zero the features' histograms (contiguous).
+    ...get(hist), ...get(f0), ...get(hs), ...op.mul, ...op.add, ...i32(0), ...get(f1), ...get(f0), ...op.sub, ...get(hs), ...op.mul, ...op.memFill,
+    ...get(start), ...set(i),
+    ...whileNot([...get(i), ...get(end), ...op.geU], [
+      ...get(idx), ...get(i), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...set(row),
+      ...get(gh), ...get(row), ...i32(4), ...op.shl, ...op.add, ...v128Load(), ...set(v),
+      ...get(bins), ...get(row), ...get(nf), ...op.mul, ...op.add, ...set(row),
+      ...get(row), ...get(f0), ...op.add, ...set(p),
+      ...get(row), ...get(f1), ...op.add, ...set(pe),
+      ...get(hist), ...get(f0), ...get(hs), ...op.mul, ...op.add, ...set(h),
+      ...whileNot([...get(p), ...get(pe), ...op.geU], [
+        ...get(h), ...get(p), ...u8Load(), ...i32(CELL), ...op.mul, ...op.add, ...set(a),
+        ...get(a), ...get(a), ...v128Load(), ...get(v), ...op.f2Add, ...v128Store(),
+        ...(count ? [...get(a), ...get(a), ...f64Load(16), ...f64(1), ...op.fAdd, ...f64Store(16)] : []),
+        ...get(p), ...i32(1), ...op.add, ...set(p),
+        ...get(h), ...get(hs), ...op.add, ...set(h),
+      ]),
+      ...get(i), ...i32(1), ...op.add, ...set(i),
+    ]),
+  ];
+  return body([[6, I32], [1, V128]], code);
+}
+
+// sub(parent 0, child 1, feats 2, k0 3, k1 4, hs 5, nbp 6)
+function subFn(): Code {
+  const [parent, child, feats, k0, k1, hs, nbp] = [0, 1, 2, 3, 4, 5, 6];
+  const [pk, pe, f, p, q, qe] = [7, 8, 9, 10, 11, 12];
+  const code: Code = [
+    ...get(feats), ...get(k0), ...i32(2), ...op.shl, ...op.add, ...set(pk),
+    ...get(feats), ...get(k1), ...i32(2), ...op.shl, ...op.add, ...set(pe),
+    ...whileNot([...get(pk), ...get(pe), ...op.geU], [
+      ...get(pk), ...i32Load(), ...set(f),
+      ...get(parent), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(p),
+      ...get(child), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(q),
+      ...get(q), ...get(nbp), ...get(f), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...i32(CELL), ...op.mul, ...op.add, ...set(qe),
+      ...whileNot([...get(q), ...get(qe), ...op.geU], [
+        ...get(p), ...get(p), ...v128Load(), ...get(q), ...v128Load(), ...op.f2Sub, ...v128Store(),
+        ...get(p), ...get(p), ...f64Load(16), ...get(q), ...f64Load(16), ...op.fSub, ...f64Store(16),
+        ...get(p), ...i32(CELL), ...op.add, ...set(p),
+        ...get(q), ...i32(CELL), ...op.add, ...set(q),
+      ]),
+      ...get(pk), ...i32(4), ...op.add, ...set(pk),
+    ]),
+  ];
+  return body([[6, I32]], code);
+}
+
+// split(hist 0, feats 1, k0 2, k1 3, hs 4, nbp 5, up 6, ub 7, out 8,
+//       g 9, h 10, c 11, lambda 12, minLeaf 13, minHess 14, floor 15, ps 16)
+function splitFn(): Code {
+  const [hist, feats, k0, k1, hs, nbp, up, ub, out] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [g, h, c, lambda, minLeaf, minHess, floor, ps] = [9, 10, 11, 12, 13, 14, 15, 16];
+  const [pk, pe, f, b, last, o, bf, bb] = [17, 18, 19, 20, 21, 22, 23, 24];
+  const [gl, hl, cl, best, bgl, bhl, bcl, cnt, hr, gr, gain, upv] = [25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36];
+  // Inside the bin loop: depth 0 = the `cont` block, 1 = the loop, 2 = the loop's exit block.
+  const scan: Code = block([
+    ...get(o), ...f64Load(16), ...set(cnt),
+    // An empty bin moves no rows, so its split equals the previous bin's.
+    ...get(cnt), ...f64(0), ...op.fEq, ...brIf(0),
+    ...get(gl), ...get(o), ...f64Load(0), ...op.fAdd, ...set(gl),
+    ...get(hl), ...get(o), ...f64Load(8), ...op.fAdd, ...set(hl),
+    ...get(cl), ...get(cnt), ...op.fAdd, ...set(cl),
+    ...get(cl), ...get(minLeaf), ...op.fLt, ...brIf(0),
+    ...get(hl), ...get(minHess), ...op.fLt, ...brIf(0),
+    ...get(h), ...get(hl), ...op.fSub, ...set(hr),
+    ...get(c), ...get(cl), ...op.fSub, ...get(minLeaf), ...op.fLt, ...brIf(2),
+    ...get(hr), ...get(minHess), ...op.fLt, ...brIf(2),
+    ...get(g), ...get(gl), ...op.fSub, ...set(gr),
+    // gain = 0.5 * ((gl * gl) / (hl + lambda) + (gr * gr) / (hr + lambda) - ps)
+    ...f64(0.5),
+    ...get(gl), ...get(gl), ...op.fMul, ...get(hl), ...get(lambda), ...op.fAdd, ...op.fDiv,
+    ...get(gr), ...get(gr), ...op.fMul, ...get(hr), ...get(lambda), ...op.fAdd, ...op.fDiv,
+    ...op.fAdd, ...get(ps), ...op.fSub, ...op.fMul, ...set(gain),
+    ...ifThen([...get(gain), ...get(best), ...op.fGt], [
+      ...get(up), ...get(f), ...get(ub), ...op.mul, ...op.add, ...get(b), ...i32(3), ...op.shl, ...op.add, ...f64Load(), ...set(upv),
+      // A finite edge only (x - x is 0 exactly when x is finite).
+      ...ifThen([...get(upv), ...get(upv), ...op.fSub, ...f64(0), ...op.fEq], [
+        ...get(gain), ...set(best),
+        ...get(f), ...set(bf),
+        ...get(b), ...set(bb),
+        ...get(gl), ...set(bgl),
+        ...get(hl), ...set(bhl),
+        ...get(cl), ...set(bcl),
+      ]),
+    ]),
+  ]);
+  const code: Code = [
+    ...get(floor), ...set(best),
+    ...i32(-1), ...set(bf),
+    ...i32(-1), ...set(bb),
+    ...get(feats), ...get(k0), ...i32(2), ...op.shl, ...op.add, ...set(pk),
+    ...get(feats), ...get(k1), ...i32(2), ...op.shl, ...op.add, ...set(pe),
+    ...whileNot([...get(pk), ...get(pe), ...op.geU], [
+      ...get(pk), ...i32Load(), ...set(f),
+      ...get(nbp), ...get(f), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...i32(1), ...op.sub, ...set(last),
+      ...get(hist), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(o),
+      ...f64(0), ...set(gl),
+      ...f64(0), ...set(hl),
+      ...f64(0), ...set(cl),
+      ...i32(0), ...set(b),
+      ...whileNot([...get(b), ...get(last), ...op.geS], [
+        ...scan,
+        ...get(o), ...i32(CELL), ...op.add, ...set(o),
+        ...get(b), ...i32(1), ...op.add, ...set(b),
+      ]),
+      ...get(pk), ...i32(4), ...op.add, ...set(pk),
+    ]),
+    ...get(out), ...get(best), ...f64Store(0),
+    ...get(out), ...get(bgl), ...f64Store(8),
+    ...get(out), ...get(bhl), ...f64Store(16),
+    ...get(out), ...get(bcl), ...f64Store(24),
+    ...get(out), ...get(bf), ...i32Store(32),
+    ...get(out), ...get(bb), ...i32Store(36),
+  ];
+  return body([[8, I32], [12, F64]], code);
+}
+
+// partition(idx 0, tmp 1, start 2, end 3, col 4, b 5) -> first right index; col: the split
+// feature's bins, column-major (a byte per row: the rows' bins share cache lines, where the
+// row-major layout would bring a line in for every other row)
+function partitionFn(): Code {
+  const [idx, tmp, start, end, col, b] = [0, 1, 2, 3, 4, 5];
+  const [p, e, pl, pr, r, left] = [6, 7, 8, 9, 10, 11];
+  const code: Code = [
+    ...get(idx), ...get(start), ...i32(2), ...op.shl, ...op.add, ...set(p),
+    ...get(idx), ...get(end), ...i32(2), ...op.shl, ...op.add, ...set(e),
+    ...get(p), ...set(pl),
+    ...get(tmp), ...set(pr),
+    // Branch-free: the row is written to both sides and only one side's pointer advances.
+    ...whileNot([...get(p), ...get(e), ...op.geU], [
+      ...get(p), ...i32Load(), ...set(r),
+      ...get(col), ...get(r), ...op.add, ...u8Load(), ...get(b), ...op.leU, ...set(left),
+      ...get(pl), ...get(r), ...i32Store(),
+      ...get(pr), ...get(r), ...i32Store(),
+      ...get(pl), ...get(left), ...i32(2), ...op.shl, ...op.add, ...set(pl),
+      ...get(pr), ...i32(4), ...get(left), ...i32(2), ...op.shl, ...op.sub, ...op.add, ...set(pr),
+      ...get(p), ...i32(4), ...op.add, ...set(p),
+    ]),
+    ...get(pl), ...get(tmp), ...get(pr), ...get(tmp), ...op.sub, ...op.memCopy,
+    ...get(pl), ...get(idx), ...op.sub, ...i32(2), ...op.shrU,
+  ];
+  return body([[6, I32]], code);
+}
+
+// chunk(desc 0, c 1): functions 0 build, 1 sub, 2 split, 5 buildRange
+function chunkFn(): Code {
+  const [desc, c] = [0, 1];
+  const [k0, k1, f0, fl, job, j, fc, fchunks, nc] = [2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const ld = (off: number): Code => [...get(desc), ...i32Load(off)];
+  const ldf = (off: number): Code => [...get(desc), ...f64Load(off)];
+  const jl = (off: number): Code => [...get(job), ...i32Load(off)];
+  const jlf = (off: number): Code => [...get(job), ...f64Load(off)];
+  const splitCall = (hist: number, slot: number, base: number): Code => [
+    ...jl(hist), ...ld(D.feats), ...get(k0), ...get(k1), ...ld(D.hs), ...ld(D.nbp), ...ld(D.up), ...ld(D.ub),
+    // out + ((j * 2 + slot) * fchunks + fc) * RESULT
+    ...ld(D.out), ...get(j), ...i32(2), ...op.mul, ...i32(slot), ...op.add, ...get(fchunks), ...op.mul, ...get(fc), ...op.add, ...i32(RESULT), ...op.mul, ...op.add,
+    ...jlf(base), ...jlf(base + 8), ...jlf(base + 16), ...ldf(D.lambda), ...ldf(D.minLeaf), ...ldf(D.minHess), ...jlf(base + 32), ...jlf(base + 24),
+    ...call(2),
+  ];
+  const rangeArgs: Code = [...ld(D.idx), ...jl(J.start), ...jl(J.end), ...ld(D.bins), ...ld(D.nf), ...ld(D.gh), ...jl(J.small), ...get(f0), ...get(fl), ...i32(1), ...op.add, ...ld(D.hs)];
+  const listArgs: Code = [...ld(D.idx), ...jl(J.start), ...jl(J.end), ...ld(D.bins), ...ld(D.nf), ...ld(D.gh), ...jl(J.small), ...ld(D.feats), ...get(k0), ...get(k1), ...ld(D.hs)];
+  const code: Code = [
+    ...ld(D.fchunks), ...set(fchunks),
+    ...get(c), ...get(fchunks), ...op.divU, ...set(j),
+    ...get(c), ...get(j), ...get(fchunks), ...op.mul, ...op.sub, ...set(fc),
+    ...ld(D.jobs), ...get(j), ...i32(JOB_BYTES), ...op.mul, ...op.add, ...set(job),
+    ...get(fc), ...ld(D.chunk), ...op.mul, ...set(k0),
+    // k1 = min(k0 + chunk, nsel)
+    ...get(k0), ...ld(D.chunk), ...op.add, ...ld(D.nsel),
+    ...get(k0), ...ld(D.chunk), ...op.add, ...ld(D.nsel), ...op.ltS, ...op.select, ...set(k1),
+    ...ifThen([...jl(J.flags), ...i32(1), ...op.and], [
+      ...block([
+        ...get(k0), ...get(k1), ...op.geS, ...brIf(0),
+        // f0 = feats[k0], fl = feats[k1 - 1]: consecutive ids when fl - f0 = k1 - 1 - k0.
+        ...ld(D.feats), ...get(k0), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...set(f0),
+        ...ld(D.feats), ...get(k1), ...i32(1), ...op.sub, ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...set(fl),
+        // Flag 4: the counts are the header's (the root's, the same every tree): sum g and h only.
+        ...jl(J.flags), ...i32(4), ...op.and, ...set(nc),
+        ...ifElse(
+          [...get(fl), ...get(f0), ...op.sub, ...get(k1), ...i32(1), ...op.sub, ...get(k0), ...op.sub, ...op.eq],
+          ifElse([...get(nc)], [...rangeArgs, ...call(9)], [...rangeArgs, ...call(5)]),
+          ifElse([...get(nc)], [...listArgs, ...call(8)], [...listArgs, ...call(0)]),
+        ),
+        ...ifThen([...get(nc)], [...jl(J.small), ...ld(D.counts), ...ld(D.feats), ...get(k0), ...get(k1), ...ld(D.hs), ...ld(D.nbp), ...call(10)]),
+      ]),
+    ]),
+    ...ifThen([...jl(J.flags), ...i32(2), ...op.and], [
+      ...jl(J.parent), ...jl(J.small), ...ld(D.feats), ...get(k0), ...get(k1), ...ld(D.hs), ...ld(D.nbp),
+      ...call(1),
+    ]),
+    ...ifThen([...jl(J.nSplits), ...i32(0), ...op.gtS], splitCall(J.hist0, 0, J.g0)),
+    ...ifThen([...jl(J.nSplits), ...i32(1), ...op.gtS], splitCall(J.hist1, 1, J.g1)),
+  ];
+  return body([[9, I32]], code);
+}
+
+// sums(idx 0, gh 1, m 2, out 3): (g, h) sums of rows idx[0, m), added one row after another as
+// the plain loop did, written at out
+function sumsFn(): Code {
+  const [idx, gh, m, out] = [0, 1, 2, 3];
+  const [p, e, a] = [4, 5, 6];
+  const [g, h] = [7, 8];
+  const code: Code = [
+    ...get(idx), ...set(p),
+    ...get(idx), ...get(m), ...i32(2), ...op.shl, ...op.add, ...set(e),
+    ...f64(0), ...set(g),
+    ...f64(0), ...set(h),
+    ...whileNot([...get(p), ...get(e), ...op.geU], [
+      ...get(gh), ...get(p), ...i32Load(), ...i32(4), ...op.shl, ...op.add, ...set(a),
+      ...get(g), ...get(a), ...f64Load(0), ...op.fAdd, ...set(g),
+      ...get(h), ...get(a), ...f64Load(8), ...op.fAdd, ...set(h),
+      ...get(p), ...i32(4), ...op.add, ...set(p),
+    ]),
+    ...get(out), ...get(g), ...f64Store(0),
+    ...get(out), ...get(h), ...f64Store(8),
+  ];
+  return body([[3, I32], [2, F64]], code);
+}
+
+// iota(idx 0, m 1): idx[i] = i
+function iotaFn(): Code {
+  const [idx, m] = [0, 1];
+  const [i] = [2];
+  const code: Code = [
+    ...i32(0), ...set(i),
+    ...whileNot([...get(i), ...get(m), ...op.geU], [
+      ...get(idx), ...get(i), ...i32(2), ...op.shl, ...op.add, ...get(i), ...i32Store(),
+      ...get(i), ...i32(1), ...op.add, ...set(i),
+    ]),
+  ];
+  return body([[1, I32]], code);
+}
+
+// copyCounts(hist 0, src 1, feats 2, k0 3, k1 4, hs 5, nbp 6): the count of every bin of features
+// feats[k0, k1) from `src` (a histogram of the same layout)
+function copyCountsFn(): Code {
+  const [hist, src, feats, k0, k1, hs, nbp] = [0, 1, 2, 3, 4, 5, 6];
+  const [pk, pe, f, p, q, qe] = [7, 8, 9, 10, 11, 12];
+  const code: Code = [
+    ...get(feats), ...get(k0), ...i32(2), ...op.shl, ...op.add, ...set(pk),
+    ...get(feats), ...get(k1), ...i32(2), ...op.shl, ...op.add, ...set(pe),
+    ...whileNot([...get(pk), ...get(pe), ...op.geU], [
+      ...get(pk), ...i32Load(), ...set(f),
+      ...get(hist), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(p),
+      ...get(src), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(q),
+      ...get(q), ...get(nbp), ...get(f), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...i32(CELL), ...op.mul, ...op.add, ...set(qe),
+      ...whileNot([...get(q), ...get(qe), ...op.geU], [
+        ...get(p), ...get(q), ...f64Load(16), ...f64Store(16),
+        ...get(p), ...i32(CELL), ...op.add, ...set(p),
+        ...get(q), ...i32(CELL), ...op.add, ...set(q),
+      ]),
+      ...get(pk), ...i32(4), ...op.add, ...set(pk),
+    ]),
+  ];
+  return body([[6, I32]], code);
+}
+
+// addLeaf(idx 0, raw 1, start 2, end 3, k 4, c 5, v 6): raw[idx[i] * k + c] += v for i in [start, end)
+function addLeafFn(): Code {
+  const [idx, raw, start, end, k, c, v] = [0, 1, 2, 3, 4, 5, 6];
+  const [p, e, a] = [7, 8, 9];
+  const code: Code = [
+    ...get(idx), ...get(start), ...i32(2), ...op.shl, ...op.add, ...set(p),
+    ...get(idx), ...get(end), ...i32(2), ...op.shl, ...op.add, ...set(e),
+    ...whileNot([...get(p), ...get(e), ...op.geU], [
+      ...get(raw), ...get(p), ...i32Load(), ...get(k), ...op.mul, ...get(c), ...op.add, ...i32(3), ...op.shl, ...op.add, ...set(a),
+      ...get(a), ...get(a), ...f64Load(), ...get(v), ...op.fAdd, ...f64Store(),
+      ...get(p), ...i32(4), ...op.add, ...set(p),
+    ]),
+  ];
+  return body([[3, I32]], code);
+}
+
+/** The module's bytes: imports a shared `env.memory`, exports the `Kernel` functions. */
+export function kernelBytes(): Uint8Array {
+  const fnType = (params: number[], results: number[]): Code => [0x60, ...vec(params.map((t) => [t])), ...vec(results.map((t) => [t]))];
+  const types = [
+    fnType(new Array(11).fill(I32), []), // build
+    fnType(new Array(7).fill(I32), []), // sub
+    fnType([...new Array(9).fill(I32), ...new Array(8).fill(F64)], []), // split
+    fnType(new Array(6).fill(I32), [I32]), // partition
+    fnType([I32, I32], []), // chunk
+    fnType(new Array(10).fill(I32), []), // buildRange
+    fnType(new Array(4).fill(I32), []), // sums
+    fnType(new Array(2).fill(I32), []), // iota
+    fnType(new Array(11).fill(I32), []), // build without counts
+    fnType(new Array(10).fill(I32), []), // buildRange without counts
+    fnType(new Array(7).fill(I32), []), // copyCounts
+    fnType([...new Array(6).fill(I32), F64], []), // addLeaf
+  ];
+  const names = ['build', 'sub', 'split', 'partition', 'chunk', 'buildRange', 'sums', 'iota', 'buildNoCount', 'buildRangeNoCount', 'copyCounts', 'addLeaf'];
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec(types)),
+    // memory import: limits flag 3 = shared with a maximum
+    ...section(2, vec([[...str('env'), ...str('memory'), 0x02, 0x03, ...uleb(1), ...uleb(MAX_PAGES)]])),
+    ...section(3, vec(types.map((_, i) => uleb(i)))),
+    ...section(7, vec(names.map((n, i) => [...str(n), 0x00, ...uleb(i)]))),
+    ...section(10, vec([buildFn(), subFn(), splitFn(), partitionFn(), chunkFn(), buildRangeFn(), sumsFn(), iotaFn(), buildFn(false), buildRangeFn(false), copyCountsFn(), addLeafFn()])),
+  ]);
+}
+
+let compiled: object | undefined;
+
+/** The compiled module (once per thread); it can be posted to a worker as it is. */
+export function kernelModule(): object {
+  compiled ??= new wasm.Module(kernelBytes());
+  return compiled;
+}
+
+/** A shared memory of `pages` pages that can grow to 4 GiB. */
+export function sharedMemory(pages: number): SharedMemory {
+  return new wasm.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+}
+
+/** The kernel over `memory`. */
+export function instantiateKernel(memory: SharedMemory): Kernel {
+  return new wasm.Instance(kernelModule(), { env: { memory } }).exports as unknown as Kernel;
+}

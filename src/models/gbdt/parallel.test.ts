@@ -1,0 +1,141 @@
+import { describe, expect, it, vi } from 'vitest';
+import { MedfitError, Rng, type Matrix } from '../../core/index.js';
+import type { TrainData } from '../types.js';
+import { applyBins, fitApplyBins, fitBins } from './binning.js';
+import { gbdt } from './index.js';
+import { kernelBytes } from './kernel.js';
+import { closeHistWorkers, histWorkerChunks, liveHistWorkers, trainThreads } from './parallel.js';
+import { trainGbdt } from './train.js';
+
+/** A seeded table with ties, NaNs and an interaction, for `task`. */
+function table(task: 'binary' | 'multiclass' | 'regression', n: number, nf: number, seed: number): TrainData {
+  const rng = new Rng(seed);
+  const x: Matrix = { rows: n, cols: nf, data: new Float64Array(n * nf) };
+  const y = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < nf; j++) x.data[i * nf + j] = j % 4 === 3 ? rng.int(5) : rng.next() < 0.03 ? NaN : rng.normal();
+    const v = (j: number) => x.data[i * nf + j]! || 0;
+    const z = Math.sin(2 * v(0)) + v(1) * v(2) + (v(3) > 2 ? 1 : -0.5);
+    y[i] = task === 'regression' ? z + 0.1 * rng.normal() : task === 'binary' ? (rng.next() < 1 / (1 + Math.exp(-2 * z)) ? 1 : 0) : z < -0.4 ? 0 : z < 0.6 ? 1 : 2;
+  }
+  return { x, y, task, nClasses: task === 'binary' ? 2 : task === 'multiclass' ? 3 : 1 };
+}
+
+const params = (task: TrainData['task'], rows: number, raw: Record<string, unknown>) => gbdt.parseParams({ early_stopping_rounds: 0, ...raw }, task, rows);
+
+describe('gbdt on several threads', () => {
+  it('grows the same trees on 1, 2 and 3 threads (every node of 4,000+ cells handed out), with subsampling and several classes', async () => {
+    const cases: [TrainData, Record<string, unknown>][] = [
+      [table('binary', 24000, 10, 1), { trees: 5, max_depth: 6, learning_rate: 0.2, colsample: 1, min_samples_leaf: 1, min_child_weight: 1 }],
+      [table('multiclass', 2000, 9, 2), { trees: 4, max_depth: 4, subsample: 0.8, colsample: 0.7, max_leaves: 10 }],
+      [table('regression', 2000, 7, 3), { trees: 5, max_depth: 5, min_samples_leaf: 5 }],
+    ];
+    const before = histWorkerChunks();
+    for (const [data, raw] of cases) {
+      const p = params(data.task, data.x.rows, raw);
+      const one = JSON.stringify((await trainGbdt(data, p, { seed: 4 }, { threads: 1 })).toState());
+      // The family's own path (one thread: these tables are under the threshold) gives the same.
+      expect(JSON.stringify((await gbdt.train(data, p, { seed: 4 })).toState())).toBe(one);
+      for (const threads of data.task === 'binary' ? [2, 3] : [2]) {
+        const many = JSON.stringify((await trainGbdt(data, p, { seed: 4 }, { threads, parallelMin: 4000, ready: true })).toState());
+        expect(many).toBe(one);
+      }
+    }
+    // The workers did take part: a chunk goes to whichever thread claims it first, so on small
+    // nodes the calling thread may take them all, but not on 24,000 rows (which also hands out
+    // the binning, the gradients, the partitions and the leaves: 20,000 rows or more).
+    expect(histWorkerChunks() - before).toBeGreaterThan(100);
+    // Trainings one after another reuse the workers: two at most (for three threads), until closed.
+    expect(liveHistWorkers()).toBe(2);
+    await closeHistWorkers();
+    await vi.waitFor(() => expect(liveHistWorkers()).toBe(0));
+  });
+
+  it('cancels within a round, gives its workers back, and two trainings at once each get theirs', async () => {
+    const data = table('binary', 4000, 10, 5);
+    const p = params('binary', 4000, { trees: 2000, max_depth: 6 });
+    const ctl = new AbortController();
+    let abortedAt = 0;
+    const run = trainGbdt(data, p, {
+      seed: 1,
+      signal: ctl.signal,
+      onProgress: (pr) => {
+        if (pr.epoch === 30) {
+          abortedAt = performance.now();
+          ctl.abort();
+        }
+      },
+    }, { threads: 2, parallelMin: 0, ready: true });
+    await expect(run).rejects.toMatchObject({ code: 'MEDFIT_ERR_CANCELLED' });
+    expect(performance.now() - abortedAt).toBeLessThan(1000);
+    expect(liveHistWorkers()).toBe(1);
+    // Concurrent trainings in one thread: the second finds the worker leased and starts its own.
+    const p2 = params('binary', 4000, { trees: 5, max_depth: 4 });
+    const [a, b] = await Promise.all([0, 1].map(() => trainGbdt(data, p2, { seed: 2 }, { threads: 2, parallelMin: 0, ready: true })));
+    expect(JSON.stringify(a!.toState())).toBe(JSON.stringify(b!.toState()));
+    expect(liveHistWorkers()).toBe(2);
+    await closeHistWorkers();
+    await vi.waitFor(() => expect(liveHistWorkers()).toBe(0));
+  });
+
+  it('numbers the nodes of a level-by-level tree as best-first growth does', async () => {
+    // max_leaves 0 grows level by level and numbers the nodes afterwards; a leaf limit that
+    // cannot bind (2^depth) grows best-first, node by node: the same trees, the same ids.
+    for (const [data, raw] of [
+      [table('binary', 1500, 6, 7), { trees: 8, max_depth: 5, min_samples_leaf: 3, colsample: 0.7 }],
+      [table('multiclass', 900, 5, 8), { trees: 4, max_depth: 4, subsample: 0.7 }],
+    ] as const) {
+      const byLevel = await trainGbdt(data, params(data.task, data.x.rows, { ...raw, max_leaves: 0 }), { seed: 1 });
+      const bestFirst = await trainGbdt(data, params(data.task, data.x.rows, { ...raw, max_leaves: 2 ** raw.max_depth }), { seed: 1 });
+      expect(JSON.stringify(byLevel.toState().weights)).toBe(JSON.stringify(bestFirst.toState().weights));
+    }
+  });
+
+  it('reads MEDFIT_TRAIN_THREADS, else the machine capped at 4', () => {
+    expect(trainThreads({ MEDFIT_TRAIN_THREADS: '3' })).toBe(3);
+    const auto = trainThreads({});
+    expect(auto).toBeGreaterThanOrEqual(1);
+    expect(auto).toBeLessThanOrEqual(4);
+    for (const bad of ['0', '-1', '1.5', 'two', '65']) {
+      let caught: unknown;
+      try {
+        trainThreads({ MEDFIT_TRAIN_THREADS: bad });
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(MedfitError);
+      expect((caught as MedfitError).code).toBe('MEDFIT_ERR_BAD_PARAM');
+      expect((caught as MedfitError).message).toMatch(/MEDFIT_TRAIN_THREADS/);
+    }
+  });
+
+  it('compiles its kernel (WebAssembly with SIMD and a shared memory)', () => {
+    const wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
+    expect(wasm.validate(kernelBytes())).toBe(true);
+  });
+});
+
+describe('gbdt binning in one sort', () => {
+  it('gives the edges and bins of fitBins + applyBins: ±0, ±Infinity, NaN, ties, tiny and huge values, a subsample', () => {
+    const rng = new Rng(9);
+    const specials = [0, -0, NaN, Infinity, -Infinity, 1e-45, -1e-45, 3.4e38, 1e39, -1e39, 2, 2.0000001];
+    const check = (rows: number, cols: number, maxBins: number, gen: (i: number, j: number) => number) => {
+      const x: Matrix = { rows, cols, data: new Float64Array(rows * cols) };
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) x.data[i * cols + j] = gen(i, j);
+      const mapper = fitBins(x, maxBins);
+      const out = new Uint8Array(rows * cols).fill(99);
+      const fused = fitApplyBins(x, maxBins, out);
+      expect(Array.from(fused.nBins)).toEqual(Array.from(mapper.nBins));
+      // Object.is: −0 and +0 edges must match too (they become thresholds).
+      fused.upper.forEach((u, f) => u.forEach((v, b) => expect(Object.is(v, mapper.upper[f]![b])).toBe(true)));
+      expect(Buffer.from(out).equals(Buffer.from(applyBins(x, mapper)))).toBe(true);
+    };
+    check(3000, 6, 255, (i, j) =>
+      j === 0 ? specials[i % specials.length]! : j === 1 ? rng.int(7) - 3 : j === 2 ? (i % 2 ? 0 : -0) : j === 3 ? NaN : j === 4 ? rng.normal() : rng.next() < 0.1 ? NaN : Math.round(rng.normal() * 100) / 10,
+    );
+    check(3000, 3, 16, (i, j) => (j === 0 ? specials[i % specials.length]! : rng.normal() * 10 ** j));
+    check(1, 2, 4, () => 1);
+    // Over 200,000 rows the edges come from a strided subsample and bins by binary search.
+    check(200_001, 1, 255, () => rng.normal());
+  });
+});
