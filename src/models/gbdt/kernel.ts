@@ -17,6 +17,7 @@
  * and an empty bin is told from a bin whose hessians cancel only by it), but the root of a tree
  * grown on every row takes its counts from one histogram made once (flag 4).
  */
+import { F64, get, I32, i32, ifElse, section, set, str, uleb, V128, vec, whileNot, type Code } from '../wasm-encoder.js';
 
 /** The part of the `WebAssembly` global used here (this project's TypeScript libs do not declare it). */
 export interface SharedMemory {
@@ -144,44 +145,8 @@ export interface Kernel {
   addLeaf(idx: number, raw: number, start: number, end: number, k: number, c: number, v: number): void;
 }
 
-// ---- a minimal WebAssembly encoder ---------------------------------------------------------
+// ---- this kernel's instructions (the shared encoding is ../wasm-encoder.ts) ------------------
 
-const I32 = 0x7f;
-const F64 = 0x7c;
-const V128 = 0x7b;
-
-function uleb(v: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) b |= 0x80;
-    out.push(b);
-  } while (v !== 0);
-  return out;
-}
-
-function sleb(v: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-type Code = number[];
-const str = (s: string): Code => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-const vec = (items: Code[]): Code => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: Code): Code => [id, ...uleb(body.length), ...body];
-
-const get = (l: number): Code => [0x20, ...uleb(l)];
-const set = (l: number): Code => [0x21, ...uleb(l)];
-const i32 = (v: number): Code => [0x41, ...sleb(v)];
 const f64 = (v: number): Code => [0x44, ...new Uint8Array(Float64Array.of(v).buffer)];
 const call = (f: number): Code => [0x10, ...uleb(f)];
 const mem = (align: number, offset: number): Code => [...uleb(align), ...uleb(offset)];
@@ -221,11 +186,9 @@ const op = {
   memCopy: [0xfc, ...uleb(10), 0x00, 0x00],
 };
 /** `block { loop { if (exit) break; body; continue } }`: `br 1` inside `body` breaks, `br 0` continues. */
-const whileNot = (exit: Code, body: Code): Code => [0x02, 0x40, 0x03, 0x40, ...exit, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b];
 /** `block { body }`: `br 0` inside `body` jumps past it. */
 const block = (body: Code): Code => [0x02, 0x40, ...body, 0x0b];
 const ifThen = (cond: Code, body: Code): Code => [...cond, 0x04, 0x40, ...body, 0x0b];
-const ifElse = (cond: Code, a: Code, b: Code): Code => [...cond, 0x04, 0x40, ...a, 0x05, ...b, 0x0b];
 const brIf = (depth: number): Code => [0x0d, ...uleb(depth)];
 
 /** A function body: locals declared by type in order after the parameters. */

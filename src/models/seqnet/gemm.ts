@@ -12,6 +12,7 @@
  *
  * Summation order is fixed by the shape, so results are deterministic.
  */
+import { F32, get, I32, i32, ifElse, section, set, str, uleb, V128, vec, whileNot as whileLoop, type Code } from '../wasm-encoder.js';
 
 /** The part of the `WebAssembly` global used here (this project's TypeScript libs do not declare it). */
 export interface WasmMemory {
@@ -26,44 +27,8 @@ interface WasmApi {
 /** The engine's `WebAssembly` (Node ≥ 8), typed. */
 export const wasm: WasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-// ---- a minimal WebAssembly encoder ---------------------------------------------------------
+// ---- this kernel's instructions (the shared encoding is ../wasm-encoder.ts) ------------------
 
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-function uleb(v: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) b |= 0x80;
-    out.push(b);
-  } while (v !== 0);
-  return out;
-}
-
-function sleb(v: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const str = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-
-type Code = number[];
-const get = (l: number): Code => [0x20, ...uleb(l)];
-const set = (l: number): Code => [0x21, ...uleb(l)];
-const i32 = (v: number): Code => [0x41, ...sleb(v)];
 const add = [0x6a];
 const sub = [0x6b];
 const shl = [0x74];
@@ -83,9 +48,7 @@ const f32Add = [0x92];
 const f32Mul = [0x94];
 const f32Zero = [0x43, 0, 0, 0, 0];
 /** `block { loop { <body>; br 0 } }` with `exit` (a condition) breaking out before each turn. */
-const whileLoop = (exit: Code, body: Code): Code => [0x02, 0x40, 0x03, 0x40, ...exit, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b];
 /** `if (cond) { a } else { b }` */
-const ifElse = (cond: Code, a: Code, b: Code): Code => [...cond, 0x04, 0x40, ...a, 0x05, ...b, 0x0b];
 
 // Parameters of gemm(a, b, c, M, K, N, lda, ldb, ldc, acc): locals 0..9.
 const P = { a: 0, b: 1, c: 2, M: 3, K: 4, N: 5, lda: 6, ldb: 7, ldc: 8, acc: 9 };
