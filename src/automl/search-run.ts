@@ -356,7 +356,7 @@ export async function choose(runner: TrialRunner, o: ChooseOptions): Promise<Cho
   const pool = [...kept.values()].flat().filter((t) => t.oofs.length === plan.reps);
   let ensemble: Extract<Choice, { kind: 'ensemble' }> | undefined;
   if (o.ensemble && pool.length >= 2) {
-    ensemble = crossFitEnsemble(runner, pool, o.selection);
+    ensemble = crossFitEnsemble(runner, pool);
     if (o.forceEnsemble || runner.score(ensemble.trial, o.selection) > runner.score(bestSingle, o.selection)) choice = ensemble;
   } else if (o.forceEnsemble) {
     throw Errors.usage('an ensemble needs at least two candidate models, and only one could be scored on every fold');
@@ -425,7 +425,7 @@ function drop(t: Trial): void {
  * out-of-fold predictions and fold scores, comparable with any single trial's; the weights
  * returned are chosen on every out-of-fold row (those the final ensemble uses).
  */
-export function crossFitEnsemble(runner: TrialRunner, pool: Trial[], _selection: MetricName): Extract<Choice, { kind: 'ensemble' }> {
+export function crossFitEnsemble(runner: TrialRunner, pool: Trial[]): Extract<Choice, { kind: 'ensemble' }> {
   const { plan, ctx, width, y } = runner;
   const n = runner.rows.length;
   const objective = (yy: Float64Array) => (pred: Float64Array) => fitScore(ctx.task, yy, pred, width);
@@ -474,7 +474,7 @@ function fitScore(task: Context['task'], y: Float64Array, pred: Float64Array, wi
 }
 
 /** The weighted sum of row-major prediction arrays. */
-export function blend(preds: Float64Array[], weights: number[]): Float64Array {
+function blend(preds: Float64Array[], weights: number[]): Float64Array {
   const out = new Float64Array(preds[0]!.length);
   for (const [i, p] of preds.entries()) {
     const w = weights[i]!;
