@@ -19,7 +19,8 @@
  * (XGBoost's max_bin 256 counts its missing-value bin), no early stopping. medfit (its default
  * threads, `MEDFIT_TRAIN_THREADS`, and 1 thread) and XGBoost's `hist` with 2 threads (Debian's
  * python3-xgboost, bench/gbdt_ref.py) train in turn on the same rows, each repeat; reported:
- * median seconds, medfit/xgboost, and both holdout AUROCs.
+ * median seconds, medfit/xgboost (of the medians, and the median of each repeat's ratio), and
+ * both holdout AUROCs.
  *
  *   npx tsx bench/train.ts [--epochs 30] [--repeats 5] [--case all|table|lstm|gbdt100k] [--seq-epochs 5] [--with-tfjs]
  */
@@ -368,6 +369,10 @@ if (values.case === 'all' || values.case === 'gbdt100k') {
   if (xgb.length > 0) {
     const xgbTime = line(`xgboost ${xgbVersion} hist, 2 threads`, xgb);
     console.log(`medfit/xgboost = ${(oursTime / xgbTime).toFixed(2)}× (time), holdout AUROC ${ours[0]!.auroc.toFixed(4)} vs ${xgb[0]!.auroc.toFixed(4)} (Δ ${(ours[0]!.auroc - xgb[0]!.auroc).toFixed(4)})`);
+    // Each repeat's two runs are seconds apart, so their ratio is the one a busy spell of the shared
+    // cores (which can last a whole run) distorts least.
+    const paired = xgb.map((x, i) => ours[i]!.seconds / x.seconds);
+    console.log(`medfit/xgboost per repeat: ${paired.map((r) => r.toFixed(2)).join(', ')}; median ${median(paired).toFixed(2)}×`);
   } else console.log(xgbNote);
   const load = loadavg()[0]!;
   if (load > cpus().length) console.log(`note: load average ${load.toFixed(1)} on ${cpus().length} cores: wall times are inflated`);

@@ -12,12 +12,17 @@
  * checks, with (gradient, hessian) added as one f64x2: about 1 ns a row and feature here, where
  * the JavaScript loop took 3.
  *
+ * The logistic gradients are here too (`binaryGradients`, two rows per f64x2), with fdlibm's `exp`
+ * as V8 has it for `Math.exp`, operation for operation, so they are the objective's bits: about
+ * half the time of the JavaScript loop, whose `Math.exp` and division were a sixth of a training.
+ *
  * Histogram layout: feature f at `hist + f * hs` bytes, then per bin (gradient, hessian, count)
  * as three f64 (24 bytes). The count costs a quarter of the update; it stays (`min_samples_leaf`,
  * and an empty bin is told from a bin whose hessians cancel only by it), but the root of a tree
  * grown on every row takes its counts from one histogram made once (flag 4).
  */
 import { F64, get, I32, i32, ifElse, section, set, str, uleb, V128, vec, whileNot, type Code } from '../wasm-encoder.js';
+import { MIN_HESS } from './objective.js';
 
 /** The part of the `WebAssembly` global used here (this project's TypeScript libs do not declare it). */
 export interface SharedMemory {
@@ -71,13 +76,14 @@ export const D = {
   sums: 80, // (g, h) f64 written by `sums`
   counts: 96, // a histogram whose counts jobs with flag 4 take (the root's over all rows)
   partition: 100, // 1: a job's searched nodes with a split are partitioned when found (`work.ts`)
+  nhist: 104, // the step's histogram chunks; chunks after them are partition parts (`work.ts`)
 } as const;
 /** Bytes of the step header. */
-export const DESC_BYTES = 104;
+export const DESC_BYTES = 108;
 
 /** Byte offsets in one job of a step: a node whose child's histogram is built, and up to two nodes whose best split is searched. */
 export const J = {
-  flags: 0, // 1: build the small child's histogram; 2: subtract it from the parent's; 4: with D.counts' counts
+  flags: 0, // 1: build the small child's histogram; 2: subtract it from the parent's; 4: with D.counts' counts; 8, 16: node 0's, 1's partition in parts
   start: 4, // rows idx[start, end) of the node whose histogram is built
   end: 8,
   small: 12, // histogram built
@@ -116,9 +122,18 @@ export const J = {
   gl1: 200,
   hl1: 208,
   cl1: 216,
+  // 1 once the best splits are written (parts wait for it), then per searched node: its parts
+  // still running, its first part and its number of parts.
+  ready: 224,
+  left0: 228,
+  part0: 232,
+  parts0: 236,
+  left1: 240,
+  part1: 244,
+  parts1: 248,
 } as const;
 /** Bytes of one job. */
-export const JOB_BYTES = 224;
+export const JOB_BYTES = 256;
 
 /** The module's exports. Pointers are byte offsets into the memory. */
 export interface Kernel {
@@ -133,8 +148,12 @@ export interface Kernel {
     hist: number, feats: number, k0: number, k1: number, hs: number, nbp: number, up: number, ub: number, out: number,
     g: number, h: number, c: number, lambda: number, minLeaf: number, minHess: number, floor: number, parentScore: number,
   ): void;
-  /** Stable partition of idx[start, end) by col[r] <= b (`col`: a feature's bins by row; tmp as scratch); returns the first right index. */
-  partition(idx: number, tmp: number, start: number, end: number, col: number, b: number): number;
+  /**
+   * Stable partition of idx[start, end) by col[r] <= b (`col`: a feature's bins by row), the right
+   * rows through `tmp`: returns the first right index, the left rows from `start` on, and the
+   * right ones after them when `back`, else left at `tmp` (in order).
+   */
+  partition(idx: number, tmp: number, start: number, end: number, col: number, b: number, back: number): number;
   /** Chunk `c` of the step described at `desc` (see `D` and `J`). */
   chunk(desc: number, c: number): void;
   /** The (gradient, hessian) sums of rows idx[0, m), in that order, as two f64 at `out`. */
@@ -143,6 +162,10 @@ export interface Kernel {
   iota(idx: number, m: number): void;
   /** raw[idx[i] * k + c] += v for i in [start, end): a leaf's value added to its rows' raw scores. */
   addLeaf(idx: number, raw: number, start: number, end: number, k: number, c: number, v: number): void;
+  /** `Math.exp(x)`, bit for bit (fdlibm's algorithm, as V8 computes it). */
+  exp(x: number): number;
+  /** The logistic loss's (g, h) of rows [start, end) into `gh`, as `objective.ts` `computeGradients` computes them; `weighted` 0: every weight 1. */
+  binaryGradients(raw: number, y: number, w: number, gh: number, start: number, end: number, weighted: number): void;
 }
 
 // ---- this kernel's instructions (the shared encoding is ../wasm-encoder.ts) ------------------
@@ -182,6 +205,22 @@ const op = {
   fDiv: [0xa3],
   f2Add: [0xfd, ...uleb(0xf0)],
   f2Sub: [0xfd, ...uleb(0xf1)],
+  or: [0x72],
+  ltU: [0x49],
+  gtU: [0x4b],
+  fGe: [0x66],
+  fAbs: [0x99],
+  fNeg: [0x9a],
+  fMax: [0xa5],
+  truncS: [0xaa], // i32.trunc_f64_s
+  convertS: [0xb7], // f64.convert_i32_s
+  wrap: [0xa7], // i32.wrap_i64
+  extendU: [0xad], // i64.extend_i32_u
+  i64Shl: [0x86],
+  i64ShrU: [0x88],
+  bitsOf: [0xbd], // i64.reinterpret_f64
+  fromBits: [0xbf], // f64.reinterpret_i64
+  ret: [0x0f],
   memFill: [0xfc, ...uleb(11), 0x00],
   memCopy: [0xfc, ...uleb(10), 0x00, 0x00],
 };
@@ -190,6 +229,37 @@ const op = {
 const block = (body: Code): Code => [0x02, 0x40, ...body, 0x0b];
 const ifThen = (cond: Code, body: Code): Code => [...cond, 0x04, 0x40, ...body, 0x0b];
 const brIf = (depth: number): Code => [0x0d, ...uleb(depth)];
+
+const simd = (code: number, ...imm: number[]): Code => [0xfd, ...uleb(code), ...imm];
+const vx = {
+  and: simd(0x4e),
+  or: simd(0x50),
+  bitselect: simd(0x52),
+  anyTrue: simd(0x53),
+  fEq: simd(0x47),
+  fLt: simd(0x49),
+  fGe: simd(0x4c),
+  fAbs: simd(0xec),
+  fNeg: simd(0xed),
+  fAdd: simd(0xf0),
+  fSub: simd(0xf1),
+  fMul: simd(0xf2),
+  fDiv: simd(0xf3),
+  fMax: simd(0xf5),
+  fSplat: simd(0x14),
+  fLane: (l: number) => simd(0x21, l),
+  fReplace: (l: number) => simd(0x22, l),
+  iShl: simd(0xcb),
+  iShrU: simd(0xcd),
+  iAdd: simd(0xce),
+  iLtS: simd(0xd8),
+  iGtS: simd(0xd9),
+  iSub: simd(0xd1),
+  fTrunc: simd(0x7a),
+};
+/** A v128 constant of two equal f64 lanes, or of two equal i64 lanes (a non-negative integer below 2^31). */
+const f64x2 = (v: number): Code => [0xfd, 0x0c, ...new Uint8Array(Float64Array.of(v, v).buffer)];
+const i64x2 = (v: number): Code => [0xfd, 0x0c, ...new Uint8Array(Int32Array.of(v, 0, v, 0).buffer)];
 
 /** A function body: locals declared by type in order after the parameters. */
 function body(locals: [number, number][], code: Code): Code {
@@ -293,6 +363,7 @@ function splitFn(): Code {
   const [g, h, c, lambda, minLeaf, minHess, floor, ps] = [9, 10, 11, 12, 13, 14, 15, 16];
   const [pk, pe, f, b, last, o, bf, bb] = [17, 18, 19, 20, 21, 22, 23, 24];
   const [gl, hl, cl, best, bgl, bhl, bcl, cnt, hr, gr, gain, upv] = [25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36];
+  const q = 37;
   // Inside the bin loop: depth 0 = the `cont` block, 1 = the loop, 2 = the loop's exit block.
   const scan: Code = block([
     ...get(o), ...f64Load(16), ...set(cnt),
@@ -307,11 +378,13 @@ function splitFn(): Code {
     ...get(c), ...get(cl), ...op.fSub, ...get(minLeaf), ...op.fLt, ...brIf(2),
     ...get(hr), ...get(minHess), ...op.fLt, ...brIf(2),
     ...get(g), ...get(gl), ...op.fSub, ...set(gr),
-    // gain = 0.5 * ((gl * gl) / (hl + lambda) + (gr * gr) / (hr + lambda) - ps)
-    ...f64(0.5),
-    ...get(gl), ...get(gl), ...op.fMul, ...get(hl), ...get(lambda), ...op.fAdd, ...op.fDiv,
-    ...get(gr), ...get(gr), ...op.fMul, ...get(hr), ...get(lambda), ...op.fAdd, ...op.fDiv,
-    ...op.fAdd, ...get(ps), ...op.fSub, ...op.fMul, ...set(gain),
+    // gain = 0.5 * ((gl * gl) / (hl + lambda) + (gr * gr) / (hr + lambda) - ps), both quotients
+    // in one f64x2 division (each lane rounds as the scalar one: the same bits, half the divider's time)
+    ...get(gl), ...vx.fSplat, ...get(gr), ...vx.fReplace(1), ...set(q),
+    ...get(q), ...get(q), ...vx.fMul,
+    ...get(hl), ...vx.fSplat, ...get(hr), ...vx.fReplace(1), ...get(lambda), ...vx.fSplat, ...vx.fAdd,
+    ...vx.fDiv, ...set(q),
+    ...f64(0.5), ...get(q), ...vx.fLane(0), ...get(q), ...vx.fLane(1), ...op.fAdd, ...get(ps), ...op.fSub, ...op.fMul, ...set(gain),
     ...ifThen([...get(gain), ...get(best), ...op.fGt], [
       ...get(up), ...get(f), ...get(ub), ...op.mul, ...op.add, ...get(b), ...i32(3), ...op.shl, ...op.add, ...f64Load(), ...set(upv),
       // A finite edge only (x - x is 0 exactly when x is finite).
@@ -353,15 +426,15 @@ function splitFn(): Code {
     ...get(out), ...get(bf), ...i32Store(32),
     ...get(out), ...get(bb), ...i32Store(36),
   ];
-  return body([[8, I32], [12, F64]], code);
+  return body([[8, I32], [12, F64], [1, V128]], code);
 }
 
-// partition(idx 0, tmp 1, start 2, end 3, col 4, b 5) -> first right index; col: the split
+// partition(idx 0, tmp 1, start 2, end 3, col 4, b 5, back 6) -> first right index; col: the split
 // feature's bins, column-major (a byte per row: the rows' bins share cache lines, where the
 // row-major layout would bring a line in for every other row)
 function partitionFn(): Code {
-  const [idx, tmp, start, end, col, b] = [0, 1, 2, 3, 4, 5];
-  const [p, e, pl, pr, r, left] = [6, 7, 8, 9, 10, 11];
+  const [idx, tmp, start, end, col, b, back] = [0, 1, 2, 3, 4, 5, 6];
+  const [p, e, pl, pr, r, left] = [7, 8, 9, 10, 11, 12];
   const code: Code = [
     ...get(idx), ...get(start), ...i32(2), ...op.shl, ...op.add, ...set(p),
     ...get(idx), ...get(end), ...i32(2), ...op.shl, ...op.add, ...set(e),
@@ -377,7 +450,7 @@ function partitionFn(): Code {
       ...get(pr), ...i32(4), ...get(left), ...i32(2), ...op.shl, ...op.sub, ...op.add, ...set(pr),
       ...get(p), ...i32(4), ...op.add, ...set(p),
     ]),
-    ...get(pl), ...get(tmp), ...get(pr), ...get(tmp), ...op.sub, ...op.memCopy,
+    ...ifThen([...get(back)], [...get(pl), ...get(tmp), ...get(pr), ...get(tmp), ...op.sub, ...op.memCopy]),
     ...get(pl), ...get(idx), ...op.sub, ...i32(2), ...op.shrU,
   ];
   return body([[6, I32]], code);
@@ -512,6 +585,162 @@ function addLeafFn(): Code {
   return body([[3, I32]], code);
 }
 
+// exp(x 0) -> f64: fdlibm's e_exp.c as V8 has it for Math.exp (src/base/ieee754.cc), operation for
+// operation in IEEE double (WebAssembly has no fused multiply-add either), so it returns Math.exp's
+// bits: what keeps the gradients, hence the trees, those of the JavaScript objective.
+function expFn(): Code {
+  const [x] = [0];
+  const [hx, xsb, k] = [1, 2, 3];
+  const [hi, lo, c, t, y, twopk] = [4, 5, 6, 7, 8, 9];
+  const ret = (v: Code): Code => [...v, ...op.ret];
+  /** The f64 whose high word is `hw` (an i32 on the stack) and low word 0. */
+  const fromHigh = (hw: Code): Code => [...hw, ...op.extendU, 0x42, 32, ...op.i64Shl, ...op.fromBits];
+  const code: Code = [
+    ...get(x), ...op.bitsOf, 0x42, 32, ...op.i64ShrU, ...op.wrap, ...set(hx),
+    ...get(hx), ...i32(31), ...op.shrU, ...set(xsb),
+    ...get(hx), ...i32(0x7fffffff), ...op.and, ...set(hx),
+    // |x| >= 709.78..., or not finite
+    ...ifThen([...get(hx), ...i32(0x40862e42), ...op.geU], [
+      ...ifThen([...get(hx), ...i32(0x7ff00000), ...op.geU], [
+        ...ifThen([...get(hx), ...i32(0xfffff), ...op.and, ...get(x), ...op.bitsOf, ...op.wrap, ...op.or], ret([...get(x), ...get(x), ...op.fAdd])),
+        // exp(+inf) = inf, exp(-inf) = 0
+        ...ret([...f64(0), ...get(x), ...get(xsb), ...op.select]),
+      ]),
+      ...ifThen([...get(x), ...f64(7.09782712893383973096e2), ...op.fGt], ret([...f64(1e300), ...f64(1e300), ...op.fMul])),
+      ...ifThen([...get(x), ...f64(-7.45133219101941108420e2), ...op.fLt], ret([...f64(9.33263618503218878990e-302), ...f64(9.33263618503218878990e-302), ...op.fMul])),
+    ]),
+    // argument reduction
+    ...ifElse([...get(hx), ...i32(0x3fd62e42), ...op.gtU], [
+      ...ifElse([...get(hx), ...i32(0x3ff0a2b2), ...op.ltU], [
+        // 0.5 ln2 < |x| < 1.5 ln2 (V8 returns E for 1 exactly)
+        ...ifThen([...get(x), ...f64(1), ...op.fEq], ret(f64(2.718281828459045))),
+        ...get(x), ...f64(-6.93147180369123816490e-1), ...f64(6.93147180369123816490e-1), ...get(xsb), ...op.select, ...op.fSub, ...set(hi),
+        ...f64(-1.90821492927058770002e-10), ...f64(1.90821492927058770002e-10), ...get(xsb), ...op.select, ...set(lo),
+        ...i32(1), ...get(xsb), ...op.sub, ...get(xsb), ...op.sub, ...set(k),
+      ], [
+        ...f64(1.44269504088896338700e0), ...get(x), ...op.fMul, ...f64(-0.5), ...f64(0.5), ...get(xsb), ...op.select, ...op.fAdd, ...op.truncS, ...set(k),
+        ...get(k), ...op.convertS, ...set(t),
+        ...get(x), ...get(t), ...f64(6.93147180369123816490e-1), ...op.fMul, ...op.fSub, ...set(hi),
+        ...get(t), ...f64(1.90821492927058770002e-10), ...op.fMul, ...set(lo),
+      ]),
+      ...get(hi), ...get(lo), ...op.fSub, ...set(x),
+    ], [
+      // |x| < 2^-28: 1 + x (fdlibm's `huge + x > one` test is true there)
+      ...ifThen([...get(hx), ...i32(0x3e300000), ...op.ltU], ret([...f64(1), ...get(x), ...op.fAdd])),
+    ]),
+    ...get(x), ...get(x), ...op.fMul, ...set(t),
+    ...fromHigh([
+      ...i32(0x3ff00000), ...get(k), ...i32(20), ...op.shl, ...op.add,
+      ...i32(0x3ff00000), ...get(k), ...i32(1000), ...op.add, ...i32(20), ...op.shl, ...op.add,
+      ...get(k), ...i32(-1021), ...op.geS, ...op.select,
+    ]), ...set(twopk),
+    // c = x - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))))
+    ...get(x), ...get(t),
+    ...f64(1.66666666666666019037e-1), ...get(t),
+    ...f64(-2.77777777770155933842e-3), ...get(t),
+    ...f64(6.61375632143793436117e-5), ...get(t),
+    ...f64(-1.65339022054652515390e-6), ...get(t), ...f64(4.13813679705723846039e-8), ...op.fMul, ...op.fAdd,
+    ...op.fMul, ...op.fAdd,
+    ...op.fMul, ...op.fAdd,
+    ...op.fMul, ...op.fAdd,
+    ...op.fMul, ...op.fSub, ...set(c),
+    // k = 0: 1 - ((x * c) / (c - 2) - x)
+    ...ifThen([...get(k), ...op.eqz], ret([...f64(1), ...get(x), ...get(c), ...op.fMul, ...get(c), ...f64(2), ...op.fSub, ...op.fDiv, ...get(x), ...op.fSub, ...op.fSub])),
+    // y = 1 - ((lo - (x * c) / (2 - c)) - hi)
+    ...f64(1), ...get(lo), ...get(x), ...get(c), ...op.fMul, ...f64(2), ...get(c), ...op.fSub, ...op.fDiv, ...op.fSub, ...get(hi), ...op.fSub, ...op.fSub, ...set(y),
+    ...ifThen([...get(k), ...i32(-1021), ...op.geS], [
+      ...ifThen([...get(k), ...i32(1024), ...op.eq], ret([...get(y), ...f64(2), ...op.fMul, ...f64(8.988465674311579539e307), ...op.fMul])),
+      ...ret([...get(y), ...get(twopk), ...op.fMul]),
+    ]),
+    ...get(y), ...get(twopk), ...op.fMul, ...f64(9.33263618503218878990e-302), ...op.fMul,
+  ];
+  return body([[3, I32], [6, F64]], code);
+}
+
+// binaryGradients(raw 0, y 1, w 2, gh 3, start 4, end 5, weighted 6): the logistic loss's (g, h) of
+// rows [start, end) as objective.ts's computeGradients has them, bit for bit: p = sigmoid(raw[i])
+// (1 / (1 + e) or e / (1 + e) with e = exp(-|raw[i]|), as `sigmoid` picks), g = w (p - y),
+// h = w max(p (1 - p), MIN_HESS); w = 1 when not weighted.
+//
+// Two rows at a time in f64x2 lanes, with `exp` made branch-free: for 2^-28 <= |x| < 704
+// (x != 1) fdlibm's three reductions are one formula (k = 0 and k = ±1 included: t * ln2HI and
+// t * ln2LO are then exactly 0 or ±ln2HI, ±ln2LO, and its k = 0 result 1 - ((x c)/(c - 2) - x) is
+// 1 - ((0 - (x c)/(2 - c)) - x) exactly), so a pair computes it lane by lane, and a pair with a
+// lane outside that range calls `exp` for both.
+function binaryGradientsFn(): Code {
+  const [raw, y, w, gh, start, end, weighted] = [0, 1, 2, 3, 4, 5, 6];
+  const [i, a] = [7, 8];
+  const [z, e, p, wi] = [9, 10, 11, 12];
+  const [Z, X, HX, K, T, HI, LO, XR, TT, C, E, P, W, G, H] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
+  const scalarRow: Code = [
+    ...get(raw), ...get(i), ...i32(3), ...op.shl, ...op.add, ...f64Load(), ...set(z),
+    ...get(z), ...op.fAbs, ...op.fNeg, ...call(12), ...set(e),
+    ...f64(1), ...get(e), ...get(z), ...f64(0), ...op.fGe, ...op.select, ...f64(1), ...get(e), ...op.fAdd, ...op.fDiv, ...set(p),
+    ...f64(1), ...set(wi),
+    ...ifThen([...get(weighted)], [...get(w), ...get(i), ...i32(3), ...op.shl, ...op.add, ...f64Load(), ...set(wi)]),
+    ...get(gh), ...get(i), ...i32(4), ...op.shl, ...op.add,
+    ...get(wi), ...get(p), ...get(y), ...get(i), ...i32(3), ...op.shl, ...op.add, ...f64Load(), ...op.fSub, ...op.fMul, ...f64Store(),
+    ...get(gh), ...get(i), ...i32(4), ...op.shl, ...op.add,
+    ...get(wi), ...get(p), ...f64(1), ...get(p), ...op.fSub, ...op.fMul, ...f64(MIN_HESS), ...op.fMax, ...op.fMul, ...f64Store(8),
+    ...get(i), ...i32(1), ...op.add, ...set(i),
+  ];
+  // E = exp(X), lane by lane.
+  const expPair: Code = [
+    // hx: the high word of |x|
+    ...get(X), ...i32(32), ...vx.iShrU, ...i64x2(0x7fffffff), ...vx.and, ...set(HX),
+    ...ifElse([
+      // |x| >= 704 (fdlibm scales 2^k in two steps for k < -1021 and k = 1024), |x| < 2^-28, x = 1
+      ...get(HX), ...i64x2(0x4085ffff), ...vx.iGtS,
+      ...get(HX), ...i64x2(0x3e300000), ...vx.iLtS, ...vx.or,
+      ...get(X), ...f64x2(1), ...vx.fEq, ...vx.or, ...vx.anyTrue,
+    ], [
+      ...get(X), ...vx.fLane(0), ...call(12), ...vx.fSplat, ...get(X), ...vx.fLane(1), ...call(12), ...vx.fReplace(1), ...set(E),
+    ], [
+      // k = (int)(invln2 x ± 0.5) where |x| > 0.5 ln2 (high words compared, as fdlibm does), else 0
+      ...f64x2(1.44269504088896338700e0), ...get(X), ...vx.fMul, ...f64x2(-0.5), ...f64x2(0.5), ...get(X), ...f64x2(0), ...vx.fLt, ...vx.bitselect, ...vx.fAdd,
+      ...vx.fTrunc, ...get(HX), ...i64x2(0x3fd62e42), ...vx.iGtS, ...vx.and, ...set(T),
+      // k as an integer: t + 1.5 * 2^52 has k in its low bits (|k| < 2^31 here)
+      ...get(T), ...f64x2(6755399441055744), ...vx.fAdd, ...f64x2(6755399441055744), ...vx.iSub, ...set(K),
+      ...get(X), ...get(T), ...f64x2(6.93147180369123816490e-1), ...vx.fMul, ...vx.fSub, ...set(HI),
+      ...get(T), ...f64x2(1.90821492927058770002e-10), ...vx.fMul, ...set(LO),
+      ...get(HI), ...get(LO), ...vx.fSub, ...set(XR),
+      ...get(XR), ...get(XR), ...vx.fMul, ...set(TT),
+      ...get(XR), ...get(TT),
+      ...f64x2(1.66666666666666019037e-1), ...get(TT),
+      ...f64x2(-2.77777777770155933842e-3), ...get(TT),
+      ...f64x2(6.61375632143793436117e-5), ...get(TT),
+      ...f64x2(-1.65339022054652515390e-6), ...get(TT), ...f64x2(4.13813679705723846039e-8), ...vx.fMul, ...vx.fAdd,
+      ...vx.fMul, ...vx.fAdd,
+      ...vx.fMul, ...vx.fAdd,
+      ...vx.fMul, ...vx.fAdd,
+      ...vx.fMul, ...vx.fSub, ...set(C),
+      // y = 1 - ((lo - (x c) / (2 - c)) - hi), times 2^k
+      ...f64x2(1), ...get(LO), ...get(XR), ...get(C), ...vx.fMul, ...f64x2(2), ...get(C), ...vx.fSub, ...vx.fDiv, ...vx.fSub, ...get(HI), ...vx.fSub, ...vx.fSub,
+      ...get(K), ...i64x2(0x3ff), ...vx.iAdd, ...i32(52), ...vx.iShl, ...vx.fMul, ...set(E),
+    ]),
+  ];
+  const pairRows: Code = [
+    ...get(raw), ...get(i), ...i32(3), ...op.shl, ...op.add, ...v128Load(), ...set(Z),
+    ...get(Z), ...vx.fAbs, ...vx.fNeg, ...set(X),
+    ...expPair,
+    ...f64x2(1), ...get(E), ...get(Z), ...f64x2(0), ...vx.fGe, ...vx.bitselect, ...f64x2(1), ...get(E), ...vx.fAdd, ...vx.fDiv, ...set(P),
+    ...ifElse([...get(weighted)], [...get(w), ...get(i), ...i32(3), ...op.shl, ...op.add, ...v128Load(), ...set(W)], [...f64x2(1), ...set(W)]),
+    ...get(W), ...get(P), ...get(y), ...get(i), ...i32(3), ...op.shl, ...op.add, ...v128Load(), ...vx.fSub, ...vx.fMul, ...set(G),
+    ...get(W), ...get(P), ...f64x2(1), ...get(P), ...vx.fSub, ...vx.fMul, ...f64x2(MIN_HESS), ...vx.fMax, ...vx.fMul, ...set(H),
+    // (g0, h0), (g1, h1)
+    ...get(gh), ...get(i), ...i32(4), ...op.shl, ...op.add, ...set(a),
+    ...get(a), ...get(G), ...get(H), ...simd(0x0d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), ...v128Store(),
+    ...get(a), ...get(G), ...get(H), ...simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), ...v128Store(16),
+    ...get(i), ...i32(2), ...op.add, ...set(i),
+  ];
+  const code: Code = [
+    ...get(start), ...set(i),
+    ...whileNot([...get(i), ...i32(1), ...op.add, ...get(end), ...op.geU], pairRows),
+    ...whileNot([...get(i), ...get(end), ...op.geU], scalarRow),
+  ];
+  return body([[2, I32], [4, F64], [15, V128]], code);
+}
+
 /** The module's bytes: imports a shared `env.memory`, exports the `Kernel` functions. */
 export function kernelBytes(): Uint8Array {
   const fnType = (params: number[], results: number[]): Code => [0x60, ...vec(params.map((t) => [t])), ...vec(results.map((t) => [t]))];
@@ -519,7 +748,7 @@ export function kernelBytes(): Uint8Array {
     fnType(new Array(11).fill(I32), []), // build
     fnType(new Array(7).fill(I32), []), // sub
     fnType([...new Array(9).fill(I32), ...new Array(8).fill(F64)], []), // split
-    fnType(new Array(6).fill(I32), [I32]), // partition
+    fnType(new Array(7).fill(I32), [I32]), // partition
     fnType([I32, I32], []), // chunk
     fnType(new Array(10).fill(I32), []), // buildRange
     fnType(new Array(4).fill(I32), []), // sums
@@ -528,8 +757,10 @@ export function kernelBytes(): Uint8Array {
     fnType(new Array(10).fill(I32), []), // buildRange without counts
     fnType(new Array(7).fill(I32), []), // copyCounts
     fnType([...new Array(6).fill(I32), F64], []), // addLeaf
+    fnType([F64], [F64]), // exp
+    fnType(new Array(7).fill(I32), []), // binaryGradients
   ];
-  const names = ['build', 'sub', 'split', 'partition', 'chunk', 'buildRange', 'sums', 'iota', 'buildNoCount', 'buildRangeNoCount', 'copyCounts', 'addLeaf'];
+  const names = ['build', 'sub', 'split', 'partition', 'chunk', 'buildRange', 'sums', 'iota', 'buildNoCount', 'buildRangeNoCount', 'copyCounts', 'addLeaf', 'exp', 'binaryGradients'];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(types)),
@@ -537,7 +768,7 @@ export function kernelBytes(): Uint8Array {
     ...section(2, vec([[...str('env'), ...str('memory'), 0x02, 0x03, ...uleb(1), ...uleb(MAX_PAGES)]])),
     ...section(3, vec(types.map((_, i) => uleb(i)))),
     ...section(7, vec(names.map((n, i) => [...str(n), 0x00, ...uleb(i)]))),
-    ...section(10, vec([buildFn(), subFn(), splitFn(), partitionFn(), chunkFn(), buildRangeFn(), sumsFn(), iotaFn(), buildFn(false), buildRangeFn(false), copyCountsFn(), addLeafFn()])),
+    ...section(10, vec([buildFn(), subFn(), splitFn(), partitionFn(), chunkFn(), buildRangeFn(), sumsFn(), iotaFn(), buildFn(false), buildRangeFn(false), copyCountsFn(), addLeafFn(), expFn(), binaryGradientsFn()])),
   ]);
 }
 

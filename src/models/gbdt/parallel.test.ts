@@ -3,7 +3,8 @@ import { MedfitError, Rng, type Matrix } from '../../core/index.js';
 import type { TrainData } from '../types.js';
 import { applyBins, fitApplyBins, fitBins } from './binning.js';
 import { gbdt } from './index.js';
-import { kernelBytes } from './kernel.js';
+import { instantiateKernel, kernelBytes, PAGE, sharedMemory } from './kernel.js';
+import { computeGradients } from './objective.js';
 import { closeHistWorkers, histWorkerChunks, liveHistWorkers, trainThreads } from './parallel.js';
 import { trainGbdt } from './train.js';
 
@@ -24,7 +25,7 @@ function table(task: 'binary' | 'multiclass' | 'regression', n: number, nf: numb
 const params = (task: TrainData['task'], rows: number, raw: Record<string, unknown>) => gbdt.parseParams({ early_stopping_rounds: 0, ...raw }, task, rows);
 
 describe('gbdt on several threads', () => {
-  it('grows the same trees on 1, 2 and 3 threads (every node of 4,000+ cells handed out), with subsampling and several classes', async () => {
+  it('grows the same trees on 1, 2 and 3 threads (every node of 4,000+ cells handed out, partitions of 300+ rows in parts), with subsampling and several classes', async () => {
     const cases: [TrainData, Record<string, unknown>][] = [
       [table('binary', 24000, 10, 1), { trees: 5, max_depth: 6, learning_rate: 0.2, colsample: 1, min_samples_leaf: 1, min_child_weight: 1 }],
       [table('multiclass', 2000, 9, 2), { trees: 4, max_depth: 4, subsample: 0.8, colsample: 0.7, max_leaves: 10 }],
@@ -39,6 +40,9 @@ describe('gbdt on several threads', () => {
       for (const threads of data.task === 'binary' ? [2, 3] : [2]) {
         const many = JSON.stringify((await trainGbdt(data, p, { seed: 4 }, { threads, parallelMin: 4000, ready: true })).toState());
         expect(many).toBe(one);
+        // Partitions cut into parts (joined by the last part's thread) leave the rows as one thread does.
+        const parts = JSON.stringify((await trainGbdt(data, p, { seed: 4 }, { threads, parallelMin: 4000, partRows: 300, ready: true })).toState());
+        expect(parts).toBe(one);
       }
     }
     // The workers did take part: a chunk goes to whichever thread claims it first, so on small
@@ -112,6 +116,37 @@ describe('gbdt on several threads', () => {
   it('compiles its kernel (WebAssembly with SIMD and a shared memory)', () => {
     const wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
     expect(wasm.validate(kernelBytes())).toBe(true);
+  });
+
+  it("computes Math.exp's bits and the objective's logistic gradients, two rows at a time or one, weighted or not", () => {
+    const rng = new Rng(11);
+    const specials = [0, -0, 1, -1, NaN, Infinity, -Infinity, 709.78, 709.79, -708.39, -708.4, -720, -745.13, -745.14, 1e-9, -1e-9, 2 ** -28, -(2 ** -28), 2 ** -29, -(2 ** -29), 0.5 * Math.LN2, -0.5 * Math.LN2, 0.3465735902799727, 1.5 * Math.LN2, -1.5 * Math.LN2, 1.0397, -1.0397, 5e-324];
+    const values = [...specials];
+    for (let i = 0; i < 20000; i++) values.push((rng.next() - 0.5) * [2, 8, 40, 1500][i % 4]!, (rng.next() - 0.5) * 1e-7);
+    const n = values.length;
+    const memory = sharedMemory(Math.ceil((n * 40 + 4096) / PAGE));
+    const k = instantiateKernel(memory);
+    for (const x of values) expect(Object.is(k.exp(x), Math.exp(x)) || (Number.isNaN(x) && Number.isNaN(k.exp(x)))).toBe(true);
+    // The gradients of those raw scores (each special next to each kind of neighbour in a pair),
+    // against objective.ts on the same rows, from an even and from an odd first row.
+    const raw = new Float64Array(memory.buffer, 0, n);
+    const y = new Float64Array(memory.buffer, n * 8, n);
+    const w = new Float64Array(memory.buffer, n * 16, n);
+    const gh = new Float64Array(memory.buffer, n * 24, 2 * n);
+    raw.set(values);
+    for (let i = 0; i < n; i++) {
+      y[i] = rng.int(2);
+      w[i] = rng.next() * 2;
+    }
+    for (const weighted of [false, true]) {
+      for (const start of [0, 1]) {
+        gh.fill(0);
+        k.binaryGradients(0, n * 8, weighted ? n * 16 : 0, n * 24, start, n, weighted ? 1 : 0);
+        const want = new Float64Array(2 * n);
+        computeGradients('binary', y.slice(), weighted ? w.slice() : undefined, raw.slice(), new Float64Array(0), want, n, 1, start, n);
+        for (let i = 2 * start; i < 2 * n; i++) if (!Object.is(gh[i], want[i]) && !(Number.isNaN(gh[i]) && Number.isNaN(want[i]))) expect([i >> 1, raw[i >> 1], gh[i]]).toEqual([i >> 1, raw[i >> 1], want[i]]);
+      }
+    }
   });
 });
 

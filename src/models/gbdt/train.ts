@@ -57,7 +57,7 @@ export async function trainGbdt(data: TrainData, params: Params, ctx: TrainConte
   // Workers start (in the background) before binning, so that they are up when the first tree is.
   const work = n * nCols * trees * k;
   const threads = options.threads ?? (work >= THREADS_MIN_WORK && n * nCols >= PARALLEL_MIN ? trainThreads() : 1);
-  const grower = new TreeGrower({ x, y: data.y, weights: data.weights, task, outputs: k }, maxBins, { threads, parallelMin: options.parallelMin ?? PARALLEL_MIN });
+  const grower = new TreeGrower({ x, y: data.y, weights: data.weights, task, outputs: k }, maxBins, { threads, parallelMin: options.parallelMin ?? PARALLEL_MIN, partRows: options.partRows });
   try {
     if (options.ready) await grower.ready();
     grower.bin(x);

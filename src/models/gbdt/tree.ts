@@ -104,6 +104,8 @@ export interface GrowerOptions {
    * cost less than the hand-over (about 10–30 µs a step here).
    */
   parallelMin: number;
+  /** Rows from which a node's partition is cut into parts for all threads (default `PART_ROWS`; tests lower it). */
+  partRows?: number;
   /** Wait for the workers to be up before the first tree (tests: so that they take part from the start). */
   ready?: boolean;
 }
@@ -112,6 +114,8 @@ export interface GrowerOptions {
 export const PARALLEL_MIN = 40_000;
 /** Rows below which gradients, binning and the transpose stay on the calling thread. */
 const ROWS_PARALLEL_MIN = 20_000;
+/** Rows from which a node's partition is cut into parts for all threads (about 20 µs a part). */
+const PART_ROWS = 16_384;
 
 const align = (v: number) => Math.ceil(v / 64) * 64;
 
@@ -149,6 +153,7 @@ export class TreeGrower {
   private readonly kernel: Kernel;
   private readonly pool: HistPool | null;
   private readonly parallelMin: number;
+  private readonly partRows: number;
   private readonly idx: Uint32Array;
   private readonly di: Int32Array;
   private readonly df: Float64Array;
@@ -250,6 +255,7 @@ export class TreeGrower {
     d[D.counts / 4] = this.at.counts;
     this.pool = threads > 1 ? new HistPool(this.memory, this.at, threads - 1) : null;
     this.parallelMin = options.parallelMin;
+    this.partRows = Math.max(1, options.partRows ?? PART_ROWS);
 
     this.work.y.set(data.y);
     if (data.weights) this.work.w!.set(data.weights);
@@ -520,8 +526,11 @@ export class TreeGrower {
       di[D.chunk / 4] = per;
       di[D.fchunks / 4] = fchunks;
       const chunks = batch.length * fchunks;
-      if (parallel) pool.step(KIND.hist, chunks, 0, (c) => this.work.run(KIND.hist, c, 0));
-      else for (let c = 0; c < chunks; c++) this.work.run(KIND.hist, c, 0);
+      di[D.nhist / 4] = chunks;
+      if (parallel) {
+        const parts = partition ? this.partsOf(batch, pool.threads) : 0;
+        pool.step(KIND.hist, chunks + parts, 0, (c) => this.work.run(KIND.hist, c, 0));
+      } else for (let c = 0; c < chunks; c++) this.work.run(KIND.hist, c, 0);
       // The thread that ran a job's last chunk left its nodes' best splits (and rows) in the job.
       const ji = this.ji;
       const jf = this.jf;
@@ -542,6 +551,38 @@ export class TreeGrower {
     }
   }
 
+  /**
+   * Cuts the partitions of the step's big searched nodes (`partRows` rows or more) into parts
+   * that every thread takes after the histograms (`work.ts` `partitionPart`), instead of the one
+   * thread that finds the split; returns the number of parts. The rows end up as one thread would
+   * leave them.
+   */
+  private partsOf(batch: Job[], threads: number): number {
+    const ji = this.ji;
+    const parts = this.parts;
+    let q = 0;
+    batch.forEach((job, j) => {
+      const b = (j * JOB_BYTES) / 4;
+      job.splits.forEach((node, slot) => {
+        const rows = node.end - node.start;
+        const count = Math.min(Math.ceil(rows / this.partRows), 2 * threads);
+        if (rows < this.partRows || q + count > MAX_JOBS) return;
+        ji[b + J.flags / 4]! |= slot === 0 ? 8 : 16;
+        ji[b + (slot === 0 ? J.left0 : J.left1) / 4] = count;
+        ji[b + (slot === 0 ? J.part0 : J.part1) / 4] = q;
+        ji[b + (slot === 0 ? J.parts0 : J.parts1) / 4] = count;
+        for (let i = 0; i < count; i++, q++) {
+          const o = (q * PART_BYTES) / 4;
+          parts[o] = j;
+          parts[o + 1] = slot;
+          parts[o + 2] = node.start + Math.floor((rows * i) / count);
+          parts[o + 3] = node.start + Math.floor((rows * (i + 1)) / count);
+        }
+      });
+    });
+    return q;
+  }
+
   private writeJob(j: number, job: Job, p: GrowParams): void {
     const ji = this.ji;
     const jf = this.jf;
@@ -554,6 +595,7 @@ export class TreeGrower {
     ji[b + J.parent / 4] = parent;
     ji[b + J.nSplits / 4] = splits.length;
     ji[b + J.done / 4] = 0;
+    ji[b + J.ready / 4] = 0;
     splits.forEach((node, s) => {
       // Its histogram is either the one built or the parent's, which becomes the sibling's.
       ji[b + (s === 0 ? J.hist0 : J.hist1) / 4] = node === build ? build.hist : parent;

@@ -6,7 +6,8 @@
  *
  * - `hist`: a feature chunk of a node's job (histogram, subtraction, best splits), in the
  *   WebAssembly kernel (`kernel.ts`); the thread that finishes a job's last chunk then takes the
- *   best split over the chunks and, growing level by level, partitions the node's rows by it;
+ *   best split over the chunks and, growing level by level, partitions the node's rows by it, or,
+ *   for a big node, the step's last chunks (`D.nhist` on) are parts of its partition for all threads;
  * - `gradients`: the gradients and hessians of a range of rows (`objective.ts`);
  * - `bins`: the edges and bins of one feature (`binning.ts`), written column-major;
  * - `transpose`: a range of rows of those bins into the row-major layout the histograms read;
@@ -35,7 +36,10 @@ export const SPIN = 20_000;
 export const KIND = { hist: 0, gradients: 1, bins: 2, transpose: 3, partition: 4, leaves: 5 } as const;
 export type Kind = (typeof KIND)[keyof typeof KIND];
 
-/** Bytes of one partition job. */
+/**
+ * Bytes of one partition job: start, end, feature, bin (i32), then its first right index; as a
+ * part of a big node's partition in a `hist` step: job, node slot, start, end, first right index.
+ */
 export const PART_BYTES = 32;
 /** Bytes of one leaf job: start, end (i32), value (f64). */
 export const LEAF_BYTES = 16;
@@ -98,6 +102,10 @@ export class Work {
   private readonly res: DataView;
   private readonly leaves: Int32Array;
   private readonly leavesF: Float64Array;
+  private readonly ctl: Int32Array;
+  /** The row partition and its scratch (`Layout` idx, tmp). */
+  private readonly idx: Uint32Array;
+  private readonly tmp: Uint32Array;
   private scratch: BinScratch | null = null;
   private column: Float32Array | null = null;
 
@@ -125,12 +133,20 @@ export class Work {
     this.res = new DataView(buf, at.out);
     this.leaves = new Int32Array(buf, at.leaves, (MAX_JOBS * LEAF_BYTES) / 4);
     this.leavesF = new Float64Array(buf, at.leaves, (MAX_JOBS * LEAF_BYTES) / 8);
+    this.ctl = new Int32Array(buf, at.ctrl, CTRL_BYTES / 4);
+    this.idx = new Uint32Array(buf, at.idx, n);
+    this.tmp = new Uint32Array(buf, at.tmp, n);
   }
 
   /** Runs chunk `c` of a step of `kind` (`KIND`); `per` is rows per chunk (gradients, transpose), or the output (leaves). */
   run(kind: number, c: number, per: number): void {
     const { n, nf, k } = this.at;
     if (kind === KIND.hist) {
+      const nhist = this.di[D.nhist / 4]!;
+      if (c >= nhist) {
+        this.partitionPart(c - nhist);
+        return;
+      }
       this.kernel.chunk(this.at.desc, c);
       const fchunks = this.di[D.fchunks / 4]!;
       const j = Math.floor(c / fchunks);
@@ -145,10 +161,14 @@ export class Work {
       const o = (c * PART_BYTES) / 4;
       const start = q[o]!;
       // Each node writes its right rows into its own range of the scratch.
-      q[o + 4] = this.kernel.partition(this.at.idx, this.at.tmp + start * 4, start, q[o + 1]!, this.at.cbins + q[o + 2]! * n, q[o + 3]!);
+      q[o + 4] = this.kernel.partition(this.at.idx, this.at.tmp + start * 4, start, q[o + 1]!, this.at.cbins + q[o + 2]! * n, q[o + 3]!, 1);
     }
     else if (kind === KIND.gradients) {
-      computeGradients(this.at.task, this.y, this.w, this.raw, this.prob, this.gh, n, k, c * per, Math.min(n, (c + 1) * per));
+      const start = c * per;
+      const end = Math.min(n, (c + 1) * per);
+      // The logistic gradients in the kernel (its exp is Math.exp's, bit for bit): a third of the time.
+      if (this.at.task === 'binary') this.kernel.binaryGradients(this.at.raw, this.at.y, this.at.w, this.at.gh, start, end, this.at.weighted ? 1 : 0);
+      else computeGradients(this.at.task, this.y, this.w, this.raw, this.prob, this.gh, n, k, start, end);
     } else if (kind === KIND.bins) {
       this.scratch ??= binScratch(n, true);
       const col = (this.column ??= new Float32Array(n));
@@ -198,10 +218,57 @@ export class Work {
       jf[r + 1] = res.getFloat64(best + 8, true);
       jf[r + 2] = res.getFloat64(best + 16, true);
       jf[r + 3] = res.getFloat64(best + 24, true);
-      if (this.di[D.partition / 4] !== 1) continue;
+      // A big node's rows are partitioned in parts by all threads (`partitionPart`) instead.
+      if (this.di[D.partition / 4] !== 1 || (ji[b + J.flags / 4]! & (s === 0 ? 8 : 16)) !== 0) continue;
       const start = ji[b + (s === 0 ? J.start0 : J.start1) / 4]!;
       const end = ji[b + (s === 0 ? J.end0 : J.end1) / 4]!;
-      ji[b + (s === 0 ? J.mid0 : J.mid1) / 4] = this.kernel.partition(this.at.idx, this.at.tmp + start * 4, start, end, this.at.cbins + feature * this.at.n, bin);
+      ji[b + (s === 0 ? J.mid0 : J.mid1) / 4] = this.kernel.partition(this.at.idx, this.at.tmp + start * 4, start, end, this.at.cbins + feature * this.at.n, bin, 1);
+    }
+    Atomics.store(ji, b + J.ready / 4, 1);
+    Atomics.notify(ji, b + J.ready / 4);
+  }
+
+  /**
+   * Part `q` of a big node's partition (`parts` entry: job, node slot, rows [start, end), then its
+   * first right index): once the job's best split is known, the part's left rows are compacted
+   * in place and its right rows left in the scratch; the thread that ends the node's last part
+   * joins them (all left rows in order, then all right ones), which is the stable partition of the
+   * whole node, however it was cut.
+   */
+  private partitionPart(q: number): void {
+    const parts = this.parts;
+    const o = (q * PART_BYTES) / 4;
+    const j = parts[o]!;
+    const s = parts[o + 1]!;
+    const ji = this.ji;
+    const b = (j * JOB_BYTES) / 4;
+    // Every chunk of the job was claimed before this part, by threads that are running it.
+    for (let i = 0; Atomics.load(ji, b + J.ready / 4) === 0; i++) {
+      if (Atomics.load(this.ctl, CTRL.error) !== 0) return;
+      if (i >= SPIN) Atomics.wait(ji, b + J.ready / 4, 0, 1);
+    }
+    const feature = ji[b + (s === 0 ? J.feature0 : J.feature1) / 4]!;
+    if (feature < 0) return;
+    const start = parts[o + 2]!;
+    parts[o + 4] = this.kernel.partition(this.at.idx, this.at.tmp + start * 4, start, parts[o + 3]!, this.at.cbins + feature * this.at.n, ji[b + (s === 0 ? J.bin0 : J.bin1) / 4]!, 0);
+    if (Atomics.sub(ji, b + (s === 0 ? J.left0 : J.left1) / 4, 1) !== 1) return;
+    // The node's last part: the left rows of each part after the first move down behind the
+    // previous ones, then the right rows come back from the scratch.
+    const first = ji[b + (s === 0 ? J.part0 : J.part1) / 4]!;
+    const count = ji[b + (s === 0 ? J.parts0 : J.parts1) / 4]!;
+    const idx = this.idx;
+    let at = parts[(first * PART_BYTES) / 4 + 2]!;
+    for (let p = first; p < first + count; p++) {
+      const po = (p * PART_BYTES) / 4;
+      if (parts[po + 2]! !== at) idx.copyWithin(at, parts[po + 2]!, parts[po + 4]!);
+      at += parts[po + 4]! - parts[po + 2]!;
+    }
+    ji[b + (s === 0 ? J.mid0 : J.mid1) / 4] = at;
+    for (let p = first; p < first + count; p++) {
+      const po = (p * PART_BYTES) / 4;
+      const rights = parts[po + 3]! - parts[po + 4]!;
+      idx.set(this.tmp.subarray(parts[po + 2]!, parts[po + 2]! + rights), at);
+      at += rights;
     }
   }
 }
