@@ -3,10 +3,11 @@ import { MedfitError, Rng, type Matrix } from '../../core/index.js';
 import type { TrainData } from '../types.js';
 import { applyBins, fitApplyBins, fitBins } from './binning.js';
 import { gbdt } from './index.js';
-import { instantiateKernel, kernelBytes, PAGE, sharedMemory } from './kernel.js';
+import { D, instantiateKernel, kernelBytes, PAGE, sharedMemory } from './kernel.js';
 import { computeGradients } from './objective.js';
 import { closeHistWorkers, histWorkerChunks, liveHistWorkers, trainThreads } from './parallel.js';
 import { trainGbdt } from './train.js';
+import { CTRL, KIND, Work } from './work.js';
 
 /** A seeded table with ties, NaNs and an interaction, for `task`. */
 function table(task: 'binary' | 'multiclass' | 'regression', n: number, nf: number, seed: number): TrainData {
@@ -81,6 +82,37 @@ describe('gbdt on several threads', () => {
     await closeHistWorkers();
     await vi.waitFor(() => expect(liveHistWorkers()).toBe(0));
   });
+
+  it('ends a step whose chunk throws on the training thread while a worker waits to partition: the error surfaces, the worker is free for the next training', async () => {
+    const data = table('binary', 24000, 10, 12);
+    const p = params('binary', 24000, { trees: 3, max_depth: 4 });
+    const options = { threads: 2, parallelMin: 4000, partRows: 300, ready: true };
+    const proto = Work.prototype as unknown as { run(kind: number, c: number, per: number): void };
+    const run = proto.run;
+    let thrown = false;
+    const spy = vi.spyOn(proto, 'run').mockImplementation(function (this: { di: Int32Array; ctl: Int32Array }, kind: number, c: number, per: number) {
+      // A histogram chunk (not a part) of the first step whose big nodes are partitioned in parts,
+      // once the worker has taken the other one and then a part (which waits for this job's split).
+      if (!thrown && kind === KIND.hist && this.di[D.partition / 4] === 1 && c < this.di[D.nhist / 4]!) {
+        thrown = true;
+        const until = performance.now() + 2000;
+        while (Atomics.load(this.ctl, CTRL.claim) < 3 && performance.now() < until);
+        throw new Error('planted');
+      }
+      run.call(this, kind, c, per);
+    });
+    try {
+      await expect(trainGbdt(data, p, { seed: 1 }, options)).rejects.toThrow('planted');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(thrown).toBe(true);
+    // The worker left the failed step (it would otherwise wait for the split for ever and never join this one).
+    const again = await trainGbdt(data, p, { seed: 1 }, options);
+    expect(JSON.stringify(again.toState())).toBe(JSON.stringify((await trainGbdt(data, p, { seed: 1 }, { threads: 1 })).toState()));
+    await closeHistWorkers();
+    await vi.waitFor(() => expect(liveHistWorkers()).toBe(0));
+  }, 20_000);
 
   it('numbers the nodes of a level-by-level tree as best-first growth does', async () => {
     // max_leaves 0 grows level by level and numbers the nodes afterwards; a leaf limit that

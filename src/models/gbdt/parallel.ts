@@ -180,14 +180,25 @@ export class HistPool {
     Atomics.store(w, CTRL.claim, 0);
     Atomics.add(w, CTRL.gen, 1);
     Atomics.notify(w, CTRL.gen);
+    // A chunk that throws here flags the step as the workers do, so that none waits for what it
+    // would have written (a partition part waits for its node's split), and the step still ends
+    // with every claimed chunk counted before the error is thrown.
+    let failure: unknown;
     for (let c = Atomics.add(w, CTRL.claim, 1); c < n; c = Atomics.add(w, CTRL.claim, 1)) {
-      run(c);
+      if (failure === undefined)
+        try {
+          run(c);
+        } catch (e) {
+          failure = e;
+          Atomics.store(w, CTRL.error, 1);
+        }
       Atomics.add(w, CTRL.done, 1);
     }
     const t1 = performance.now();
     for (let i = 0; i < SPIN && Atomics.load(w, CTRL.done) < n; i++);
     for (let d = Atomics.load(w, CTRL.done); d < n; d = Atomics.load(w, CTRL.done)) Atomics.wait(w, CTRL.done, d);
     Atomics.store(w, CTRL.claim, CLOSED);
+    if (failure !== undefined) throw failure;
     if (Atomics.load(w, CTRL.error) !== 0) throw Errors.internal('gbdt: a histogram worker failed');
     this.own += t1 - t0;
     this.waited += performance.now() - t1;

@@ -178,6 +178,8 @@ export class TreeGrower {
    * when up); `bin` comes next.
    */
   constructor(data: GrowerData, maxBins: number, options: GrowerOptions) {
+    this.partRows = options.partRows ?? PART_ROWS;
+    if (!Number.isInteger(this.partRows) || this.partRows < 1) throw Errors.internal('gbdt: partRows must be an integer of at least 1');
     const { x, outputs: k } = data;
     const n = x.rows;
     const nf = x.cols;
@@ -255,7 +257,6 @@ export class TreeGrower {
     d[D.counts / 4] = this.at.counts;
     this.pool = threads > 1 ? new HistPool(this.memory, this.at, threads - 1) : null;
     this.parallelMin = options.parallelMin;
-    this.partRows = Math.max(1, options.partRows ?? PART_ROWS);
 
     this.work.y.set(data.y);
     if (data.weights) this.work.w!.set(data.weights);

@@ -242,9 +242,10 @@ export class Work {
     const s = parts[o + 1]!;
     const ji = this.ji;
     const b = (j * JOB_BYTES) / 4;
-    // Every chunk of the job was claimed before this part, by threads that are running it.
+    // Every chunk of the job was claimed before this part, by threads that are running it (one
+    // that fails flags the step instead).
     for (let i = 0; Atomics.load(ji, b + J.ready / 4) === 0; i++) {
-      if (Atomics.load(this.ctl, CTRL.error) !== 0) return;
+      if (Atomics.load(this.ctl, CTRL.error) !== 0 || Atomics.load(this.ctl, CTRL.gen) < 0) return;
       if (i >= SPIN) Atomics.wait(ji, b + J.ready / 4, 0, 1);
     }
     const feature = ji[b + (s === 0 ? J.feature0 : J.feature1) / 4]!;
