@@ -585,6 +585,17 @@ function addLeafFn(): Code {
   return body([[3, I32]], code);
 }
 
+/**
+ * fdlibm's exp polynomial c = x - t (P1 + t (P2 + t (P3 + t (P4 + t P5)))), t = x^2, evaluated in
+ * that order with the given constant and arithmetic instructions (scalar f64, or f64x2 lanes).
+ */
+function expPolynomial(x: Code, t: Code, constant: (v: number) => Code, mul: Code, add: Code, sub: Code): Code {
+  const [p1, p2, p3, p4, p5] = [1.66666666666666019037e-1, -2.77777777770155933842e-3, 6.61375632143793436117e-5, -1.65339022054652515390e-6, 4.13813679705723846039e-8];
+  let e: Code = [...constant(p4), ...t, ...constant(p5), ...mul, ...add];
+  for (const p of [p3, p2, p1]) e = [...constant(p), ...t, ...e, ...mul, ...add];
+  return [...x, ...t, ...e, ...mul, ...sub];
+}
+
 // exp(x 0) -> f64: fdlibm's e_exp.c as V8 has it for Math.exp (src/base/ieee754.cc), operation for
 // operation in IEEE double (WebAssembly has no fused multiply-add either), so it returns Math.exp's
 // bits: what keeps the gradients, hence the trees, those of the JavaScript objective.
@@ -634,16 +645,7 @@ function expFn(): Code {
       ...i32(0x3ff00000), ...get(k), ...i32(1000), ...op.add, ...i32(20), ...op.shl, ...op.add,
       ...get(k), ...i32(-1021), ...op.geS, ...op.select,
     ]), ...set(twopk),
-    // c = x - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))))
-    ...get(x), ...get(t),
-    ...f64(1.66666666666666019037e-1), ...get(t),
-    ...f64(-2.77777777770155933842e-3), ...get(t),
-    ...f64(6.61375632143793436117e-5), ...get(t),
-    ...f64(-1.65339022054652515390e-6), ...get(t), ...f64(4.13813679705723846039e-8), ...op.fMul, ...op.fAdd,
-    ...op.fMul, ...op.fAdd,
-    ...op.fMul, ...op.fAdd,
-    ...op.fMul, ...op.fAdd,
-    ...op.fMul, ...op.fSub, ...set(c),
+    ...expPolynomial(get(x), get(t), f64, op.fMul, op.fAdd, op.fSub), ...set(c),
     // k = 0: 1 - ((x * c) / (c - 2) - x)
     ...ifThen([...get(k), ...op.eqz], ret([...f64(1), ...get(x), ...get(c), ...op.fMul, ...get(c), ...f64(2), ...op.fSub, ...op.fDiv, ...get(x), ...op.fSub, ...op.fSub])),
     // y = 1 - ((lo - (x * c) / (2 - c)) - hi)
@@ -705,15 +707,7 @@ function binaryGradientsFn(): Code {
       ...get(T), ...f64x2(1.90821492927058770002e-10), ...vx.fMul, ...set(LO),
       ...get(HI), ...get(LO), ...vx.fSub, ...set(XR),
       ...get(XR), ...get(XR), ...vx.fMul, ...set(TT),
-      ...get(XR), ...get(TT),
-      ...f64x2(1.66666666666666019037e-1), ...get(TT),
-      ...f64x2(-2.77777777770155933842e-3), ...get(TT),
-      ...f64x2(6.61375632143793436117e-5), ...get(TT),
-      ...f64x2(-1.65339022054652515390e-6), ...get(TT), ...f64x2(4.13813679705723846039e-8), ...vx.fMul, ...vx.fAdd,
-      ...vx.fMul, ...vx.fAdd,
-      ...vx.fMul, ...vx.fAdd,
-      ...vx.fMul, ...vx.fAdd,
-      ...vx.fMul, ...vx.fSub, ...set(C),
+      ...expPolynomial(get(XR), get(TT), f64x2, vx.fMul, vx.fAdd, vx.fSub), ...set(C),
       // y = 1 - ((lo - (x c) / (2 - c)) - hi), times 2^k
       ...f64x2(1), ...get(LO), ...get(XR), ...get(C), ...vx.fMul, ...f64x2(2), ...get(C), ...vx.fSub, ...vx.fDiv, ...vx.fSub, ...get(HI), ...vx.fSub, ...vx.fSub,
       ...get(K), ...i64x2(0x3ff), ...vx.iAdd, ...i32(52), ...vx.iShl, ...vx.fMul, ...set(E),
