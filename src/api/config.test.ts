@@ -22,6 +22,8 @@ describe('the scale-out configuration', () => {
     expect(problems({}, 'api')).toMatch(/--role api needs MEDFIT_REDIS_URL/);
     expect(problems({ MEDFIT_ROLE: 'worker' })).toMatch(/--role worker needs MEDFIT_REDIS_URL/);
     expect(problems({ MEDFIT_ROLE: 'boss' })).toMatch(/MEDFIT_ROLE must be one of api, worker, all/);
+    expect(problems({ MEDFIT_TRAIN_THREADS: 'two', MEDFIT_ROLE: 'boss' })).toMatch(/MEDFIT_TRAIN_THREADS.*integer from 1 to 64.*MEDFIT_ROLE must be one of/);
+    expect(problems({ MEDFIT_TRAIN_THREADS: '2' })).toBe('');
     expect(problems({ ...CLUSTER, MEDFIT_STORAGE_URL: 'ftp://x/y' })).toMatch(/MEDFIT_STORAGE_URL must be file/);
     expect(problems({ ...CLUSTER, MEDFIT_STORAGE_URL: `file://${DATA}` })).toMatch(/must not be the data directory/);
     expect(problems({ ...CLUSTER, MEDFIT_DATABASE_URL: 'mysql://x' })).toMatch(/MEDFIT_DATABASE_URL must be a postgres/);

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Errors } from '../core/index.js';
 import { deidKey, type DeidKey } from '../privacy/index.js';
+import { trainThreads } from '../models/index.js';
 import { manifestKeyProblem } from '../registry/index.js';
 import { UPLOAD_CHECK_LIMITS, type UploadCheckLimits } from '../serve/index.js';
 import type { StorageConfig } from '../store/index.js';
@@ -125,6 +126,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<'host' 
   let deid: DeidKey = { key: Buffer.alloc(0), generated: true };
   try {
     deid = deidKey(env);
+  } catch (e) {
+    problems.push(e instanceof Error ? e.message : String(e));
+  }
+  // Read by every GBDT training (not kept here): a bad value is named at start with the rest, not when a job runs.
+  try {
+    trainThreads(env);
   } catch (e) {
     problems.push(e instanceof Error ? e.message : String(e));
   }

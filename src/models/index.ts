@@ -53,3 +53,4 @@ export {
   type ExplainOptions,
 } from './explain.js';
 export type { GbdtWeights } from './gbdt/index.js';
+export { trainThreads } from './gbdt/index.js';

@@ -16,6 +16,7 @@ import { trainGbdt } from './train.js';
 
 export { GbdtModel, type GbdtWeights, type Objective } from './model.js';
 export type { Tree } from './tree.js';
+export { trainThreads } from './parallel.js';
 
 /** Hyperparameters of gbdt, with the ranges `parseParams` enforces. */
 export const GBDT_PARAMS: Record<string, ParamSpec> = {
