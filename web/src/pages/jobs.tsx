@@ -17,6 +17,7 @@ import { Async, Badge, Button, Card, Empty, ErrorMessage, fmt, fmtDate, Page, Pr
 import { announce, useApi, useTitle } from '../hooks';
 import { Link } from '../router';
 import { useSession } from '../session';
+import { addLossPoint, MAX_FITS, type Fit } from './jobs/fits';
 import type { LeaderboardEntry, MetricSummary, Task } from './models/types';
 import './jobs.css';
 
@@ -301,16 +302,6 @@ export function JobsPage() {
 
 // ─── One job: what its events tell ───────────────────────────────────────────────────────────────
 
-/** One fit's loss curve (a fold's model, or the final fit), as its epochs arrive. */
-interface Fit {
-  /** The stage it was reported under ("mlp fold 2/5"). */
-  label: string;
-  family: string;
-  epochs: number[];
-  loss: (number | null)[];
-  val: (number | null)[];
-}
-
 /** A family of the live leaderboard: its cross-validation as the events tell it. */
 interface FamilyRun {
   family: string;
@@ -335,6 +326,8 @@ interface LiveJob {
   error?: JobError;
   model?: ModelRef;
   fits: Fit[];
+  /** Fits dropped to keep `MAX_FITS` (older searched points' curves). */
+  droppedFits: number;
   families: FamilyRun[];
   /**
    * The fit this page joined in the middle of, the server holding none of its earlier epochs (a
@@ -356,6 +349,7 @@ function liveFrom(job: Job): LiveJob {
     ...(job.error ? { error: job.error } : {}),
     ...(job.model ? { model: job.model } : {}),
     fits: [],
+    droppedFits: 0,
     families: [],
     joinedLate: null,
     epochs: 0,
@@ -408,27 +402,10 @@ function applyEvent(live: LiveJob, e: JobEvent, at: number | null): LiveJob {
   // A loss point: the fit goes on, or a new one begins (another stage, or the epochs start over).
   if (typeof e.epoch === 'number' && (typeof e.loss === 'number' || typeof e.valLoss === 'number')) {
     const label = e.stage ?? live.stage ?? 'training';
-    const fits = [...live.fits];
-    let fit = fits[fits.length - 1];
-    if (!fit || fit.label !== label || fit.epochs[fit.epochs.length - 1]! > e.epoch) {
-      fit = { label, family: parseStage(label).family ?? '', epochs: [], loss: [], val: [] };
-      fits.push(fit);
-    } else {
-      fit = { ...fit };
-    }
-    const last = fit.epochs.length - 1;
-    if (last >= 0 && fit.epochs[last] === e.epoch) {
-      // The same epoch again: its newer values replace the point.
-      fit.loss = [...fit.loss.slice(0, last), e.loss ?? null];
-      fit.val = [...fit.val.slice(0, last), e.valLoss ?? null];
-    } else {
-      fit.epochs = [...fit.epochs, e.epoch];
-      fit.loss = [...fit.loss, e.loss ?? null];
-      fit.val = [...fit.val, e.valLoss ?? null];
-      next.epochs = live.epochs + 1;
-    }
-    fits[fits.length - 1] = fit;
+    const { fits, added, dropped } = addLossPoint(live.fits, label, parseStage(label).family ?? '', e.epoch, e.loss ?? null, e.valLoss ?? null);
     next.fits = fits;
+    if (added) next.epochs = live.epochs + 1;
+    if (dropped) next.droppedFits = live.droppedFits + dropped;
   }
   return next;
 }
@@ -440,7 +417,7 @@ function applyEvent(live: LiveJob, e: JobEvent, at: number | null): LiveJob {
  */
 function replayHistory(live: LiveJob, past: JobEvent[], at: number): LiveJob {
   if (!past.length) return live;
-  const rebuilt = past.reduce<LiveJob>((s, e) => applyEvent(s, e, null), { ...live, fits: [], families: [], joinedLate: null, epochs: 0 });
+  const rebuilt = past.reduce<LiveJob>((s, e) => applyEvent(s, e, null), { ...live, fits: [], droppedFits: 0, families: [], joinedLate: null, epochs: 0 });
   if (rebuilt.epochs >= live.epochs) return rebuilt;
   return past.reduce<LiveJob>((s, e) => (e.candidate ? applyEvent(s, { type: 'progress', candidate: e.candidate }, at) : s), live);
 }
@@ -830,6 +807,11 @@ function LossCard({ live, spec, replay }: { live: LiveJob; spec: JobSpec; replay
                 </option>
               ))}
             </select>
+            {live.droppedFits > 0 ? (
+              <p class="hint" data-testid="loss-dropped">
+                The {MAX_FITS} newest fits are kept: {live.droppedFits} older searched point{live.droppedFits === 1 ? "'s fit is" : "s' fits are"} no longer listed.
+              </p>
+            ) : null}
           </div>
         ) : null}
         {shown && data ? (
