@@ -86,7 +86,9 @@ describe('trainTable', () => {
     rec.fits.length = 0;
     rec.trains.length = 0;
     const t = visits(40);
-    const r = await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 5, ignore: ['patient'] });
+    const r = await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 5, ignore: ['patient'], params: { gbdt: { trees: 5 } } });
+    // Parameters for a family the training does not try are said to be unused.
+    expect(r.warnings).toContainEqual({ code: 'params_unused', message: 'the parameters given for gbdt were not used: gbdt is not among the families this training tries (logistic)' });
     // Per outer fold: its pipeline, then the three inner splits of C's tuning; then the same on all rows.
     expect(rec.fits).toHaveLength(4 * 4);
     const outer = [0, 4, 8].map((i) => rec.fits[i]!);

@@ -264,7 +264,12 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
 
   const model = opts.model ?? 'auto';
   const candidates = chooseCandidates(model === 'ensemble' ? 'auto' : model, task, rows.length, nOutputs);
-  for (const name of Object.keys(opts.params ?? {})) getFamily(name);
+  for (const name of Object.keys(opts.params ?? {})) {
+    getFamily(name);
+    // Not refused (a saved job spec may name several families), but not silently dropped either.
+    if (!candidates.some((f) => f.name === name))
+      warnings.push({ code: 'params_unused', message: `the parameters given for ${name} were not used: ${name} is not among the families this training tries (${candidates.map((f) => f.name).join(', ')})` });
+  }
   const ctx: Context = {
     table,
     schema,
