@@ -124,6 +124,10 @@ describe('bad input: exit 2 and one line naming file, line or column', () => {
     expectUserError(await medfit(['train', good, '--target', 'outcome']), /pima_diabetes\.csv: no column "outcome" \(columns: pregnant, glucose/);
   });
 
+  it('a bad MEDFIT_TRAIN_THREADS, named before the data is read', async () => {
+    expectUserError(await medfit(['train', good, '--target', 'outcome'], { env: { MEDFIT_TRAIN_THREADS: 'two' } }), /MEDFIT_TRAIN_THREADS must be an integer from 1 to 64 \(got "two"\)/);
+  });
+
   it('a constant target', async () => {
     const f = write('constant.csv', 'a,b,y\n1,2,x\n3,4,x\n5,6,x\n');
     expectUserError(await medfit(['train', f, '--target', 'y']), /constant\.csv, target column "y": has a single value/);

@@ -54,7 +54,21 @@ describe("the job page's loss curves", () => {
     expect(fits[fits.length - 3]).toMatchObject({ label: 'search: gbdt #300 fold 3/5', epochs: [10, 20] });
   });
 
-  it('drops the oldest fit when none is a searched point', () => {
+  it("drops nested CV's inner fits before the folds the leaderboard shows (nested CV, no budget)", () => {
+    const points: [string, number, number][] = [];
+    for (let f = 1; f <= 5; f++) points.push([`mlp fold ${f}/5`, 1, 0.5]);
+    for (let o = 1; o <= 5; o++) for (const fam of ['gbdt', 'mlp']) for (let f = 1; f <= 5; f++) points.push([`nested ${o}/5: ${fam} fold ${f}/5`, 1, 0.5]);
+    points.push(['mlp on all rows', 1, 0.4]);
+    const { fits, dropped } = run(points);
+    expect(dropped).toBe(5 + 50 + 1 - MAX_FITS);
+    expect(fits.slice(0, 5).map((f) => f.label)).toEqual([1, 2, 3, 4, 5].map((f) => `mlp fold ${f}/5`));
+    expect(fits[fits.length - 1]!.label).toBe('mlp on all rows');
+    // The 16 oldest inner fits went: outer fold 1's ten, then fold 2's gbdt five and its first mlp one.
+    expect(MAX_FITS).toBe(40);
+    expect(fits[5]!.label).toBe('nested 2/5: mlp fold 2/5');
+  });
+
+  it('drops the oldest fit when none is a searched point or a nested inner fit', () => {
     const points: [string, number, number][] = [];
     for (let f = 1; f <= MAX_FITS + 5; f++) points.push([`mlp fold ${f}/${MAX_FITS + 5}`, 1, 0.5]);
     const { fits, dropped } = run(points);

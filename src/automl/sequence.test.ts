@@ -59,7 +59,9 @@ describe('trainSequence', () => {
   it('scores a separate test file with the model refitted on every training subject', async () => {
     const data = readSessions(streams(6), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] });
     const test = readSessions(streams(3, 8, 99), { subject: 'subject', session: 'session', time: 't', targets: ['activity'], channels: ['ax', 'ay'] }, { knownTargets: data.targets });
-    const r = await trainSequence(data, { ...opts, test });
+    // Parameters for a family it does not try are named, not dropped silently.
+    const r = await trainSequence(data, { ...opts, test, params: { ...opts.params, lstm: { epochs: 2 } } });
+    expect(r.warnings).toContainEqual(expect.objectContaining({ code: 'params_unused', message: expect.stringMatching(/given for lstm were not used.*\(window-gbdt\)/) }));
     expect(r.test!.rows).toBe(3 * 23); // one session of 600 samples each: (600 − 50) / 25 + 1 windows
     expect(r.test!.metrics['accuracy']).toBeGreaterThan(0.9);
   });

@@ -37,7 +37,7 @@ import {
   type Windows,
 } from '../sequence/index.js';
 import { groupIds, pickBest, score, scoreFold, summarize, type CandidateResult, type MetricSummary } from './cv.js';
-import { worseThanMean } from './train.js';
+import { paramsUnused, worseThanMean } from './train.js';
 
 /** What to train on a sequence dataset, as the CLI and the API take it. */
 export interface SequenceTrainOptions {
@@ -138,6 +138,8 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
   if ((opts.model ?? 'auto') === 'auto' && allWindows.x.data.length > AUTO_NETWORK_VALUES) {
     warnings.push({ code: 'networks_skipped', message: `--model auto compared window-gbdt only: ${allWindows.x.rows} windows of ${opts.window} × ${data.channels.length} values are more than it trains networks on by default (${AUTO_NETWORK_VALUES.toLocaleString('en')} values); ask for one with --model cnn|lstm|gru|cnn-lstm` });
   }
+  for (const name of Object.keys(opts.params ?? {}))
+    if (!candidates.some((f) => f.name === name)) warnings.push(paramsUnused(name, candidates));
   const params = new Map(candidates.map((f) => [f.name, f.parseParams(opts.params?.[f.name] ?? {}, task, allWindows.x.rows)]));
 
   // Subjects dealt into folds in a seeded order: every window of a subject on one side.

@@ -266,9 +266,7 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   const candidates = chooseCandidates(model === 'ensemble' ? 'auto' : model, task, rows.length, nOutputs);
   for (const name of Object.keys(opts.params ?? {})) {
     getFamily(name);
-    // Not refused (a saved job spec may name several families), but not silently dropped either.
-    if (!candidates.some((f) => f.name === name))
-      warnings.push({ code: 'params_unused', message: `the parameters given for ${name} were not used: ${name} is not among the families this training tries (${candidates.map((f) => f.name).join(', ')})` });
+    if (!candidates.some((f) => f.name === name)) warnings.push(paramsUnused(name, candidates));
   }
   const ctx: Context = {
     table,
@@ -457,6 +455,14 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
     ...(chosen.search ? { search: chosen.search } : {}),
     warnings,
   };
+}
+
+/**
+ * The warning for `params` given for a family the training does not try: not refused (a saved job
+ * spec may name several families), but not dropped silently either. `name` is a known family's.
+ */
+export function paramsUnused(name: string, candidates: readonly { name: string }[]): Warning {
+  return { code: 'params_unused', message: `the parameters given for ${name} were not used: ${name} is not among the families this training tries (${candidates.map((f) => f.name).join(', ')})` };
 }
 
 /** The leaderboard row of a chosen ensemble: its members and weights, its cross-fitted scores. */

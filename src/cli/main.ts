@@ -263,6 +263,8 @@ async function train(argv: string[], io: Io): Promise<number> {
   }
   if (positionals.length !== 1) throw Errors.usage('train: expected one data file (see medfit train --help)');
   if (!o.target) throw Errors.usage('train: --target <column> is required');
+  // Read only by GBDT trainings on big tables: a bad value is named now, not after the data is read.
+  (await import('../models/index.js')).trainThreads(process.env);
   const task = oneOf(o.task!, ['auto', 'binary', 'multiclass', 'regression'] as const, 'task');
   const file = positionals[0]!;
   if (o['no-deidentify'] && o.features === undefined) throw Errors.usage('--no-deidentify is for FHIR input (with --features)');

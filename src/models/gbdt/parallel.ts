@@ -22,7 +22,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { Errors, siblingModule, startWorker } from '../../core/index.js';
+import { Errors, MedfitError, siblingModule, startWorker } from '../../core/index.js';
 import type { SessionMessage } from './hist-worker.js';
 import type { SharedMemory } from './kernel.js';
 import { CTRL, CTRL_BYTES, SPIN, type Kind, type Layout } from './work.js';
@@ -46,7 +46,8 @@ export function trainThreads(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env['MEDFIT_TRAIN_THREADS'];
   if (raw !== undefined && raw.trim() !== '') {
     const v = Number(raw);
-    if (!Number.isInteger(v) || v < 1 || v > MAX_THREADS) throw Errors.badParam('MEDFIT_TRAIN_THREADS', `must be an integer from 1 to ${MAX_THREADS}`);
+    if (!Number.isInteger(v) || v < 1 || v > MAX_THREADS)
+      throw new MedfitError('MEDFIT_ERR_BAD_PARAM', `MEDFIT_TRAIN_THREADS must be an integer from 1 to ${MAX_THREADS} (got "${raw.slice(0, 40)}")`, [{ pointer: 'MEDFIT_TRAIN_THREADS', message: `must be an integer from 1 to ${MAX_THREADS}` }]);
     return v;
   }
   return Math.max(1, Math.min(DEFAULT_CAP, availableParallelism()));

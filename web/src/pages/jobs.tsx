@@ -751,7 +751,9 @@ function LossCard({ live, spec, replay }: { live: LiveJob; spec: JobSpec; replay
   const [pick, setPick] = useState('latest');
   const [logScale, setLogScale] = useState(false);
   const fits = live.fits;
-  const shown = pick === 'latest' ? fits[fits.length - 1] : (fits.find((f) => f.label === pick) ?? fits[fits.length - 1]);
+  // A picked fit dropped since (`MAX_FITS`) gives way to the newest, in the list too.
+  const picked = pick === 'latest' ? undefined : fits.find((f) => f.label === pick);
+  const shown = picked ?? fits[fits.length - 1];
   const boosted = shown ? BOOSTED.has(shown.family) : false;
   const xLabel = boosted ? 'Boosting round' : 'Epoch';
   const hasVal = shown ? shown.val.some((v) => v !== null) : false;
@@ -799,7 +801,7 @@ function LossCard({ live, spec, replay }: { live: LiveJob; spec: JobSpec; replay
         {fits.length > 1 ? (
           <div class="field loss-pick">
             <label for="loss-fit">Fit shown</label>
-            <select id="loss-fit" value={pick} onChange={(e) => setPick((e.target as HTMLSelectElement).value)}>
+            <select id="loss-fit" value={picked ? pick : 'latest'} onChange={(e) => setPick((e.target as HTMLSelectElement).value)}>
               <option value="latest">the newest ({fits[fits.length - 1]!.label})</option>
               {fits.map((f) => (
                 <option key={f.label} value={f.label}>
@@ -809,7 +811,7 @@ function LossCard({ live, spec, replay }: { live: LiveJob; spec: JobSpec; replay
             </select>
             {live.droppedFits > 0 ? (
               <p class="hint" data-testid="loss-dropped">
-                The {MAX_FITS} newest fits are kept: {live.droppedFits} older searched point{live.droppedFits === 1 ? "'s fit is" : "s' fits are"} no longer listed.
+                {live.droppedFits} older fit{live.droppedFits === 1 ? ' is' : 's are'} no longer listed: at most {MAX_FITS} are kept, and searched points' and nested CV's inner fits give way first.
               </p>
             ) : null}
           </div>

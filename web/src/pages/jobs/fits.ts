@@ -15,15 +15,18 @@ export interface Fit {
 }
 
 /**
- * Fits kept. A search within a budget fits hundreds or thousands of points on its folds, each a
- * curve: past this many, the oldest searched point's fit goes first (then the oldest of all), so
- * the page's memory, its list of fits and the copying each event does stay bounded, while the
- * defaults' folds and the final fit stay.
+ * Fits kept. A search within a budget fits hundreds or thousands of points on its folds, and
+ * nested CV a whole cross-validation per outer fold, each fit a curve: past this many, the oldest
+ * searched point's fit goes first, then the oldest nested inner fit, and only then the oldest of
+ * the rest (the cross-validation folds the leaderboard shows, the final fit), so the page's
+ * memory, its list of fits and the copying each event does stay bounded.
  */
 export const MAX_FITS = 40;
 
 /** A searched point's fit ("search: gbdt #12 fold 1/5", also inside nested CV's "nested 2/5: …"). */
 const SEARCH = /(^|: )search: /;
+/** A fit inside nested CV's outer fold ("nested 2/5: gbdt fold 1/5"). */
+const NESTED = /^nested \d+\/\d+: /;
 
 /**
  * The fits after one loss point of the fit reported under `label` (`family` its family): the fit
@@ -60,8 +63,10 @@ export function addLossPoint(
   let dropped = 0;
   while (next.length > MAX_FITS) {
     // Never the fit in progress (the last one).
-    const i = next.findIndex((f, j) => j < next.length - 1 && SEARCH.test(f.label));
-    next.splice(i >= 0 ? i : 0, 1);
+    const oldest = (re: RegExp) => next.findIndex((f, j) => j < next.length - 1 && re.test(f.label));
+    const i = oldest(SEARCH);
+    const k = i >= 0 ? i : oldest(NESTED);
+    next.splice(k >= 0 ? k : 0, 1);
     dropped++;
   }
   return { fits: next, added, dropped };
