@@ -332,21 +332,24 @@ function buildRangeFn(count = true): Code {
   return body([[6, I32], [1, V128]], code);
 }
 
-// sub(parent 0, child 1, feats 2, k0 3, k1 4, hs 5, nbp 6)
-function subFn(): Code {
-  const [parent, child, feats, k0, k1, hs, nbp] = [0, 1, 2, 3, 4, 5, 6];
+/**
+ * A function over two histograms of the same layout, (dst 0, src 1, feats 2, k0 3, k1 4, hs 5,
+ * nbp 6): `cell` runs for every used bin of features feats[k0, k1), with the byte addresses of
+ * the bin's cell in dst and in src in locals `p` and `q`.
+ */
+function cellsFn(cell: (p: number, q: number) => Code): Code {
+  const [dst, src, feats, k0, k1, hs, nbp] = [0, 1, 2, 3, 4, 5, 6];
   const [pk, pe, f, p, q, qe] = [7, 8, 9, 10, 11, 12];
   const code: Code = [
     ...get(feats), ...get(k0), ...i32(2), ...op.shl, ...op.add, ...set(pk),
     ...get(feats), ...get(k1), ...i32(2), ...op.shl, ...op.add, ...set(pe),
     ...whileNot([...get(pk), ...get(pe), ...op.geU], [
       ...get(pk), ...i32Load(), ...set(f),
-      ...get(parent), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(p),
-      ...get(child), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(q),
+      ...get(dst), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(p),
+      ...get(src), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(q),
       ...get(q), ...get(nbp), ...get(f), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...i32(CELL), ...op.mul, ...op.add, ...set(qe),
       ...whileNot([...get(q), ...get(qe), ...op.geU], [
-        ...get(p), ...get(p), ...v128Load(), ...get(q), ...v128Load(), ...op.f2Sub, ...v128Store(),
-        ...get(p), ...get(p), ...f64Load(16), ...get(q), ...f64Load(16), ...op.fSub, ...f64Store(16),
+        ...cell(p, q),
         ...get(p), ...i32(CELL), ...op.add, ...set(p),
         ...get(q), ...i32(CELL), ...op.add, ...set(q),
       ]),
@@ -355,6 +358,13 @@ function subFn(): Code {
   ];
   return body([[6, I32]], code);
 }
+
+// sub(parent 0, child 1, feats 2, k0 3, k1 4, hs 5, nbp 6): parent -= child, bin by bin
+const subFn = (): Code =>
+  cellsFn((p, q) => [
+    ...get(p), ...get(p), ...v128Load(), ...get(q), ...v128Load(), ...op.f2Sub, ...v128Store(),
+    ...get(p), ...get(p), ...f64Load(16), ...get(q), ...f64Load(16), ...op.fSub, ...f64Store(16),
+  ]);
 
 // split(hist 0, feats 1, k0 2, k1 3, hs 4, nbp 5, up 6, ub 7, out 8,
 //       g 9, h 10, c 11, lambda 12, minLeaf 13, minHess 14, floor 15, ps 16)
@@ -547,27 +557,7 @@ function iotaFn(): Code {
 
 // copyCounts(hist 0, src 1, feats 2, k0 3, k1 4, hs 5, nbp 6): the count of every bin of features
 // feats[k0, k1) from `src` (a histogram of the same layout)
-function copyCountsFn(): Code {
-  const [hist, src, feats, k0, k1, hs, nbp] = [0, 1, 2, 3, 4, 5, 6];
-  const [pk, pe, f, p, q, qe] = [7, 8, 9, 10, 11, 12];
-  const code: Code = [
-    ...get(feats), ...get(k0), ...i32(2), ...op.shl, ...op.add, ...set(pk),
-    ...get(feats), ...get(k1), ...i32(2), ...op.shl, ...op.add, ...set(pe),
-    ...whileNot([...get(pk), ...get(pe), ...op.geU], [
-      ...get(pk), ...i32Load(), ...set(f),
-      ...get(hist), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(p),
-      ...get(src), ...get(f), ...get(hs), ...op.mul, ...op.add, ...set(q),
-      ...get(q), ...get(nbp), ...get(f), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...i32(CELL), ...op.mul, ...op.add, ...set(qe),
-      ...whileNot([...get(q), ...get(qe), ...op.geU], [
-        ...get(p), ...get(q), ...f64Load(16), ...f64Store(16),
-        ...get(p), ...i32(CELL), ...op.add, ...set(p),
-        ...get(q), ...i32(CELL), ...op.add, ...set(q),
-      ]),
-      ...get(pk), ...i32(4), ...op.add, ...set(pk),
-    ]),
-  ];
-  return body([[6, I32]], code);
-}
+const copyCountsFn = (): Code => cellsFn((p, q) => [...get(p), ...get(q), ...f64Load(16), ...f64Store(16)]);
 
 // addLeaf(idx 0, raw 1, start 2, end 3, k 4, c 5, v 6): raw[idx[i] * k + c] += v for i in [start, end)
 function addLeafFn(): Code {
