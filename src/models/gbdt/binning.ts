@@ -67,10 +67,10 @@ function binMatrix(x: Matrix, maxBins: number, out: Uint8Array<ArrayBufferLike> 
   return { nBins, upper };
 }
 
-/** Sorting scratch for `binColumn`: float32 keys as ascending unsigned integers, with row ids riding along. */
+/** Sorting scratch for `binColumn`: float32 keys as ascending int32, with row ids riding along. */
 export interface BinScratch {
-  keys: Uint32Array;
-  keys2: Uint32Array;
+  keys: Int32Array;
+  keys2: Int32Array;
   rows: Uint32Array | null;
   rows2: Uint32Array | null;
   counts: Uint32Array;
@@ -86,8 +86,8 @@ export function binScratch(rows: number, apply: boolean): BinScratch {
   // Row ids travel with the keys only when the sorted order can assign every row's bin.
   const withRows = apply && stride === 1;
   return {
-    keys: new Uint32Array(m),
-    keys2: new Uint32Array(m),
+    keys: new Int32Array(m),
+    keys2: new Int32Array(m),
     rows: withRows ? new Uint32Array(m) : null,
     rows2: withRows ? new Uint32Array(m) : null,
     counts: new Uint32Array(RADIX * PASSES),
@@ -102,7 +102,7 @@ export function binScratch(rows: number, apply: boolean): BinScratch {
  */
 export function binColumn(col: Float32Array, maxBins: number, s: BinScratch, out: Uint8Array<ArrayBufferLike> | null, base: number, step: number): Float64Array {
   const rows = col.length;
-  const bits = new Uint32Array(col.buffer, col.byteOffset, rows);
+  const bits = new Int32Array(col.buffer, col.byteOffset, rows);
   const stride = rows > MAX_FIT_ROWS ? Math.ceil(rows / MAX_FIT_ROWS) : 1;
   let k = 0;
   for (let i = 0; i < rows; i += stride) {
@@ -138,12 +138,12 @@ export function binColumn(col: Float32Array, maxBins: number, s: BinScratch, out
 }
 
 /** Edges of one feature from its `k` sorted keys (see `fitBins`). */
-function edgesOf(keys: Uint32Array, k: number, maxBins: number, s: BinScratch): Float64Array {
+function edgesOf(keys: Int32Array, k: number, maxBins: number, s: BinScratch): Float64Array {
   // Distinct values (as numbers: −0 and +0 are one value, kept as the first seen) and their counts.
   const distinct = s.distinct;
   const counts = s.runs;
   let nd = 0;
-  let prev = -1;
+  let prev = 0;
   for (let i = 0; i < k; i++) {
     const key = canonical(keys[i]!);
     if (nd > 0 && key === prev) counts[nd - 1]!++;
@@ -200,14 +200,16 @@ function applyColumn(col: Float32Array, up: Float64Array, nb: number, out: Uint8
   }
 }
 
-// ---- float32 keys: an unsigned order equal to the numeric order (−0 before +0) ------------------
+// ---- float32 keys: an int32 order equal to the numeric order (−0 before +0) ---------------------
+// Signed, so that every key is a small integer to V8: unsigned keys of 2^31 and more (every
+// positive value's) were doubles in the sort's loops, which took three times as long.
 
-/** float32 bits → a key whose unsigned order is the value order (negatives reversed below positives). */
-const orderedKey = (bits: number): number => (bits & 0x80000000 ? ~bits : bits | 0x80000000) >>> 0;
-/** The float32 bits of a key. */
-const valueBits = (key: number): number => (key & 0x80000000 ? key & 0x7fffffff : ~key) >>> 0;
+/** float32 bits (as int32) → a key whose int32 order is the value order: negatives' other bits flipped. */
+const orderedKey = (bits: number): number => (bits < 0 ? bits ^ 0x7fffffff : bits);
+/** The float32 bits (as int32) of a key: the same flip. */
+const valueBits = orderedKey;
 const one32 = new Float32Array(1);
-const oneBits = new Uint32Array(one32.buffer);
+const oneBits = new Int32Array(one32.buffer);
 /** The value of a key. */
 function fromKey(key: number): number {
   oneBits[0] = valueBits(key);
@@ -219,12 +221,14 @@ function keyOf(v: number): number {
   return orderedKey(oneBits[0]!);
 }
 /** −0's key as +0's: keys then compare as the values do (NaN aside). */
-const NEG_ZERO = 0x7fffffff;
-const canonical = (key: number): number => (key === NEG_ZERO ? 0x80000000 : key);
+const NEG_ZERO = -1;
+const canonical = (key: number): number => (key === NEG_ZERO ? 0 : key);
 
 const BITS = 11;
 const RADIX = 1 << BITS;
 const PASSES = 3;
+/** The sign bit within the last digit (bits 22–31 of a key). */
+const TOP_SIGN = 1 << (31 - 2 * BITS);
 
 /**
  * Least-significant-digit radix sort of `s.keys[0, k)` (and `s.rows` with them), 11 bits a pass:
@@ -232,7 +236,7 @@ const PASSES = 3;
  * order is the numeric one `sort()` gives, so the edges are the same. Returns the arrays that hold
  * the result (the scratch buffers swap roles pass by pass).
  */
-function radixSort(s: BinScratch, k: number): { keys: Uint32Array; rows: Uint32Array | null } {
+function radixSort(s: BinScratch, k: number): { keys: Int32Array; rows: Uint32Array | null } {
   const counts = s.counts;
   counts.fill(0);
   let keys = s.keys;
@@ -241,7 +245,7 @@ function radixSort(s: BinScratch, k: number): { keys: Uint32Array; rows: Uint32A
     const key = keys[i]!;
     counts[key & (RADIX - 1)]!++;
     counts[RADIX + ((key >>> BITS) & (RADIX - 1))]!++;
-    counts[2 * RADIX + (key >>> (2 * BITS))]!++;
+    counts[2 * RADIX + ((key >>> (2 * BITS)) ^ TOP_SIGN)]!++;
   }
   let keys2 = s.keys2;
   let rows2 = s.rows2;
@@ -262,11 +266,12 @@ function radixSort(s: BinScratch, k: number): { keys: Uint32Array; rows: Uint32A
       counts[base + d] = sum;
       sum += c;
     }
-    const mask = p === PASSES - 1 ? 0xffffffff : RADIX - 1;
+    // The last digit's top bit is the sign: flipped, negative keys come first.
+        const flip = p === PASSES - 1 ? TOP_SIGN : 0;
     if (rows && rows2) {
       for (let i = 0; i < k; i++) {
         const key = keys[i]!;
-        const at = counts[base + ((key >>> shift) & mask)]!++;
+        const at = counts[base + (((key >>> shift) & (RADIX - 1)) ^ flip)]!++;
         keys2[at] = key;
         rows2[at] = rows[i]!;
       }
@@ -274,7 +279,7 @@ function radixSort(s: BinScratch, k: number): { keys: Uint32Array; rows: Uint32A
     } else {
       for (let i = 0; i < k; i++) {
         const key = keys[i]!;
-        keys2[counts[base + ((key >>> shift) & mask)]!++] = key;
+        keys2[counts[base + (((key >>> shift) & (RADIX - 1)) ^ flip)]!++] = key;
       }
     }
     [keys, keys2] = [keys2, keys];

@@ -196,6 +196,17 @@ describe('gbdt binning in one sort', () => {
       // Object.is: −0 and +0 edges must match too (they become thresholds).
       fused.upper.forEach((u, f) => u.forEach((v, b) => expect(Object.is(v, mapper.upper[f]![b])).toBe(true)));
       expect(Buffer.from(out).equals(Buffer.from(applyBins(x, mapper)))).toBe(true);
+      // Independently of the sort: edges ascend, and every value lies in its bin by the threshold rule.
+      for (let f = 0; f < cols; f++) {
+        const u = fused.upper[f]!;
+        for (let b = 1; b < u.length; b++) expect(u[b]! > u[b - 1]!).toBe(true);
+        for (let i = 0; i < rows; i++) {
+          const v = Math.fround(x.data[i * cols + f]!);
+          const b = out[i * cols + f]!;
+          if (Number.isNaN(v)) expect(b).toBe(0);
+          else if (rows <= 200_000) expect(v <= u[b]! && (b === 0 || v > u[b - 1]!)).toBe(true);
+        }
+      }
     };
     check(3000, 6, 255, (i, j) =>
       j === 0 ? specials[i % specials.length]! : j === 1 ? rng.int(7) - 3 : j === 2 ? (i % 2 ? 0 : -0) : j === 3 ? NaN : j === 4 ? rng.normal() : rng.next() < 0.1 ? NaN : Math.round(rng.normal() * 100) / 10,

@@ -116,6 +116,13 @@ export const PARALLEL_MIN = 40_000;
 const ROWS_PARALLEL_MIN = 20_000;
 /** Rows from which a node's partition is cut into parts for all threads (about 20 µs a part). */
 const PART_ROWS = 16_384;
+/**
+ * Jobs per thread from which a step hands out whole jobs instead of cutting each job into a
+ * feature chunk per thread: every thread that takes a chunk of a node reads all of its rows'
+ * gradients and bins, at random, so cutting doubles those reads on 2 threads (measured on the
+ * 100k × 30 table, 2 threads, whole jobs from 2 per thread: 0.90–0.94 of the training time).
+ */
+const WHOLE_JOBS = 2;
 
 const align = (v: number) => Math.ceil(v / 64) * 64;
 
@@ -512,6 +519,9 @@ export class TreeGrower {
     const di = this.di;
     const nsel = di[D.nsel / 4]!;
     di[D.partition / 4] = partition ? 1 : 0;
+    // Largest first: threads claim jobs in order, so a level of whole jobs ends with small ones
+    // (which job comes first changes nothing else: each has its own histogram and results).
+    if (jobs.length > 1) jobs = jobs.slice().sort((a, b) => b.build.end - b.build.start - (a.build.end - a.build.start));
     for (let s = 0; s < jobs.length; s += MAX_JOBS) {
       const batch = jobs.slice(s, s + MAX_JOBS);
       let cells = 0;
@@ -521,8 +531,9 @@ export class TreeGrower {
       });
       const pool = this.pool;
       const parallel = pool !== null && cells >= this.parallelMin && pool.worthIt();
-      // Feature chunks per job: one for a step on the calling thread, else about one per thread.
-      const per = parallel ? Math.ceil(nsel / pool.threads) : nsel;
+      // Feature chunks per job: one for a step on the calling thread or with jobs enough for every
+      // thread (`WHOLE_JOBS`), else about one per thread.
+      const per = parallel && batch.length < WHOLE_JOBS * pool.threads ? Math.ceil(nsel / pool.threads) : nsel;
       const fchunks = Math.ceil(nsel / per);
       di[D.chunk / 4] = per;
       di[D.fchunks / 4] = fchunks;
