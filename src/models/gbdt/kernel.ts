@@ -302,15 +302,31 @@ function buildFn(count = true): Code {
   return body([[7, I32], [1, V128]], code);
 }
 
+/**
+ * Features `buildRange` adds a row to per iteration (a tail loop takes the rest): a fifth fewer
+ * loop instructions per update; the whole training takes 0.95 of the time on 1 thread, 0.97–0.98
+ * on 2 (measured on the 100k × 30 table; 2, 3 and 6 did no better).
+ */
+const UNROLL = 4;
 // buildRange(idx 0, start 1, end 2, bins 3, nf 4, gh 5, hist 6, f0 7, f1 8, hs 9): `build` for the
 // features f0..f1-1, one after another: the row's bins and the histograms are walked by pointer,
 // without the feature list (a quarter faster).
 function buildRangeFn(count = true): Code {
   const [idx, start, end, bins, nf, gh, hist, f0, f1, hs] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const [i, row, p, pe, h, a, v] = [10, 11, 12, 13, 14, 15, 16];
+  const [i, row, p, pe, h, a] = [10, 11, 12, 13, 14, 15];
+  /** The local holding k · hs, for k = 1..UNROLL (the last is the loop's step). */
+  const hsk = (k: number) => 15 + k;
+  const v = 16 + UNROLL;
+  /** The row's (gradient, hessian) and count added to the cell of the feature `k` after `h`. */
+  const add = (k: number): Code => [
+    ...get(h), ...(k > 0 ? [...get(hsk(k)), ...op.add] : []), ...get(p), ...u8Load(k), ...i32(CELL), ...op.mul, ...op.add, ...set(a),
+    ...get(a), ...get(a), ...v128Load(), ...get(v), ...op.f2Add, ...v128Store(),
+    ...(count ? [...get(a), ...get(a), ...f64Load(16), ...f64(1), ...op.fAdd, ...f64Store(16)] : []),
+  ];
   const code: Code = [
     // Zero the features' histograms (contiguous).
     ...get(hist), ...get(f0), ...get(hs), ...op.mul, ...op.add, ...i32(0), ...get(f1), ...get(f0), ...op.sub, ...get(hs), ...op.mul, ...op.memFill,
+    ...Array.from({ length: UNROLL }, (_, k) => [...get(hs), ...i32(k + 1), ...op.mul, ...set(hsk(k + 1))]).flat(),
     ...get(start), ...set(i),
     ...whileNot([...get(i), ...get(end), ...op.geU], [
       ...get(idx), ...get(i), ...i32(2), ...op.shl, ...op.add, ...i32Load(), ...set(row),
@@ -319,17 +335,21 @@ function buildRangeFn(count = true): Code {
       ...get(row), ...get(f0), ...op.add, ...set(p),
       ...get(row), ...get(f1), ...op.add, ...set(pe),
       ...get(hist), ...get(f0), ...get(hs), ...op.mul, ...op.add, ...set(h),
+      // UNROLL features an iteration; each cell still takes its rows in row order.
+      ...whileNot([...get(p), ...i32(UNROLL - 1), ...op.add, ...get(pe), ...op.geU], [
+        ...Array.from({ length: UNROLL }, (_, k) => add(k)).flat(),
+        ...get(p), ...i32(UNROLL), ...op.add, ...set(p),
+        ...get(h), ...get(hsk(UNROLL)), ...op.add, ...set(h),
+      ]),
       ...whileNot([...get(p), ...get(pe), ...op.geU], [
-        ...get(h), ...get(p), ...u8Load(), ...i32(CELL), ...op.mul, ...op.add, ...set(a),
-        ...get(a), ...get(a), ...v128Load(), ...get(v), ...op.f2Add, ...v128Store(),
-        ...(count ? [...get(a), ...get(a), ...f64Load(16), ...f64(1), ...op.fAdd, ...f64Store(16)] : []),
+        ...add(0),
         ...get(p), ...i32(1), ...op.add, ...set(p),
         ...get(h), ...get(hs), ...op.add, ...set(h),
       ]),
       ...get(i), ...i32(1), ...op.add, ...set(i),
     ]),
   ];
-  return body([[6, I32], [1, V128]], code);
+  return body([[6 + UNROLL, I32], [1, V128]], code);
 }
 
 /**

@@ -183,6 +183,55 @@ describe('gbdt on several threads', () => {
 });
 
 describe('gbdt binning in one sort', () => {
+  it('builds the histograms of plain loops in the kernel, every feature range (unrolled loop and its tail), with and without counts', () => {
+    const rng = new Rng(11);
+    const n = 700;
+    const nf = 11;
+    const nb = 7;
+    const cell = 24;
+    const hs = nb * cell;
+    // idx (a sorted subset of the rows), gh, bins, then the histogram
+    const at = { idx: 0, gh: 4096, bins: 4096 + n * 16, hist: Math.ceil((4096 + n * 16 + n * nf) / 64) * 64 };
+    const memory = sharedMemory(Math.ceil((at.hist + nf * hs) / PAGE) + 1);
+    const k = instantiateKernel(memory);
+    const idx = new Uint32Array(memory.buffer, at.idx, n);
+    const gh = new Float64Array(memory.buffer, at.gh, 2 * n);
+    const bins = new Uint8Array(memory.buffer, at.bins, n * nf);
+    const hist = new Float64Array(memory.buffer, at.hist, (nf * hs) / 8);
+    for (let i = 0; i < 2 * n; i++) gh[i] = rng.normal();
+    for (let i = 0; i < n * nf; i++) bins[i] = rng.int(nb);
+    let m = 0;
+    for (let r = 0; r < n; r++) if (rng.next() < 0.6) idx[m++] = r;
+    for (const count of [true, false])
+      for (let f0 = 0; f0 < nf; f0++)
+        for (let f1 = f0 + 1; f1 <= nf; f1++) {
+          hist.fill(NaN);
+          const [start, end] = [3, m - 2];
+          if (count) k.buildRange(at.idx, start, end, at.bins, nf, at.gh, at.hist, f0, f1, hs);
+          else (k as unknown as { buildRangeNoCount: typeof k.buildRange }).buildRangeNoCount(at.idx, start, end, at.bins, nf, at.gh, at.hist, f0, f1, hs);
+          const want = new Float64Array(nf * nb * 3).fill(NaN);
+          for (let f = f0; f < f1; f++) for (let b = 0; b < nb; b++) want.fill(0, (f * nb + b) * 3, (f * nb + b) * 3 + 3);
+          for (let i = start; i < end; i++) {
+            const r = idx[i]!;
+            for (let f = f0; f < f1; f++) {
+              const o = (f * nb + bins[r * nf + f]!) * 3;
+              want[o] = want[o]! + gh[2 * r]!;
+              want[o + 1] = want[o + 1]! + gh[2 * r + 1]!;
+              want[o + 2] = want[o + 2]! + 1;
+            }
+          }
+          for (let f = f0; f < f1; f++)
+            for (let c = 0; c < nb * 3; c++) {
+              const o = f * nb * 3 + c;
+              // Without counts the count slot is left zeroed (the root takes them from elsewhere).
+              expect(Object.is(hist[o], c % 3 === 2 && !count ? 0 : want[o])).toBe(true);
+            }
+          // Features outside the range are not touched.
+          for (let o = 0; o < f0 * nb * 3; o++) expect(hist[o]).toBeNaN();
+          for (let o = f1 * nb * 3; o < nf * nb * 3; o++) expect(hist[o]).toBeNaN();
+        }
+  });
+
   it('gives the edges and bins of fitBins + applyBins: ±0, ±Infinity, NaN, ties, tiny and huge values, a subsample', () => {
     const rng = new Rng(9);
     const specials = [0, -0, NaN, Infinity, -Infinity, 1e-45, -1e-45, 3.4e38, 1e39, -1e39, 2, 2.0000001];
