@@ -1,8 +1,8 @@
 /**
  * Threads for the GBDT trainer: workers that share a training's WebAssembly memory and take
- * chunks of its steps (`work.ts`: features of a level's nodes for histograms and splits, rows for
- * gradients, features to bin, nodes to partition, leaves), while the training thread takes chunks
- * too. A chunk computes the same thing whoever runs it (a histogram feature is summed over the
+ * chunks of its steps (`work.ts`: a level's nodes, whole or by features, for histograms and
+ * splits, rows for gradients, features to bin, nodes to partition, leaves), while the training
+ * thread takes chunks too. A chunk computes the same thing whoever runs it (a histogram feature is summed over the
  * node's rows in row order, never split by rows), so the trees do not depend on the number of
  * threads nor on which thread took which chunk.
  *

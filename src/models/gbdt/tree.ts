@@ -512,8 +512,8 @@ export class TreeGrower {
 
   /**
    * Runs `jobs` (histograms, subtractions, split searches), as many steps as `MAX_JOBS` needs,
-   * each on one thread or, when big enough, cut into feature chunks for all threads; then reads
-   * each searched node's best split.
+   * each on one thread or, when big enough, for all threads (whole jobs, or feature chunks of
+   * each when there are few: `WHOLE_JOBS`); then reads each searched node's best split.
    */
   private steps(jobs: Job[], p: GrowParams, partition = false): void {
     const di = this.di;
