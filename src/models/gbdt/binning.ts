@@ -267,7 +267,7 @@ function radixSort(s: BinScratch, k: number): { keys: Int32Array; rows: Uint32Ar
       sum += c;
     }
     // The last digit's top bit is the sign: flipped, negative keys come first.
-        const flip = p === PASSES - 1 ? TOP_SIGN : 0;
+    const flip = p === PASSES - 1 ? TOP_SIGN : 0;
     if (rows && rows2) {
       for (let i = 0; i < k; i++) {
         const key = keys[i]!;

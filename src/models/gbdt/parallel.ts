@@ -2,9 +2,9 @@
  * Threads for the GBDT trainer: workers that share a training's WebAssembly memory and take
  * chunks of its steps (`work.ts`: a level's nodes, whole or by features, for histograms and
  * splits, rows for gradients, features to bin, nodes to partition, leaves), while the training
- * thread takes chunks too. A chunk computes the same thing whoever runs it (a histogram feature is summed over the
- * node's rows in row order, never split by rows), so the trees do not depend on the number of
- * threads nor on which thread took which chunk.
+ * thread takes chunks too. A chunk computes the same thing whoever runs it (a histogram feature
+ * is summed over the node's rows in row order, never split by rows), so the trees do not depend
+ * on the number of threads nor on which thread took which chunk.
  *
  * A step is handed over through a few `Int32Array` words in the shared memory, not by messages:
  * the training thread writes the step, resets the claim counter and wakes the workers
