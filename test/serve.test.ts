@@ -302,6 +302,12 @@ describe('medfit serve, end to end', () => {
     expect(budget.status).toBe(422);
     expect(JSON.stringify(budget.body)).toContain('/budget');
     expect(JSON.stringify(budget.body)).toContain('must be one of auto, none, platt, isotonic');
+    expect(JSON.stringify(budget.body)).toContain('this server allows at most');
+    // A calibration method for what the stored profile shows is a regression target: refused now,
+    // not by a job that could only fail.
+    const regression = await call('/v1/jobs', { json: { dataset: datasetId, target: 'mean_radius', name: 'x', calibrate: 'isotonic' } });
+    expect(regression.status).toBe(422);
+    expect(regression.body['errors']).toEqual([{ pointer: '/calibrate', message: expect.stringContaining('"mean_radius" is a numeric target of many values (regression)') }]);
     // More search than the server allows (nested: the budget once and again in each outer fold).
     const long = await call('/v1/jobs', { json: { dataset: datasetId, target: 'diagnosis', name: 'x', budget: '20m', nested: true, cv: 3 } });
     expect(long.status).toBe(422);

@@ -296,6 +296,16 @@ async function storedProfile(s: Services, d: DatasetRecord): Promise<StoredProfi
 }
 
 /**
+ * Whether training would take `column` of `d` as a regression target (task `auto`), as far as
+ * the stored profile tells: a numeric column of more than 10 distinct values (`encodeTarget`'s
+ * rule); false when it cannot tell (no profile, or fewer values, where it depends on more).
+ */
+export async function regressionTarget(s: Services, d: DatasetRecord, column: string): Promise<boolean> {
+  const c = (await storedProfile(s, d))?.columns.find((x) => x.name === column);
+  return c !== undefined && (c.type === 'numeric' || c.type === 'integer') && (c.distinct ?? 0) > 10;
+}
+
+/**
  * A stored profile as it may be shown: a column flagged as a possible identifier without its
  * values. Profiles written since the data room leaves them out already; one stored before holds
  * them (top names, earliest and latest date of birth), and is answered without them.

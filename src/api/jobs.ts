@@ -8,6 +8,7 @@ import type { TrainJobSpec } from '../jobs/index.js';
 import type { DatasetRecord } from '../store/index.js';
 import type { JobRecord } from '../store/index.js';
 import { requireScope } from './auth.js';
+import { regressionTarget } from './datasets.js';
 import type { JobEvent, Services } from './services.js';
 
 const MODEL_NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
@@ -205,7 +206,8 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
       const b = parseBudget(body['budget']);
       // Nested cross-validation searches once more inside each outer fold: k + 1 budgets in all.
       const spent = typeof b === 'number' ? b * (body.nested ? ((body['cv'] as number | undefined) ?? 5) + 1 : 1) : 0;
-      if (typeof b === 'string') problems.push({ pointer: '/budget', message: `expected ${b}` });
+      // The parser's own bounds (1 s to 24 h) are the CLI's; this server's may be lower: say both.
+      if (typeof b === 'string') problems.push({ pointer: '/budget', message: `expected ${b}; this server allows at most ${s.config.maxBudgetSeconds} seconds of search (MEDFIT_MAX_BUDGET_SECONDS)` });
       else if (spent > s.config.maxBudgetSeconds) {
         problems.push({
           pointer: '/budget',
@@ -216,8 +218,10 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     // Checked here rather than by the schema's enum, so the message lists what is accepted.
     if (body['calibrate'] !== undefined && !(CALIBRATE_OPTIONS as readonly unknown[]).includes(body['calibrate'])) {
       problems.push({ pointer: '/calibrate', message: `must be one of ${CALIBRATE_OPTIONS.join(', ')}` });
-    } else if (body['calibrate'] !== undefined && body['calibrate'] !== 'none' && body['calibrate'] !== 'auto' && body['task'] === 'regression') {
-      problems.push({ pointer: '/calibrate', message: 'calibration is for classifiers\' probabilities, and the task is regression' });
+    } else if (body['calibrate'] !== undefined && body['calibrate'] !== 'none' && body['calibrate'] !== 'auto' && !seq) {
+      if (body['task'] === 'regression') problems.push({ pointer: '/calibrate', message: 'calibration is for classifiers\' probabilities, and the task is regression' });
+      else if ((body['task'] === undefined || body['task'] === 'auto') && columns.has(target) && (await regressionTarget(s, dataset, target)))
+        problems.push({ pointer: '/calibrate', message: `calibration is for classifiers' probabilities, and "${target}" is a numeric target of many values (regression): leave calibration at auto or none` });
     }
     if (body.group !== undefined && !columns.has(body.group)) problems.push({ pointer: '/group', message: `dataset "${dataset.name}" has no column "${body.group}"` });
     for (const [i, c] of (body.ignore ?? []).entries()) if (!columns.has(c)) problems.push({ pointer: `/ignore/${i}`, message: `dataset "${dataset.name}" has no column "${c}"` });

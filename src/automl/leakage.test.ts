@@ -103,6 +103,25 @@ describe('leakage guard', () => {
     expect(e.details.map((d) => d.pointer)).toEqual(['leak']);
   });
 
+  it('re-scores without a column that only the importance check flags (recorded for most positive patients only), and names the likely leak', async () => {
+    const pima = fixtureRows('pima_diabetes.csv');
+    const rng = new Rng(5);
+    const target = pima.names.indexOf('diabetes');
+    // A dose recorded for 90 % of the positive patients and nobody else: below the univariate
+    // 0.98, so only its dominance of the chosen model gives it away.
+    const leaky = withColumn(pima, 'metformin_dose', (r) => (r[target] === 'pos' && rng.next() < 0.9 ? 500 + 500 * rng.int(3) : 0));
+    const r = await trainTable(leaky, { target: 'diabetes', ...FAST });
+    expect(before(r.warnings)).toEqual([]);
+    const flag = leaks(r.warnings).find((f) => f.kind === 'importance')!;
+    expect(flag.column).toBe('metformin_dose');
+    const rs = r.leakage.rescore!;
+    expect(rs).toMatchObject({ metric: 'auroc', columns: ['metformin_dose'], likelyLeak: true });
+    expect(rs.with - rs.without).toBeGreaterThan(0.05);
+    const verdict = r.warnings.find((w) => w.code === 'likely_leak')!;
+    expect(verdict.message).toContain(`without "metformin_dose"`);
+    expect(verdict.message).toContain('"ignore" on a job');
+  });
+
   it('flags a planted copy of a regression target by its out-of-fold R²', async () => {
     const d = fixtureRows('diabetes_progression.csv');
     const rng = new Rng(4);
@@ -182,6 +201,11 @@ describe('leakage guard', () => {
     for (const n of ['death_cause', 'deaths', 'date', 'birth_date', 'age_at_death']) expect(namedAsTimeOf(n, 'death'), n).toBe(false);
     const imp = (a: number, b: number) => ({ metric: 'auroc', repeats: 3, features: [{ feature: 'a', drop: a, std: 0 }, { feature: 'b', drop: b, std: 0 }] });
     expect(dominantImportance(imp(0.3, 0.02))).toMatchObject({ column: 'a', kind: 'importance', evidence: { drop: 0.3, ratio: 15 } });
+    expect(dominantImportance(imp(0.3, 0.02))!.message).toContain("15× the next column's (0.020)");
+    // A next drop of noise is compared as the 0.01 floor, and the message says so.
+    const floored = dominantImportance(imp(0.3, 0.0001))!;
+    expect(floored.evidence).toMatchObject({ ratio: 30, ratio_of: 0.01, next_drop: 0.0001 });
+    expect(floored.message).toContain('30× the 0.01 floor (the next column, "b", drops it by 0.000)');
     expect(dominantImportance(imp(0.3, 0.05))).toBeUndefined();
     expect(dominantImportance(imp(0.05, 0.001))).toBeUndefined();
     expect(dominantImportance({ metric: 'auroc', repeats: 3, features: [{ feature: 'a', drop: 0.4, std: 0 }] })).toBeUndefined();

@@ -44,8 +44,10 @@ export const POST_OUTCOME_SHARE = 0.95;
 export const POST_OUTCOME_MIN_ROWS = 10;
 /** Smallest permutation-importance drop of a dominating column, by the importance metric. */
 export const IMPORTANCE_MIN_DROP: Readonly<Record<string, number>> = { auroc: 0.1, accuracy: 0.1, r2: 0.2 };
-/** How many times the next column's drop (at least 0.01) the dominating column's must be. */
+/** How many times the next column's drop (at least `IMPORTANCE_FLOOR`) the dominating column's must be. */
 export const IMPORTANCE_DOMINANCE = 10;
+/** The least drop a dominating column's is compared with. */
+const IMPORTANCE_FLOOR = 0.01;
 /** A drop of the chosen family's CV score without the flagged columns, above which the score is named a likely leak. */
 export const LIKELY_LEAK_DROP: Readonly<Record<string, number>> = { auroc: 0.05, r2: 0.1 };
 /** Rows screened at most (an evenly spaced subset of each fold above). */
@@ -187,7 +189,7 @@ export function screenLeakage(inp: LeakageInput): { findings: LeakageFinding[]; 
           column: c.name,
           kind: 'single_feature',
           evidence: { [metric]: round(best.score), threshold: cut, method: best.method, folds: k },
-          message: `column "${c.name}" alone predicts "${best.target}" almost perfectly (univariate out-of-fold ${metric === 'r2' ? 'R²' : 'AUROC'} ${f3(best.score)} ≥ ${cut}${against}, ${k} folds): a copy or consequence of the outcome, or a key sorted by it? Leave it out with --ignore ${c.name}`,
+          message: `column "${c.name}" alone predicts "${best.target}" almost perfectly (univariate out-of-fold ${metric === 'r2' ? 'R²' : 'AUROC'} ${f3(best.score)} ≥ ${cut}${against}, ${k} folds): a copy or consequence of the outcome, or a key sorted by it? Leave it out (--ignore ${c.name}, or "ignore" on a job)`,
         });
       }
     }
@@ -296,13 +298,16 @@ export function dominantImportance(imp: PermutationImportance | undefined): Leak
   const min = IMPORTANCE_MIN_DROP[imp.metric];
   if (min === undefined) return undefined;
   const [top, next] = [imp.features[0]!, imp.features[1]!];
-  const floor = Math.max(next.drop, 0.01);
+  // Drops under 0.01 count as 0.01: a ratio over a next column's noise-level drop says nothing.
+  const floored = next.drop < IMPORTANCE_FLOOR;
+  const floor = floored ? IMPORTANCE_FLOOR : next.drop;
   if (!(top.drop >= min && top.drop >= IMPORTANCE_DOMINANCE * floor)) return undefined;
+  const than = floored ? `the ${IMPORTANCE_FLOOR} floor (the next column, "${next.feature}", drops it by ${f3(next.drop)})` : `the next column's (${f3(next.drop)})`;
   return {
     column: top.feature,
     kind: 'importance',
-    evidence: { drop: round(top.drop), next_drop: round(next.drop), next: next.feature, metric: imp.metric, ratio: round(top.drop / floor) },
-    message: `column "${top.feature}" dominates the chosen model: shuffling it drops ${imp.metric} by ${f3(top.drop)}, ${Math.round(top.drop / floor)}× the next column's (${f3(next.drop)}); check that it is not recorded after, or derived from, the outcome`,
+    evidence: { drop: round(top.drop), next_drop: round(next.drop), next: next.feature, metric: imp.metric, ratio: round(top.drop / floor), ...(floored ? { ratio_of: IMPORTANCE_FLOOR } : {}) },
+    message: `column "${top.feature}" dominates the chosen model: shuffling it drops ${imp.metric} by ${f3(top.drop)}, ${Math.round(top.drop / floor)}× ${than}; check that it is not recorded after, or derived from, the outcome`,
   };
 }
 
@@ -312,7 +317,7 @@ export function rescoreWarning(r: LeakageRescore): Warning | undefined {
   const cols = r.columns.join(',');
   return {
     code: 'likely_leak',
-    message: `the cross-validated ${r.metric} ${f3(r.with)} is likely a leak: the same family scores ${f3(r.without)} on the same folds without ${r.columns.map((c) => `"${c}"`).join(', ')}; retrain with --ignore ${cols}`,
+    message: `the cross-validated ${r.metric} ${f3(r.with)} is likely a leak: the same family scores ${f3(r.without)} on the same folds without ${r.columns.map((c) => `"${c}"`).join(', ')}; unless it is known before the outcome, leave it out (--ignore ${cols}, or "ignore" on a job)`,
   };
 }
 

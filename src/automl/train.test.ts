@@ -89,16 +89,20 @@ describe('trainTable', () => {
     const r = await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 5, ignore: ['patient'], params: { gbdt: { trees: 5 } } });
     // Parameters for a family the training does not try are said to be unused.
     expect(r.warnings).toContainEqual({ code: 'params_unused', message: 'the parameters given for gbdt were not used: gbdt is not among the families this training tries (logistic)' });
-    // Per outer fold: its pipeline, then the three inner splits of C's tuning; then the same on all rows.
-    expect(rec.fits).toHaveLength(4 * 4);
-    const outer = [0, 4, 8].map((i) => rec.fits[i]!);
-    const used = rec.fits[12]!;
+    // Per outer fold: its pipeline, then the three inner splits of C's tuning; then the same on all
+    // rows. In between, the same folds once more without "x": it dominates the importance, so the
+    // leakage check asks what the table scores without it.
+    expect(r.leakage.rescore).toMatchObject({ columns: ['x'] });
+    expect(rec.fits).toHaveLength(4 * 4 + 3 * 4);
+    const blocks = [0, 4, 8, 24];
+    const outer = blocks.slice(0, 3).map((i) => rec.fits[i]!);
+    const used = rec.fits[24]!;
     expect(r.rows.used).toBe(t.rowCount);
     expect([...used].sort((a, b) => a - b)).toEqual(Array.from({ length: t.rowCount }, (_, i) => i));
     // The outer test rows (complements of the outer training rows) partition the rows used.
     complementsPartition(used, outer);
     for (const [f, o] of [...outer, used].entries()) {
-      const inner = rec.fits.slice(4 * f + 1, 4 * f + 4);
+      const inner = rec.fits.slice(blocks[f]! + 1, blocks[f]! + 4);
       // Inner pipelines are fitted on rows of their outer training split only, never all of it...
       for (const i of inner) expect(without(i, o)).toEqual([]);
       // ...and their held-out rows partition it: every inner score is on rows its pipeline did not see.
@@ -116,7 +120,9 @@ describe('trainTable', () => {
     const t = visits(40, 2);
     const patientOf = (row: number) => t.data[0]!.text(row)!;
     await trainTable(t, { target: 'outcome', model: 'logistic', cv: 3, seed: 1, group: 'patient' });
-    const used = rec.fits[12]!;
+    // The final fit on all rows: its pipeline, then its three inner splits.
+    const used = rec.fits.at(-4)!;
+    expect(used.length).toBe(t.rowCount);
     for (const fit of rec.fits) {
       const inside = new Set(fit.map(patientOf));
       for (const r of without(used, fit)) expect(inside.has(patientOf(r))).toBe(false);

@@ -337,9 +337,10 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
   }
   // A flagged feature: how much of the score is it? The best single family once more with its
   // defaults without the flagged columns, on the same folds (one more CV; not after nested CV,
-  // which costs k times). The importance flag alone does not ask for it: a strong genuine
-  // predictor would be named a leak.
-  const flagged = [...new Set(screen.findings.map((f) => f.column))];
+  // which costs k times). The importance flag asks for it too: a column 10× every other's is
+  // either a leak or a predictor the model rests on alone, and the score without it tells a
+  // clinician which (the warning still says to keep it when it is known before the outcome).
+  const flagged = [...new Set([...screen.findings, ...(dominant ? [dominant] : [])].map((f) => f.column))];
   if (flagged.length > 0) {
     const reduced: Schema = { columns: schema.columns.map((c) => (flagged.includes(c.name) && c.role === 'feature' ? { ...c, role: 'ignored' as const, reason: 'flagged by the leakage check' } : c)) };
     if (nested) leakage.rescoreSkipped = 'not after nested cross-validation (k times the work)';

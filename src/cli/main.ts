@@ -437,6 +437,8 @@ function trainReport(tbl: Table, r: TrainResult, out: string): string {
         ['', 'slope', 'intercept', 'brier', 'log_loss'],
         (['before', 'after'] as const).map((k) => [k, num(cal[k].calibration_slope), num(cal[k].calibration_intercept), num(cal[k].brier), num(cal[k].log_loss)]),
       ),
+      // Two slopes would otherwise disagree on one screen with nothing to tell them apart.
+      '(pooled over every out-of-fold row; the metrics above are means ± std over folds)',
     );
   }
   if (r.nested) {
