@@ -2,7 +2,7 @@
  * The leakage guard as users meet it: `medfit train` prints the finding (warnings, the table, the
  * JSON document) and `--strict` refuses with exit 2 naming the column and its evidence; a job
  * with `strict: true` fails with MEDFIT_ERR_BAD_DATA, through POST /v1/jobs too, and the model
- * version of one without it carries the warning.
+ * version of one without it carries the warning, and its job record the findings, structured.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -120,8 +120,18 @@ describe('strict on POST /v1/jobs', () => {
     expect(plain.status).toBe(202);
     expect(await finished(plain.body.id)).toContain('succeeded');
     // The job's record shows the training's warnings, and points at its model version, whose record keeps them.
-    const job = (await (await fetch(`${base}/v1/jobs/${plain.body.id}`, { headers: auth })).json()) as { model: { name: string; version: number }; warnings: string[] };
+    const job = (await (await fetch(`${base}/v1/jobs/${plain.body.id}`, { headers: auth })).json()) as {
+      model: { name: string; version: number };
+      warnings: string[];
+      leakage: { findings: Array<{ column: string; kind: string; evidence: Record<string, number> }>; rescore: { columns: string[]; likelyLeak: boolean; without: number } };
+    };
     expect(job.warnings.some((m) => /column "leak" alone predicts "diabetes" almost perfectly/.test(m))).toBe(true);
+    // The same findings structured, for a client that acts on them: column, kind, evidence, and the score without them.
+    const single = job.leakage.findings.find((f) => f.kind === 'single_feature')!;
+    expect(single).toMatchObject({ column: 'leak', evidence: { threshold: 0.98, folds: 3 } });
+    expect(single.evidence['auroc']).toBeGreaterThanOrEqual(0.98);
+    expect(job.leakage.rescore).toMatchObject({ columns: ['leak'], likelyLeak: true });
+    expect(job.leakage.rescore.without).toBeLessThan(0.9);
     const record = await (await fetch(`${base}/v1/models/${job.model.name}/versions/${job.model.version}`, { headers: auth })).text();
     expect(record).toMatch(/column \\"leak\\" alone predicts \\"diabetes\\" almost perfectly \(univariate out-of-fold AUROC/);
   }, 60_000);

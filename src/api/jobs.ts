@@ -267,8 +267,8 @@ export async function jobRoutes(app: FastifyInstance, s: Services): Promise<void
     // A succeeded job's warnings (the leakage check's among them) are kept with the version it
     // registered: shown here too, so a client that follows the job sees them without another call.
     const version = job.modelVersion !== null ? await s.store.getModelVersion(p.projectId, job.name, job.modelVersion) : undefined;
-    const warnings = (version?.metrics as { warnings?: unknown } | undefined)?.warnings;
-    return { ...view(job), ...(Array.isArray(warnings) ? { warnings } : {}) };
+    const { warnings, leakage } = (version?.metrics as { warnings?: unknown; leakage?: unknown } | undefined) ?? {};
+    return { ...view(job), ...(Array.isArray(warnings) ? { warnings } : {}), ...(leakage !== undefined ? { leakage } : {}) };
   });
 
   app.post('/v1/jobs/:id/cancel', { schema: { summary: 'Cancel a queued or running job', tags: ['jobs'], params: idParams } }, async (req) => {

@@ -509,7 +509,7 @@ export class JobManager {
       jobId: id,
       datasetId: a.datasetId,
       datasetSha256: a.datasetSha256,
-      metrics: { cv: r.metrics, ...(r.nested ? { nested: r.nested } : {}), leaderboard: r.leaderboard, warnings: r.warnings },
+      metrics: { cv: r.metrics, ...(r.nested ? { nested: r.nested } : {}), leaderboard: r.leaderboard, warnings: r.warnings, ...(r.leakage ? { leakage: r.leakage } : {}) },
       ...(stored ? { filesSha256: listingSha256(stored) } : {}),
     }));
     // Not registered before shutdown: the job stays running in the store and is trained again.

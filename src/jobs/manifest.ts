@@ -75,6 +75,7 @@ export function toJobResult(result: TrainResult, artifactDir: string): TrainJobR
       ...(c.searched ? { searched: true } : {}),
     })),
     warnings: result.warnings.map((w) => w.message),
+    leakage: { findings: result.leakage.findings, ...(result.leakage.rescore ? { rescore: result.leakage.rescore } : {}) },
   };
 }
 

@@ -1,3 +1,4 @@
+import type { LeakageReport } from '../automl/index.js';
 import type { Progress, SerializedError, Task } from '../core/index.js';
 import type { FeatureSpec } from '../fhir/index.js';
 
@@ -97,6 +98,11 @@ export interface TrainJobResult {
     searched?: boolean;
   }>;
   warnings: string[];
+  /**
+   * A table training's leakage check, structured (its warnings above say the same in words): each
+   * flagged column with its kind and evidence, and the score without them when it was taken.
+   */
+  leakage?: Pick<LeakageReport, 'findings' | 'rescore'>;
 }
 
 /** Events a queue emits, in order, for each job: progress*, then exactly one of the others. */
