@@ -138,8 +138,7 @@ export async function trainSequence(data: SequenceData, opts: SequenceTrainOptio
   if ((opts.model ?? 'auto') === 'auto' && allWindows.x.data.length > AUTO_NETWORK_VALUES) {
     warnings.push({ code: 'networks_skipped', message: `--model auto compared window-gbdt only: ${allWindows.x.rows} windows of ${opts.window} × ${data.channels.length} values are more than it trains networks on by default (${AUTO_NETWORK_VALUES.toLocaleString('en')} values); ask for one with --model cnn|lstm|gru|cnn-lstm` });
   }
-  for (const name of Object.keys(opts.params ?? {}))
-    if (!candidates.some((f) => f.name === name)) warnings.push(paramsUnused(name, candidates));
+  warnings.push(...paramsUnused(opts.params, candidates));
   const params = new Map(candidates.map((f) => [f.name, f.parseParams(opts.params?.[f.name] ?? {}, task, allWindows.x.rows)]));
 
   // Subjects dealt into folds in a seeded order: every window of a subject on one side.

@@ -264,10 +264,8 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
 
   const model = opts.model ?? 'auto';
   const candidates = chooseCandidates(model === 'ensemble' ? 'auto' : model, task, rows.length, nOutputs);
-  for (const name of Object.keys(opts.params ?? {})) {
-    getFamily(name);
-    if (!candidates.some((f) => f.name === name)) warnings.push(paramsUnused(name, candidates));
-  }
+  for (const name of Object.keys(opts.params ?? {})) getFamily(name);
+  warnings.push(...paramsUnused(opts.params, candidates));
   const ctx: Context = {
     table,
     schema,
@@ -459,11 +457,13 @@ export async function trainTable(table: Table, opts: TrainOptions): Promise<Trai
 }
 
 /**
- * The warning for `params` given for a family the training does not try: not refused (a saved job
- * spec may name several families), but not dropped silently either. `name` is a known family's.
+ * A warning for each family `params` are given for that the training does not try (`candidates`):
+ * not refused (a saved job spec may name several families), but not dropped silently either.
  */
-export function paramsUnused(name: string, candidates: readonly { name: string }[]): Warning {
-  return { code: 'params_unused', message: `the parameters given for ${name} were not used: ${name} is not among the families this training tries (${candidates.map((f) => f.name).join(', ')})` };
+export function paramsUnused(params: object | undefined, candidates: readonly { name: string }[]): Warning[] {
+  return Object.keys(params ?? {})
+    .filter((name) => !candidates.some((f) => f.name === name))
+    .map((name) => ({ code: 'params_unused', message: `the parameters given for ${name} were not used: ${name} is not among the families this training tries (${candidates.map((f) => f.name).join(', ')})` }));
 }
 
 /** The leaderboard row of a chosen ensemble: its members and weights, its cross-fitted scores. */
